@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# bench/compare.sh — Ferry against vsftpd, side by side, on loopback.
+#
+# Builds Ferry and ferry-bench, starts vsftpd (installed from Debian when
+# missing) and Ferry on 127.0.0.1 with equivalent settings over the same data
+# tree, runs every scenario against both, interleaved (vsftpd, Ferry, vsftpd,
+# Ferry …) for BENCH_ROUNDS rounds, and prints a markdown table of medians and
+# Ferry/vsftpd ratios against the targets. See docs/benchmarks.md.
+#
+# Environment (defaults in brackets):
+#   BENCH_ROUNDS [3]            rounds of every scenario on each server
+#   BENCH_SIZE_MB [1024]        size of the retr/stor/ftps-* file
+#   BENCH_LIST_N [10000]        entries of the timed listing
+#   BENCH_BIGLIST_N [1000000]   entries of the listing whose peak memory is sampled
+#   BENCH_SESSIONS_C ["50 200"] concurrencies of the sessions scenario (two values)
+#   BENCH_SESSIONS_SECONDS [10] duration of one sessions run
+#   BENCH_IDLE_N ["1000 10000"] idle sessions held (two values)
+#   BENCH_SCENARIOS ["retr stor ftps-retr ftps-stor list sessions idle"]
+#   BENCH_SERVERS ["vsftpd ferry"] servers to run (order = order within a round)
+#   BENCH_QUICK=1               a seconds-long run: small sizes, 1 round (explicit
+#                               BENCH_* settings still win)
+#   BENCH_DATA [/tmp/ferry-bench-data]  cached data tree (big file, directories)
+#   BENCH_OUT [a new temp dir]  where results.jsonl, report.md and logs go
+#   BENCH_VSFTPD_PORT [21021] BENCH_FERRY_PORT [21121]  control ports
+#   BENCH_VSFTPD_EXTRA          extra vsftpd.conf lines (newline separated)
+#   BENCH_FERRY_EXTRA           extra `ferry serve` arguments
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
+	: "${BENCH_ROUNDS:=1}" "${BENCH_SIZE_MB:=32}" "${BENCH_LIST_N:=1000}" "${BENCH_BIGLIST_N:=20000}"
+	: "${BENCH_SESSIONS_SECONDS:=1}" "${BENCH_IDLE_N:=20 100}"
+fi
+ROUNDS=${BENCH_ROUNDS:-3}
+SIZE_MB=${BENCH_SIZE_MB:-1024}
+LIST_N=${BENCH_LIST_N:-10000}
+BIGLIST_N=${BENCH_BIGLIST_N:-1000000}
+read -r SESS_C1 SESS_C2 <<<"${BENCH_SESSIONS_C:-50 200}"
+SESS_SECS=${BENCH_SESSIONS_SECONDS:-10}
+read -r IDLE_N1 IDLE_N2 <<<"${BENCH_IDLE_N:-1000 10000}"
+SCENARIOS=${BENCH_SCENARIOS:-retr stor ftps-retr ftps-stor list sessions idle}
+SERVERS=${BENCH_SERVERS:-vsftpd ferry}
+CACHE=${BENCH_DATA:-/tmp/ferry-bench-data}
+VS_PORT=${BENCH_VSFTPD_PORT:-21021}
+FERRY_PORT=${BENCH_FERRY_PORT:-21121}
+# Passive ranges sit below the kernel's ephemeral range (32768–60999), so the
+# benchmark's own outgoing connections never hold a port a server wants.
+VS_PASV=20000-24999
+FERRY_PASV=25000-29999
+FERRY_USER=bench
+FERRY_PASS=bench-password
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
+
+# Thousands of sessions need thousands of descriptors, on both sides.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/ferry-bench-run.XXXXXX)}
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/ferry-bench-work.XXXXXX)
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- tools -------------------------------------------------------------------
+want_vsftpd=0; want_ferry=0
+for s in $SERVERS; do
+	case $s in vsftpd) want_vsftpd=1 ;; ferry) want_ferry=1 ;; *) die "unknown server $s" ;; esac
+done
+VSFTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)
+if ((want_vsftpd)) && [[ ! -x $VSFTPD ]]; then
+	log "installing vsftpd from Debian"
+	apt-get install -y vsftpd >/dev/null || { apt-get update >/dev/null && apt-get install -y vsftpd >/dev/null; }
+	VSFTPD=/usr/sbin/vsftpd
+fi
+if ! command -v openssl >/dev/null; then
+	apt-get install -y openssl >/dev/null || { apt-get update >/dev/null && apt-get install -y openssl >/dev/null; }
+fi
+
+log "building ferry-bench and ferry"
+(cd "$ROOT" && go build -o "$WORK/ferry-bench" ./cmd/ferry-bench)
+BENCH=$WORK/ferry-bench
+if ((want_ferry)); then
+	(cd "$ROOT" && go build -o "$WORK/ferry" ./cmd/ferry) || die "go build ./cmd/ferry failed (BENCH_SERVERS=vsftpd runs vsftpd alone)"
+	FERRY=$WORK/ferry
+fi
+
+# --- data (cached across runs) -------------------------------------------------
+PUB=$CACHE/public
+mkdir -p "$PUB/upload"
+chmod 755 "$CACHE" "$PUB"
+BIG=big-${SIZE_MB}MiB.bin
+if [[ ! -f $PUB/$BIG ]] || (($(stat -c %s "$PUB/$BIG") != SIZE_MB * 1048576)); then
+	log "creating $PUB/$BIG"
+	head -c "$((SIZE_MB * 1048576))" /dev/urandom >"$PUB/$BIG.tmp" && mv "$PUB/$BIG.tmp" "$PUB/$BIG"
+fi
+[[ -f $PUB/small.bin ]] || head -c 4096 /dev/urandom >"$PUB/small.bin"
+for n in "$LIST_N" "$BIGLIST_N"; do
+	if [[ ! -f $CACHE/dir-$n.done ]]; then
+		log "creating $PUB/dir-$n ($n empty files)"
+		"$BENCH" -mkfiles "$PUB/dir-$n" -n "$n"
+		touch "$CACHE/dir-$n.done"
+	fi
+done
+# vsftpd's anonymous uploads go to public/upload (owned by its ftp user; the
+# anonymous root itself must not be writable).
+chown ftp "$PUB/upload" 2>/dev/null || chmod 777 "$PUB/upload"
+rm -f "$PUB/upload/"*.bin
+
+# --- servers -----------------------------------------------------------------
+wait_ready() { # port pid name
+	local i line
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$2" 2>/dev/null || die "$3 exited; see $OUT/$3.log"
+		if exec 9<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+			line=
+			IFS= read -r -t 5 line <&9 || true
+			exec 9<&-
+			[[ $line == 220* ]] && return 0
+		fi
+		sleep 0.05
+	done
+	die "$3 did not greet on port $1"
+}
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 \
+	-keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+mkdir -p "$WORK/empty"
+
+declare -A PORT PID USER PASS UPLOAD
+if ((want_vsftpd)); then
+	cat >"$WORK/vsftpd.conf" <<-EOF
+		listen=YES
+		listen_ipv6=NO
+		listen_address=127.0.0.1
+		listen_port=$VS_PORT
+		background=NO
+		anonymous_enable=YES
+		local_enable=NO
+		anon_root=$PUB
+		no_anon_password=YES
+		write_enable=YES
+		anon_upload_enable=YES
+		anon_other_write_enable=YES
+		anon_mkdir_write_enable=NO
+		anon_umask=022
+		pasv_enable=YES
+		pasv_min_port=${VS_PASV%-*}
+		pasv_max_port=${VS_PASV#*-}
+		max_clients=100000
+		max_per_ip=100000
+		idle_session_timeout=900
+		data_connection_timeout=300
+		seccomp_sandbox=NO
+		secure_chroot_dir=$WORK/empty
+		xferlog_enable=NO
+		dirmessage_enable=NO
+		syslog_enable=NO
+		vsftpd_log_file=$OUT/vsftpd-xfer.log
+		ssl_enable=YES
+		allow_anon_ssl=YES
+		force_local_data_ssl=NO
+		force_local_logins_ssl=NO
+		ssl_ciphers=HIGH
+		require_ssl_reuse=YES
+		rsa_cert_file=$WORK/cert.pem
+		rsa_private_key_file=$WORK/key.pem
+	EOF
+	[[ -n ${BENCH_VSFTPD_EXTRA:-} ]] && printf '%s\n' "$BENCH_VSFTPD_EXTRA" >>"$WORK/vsftpd.conf"
+	cp "$WORK/vsftpd.conf" "$OUT/vsftpd.conf"
+	"$VSFTPD" "$WORK/vsftpd.conf" >"$OUT/vsftpd.log" 2>&1 &
+	PID[vsftpd]=$!
+	PIDS+=("${PID[vsftpd]}")
+	wait_ready "$VS_PORT" "${PID[vsftpd]}" vsftpd
+	PORT[vsftpd]=$VS_PORT USER[vsftpd]=anonymous PASS[vsftpd]=bench@ UPLOAD[vsftpd]=upload/ferry-bench-upload.bin
+fi
+
+if ((want_ferry)); then
+	help=$("$FERRY" serve --help 2>&1 || true)
+	has() { grep -qE -- "--$1([^a-z-]|\$)" <<<"$help"; }
+	fargs=(serve --listen "127.0.0.1:$FERRY_PORT" --data "$CACHE" --passive-ports "$FERRY_PASV")
+	missing=()
+	# Settings equivalent to the vsftpd.conf above; limits out of the way.
+	for kv in max-sessions=100000 max-sessions-per-ip=0 max-sessions-per-user=0 ban-threshold=0 \
+		idle-timeout=15m login-timeout=5m data-timeout=5m log-level=warn anonymous=true \
+		tls-cert="$WORK/cert.pem" tls-key="$WORK/key.pem"; do
+		if has "${kv%%=*}"; then fargs+=("--$kv"); else missing+=("--${kv%%=*}"); fi
+	done
+	((${#missing[@]})) && log "ferry serve lacks ${missing[*]}: using its defaults there"
+	# shellcheck disable=SC2206
+	[[ -n ${BENCH_FERRY_EXTRA:-} ]] && fargs+=($BENCH_FERRY_EXTRA)
+	printf '%s\n' "$FERRY ${fargs[*]}" >"$OUT/ferry.cmdline"
+	# The named user for uploads; it may exist from an earlier run (same password).
+	printf '%s\n' "$FERRY_PASS" | "$FERRY" user add "$FERRY_USER" --data "$CACHE" --password-stdin >"$OUT/ferry-user.log" 2>&1 ||
+		log "ferry user add $FERRY_USER failed (exists already?): $(tail -n1 "$OUT/ferry-user.log")"
+	"$FERRY" "${fargs[@]}" >"$OUT/ferry.log" 2>&1 &
+	PID[ferry]=$!
+	PIDS+=("${PID[ferry]}")
+	wait_ready "$FERRY_PORT" "${PID[ferry]}" ferry
+	PORT[ferry]=$FERRY_PORT USER[ferry]=$FERRY_USER PASS[ferry]=$FERRY_PASS UPLOAD[ferry]=ferry-bench-upload.bin
+fi
+
+# --- runs --------------------------------------------------------------------
+run() { # server round key limit-seconds scenario-args…
+	local s=$1 r=$2 key=$3 limit=$4
+	shift 4
+	timeout -k 10 "$limit" "$BENCH" -addr "127.0.0.1:${PORT[$s]}" -label "$s" -round "$r" -key "$key" \
+		-pid "${PID[$s]}" "$@" >>"$RESULTS" 2>>"$OUT/bench.log" || true
+	tail -n 1 "$OUT/bench.log" >&2
+	kill -0 "${PID[$s]}" 2>/dev/null || die "$s died during $key; see $OUT/$s.log"
+}
+
+xfer_limit=$((120 + SIZE_MB / 5))
+for ((round = 1; round <= ROUNDS; round++)); do
+	log "round $round of $ROUNDS"
+	cat "$PUB/$BIG" >/dev/null # page-cached, for both servers alike
+	for sc in $SCENARIOS; do
+		for s in $SERVERS; do
+			anon=(-user anonymous -pass bench@)
+			named=(-user "${USER[$s]}" -pass "${PASS[$s]}")
+			case $sc in
+			retr | ftps-retr) run "$s" "$round" "$sc" "$xfer_limit" "${anon[@]}" -scenario "$sc" -file "$BIG" ;;
+			stor | ftps-stor) run "$s" "$round" "$sc" "$xfer_limit" "${named[@]}" -scenario "$sc" \
+				-upload "${UPLOAD[$s]}" -size "${SIZE_MB}MiB" ;;
+			list)
+				run "$s" "$round" list "$((60 + LIST_N / 1000))" "${anon[@]}" -scenario list \
+					-path "dir-$LIST_N" -expect "$LIST_N" -reps 5
+				run "$s" "$round" list-big "$((120 + BIGLIST_N / 2000))" "${anon[@]}" -scenario list \
+					-path "dir-$BIGLIST_N" -expect "$BIGLIST_N" -reps 1 -timeout 600s
+				;;
+			sessions)
+				for c in $SESS_C1 $SESS_C2; do
+					key=sessions-1
+					[[ $c == "$SESS_C2" ]] && key=sessions-2
+					run "$s" "$round" "$key" "$((SESS_SECS + 180))" "${anon[@]}" -scenario sessions \
+						-c "$c" -duration "${SESS_SECS}s" -small small.bin -timeout 60s
+				done
+				;;
+			idle)
+				for n in $IDLE_N1 $IDLE_N2; do
+					key=idle-1
+					[[ $n == "$IDLE_N2" ]] && key=idle-2
+					run "$s" "$round" "$key" "$((300 + n / 10))" "${anon[@]}" -scenario idle -n "$n" -timeout 300s
+				done
+				;;
+			*) die "unknown scenario $sc" ;;
+			esac
+		done
+	done
+done
+
+# --- report ------------------------------------------------------------------
+labels=($SERVERS)
+{
+	printf '## Ferry vs vsftpd — %s\n\n' "$(date -u +'%Y-%m-%d %H:%M UTC')"
+	printf 'Machine: %s cores, %s, kernel %s, %s, vsftpd %s.\n' "$(nproc)" \
+		"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(uname -r)" \
+		"$(go version | cut -d' ' -f3)" "$(dpkg-query -W -f='${Version}' vsftpd 2>/dev/null || echo '?')"
+	printf 'Sizes: transfers %s MiB, listings %s and %s entries, sessions c=%s and c=%s for %ss, idle n=%s and n=%s; %s round(s).\n\n' \
+		"$SIZE_MB" "$LIST_N" "$BIGLIST_N" "$SESS_C1" "$SESS_C2" "$SESS_SECS" "$IDLE_N1" "$IDLE_N2" "$ROUNDS"
+	"$BENCH" -report "$RESULTS" -a "${labels[0]}" -b "${labels[1]:-ferry}"
+} >"$OUT/report.md"
+cat "$OUT/report.md"
+log "results: $RESULTS, report: $OUT/report.md, logs: $OUT"

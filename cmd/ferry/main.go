@@ -1,0 +1,211 @@
+// Command ferry is the Ferry FTP/FTPS server and its administration tool.
+// This file is wiring only: the protocol lives in internal/ftp.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/ban"
+	"github.com/ferryftp/ferry/internal/certs"
+	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/ftp"
+	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `Ferry, a fast and secure FTP/FTPS server.
+
+Usage:
+  ferry serve [flags]              start the server (ferry serve -h lists the flags)
+  ferry user add|list|passwd|del|disable|enable ...   manage users
+  ferry ban list|add|del ...       manage banned addresses
+  ferry config check FILE | example
+  ferry version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
+	case "user":
+		return runUser(args[1:], stdin, stdout, stderr)
+	case "ban":
+		return runBan(args[1:], stdout, stderr)
+	case "config":
+		return runConfig(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "ferry", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	cfg, err := config.Resolve(args, "ferry serve", stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return err
+	}
+	cfg.Data = data
+	if err := ftp.PrepareData(data); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	store, err := sqlstore.Open(filepath.Join(data, "users.db"))
+	if err != nil {
+		return fmt.Errorf("user store: %w", err)
+	}
+	defer store.Close()
+
+	cm, err := certs.New(certs.Options{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, DataDir: data, Logger: log})
+	if err != nil {
+		return fmt.Errorf("TLS certificate: %w", err)
+	}
+	tlsCfg := &tls.Config{GetCertificate: cm.GetCertificate}
+	if cfg.TLSMinVersion == "1.3" {
+		tlsCfg.MinVersion = tls.VersionTLS13
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go cm.Watch(ctx, 10*time.Second, hup)
+
+	srv := &ftp.Server{Config: cfg, Auth: store, Logger: log, TLS: tlsCfg}
+	if cfg.BanThreshold > 0 {
+		bans, err := ban.OpenSQL(filepath.Join(data, "bans.db"))
+		if err != nil {
+			return fmt.Errorf("ban store: %w", err)
+		}
+		defer bans.Close()
+		srv.Defender = defender{ban.NewDefender(bans, ban.Options{
+			Threshold: cfg.BanThreshold,
+			Window:    cfg.BanWindow.Duration,
+			Duration:  cfg.BanDuration.Duration,
+			Allow:     cfg.BanAllowPrefixes(),
+			Logger:    log,
+		})}
+	}
+
+	// Leftovers of uploads cut by a crash: the old files are intact, the
+	// temporary ones go.
+	go func() {
+		for _, dir := range []string{filepath.Join(data, "public"), filepath.Join(data, "home")} {
+			if n, err := local.Sweep(dir); n > 0 || err != nil {
+				log.Info("swept interrupted uploads", "dir", dir, "removed", n, "err", err)
+			}
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln, false) }()
+	fmt.Fprintf(stdout, "Ferry listening on %s\n", ln.Addr())
+	if cfg.ImplicitTLSListen != "" {
+		iln, err := net.Listen("tcp", cfg.ImplicitTLSListen)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		go func() { errc <- srv.Serve(iln, true) }()
+		fmt.Fprintf(stdout, "Ferry implicit FTPS on %s\n", iln.Addr())
+	}
+	ports := cfg.PassivePorts
+	if ports == "" || ports == "0" {
+		ports = "any (chosen by the OS)"
+	}
+	fmt.Fprintf(stdout, "Passive ports: %s\n", ports)
+	fmt.Fprintf(stdout, "Data directory: %s (anonymous users see %s)\n", data, filepath.Join(data, "public"))
+	fmt.Fprintf(stdout, "TLS certificate SHA-256: %s\n", cm.Fingerprint())
+	fmt.Fprintf(stdout, "Add a user: printf 'secret\\n' | ferry user add NAME --data %s --password-stdin\n", cfg.Data)
+	log.Info("started", "listen", ln.Addr().String(), "passive_ports", cfg.PassivePorts, "anonymous", cfg.Anonymous, "version", version)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, ftp.ErrServerClosed) {
+			srv.Shutdown(context.Background())
+			return err
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// defender adapts the ban package to the engine's event kinds.
+type defender struct{ d *ban.Defender }
+
+func (d defender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool) {
+	return d.d.Banned(ctx, ip)
+}
+
+func (d defender) Record(ctx context.Context, ip netip.Addr, e int) bool {
+	ev := ban.FailedLogin
+	switch e {
+	case ftp.EventUnknownUser:
+		ev = ban.UnknownUser
+	case ftp.EventProtocolError:
+		ev = ban.ProtocolError
+	}
+	return d.d.Record(ctx, ip, ev)
+}

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
+	"golang.org/x/term"
+)
+
+const userUsage = `Usage:
+  ferry user add NAME [--home DIR] [--password-stdin]   create a user
+  ferry user list                                       list users
+  ferry user passwd NAME [--password-stdin]             change a user's password
+  ferry user del NAME                                   delete a user (the home directory is kept)
+  ferry user disable NAME                               refuse the user's logins
+  ferry user enable NAME                                allow the user's logins again
+
+Every command takes --data DIR (default ./ferry-data); users are kept in
+DIR/users.db, and a new user's home defaults to DIR/home/NAME. The password is
+asked twice on a terminal, or read as one line from standard input. A running
+server sees every change at the next login.
+`
+
+// userDBFile is the user database's name inside the data directory.
+const userDBFile = "users.db"
+
+// openUserStore opens the user database of the data directory dataDir,
+// creating the directory (0700) and the database when missing. `ferry serve`
+// and `ferry user` both use it, so they always share one file.
+func openUserStore(dataDir string) (*sqlstore.Store, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	return sqlstore.Open(filepath.Join(dataDir, userDBFile))
+}
+
+// userCommand is one `ferry user` subcommand.
+type userCommand struct {
+	args     string // positional arguments, for usage: "NAME" or ""
+	home     bool   // takes --home
+	password bool   // takes --password-stdin
+	run      func(c *userRun) error
+}
+
+var userCommands = map[string]userCommand{
+	"add":     {args: "NAME", home: true, password: true, run: (*userRun).add},
+	"list":    {run: (*userRun).list},
+	"passwd":  {args: "NAME", password: true, run: (*userRun).passwd},
+	"del":     {args: "NAME", run: (*userRun).del},
+	"disable": {args: "NAME", run: func(c *userRun) error { return c.setDisabled(true) }},
+	"enable":  {args: "NAME", run: func(c *userRun) error { return c.setDisabled(false) }},
+}
+
+// userRun is one `ferry user` invocation after its arguments are parsed.
+type userRun struct {
+	ctx            context.Context
+	store          *sqlstore.Store
+	data           string
+	name           string // NAME, for the commands that take one
+	home           string // --home
+	passwordStdin  bool   // --password-stdin
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// runUser runs `ferry user SUBCOMMAND ...` (args start after "user") and
+// returns the exit status: 0 on success, 1 on failure, 2 on a usage error.
+// Flags may come before or after NAME.
+func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		io.WriteString(stderr, userUsage)
+		return 2
+	}
+	sub := args[0]
+	switch sub {
+	case "help", "-h", "-help", "--help":
+		io.WriteString(stdout, userUsage)
+		return 0
+	}
+	cmd, ok := userCommands[sub]
+	if !ok {
+		fmt.Fprintf(stderr, "ferry user: unknown command %q\n%s", sub, userUsage)
+		return 2
+	}
+
+	c := &userRun{ctx: context.Background(), stdin: stdin, stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("ferry user "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.data, "data", config.Defaults().Data, "data directory; users are kept in `DIR`/users.db")
+	if cmd.home {
+		fs.StringVar(&c.home, "home", "", "home `DIR` of the user (default DATA/home/NAME)")
+	}
+	if cmd.password {
+		fs.BoolVar(&c.passwordStdin, "password-stdin", false, "read the password as one line from standard input, even on a terminal")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: ferry user %s\n", strings.Join(strings.Fields(sub+" "+cmd.args+" [flags]"), " "))
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2 // the flag package has printed the error and the usage
+	}
+	want := len(strings.Fields(cmd.args))
+	if len(pos) != want {
+		if len(pos) < want {
+			fmt.Fprintf(stderr, "ferry user %s: missing %s\n", sub, cmd.args)
+		} else {
+			fmt.Fprintf(stderr, "ferry user %s: unexpected argument %q\n", sub, pos[want])
+		}
+		fs.Usage()
+		return 2
+	}
+	if want == 1 {
+		c.name = pos[0]
+	}
+
+	c.store, err = openUserStore(c.data)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry user %s: %v\n", sub, err)
+		return 1
+	}
+	defer c.store.Close()
+	if err := cmd.run(c); err != nil {
+		fmt.Fprintf(stderr, "ferry user %s: %v\n", sub, err)
+		return 1
+	}
+	return 0
+}
+
+// parseInterleaved parses fs's flags wherever they stand among args and
+// returns the other arguments in order. Everything after "--" is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func (c *userRun) add() error {
+	if err := users.ValidateName(c.name); err != nil {
+		return err
+	}
+	// Fail before asking for a password when the name is taken.
+	if _, err := c.store.Get(c.ctx, c.name); err == nil {
+		return fmt.Errorf("%w: %s", users.ErrExists, c.name)
+	} else if !errors.Is(err, users.ErrNotFound) {
+		return err
+	}
+	home := c.home
+	if home == "" {
+		home = filepath.Join(c.data, "home", c.name)
+	}
+	home, err := filepath.Abs(home)
+	if err != nil {
+		return err
+	}
+	password, err := c.readPassword()
+	if err != nil {
+		return err
+	}
+	_, statErr := os.Stat(home)
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return fmt.Errorf("creating home: %w", err)
+	}
+	if err := c.store.Add(c.ctx, users.User{Name: c.name, Home: home}, password); err != nil {
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.Remove(home) // ours and still empty
+		}
+		return err
+	}
+	fmt.Fprintf(c.stdout, "added user %s (home %s)\n", c.name, home)
+	return nil
+}
+
+func (c *userRun) list() error {
+	list, err := c.store.List(c.ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tHOME\tDISABLED")
+	for _, u := range list {
+		disabled := "no"
+		if u.Disabled {
+			disabled = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Home, disabled)
+	}
+	return tw.Flush()
+}
+
+func (c *userRun) passwd() error {
+	// Fail before asking for a password when there is no such user.
+	if _, err := c.store.Get(c.ctx, c.name); err != nil {
+		return err
+	}
+	password, err := c.readPassword()
+	if err != nil {
+		return err
+	}
+	if err := c.store.SetPassword(c.ctx, c.name, password); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "changed the password of %s\n", c.name)
+	return nil
+}
+
+func (c *userRun) del() error {
+	u, err := c.store.Get(c.ctx, c.name)
+	if err != nil {
+		return err
+	}
+	if err := c.store.Delete(c.ctx, c.name); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "deleted user %s (home %s kept)\n", c.name, u.Home)
+	return nil
+}
+
+func (c *userRun) setDisabled(disabled bool) error {
+	u, err := c.store.Get(c.ctx, c.name)
+	if err != nil {
+		return err
+	}
+	verb := "enabled"
+	if disabled {
+		verb = "disabled"
+	}
+	if u.Disabled != disabled {
+		u.Disabled = disabled
+		if err := c.store.Update(c.ctx, *u); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(c.stdout, "%s user %s\n", verb, c.name)
+	return nil
+}
+
+// readPassword asks for the password twice without echo when standard input
+// is a terminal and --password-stdin is not given; otherwise it reads one
+// line, without its line ending. An empty password is refused.
+func (c *userRun) readPassword() (string, error) {
+	var password string
+	if f, ok := c.stdin.(*os.File); ok && !c.passwordStdin && term.IsTerminal(int(f.Fd())) {
+		ask := func(prompt string) (string, error) {
+			fmt.Fprint(c.stderr, prompt)
+			b, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(c.stderr)
+			return string(b), err
+		}
+		var err error
+		if password, err = ask("Password: "); err != nil {
+			return "", fmt.Errorf("reading password: %w", err)
+		}
+		again, err := ask("Repeat password: ")
+		if err != nil {
+			return "", fmt.Errorf("reading password: %w", err)
+		}
+		if again != password {
+			return "", errors.New("the passwords differ")
+		}
+	} else {
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			if errors.Is(err, io.EOF) {
+				return "", errors.New("no password on standard input")
+			}
+			return "", fmt.Errorf("reading password: %w", err)
+		}
+		password = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	}
+	if password == "" {
+		return "", errors.New("empty password refused")
+	}
+	if err := users.ValidatePassword(password); err != nil {
+		return "", err
+	}
+	return password, nil
+}

@@ -1,0 +1,154 @@
+// Package access decides what a user may do where: FTP commands map to a
+// small set of verbs (the vocabulary of mod_ftp's <Limit>), granted or denied
+// per path and inherited down the tree. It does no I/O.
+package access
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Verb is one kind of operation; FTP commands map onto these.
+type Verb uint16
+
+const (
+	List      Verb = 1 << iota // LIST NLST MLSD MLST STAT SIZE MDTM CWD
+	Download                   // RETR
+	Upload                     // STOR STOU to a new name
+	Overwrite                  // STOR over an existing file, RNTO onto one
+	Append                     // APPE, REST+STOR
+	Delete                     // DELE
+	Rename                     // RNFR RNTO
+	Mkdir                      // MKD
+	Rmdir                      // RMD
+	Chmod                      // SITE CHMOD, MFMT
+
+	// All is every verb; Read is what anonymous users get.
+	All  = List | Download | Upload | Overwrite | Append | Delete | Rename | Mkdir | Rmdir | Chmod
+	Read = List | Download
+)
+
+var verbNames = map[string]Verb{
+	"list": List, "download": Download, "upload": Upload, "overwrite": Overwrite,
+	"append": Append, "delete": Delete, "rename": Rename, "mkdir": Mkdir,
+	"rmdir": Rmdir, "chmod": Chmod, "all": All, "read": Read, "none": 0,
+}
+
+// Rule grants exactly Verbs at Path and, unless overridden, below it.
+type Rule struct {
+	Path  string // cleaned absolute virtual path
+	Verbs Verb
+}
+
+// Rules is a user's permission table; the most specific path wins.
+type Rules []Rule
+
+// Parse reads a rule spec: "PATH=verb,verb;PATH=..." with verbs from
+// list download upload overwrite append delete rename mkdir rmdir chmod,
+// or the groups all, read, none; a leading "-" removes a verb from what the
+// parent path grants ("/in=-delete,-rename"). Empty spec: nil rules.
+func Parse(spec string) (Rules, error) {
+	var rules Rules
+	for _, part := range strings.Split(spec, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, verbs, ok := strings.Cut(part, "=")
+		if !ok || !strings.HasPrefix(p, "/") {
+			return nil, fmt.Errorf("access: rule %q: want /path=verbs", part)
+		}
+		r := Rule{Path: path.Clean(p)}
+		var add, sub Verb
+		relative := false
+		for _, v := range strings.Split(verbs, ",") {
+			v = strings.ToLower(strings.TrimSpace(v))
+			neg := strings.HasPrefix(v, "-")
+			plus := strings.HasPrefix(v, "+")
+			v = strings.TrimLeft(v, "+-")
+			bit, ok := verbNames[v]
+			if !ok {
+				return nil, fmt.Errorf("access: rule %q: unknown verb %q", part, v)
+			}
+			if neg {
+				sub |= bit
+				relative = true
+			} else {
+				add |= bit
+				relative = relative || plus
+			}
+		}
+		if relative {
+			// Encoded as a delta applied to the inherited set.
+			r.Verbs = add
+			rules = append(rules, Rule{Path: r.Path, Verbs: add}, Rule{Path: r.Path + "\x00-", Verbs: sub})
+			continue
+		}
+		rules = append(rules, r)
+	}
+	sort.SliceStable(rules, func(i, j int) bool { return depth(rules[i].Path) < depth(rules[j].Path) })
+	return rules, nil
+}
+
+func depth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
+// Allowed reports whether v is granted at p, starting from base (what the
+// user has at the root when no rule says otherwise).
+func (rs Rules) Allowed(base Verb, p string, v Verb) bool {
+	return rs.Verbs(base, p)&v == v
+}
+
+// Verbs computes the verbs granted at p: rules are applied from the root
+// down, each replacing (or, for +/- rules, adjusting) the inherited set.
+func (rs Rules) Verbs(base Verb, p string) Verb {
+	got := base
+	for i := 0; i < len(rs); i++ {
+		r := rs[i]
+		delta := i+1 < len(rs) && rs[i+1].Path == r.Path+"\x00-"
+		if within(p, r.Path) {
+			if delta {
+				got = (got | r.Verbs) &^ rs[i+1].Verbs
+			} else {
+				got = r.Verbs
+			}
+		}
+		if delta {
+			i++
+		}
+	}
+	return got
+}
+
+func within(p, dir string) bool {
+	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// Patterns is a list of shell globs matched against single names.
+type Patterns []string
+
+// Match reports whether name matches any pattern (path.Match syntax).
+func (ps Patterns) Match(name string) bool {
+	for _, p := range ps {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate reports the first malformed pattern.
+func (ps Patterns) Validate() error {
+	for _, p := range ps {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("access: bad pattern %q: %w", p, err)
+		}
+	}
+	return nil
+}

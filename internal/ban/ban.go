@@ -1,0 +1,360 @@
+// Package ban defends against brute-force logins. A Defender scores bad
+// behaviour per client address over a sliding window and, at a threshold,
+// bans the address for a time that doubles with each repeat. Bans live in a
+// Store, so they survive restarts (SQLStore), can be managed with
+// `ferry ban`, and can later be shared by several nodes.
+//
+// Addresses are normalised by Key: IPv4-mapped IPv6 addresses count as IPv4,
+// and IPv6 clients are scored and banned per /64, because a single host
+// usually holds a whole /64 and can rotate through it freely; banning one
+// address of it would stop nobody.
+package ban
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Event is a kind of client misbehaviour the Defender scores.
+type Event int
+
+// The events and their weights (see Weight). An unknown user name weighs
+// double: guessing names is the signature of a spray, whereas a real user
+// mistyping a password fails against an existing account.
+const (
+	FailedLogin   Event = iota // wrong password for an existing user: 1
+	UnknownUser                // login as a user that does not exist: 2
+	ProtocolError              // garbage or abuse on the control connection: 1
+)
+
+// Weight returns how many points e adds to an address's score.
+func (e Event) Weight() int {
+	if e == UnknownUser {
+		return 2
+	}
+	return 1
+}
+
+// String returns the event's name as it appears in ban reasons.
+func (e Event) String() string {
+	switch e {
+	case FailedLogin:
+		return "failed login"
+	case UnknownUser:
+		return "unknown user"
+	case ProtocolError:
+		return "protocol error"
+	}
+	return fmt.Sprintf("event %d", int(e))
+}
+
+// Options configures a Defender. Zero durations take the defaults below.
+type Options struct {
+	// Threshold is the score within Window that bans an address; 0 disables
+	// the Defender entirely: nothing is scored and no ban, not even one added
+	// with `ferry ban add`, is enforced.
+	Threshold int
+	// Window is how far back events count. Default 10 minutes.
+	Window time.Duration
+	// Duration is the length of a first ban; each later ban of the same
+	// address doubles it. Default 15 minutes.
+	Duration time.Duration
+	// MaxDuration caps the doubling. Default 24 hours.
+	MaxDuration time.Duration
+	// Allow lists networks that are never scored nor banned.
+	Allow []netip.Prefix
+	// MaxTracked bounds how many addresses are scored (and how many ban
+	// lookups are cached) at once, so that a spray from many addresses
+	// cannot exhaust memory; beyond it the least recently seen address is
+	// forgotten. Default 100000.
+	MaxTracked int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives bans and store failures; nil discards them.
+	Logger *slog.Logger
+}
+
+// cacheTTL is how long Banned trusts its memory of a lookup. It keeps a
+// flood of connections from querying the store for each one, and bounds how
+// long a ban added or deleted elsewhere (`ferry ban`, another node) takes to
+// apply here.
+const cacheTTL = time.Second
+
+// Defender scores events and enforces bans. It is safe for concurrent use.
+type Defender struct {
+	store Store
+	o     Options // defaults applied
+	log   *slog.Logger
+
+	mu sync.Mutex
+	// scores maps a key to its element in lru; guarded by mu.
+	scores map[netip.Addr]*list.Element
+	// lru holds *score, least recently scored first, so the front is both
+	// the first to expire and the first to evict; guarded by mu.
+	lru *list.List
+	// cache remembers recent ban lookups per key; guarded by mu.
+	cache map[netip.Addr]lookup
+}
+
+// score is one address's events inside the window, oldest first.
+type score struct {
+	key    netip.Addr
+	events []event
+	total  int // sum of the events' weights
+}
+
+type event struct {
+	at     int64 // Unix nanoseconds; half the size of a time.Time
+	weight int
+}
+
+// lookup is a cached answer of the store.
+type lookup struct {
+	until   time.Time // zero when not banned
+	expires time.Time // when to ask the store again
+}
+
+// NewDefender returns a Defender that keeps its bans in store.
+func NewDefender(store Store, o Options) *Defender {
+	if o.Window <= 0 {
+		o.Window = 10 * time.Minute
+	}
+	if o.Duration <= 0 {
+		o.Duration = 15 * time.Minute
+	}
+	if o.MaxDuration <= 0 {
+		o.MaxDuration = 24 * time.Hour
+	}
+	if o.MaxTracked <= 0 {
+		o.MaxTracked = 100_000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	allow := make([]netip.Prefix, 0, len(o.Allow))
+	for _, p := range o.Allow {
+		// Unmap so that ::ffff:10.0.0.0/104 matches the unmapped addresses
+		// the Defender compares against.
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		allow = append(allow, p.Masked())
+	}
+	o.Allow = allow
+	return &Defender{
+		store:  store,
+		o:      o,
+		log:    log,
+		scores: make(map[netip.Addr]*list.Element),
+		lru:    list.New(),
+		cache:  make(map[netip.Addr]lookup),
+	}
+}
+
+// Key returns the address under which ip is scored and banned: ip itself
+// for IPv4 (IPv4-mapped IPv6 addresses are unmapped first), and the first
+// address of its /64 for IPv6. Zones are dropped.
+func Key(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap().WithZone("")
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().Addr()
+	}
+	return ip
+}
+
+// Network returns the addresses a ban on key covers: key/32 for IPv4 and
+// key/64 for IPv6.
+func Network(key netip.Addr) netip.Prefix {
+	if key.Is4() {
+		return netip.PrefixFrom(key, 32)
+	}
+	return netip.PrefixFrom(key, 64).Masked()
+}
+
+// subject returns ip's key, or false when ip is not to be scored or banned.
+func (d *Defender) subject(ip netip.Addr) (netip.Addr, bool) {
+	if d.o.Threshold <= 0 || !ip.IsValid() {
+		return netip.Addr{}, false
+	}
+	ip = ip.Unmap().WithZone("")
+	for _, p := range d.o.Allow {
+		if p.Contains(ip) {
+			return netip.Addr{}, false
+		}
+	}
+	return Key(ip), true
+}
+
+// Record scores e against ip and reports whether ip is banned as a result
+// (or already was). The caller should then close the connection.
+func (d *Defender) Record(ctx context.Context, ip netip.Addr, e Event) (banned bool) {
+	key, ok := d.subject(ip)
+	if !ok {
+		return false
+	}
+	now := d.o.Now()
+
+	d.mu.Lock()
+	if c, ok := d.cache[key]; ok && now.Before(c.expires) && now.Before(c.until) {
+		d.mu.Unlock()
+		return true // a session opened before the ban keeps failing
+	}
+	s := d.add(key, e, now)
+	if s.total < d.o.Threshold {
+		d.mu.Unlock()
+		return false
+	}
+	total := s.total
+	// Start over, and mark the key banned for at least a first ban's length
+	// in the same critical section, so concurrent events neither build a
+	// second score nor ban twice while the store is consulted.
+	d.forget(d.scores[key])
+	d.rememberLocked(key, now.Add(d.o.Duration), now)
+	d.mu.Unlock()
+
+	return d.ban(ctx, key, now, fmt.Sprintf("score %d in %v, last: %s", total, d.o.Window, e))
+}
+
+// add records e for key, dropping expired events and addresses and
+// evicting the least recently seen address when full. d.mu must be held.
+func (d *Defender) add(key netip.Addr, e Event, now time.Time) *score {
+	horizon := now.Add(-d.o.Window).UnixNano()
+	// Addresses whose newest event has left the window sit at the front.
+	for f := d.lru.Front(); f != nil; f = d.lru.Front() {
+		s := f.Value.(*score)
+		if s.events[len(s.events)-1].at > horizon {
+			break
+		}
+		d.forget(f)
+	}
+
+	el, ok := d.scores[key]
+	if ok {
+		d.lru.MoveToBack(el)
+	} else {
+		if d.lru.Len() >= d.o.MaxTracked {
+			d.forget(d.lru.Front())
+		}
+		el = d.lru.PushBack(&score{key: key})
+		d.scores[key] = el
+	}
+	s := el.Value.(*score)
+	drop := 0
+	for drop < len(s.events) && s.events[drop].at <= horizon {
+		s.total -= s.events[drop].weight
+		drop++
+	}
+	s.events = append(s.events[drop:], event{at: now.UnixNano(), weight: e.Weight()})
+	s.total += e.Weight()
+	return s
+}
+
+// forget stops scoring the address held by el. d.mu must be held.
+func (d *Defender) forget(el *list.Element) {
+	d.lru.Remove(el)
+	delete(d.scores, el.Value.(*score).key)
+}
+
+// ban stores a ban of key, escalated from its previous one, and reports
+// whether key is banned now.
+func (d *Defender) ban(ctx context.Context, key netip.Addr, now time.Time, reason string) bool {
+	if b, ok, err := d.store.Get(ctx, key); err == nil && ok && b.Active(now) {
+		d.remember(key, b.Until, now)
+		return true // banned meanwhile, by another node or an operator
+	}
+	count := 0
+	if h, ok := d.store.(History); ok {
+		prev, ok, err := h.Last(ctx, key)
+		if err != nil {
+			d.log.Warn("ban history unavailable; treating as a first ban", "remote", key, "err", err)
+		} else if ok {
+			count = prev.Count
+		}
+	}
+	b := Ban{IP: key, Until: now.Add(d.length(count)), Count: count + 1, Reason: reason}
+	// Enforce locally even if storing fails: this node knows the client
+	// misbehaves, whatever the store's trouble.
+	d.remember(key, b.Until, now)
+	if err := d.store.Put(ctx, b); err != nil {
+		d.log.Error("storing ban failed; enforced on this node only", "remote", key, "err", err)
+	}
+	d.log.Warn("banned", "remote", Network(key), "until", b.Until, "count", b.Count, "reason", reason)
+	return true
+}
+
+// length returns how long the ban after previous earlier ones lasts:
+// Duration doubled per earlier ban, capped at MaxDuration.
+func (d *Defender) length(previous int) time.Duration {
+	l := d.o.Duration
+	for i := 0; i < previous && l < d.o.MaxDuration; i++ {
+		l *= 2
+	}
+	return min(l, d.o.MaxDuration)
+}
+
+// remember caches key's ban state (until is zero when not banned) for
+// cacheTTL, so that `ferry ban del` applies within cacheTTL. d.mu must not be
+// held.
+func (d *Defender) remember(key netip.Addr, until, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rememberLocked(key, until, now)
+}
+
+// rememberLocked is remember with d.mu held.
+func (d *Defender) rememberLocked(key netip.Addr, until, now time.Time) {
+	if _, ok := d.cache[key]; !ok && len(d.cache) >= d.o.MaxTracked {
+		for k, c := range d.cache {
+			if !now.Before(c.expires) {
+				delete(d.cache, k)
+			}
+		}
+		// Still full of fresh entries: a flood from many addresses. Start
+		// afresh rather than scan on every insert; the cost is a store
+		// lookup per address.
+		if len(d.cache) >= d.o.MaxTracked/2 {
+			clear(d.cache)
+		}
+	}
+	d.cache[key] = lookup{until: until, expires: now.Add(cacheTTL)}
+}
+
+// Banned reports whether ip is banned and until when. It is meant to be
+// called for every new connection, so answers are cached for up to a second.
+// If the store fails, the address is let in (and the failure logged): a
+// broken ban database must not lock every client out.
+func (d *Defender) Banned(ctx context.Context, ip netip.Addr) (until time.Time, banned bool) {
+	key, ok := d.subject(ip)
+	if !ok {
+		return time.Time{}, false
+	}
+	now := d.o.Now()
+
+	d.mu.Lock()
+	c, ok := d.cache[key]
+	d.mu.Unlock()
+	if !ok || !now.Before(c.expires) {
+		b, found, err := d.store.Get(ctx, key)
+		if err != nil {
+			d.log.Error("ban lookup failed; letting the client in", "remote", ip, "err", err)
+		}
+		c = lookup{}
+		if found && b.Active(now) {
+			c.until = b.Until
+		}
+		d.remember(key, c.until, now)
+	}
+	if now.Before(c.until) {
+		return c.until, true
+	}
+	return time.Time{}, false
+}

@@ -1,0 +1,240 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Validate checks c and reports every problem at once (joined with
+// errors.Join, each a *Problem naming its key):
+//
+//   - every integer is >= 0 and every duration > 0 (a new field where 0
+//     must mean "off" needs an exception here);
+//   - listen is host:port with a numeric port; implicit_tls_listen is empty
+//     or host:port, and not the same address as listen;
+//   - data is set;
+//   - passive_ports is "LO-HI" with 1024 <= LO <= HI <= 65535, or "" or "0"
+//     for any port the operating system picks;
+//   - anonymous_upload_dir is empty or a relative slash path without "." or
+//     ".." elements (fs.ValidPath);
+//   - banner holds no CR, LF or NUL (it is sent on one reply line);
+//   - max_line_bytes is between 512 and 65536;
+//   - every entry of ban_allow and tls_reuse_exempt is a CIDR prefix or a
+//     bare IP address (meaning /32 or /128);
+//   - file_umask and dir_umask are octal from 000 to 777;
+//   - hidden_patterns and deny_upload_patterns are valid path.Match globs;
+//   - tls_cert and tls_key are both set or both empty;
+//   - tls_required is none|control|data|all, tls_min_version 1.2|1.3,
+//     tls_session_reuse required|optional, log_level
+//     debug|info|warn|error, log_format text|json.
+func (c *Config) Validate() error {
+	ps := c.problems()
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// problems returns what Validate reports, in field declaration order.
+func (c *Config) problems() []*Problem {
+	var ps []*Problem
+	add := func(key, format string, args ...any) {
+		ps = append(ps, &Problem{Key: key, Msg: key + ": " + fmt.Sprintf(format, args...)})
+	}
+	check := func(key string, err error) {
+		if err != nil {
+			add(key, "%v", err)
+		}
+	}
+	oneOf := func(key, v string, allowed ...string) {
+		if !slices.Contains(allowed, v) {
+			add(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+		}
+	}
+
+	for _, f := range fields() {
+		v := f.value(c)
+		switch f.kind {
+		case kindInt, kindInt64:
+			if v.Int() < 0 {
+				add(f.key, "%d is negative", v.Int())
+			}
+		case kindDuration:
+			if d := v.Interface().(Duration); d.Duration <= 0 {
+				add(f.key, "%s is not a positive duration", d)
+			}
+		}
+	}
+
+	check("listen", checkHostPort(c.Listen))
+	if c.ImplicitTLSListen != "" {
+		check("implicit_tls_listen", checkHostPort(c.ImplicitTLSListen))
+		if c.ImplicitTLSListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			add("implicit_tls_listen", "%q is also listen", c.ImplicitTLSListen)
+		}
+	}
+	if c.Data == "" {
+		add("data", "must be set")
+	}
+	if _, _, err := parsePassive(c.PassivePorts); err != nil {
+		check("passive_ports", err)
+	}
+	if d := c.AnonymousUploadDir; d != "" && (!fs.ValidPath(d) || d == ".") {
+		add("anonymous_upload_dir", "%q is not a relative slash path without . or .. elements, like \"incoming\"", d)
+	}
+	if strings.ContainsAny(c.Banner, "\r\n\x00") {
+		add("banner", "must not contain CR, LF or NUL")
+	}
+	if n := c.MaxLineBytes; n < 512 || n > 65536 {
+		add("max_line_bytes", "%d is not between 512 and 65536", n)
+	}
+	for _, s := range c.BanAllow {
+		_, err := parsePrefix(s)
+		check("ban_allow", err)
+	}
+	for _, s := range c.TLSReuseExempt {
+		_, err := parsePrefix(s)
+		check("tls_reuse_exempt", err)
+	}
+	_, err := parseUmask(c.FileUmask)
+	check("file_umask", err)
+	_, err = parseUmask(c.DirUmask)
+	check("dir_umask", err)
+	for _, p := range c.HiddenPattern {
+		check("hidden_patterns", checkGlob(p))
+	}
+	for _, p := range c.DenyUpload {
+		check("deny_upload_patterns", checkGlob(p))
+	}
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		add("tls_key", "must be set when tls_cert is")
+	case c.TLSCert == "" && c.TLSKey != "":
+		add("tls_cert", "must be set when tls_key is")
+	}
+	oneOf("tls_required", c.TLSRequired, "none", "control", "data", "all")
+	oneOf("tls_min_version", c.TLSMinVersion, "1.2", "1.3")
+	oneOf("tls_session_reuse", c.TLSSessionReuse, "required", "optional")
+	oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	oneOf("log_format", c.LogFormat, "text", "json")
+
+	order := map[string]int{}
+	for i, f := range fields() {
+		order[f.key] = i
+	}
+	slices.SortStableFunc(ps, func(a, b *Problem) int { return order[a.Key] - order[b.Key] })
+	return ps
+}
+
+// checkHostPort accepts "host:port" where host may be empty and port is a
+// number from 0 to 65535.
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port, like \":2121\" or \"192.0.2.1:21\"", s)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	return nil
+}
+
+// parsePassive parses passive_ports: "" and "0" give 0, 0 (any port).
+func parsePassive(s string) (lo, hi int, err error) {
+	if s == "" || s == "0" {
+		return 0, 0, nil
+	}
+	los, his, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(los)
+	hi, err2 := strconv.Atoi(his)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("%q is not LO-HI (like \"50000-50999\"), \"0\" or empty", s)
+	}
+	if lo < 1024 || lo > hi || hi > 65535 {
+		return 0, 0, fmt.Errorf("%q: want 1024 <= LO <= HI <= 65535", s)
+	}
+	return lo, hi, nil
+}
+
+// parsePrefix parses a CIDR prefix or a bare IP address (a /32 or /128),
+// returning it masked.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix (like \"192.0.2.0/24\") nor an IP address", s)
+}
+
+// parseUmask parses an octal umask from 000 to 777 (a leading 0 beyond
+// three digits is allowed: "0022").
+func parseUmask(s string) (fs.FileMode, error) {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o777 || len(s) > 4 || (len(s) == 4 && s[0] != '0') {
+		return 0, fmt.Errorf("%q is not an octal umask from 000 to 777", s)
+	}
+	return fs.FileMode(n), nil
+}
+
+// checkGlob reports a malformed path.Match pattern.
+func checkGlob(p string) error {
+	if p == "" {
+		return errors.New("empty pattern")
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q is not a valid glob pattern", p)
+	}
+	return nil
+}
+
+// PassiveRange returns the passive port range; 0, 0 means any port the
+// operating system picks (also returned for an invalid value, which Validate
+// reports).
+func (c Config) PassiveRange() (lo, hi int) {
+	lo, hi, _ = parsePassive(c.PassivePorts)
+	return lo, hi
+}
+
+// FileUmaskBits returns file_umask as permission bits to clear from uploaded
+// files. An invalid value (which Validate reports) gives 0o077.
+func (c Config) FileUmaskBits() fs.FileMode { return umaskBits(c.FileUmask) }
+
+// DirUmaskBits returns dir_umask as permission bits to clear from created
+// directories. An invalid value (which Validate reports) gives 0o077.
+func (c Config) DirUmaskBits() fs.FileMode { return umaskBits(c.DirUmask) }
+
+func umaskBits(s string) fs.FileMode {
+	m, err := parseUmask(s)
+	if err != nil {
+		return 0o077
+	}
+	return m
+}
+
+// BanAllowPrefixes returns ban_allow parsed and masked; invalid entries
+// (which Validate reports) are left out.
+func (c Config) BanAllowPrefixes() []netip.Prefix { return prefixes(c.BanAllow) }
+
+// TLSReuseExemptPrefixes returns tls_reuse_exempt parsed and masked; invalid
+// entries (which Validate reports) are left out.
+func (c Config) TLSReuseExemptPrefixes() []netip.Prefix { return prefixes(c.TLSReuseExempt) }
+
+func prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,172 @@
+package ftp
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/vpath"
+)
+
+// failedLoginDelay slows password guessing on one connection.
+const failedLoginDelay = time.Second
+
+func (s *session) cmdUSER(arg string) {
+	if s.user != nil {
+		s.reply(530, "Already logged in; use REIN to change user.")
+		return
+	}
+	if err := vpath.Check(arg); err != nil || len(arg) > 256 {
+		s.reply(501, "Invalid user name.")
+		return
+	}
+	s.userName = arg
+	if !s.tlsOn && s.controlTLSRequired() {
+		s.userName = ""
+		s.reply(530, "TLS required on the control connection: use AUTH TLS first.")
+		return
+	}
+	if isAnonymous(arg) {
+		s.reply(331, "Anonymous login ok, send your complete e-mail address as password.")
+		return
+	}
+	s.reply(331, "Please specify the password.")
+}
+
+func (s *session) cmdPASS(arg string) {
+	switch {
+	case s.user != nil:
+		s.reply(230, "Already logged in.")
+		return
+	case s.userName == "":
+		s.reply(503, "Login with USER first.")
+		return
+	}
+	name := s.userName
+	if isAnonymous(name) {
+		if !s.srv.Config.Anonymous {
+			s.loginFailed(name, "anonymous logins are disabled", EventFailedLogin)
+			return
+		}
+		root := filepath.Join(s.srv.Config.Data, "public")
+		if !s.startSession(&users.User{Name: "anonymous", Home: root}, true) {
+			return
+		}
+		s.log.Info("login", "user", "anonymous", "password", sanitizeEmail(arg), "result", "ok")
+		s.reply(230, "Anonymous access granted, restrictions apply.")
+		return
+	}
+	u, err := s.srv.Auth.Authenticate(context.Background(), name, arg)
+	if err != nil {
+		ev := EventFailedLogin
+		if errors.Is(err, users.ErrNotFound) {
+			ev = EventUnknownUser
+		}
+		s.loginFailed(name, err.Error(), ev)
+		return
+	}
+	if !s.tlsOn && (u.TLSRequired == "control" || u.TLSRequired == "all") {
+		s.loginFailed(name, "user requires TLS", EventFailedLogin)
+		return
+	}
+	if !s.srv.loginUser(u.Name, u.MaxSessions) {
+		s.log.Warn("login refused", "user", name, "reason", "too many sessions of this user")
+		s.reply(421, "Too many sessions of this user; try again later.")
+		s.closing = true
+		return
+	}
+	if !s.startSession(u, false) {
+		s.srv.logoutUser(u.Name)
+		return
+	}
+	s.log.Info("login", "user", name, "result", "ok")
+	s.reply(230, "Login successful.")
+}
+
+// startSession opens the user's storage and resets the per-login state.
+func (s *session) startSession(u *users.User, anon bool) bool {
+	if err := os.MkdirAll(u.Home, 0o755); err != nil {
+		s.fail(err, "login")
+		return false
+	}
+	rules, err := access.Parse(u.Perms)
+	if err != nil {
+		s.fail(err, "login")
+		return false
+	}
+	fsys, err := s.srv.OpenFS(u.Home)
+	if err != nil {
+		s.fail(err, "login")
+		return false
+	}
+	s.user, s.anon, s.fs, s.rules = u, anon, fsys, rules
+	s.cwd = vpath.Root()
+	s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+	return true
+}
+
+// loginFailed answers 530 after a delay, and closes the connection after
+// too many failures. The reason is logged, never sent.
+func (s *session) loginFailed(name, reason string, ev int) {
+	s.log.Warn("login", "user", name, "result", "failed", "reason", reason)
+	s.userName = ""
+	s.failures++
+	s.record(ev)
+	if s.closing {
+		return
+	}
+	select {
+	case <-time.After(failedLoginDelay):
+	case <-s.srv.done:
+	}
+	s.reply(530, "Login incorrect.")
+	if max := s.srv.Config.MaxLoginFailures; max > 0 && s.failures >= max {
+		s.reply(421, "Too many failed logins; closing control connection.")
+		s.closing = true
+	}
+}
+
+// sanitizeEmail keeps an anonymous password fit for a log line.
+func sanitizeEmail(p string) string {
+	if len(p) > 64 {
+		p = p[:64]
+	}
+	return p
+}
+
+func (s *session) cmdACCT(string) {
+	if s.user == nil {
+		s.reply(503, "Login with USER and PASS first.")
+		return
+	}
+	s.reply(202, "ACCT not needed.")
+}
+
+// cmdREIN returns the session to its state just after connect (RFC 959
+// §4.1.1), keeping the TLS layer of the control connection.
+func (s *session) cmdREIN(string) {
+	s.closePassive()
+	s.logout()
+	s.userName, s.activeSet, s.rest, s.renameFrom = "", false, 0, nil
+	s.typ, s.epsvAll, s.host = 0, false, ""
+	s.deadline = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.reply(220, s.srv.Config.Banner)
+}
+
+// cmdQUIT lets a running transfer finish and answer first (RFC 959 §4.1.1).
+func (s *session) cmdQUIT(string) {
+	if t := s.xfer; t != nil {
+		for ev := range t.events {
+			s.transferEvent(ev)
+			if s.xfer == nil {
+				break
+			}
+		}
+	}
+	s.reply(221, "Goodbye.")
+	s.closing = true
+}

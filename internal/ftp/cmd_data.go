@@ -1,0 +1,110 @@
+package ftp
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/ferryftp/ferry/internal/ftp/wire"
+)
+
+// cmdPASV opens a passive listener (RFC 959 §4.1.2); IPv4 only.
+func (s *session) cmdPASV(string) {
+	if s.epsvAll {
+		s.reply(503, "EPSV ALL in effect: only EPSV is allowed.")
+		return
+	}
+	adv := s.pasvAddress()
+	if !adv.Is4() {
+		s.reply(522, "PASV needs IPv4; use EPSV.")
+		return
+	}
+	p, err := s.openPassive()
+	if err != nil {
+		s.fail(err, "PASV")
+		return
+	}
+	s.reply(227, "Entering Passive Mode ("+wire.FormatPASV(netip.AddrPortFrom(adv, p.port()))+").")
+}
+
+// pasvAddress is the address advertised by PASV: the configured public host
+// (for NAT) or the address the client reached us on.
+func (s *session) pasvAddress() netip.Addr {
+	if h := s.srv.publicIP; h.IsValid() && s.local.Addr().Is4() {
+		return h
+	}
+	return s.local.Addr().Unmap()
+}
+
+// cmdEPSV opens a passive listener and answers with its port only (RFC 2428 §3).
+func (s *session) cmdEPSV(arg string) {
+	a, err := wire.ParseEPSV(arg)
+	switch {
+	case errors.Is(err, wire.ErrEPSVProto):
+		s.reply(522, "Network protocol not supported, use (1,2).")
+		return
+	case err != nil:
+		s.reply(501, "Syntax error in EPSV.")
+		return
+	case a == wire.EPSVAll:
+		s.epsvAll = true
+		s.closePassive()
+		s.activeSet = false
+		s.reply(200, "EPSV ALL ok.")
+		return
+	case a == wire.EPSV4 && !s.local.Addr().Is4(), a == wire.EPSV6 && s.local.Addr().Is4():
+		s.reply(522, "Network protocol not supported on this connection, use ("+map[bool]string{true: "1", false: "2"}[s.local.Addr().Is4()]+").")
+		return
+	}
+	p, err := s.openPassive()
+	if err != nil {
+		s.fail(err, "EPSV")
+		return
+	}
+	s.reply(229, "Entering Extended Passive Mode "+wire.FormatEPSV(p.port())+".")
+}
+
+func (s *session) cmdPORT(arg string) {
+	ap, err := wire.ParsePORT(arg)
+	if err != nil {
+		s.reply(501, "Syntax error in PORT.")
+		return
+	}
+	s.setActive(ap)
+}
+
+func (s *session) cmdEPRT(arg string) {
+	ap, err := wire.ParseEPRT(arg)
+	if errors.Is(err, wire.ErrEPSVProto) {
+		s.reply(522, "Network protocol not supported, use (1,2).")
+		return
+	}
+	if err != nil {
+		s.reply(501, "Syntax error in EPRT.")
+		return
+	}
+	s.setActive(ap)
+}
+
+// setActive accepts an active-mode target only on the client's own address
+// and an unprivileged port: anything else is an FTP bounce attempt.
+func (s *session) setActive(ap netip.AddrPort) {
+	if s.epsvAll {
+		s.reply(503, "EPSV ALL in effect: only EPSV is allowed.")
+		return
+	}
+	fxp := s.user != nil && s.user.AllowFXP
+	if ap.Addr().Unmap() != s.remote.Addr() && !fxp {
+		s.log.Warn("active address refused", "target", ap.String())
+		s.record(EventProtocolError)
+		s.reply(504, "Active mode address must be your own.")
+		return
+	}
+	if ap.Port() < 1024 {
+		s.reply(504, "Active mode port must be 1024 or higher.")
+		return
+	}
+	s.closePassive()
+	s.active = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	s.activeSet = true
+	s.reply(200, "PORT command successful. Consider using EPSV.")
+}

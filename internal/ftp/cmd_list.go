@@ -1,0 +1,331 @@
+package ftp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/ftp/wire"
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
+)
+
+// listBatch is how many directory entries are read at a time: a listing of
+// a million entries costs the memory of one batch.
+const listBatch = 256
+
+type listFormat int
+
+const (
+	formatLIST listFormat = iota
+	formatNLST
+	formatMLSD
+)
+
+func (s *session) cmdLIST(arg string) { s.list(arg, formatLIST, "LIST") }
+func (s *session) cmdNLST(arg string) { s.list(arg, formatNLST, "NLST") }
+func (s *session) cmdMLSD(arg string) { s.list(arg, formatMLSD, "MLSD") }
+
+// lister renders directory entries in one of the listing formats.
+type lister struct {
+	fsys   storage.FS
+	format listFormat
+	all    bool
+	facts  wire.Facts
+	perm   func(p vpath.Path, isDir bool) string
+	hidden func(name string) bool
+	empty  bool // a drop box: the directory's entries are not shown
+	now    time.Time
+	buf    []byte
+}
+
+func (s *session) newLister(format listFormat, all bool) *lister {
+	return &lister{
+		fsys:   s.fs,
+		format: format,
+		all:    all,
+		facts:  s.facts,
+		perm:   s.permFact,
+		hidden: s.hiddenName,
+		now:    time.Now(),
+	}
+}
+
+// entry appends the line for one entry; names that could forge protocol
+// lines are skipped (they cannot be created through Ferry).
+func (l *lister) entry(fi fs.FileInfo, dir vpath.Path, name, mlsType string) {
+	if strings.ContainsAny(name, "\r\n\x00") {
+		return
+	}
+	switch l.format {
+	case formatNLST:
+		l.buf = append(l.buf, name...)
+	case formatLIST:
+		l.buf = wire.AppendListLine(l.buf, renamedInfo{fi, name}, "ftp", "ftp", l.now)
+		if n := len(l.buf); n >= 2 && l.buf[n-2] == '\r' {
+			return
+		}
+	case formatMLSD:
+		if mlsType == "" {
+			mlsType = "file"
+			if fi.IsDir() {
+				mlsType = "dir"
+			}
+		}
+		l.buf = wire.AppendFacts(l.buf, wire.Entry{
+			Name: name, Info: fi, Type: mlsType,
+			Perm: l.perm(dir.Child(name), fi.IsDir()), Unique: uniqueFact(fi),
+		}, l.facts)
+	}
+	l.buf = append(l.buf, '\r', '\n')
+}
+
+type renamedInfo struct {
+	fs.FileInfo
+	name string
+}
+
+func (r renamedInfo) Name() string { return r.name }
+
+// write streams the listing of dir (or of the single file p) to w.
+func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
+	fi, err := l.fsys.Stat(ctx, p.Rel())
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		name := p.Base()
+		if l.format == formatNLST {
+			name = p.String()
+		}
+		l.entry(fi, p.Dir(), name, "")
+		_, err := w.Write(l.buf)
+		return err
+	}
+	if l.format == formatMLSD {
+		l.entry(fi, p.Dir(), ".", "cdir")
+	}
+	if l.empty {
+		_, err := w.Write(l.buf)
+		return err
+	}
+	it, err := l.fsys.ReadDir(ctx, p.Rel())
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for {
+		batch, err := it.Next(listBatch)
+		for _, e := range batch {
+			name := e.Name()
+			if l.hidden(name) || !l.all && l.format == formatLIST && strings.HasPrefix(name, ".") {
+				continue
+			}
+			l.entry(e, p, name, "")
+		}
+		if len(l.buf) > 0 {
+			if _, werr := w.Write(l.buf); werr != nil {
+				return werr
+			}
+			l.buf = l.buf[:0]
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (s *session) list(arg string, format listFormat, verb string) {
+	all := true
+	if format == formatLIST {
+		arg, all = wire.ParseListArgs(arg)
+		all = true // dot files are shown, as vsftpd's hide of them confuses mirrors
+	} else if format == formatNLST {
+		arg, _ = wire.ParseListArgs(arg)
+	}
+	p, err := s.resolve(arg)
+	if err == nil {
+		err = s.allow(verbList, p)
+	}
+	if err == nil {
+		var fi fs.FileInfo
+		fi, err = s.fs.Stat(s.ctx(), p.Rel())
+		if err == nil && format == formatMLSD && !fi.IsDir() {
+			err = reply(501, "MLSD needs a directory; use MLST for a file.")
+		}
+	}
+	if err != nil {
+		s.abandonData()
+		s.fail(err, verb)
+		return
+	}
+	l := s.newLister(format, all)
+	l.empty = s.anon && s.srv.dropBox != nil && p.Within(*s.srv.dropBox)
+	timeout := s.srv.Config.DataTimeout.Duration
+	ascii := "ASCII"
+	s.startTransfer(verb, p.String(), "list", "Here comes the directory listing ("+ascii+" mode).", func(ctx context.Context, c net.Conn) (int64, error) {
+		cw := &countingWriter{c: c, timeout: timeout}
+		bw := bufio.NewWriterSize(cw, 32<<10)
+		err := l.write(ctx, bw, p)
+		if err == nil {
+			err = bw.Flush()
+		}
+		return cw.n, err
+	}, nil)
+}
+
+// countingWriter counts listing bytes and keeps the write deadline fresh.
+type countingWriter struct {
+	c       net.Conn
+	n       int64
+	timeout time.Duration
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	n, err := w.c.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+// cmdMLST describes one entry on the control connection (RFC 3659 §7.2).
+func (s *session) cmdMLST(arg string) {
+	p, err := s.resolve(arg)
+	if err == nil {
+		err = s.allow(verbList, p)
+	}
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = s.fs.Stat(s.ctx(), p.Rel())
+	}
+	if err != nil {
+		s.fail(err, "MLST")
+		return
+	}
+	typ := "file"
+	if fi.IsDir() {
+		typ = "dir"
+	}
+	line := wire.AppendFacts([]byte(" "), wire.Entry{
+		Name: p.String(), Info: fi, Type: typ, Perm: s.permFact(p, fi.IsDir()), Unique: uniqueFact(fi),
+	}, s.facts)
+	s.reply(250, "Listing "+p.String()+"\n"+string(line)+"\nEnd")
+}
+
+// cmdSTAT without an argument reports the session; with a path it lists it
+// on the control connection (RFC 959 §4.1.3). During a transfer it reports
+// the transfer's progress.
+func (s *session) cmdSTAT(arg string) {
+	if arg == "" || s.xfer != nil || s.user == nil {
+		var b strings.Builder
+		b.WriteString("Ferry FTP server status:\n")
+		b.WriteString("Connected to " + s.remote.Addr().String() + "\n")
+		if s.user != nil {
+			b.WriteString("Logged in as " + s.user.Name + "\n")
+		} else {
+			b.WriteString("Not logged in\n")
+		}
+		b.WriteString("TYPE: " + s.typeName() + ", STRUcture: File, MODE: Stream\n")
+		if s.tlsOn {
+			b.WriteString("Control connection is protected by TLS\n")
+		}
+		if s.xfer != nil {
+			b.WriteString("Transfer in progress: " + s.xfer.verb + " " + s.xfer.path + "\n")
+		} else {
+			b.WriteString("No data connection\n")
+		}
+		b.WriteString("End of status")
+		s.reply(211, b.String())
+		return
+	}
+	path, _ := wire.ParseListArgs(arg)
+	p, err := s.resolve(path)
+	if err == nil {
+		err = s.allow(verbList, p)
+	}
+	if err != nil {
+		s.fail(err, "STAT")
+		return
+	}
+	var b strings.Builder
+	l := s.newLister(formatLIST, true)
+	if err := l.write(s.ctx(), &replyLines{&b}, p); err != nil {
+		s.fail(err, "STAT")
+		return
+	}
+	s.reply(213, "Status of "+p.String()+":\n"+strings.TrimRight(b.String(), "\n")+"\nEnd of status")
+}
+
+// replyLines collects listing lines for a multi-line reply, dropping CRs.
+type replyLines struct{ b *strings.Builder }
+
+func (r *replyLines) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c != '\r' {
+			r.b.WriteByte(c)
+		}
+	}
+	return len(p), nil
+}
+
+// permFact renders the RFC 3659 §7.5.5 perm fact from the access rules.
+func (s *session) permFact(p vpath.Path, isDir bool) string {
+	var b []byte
+	if isDir {
+		if s.allow(verbUpload, p.Child("x")) == nil {
+			b = append(b, 'c')
+		}
+		if s.allow(verbDelete, p) == nil {
+			b = append(b, 'd')
+		}
+		b = append(b, 'e')
+		if s.allow(verbRename, p) == nil {
+			b = append(b, 'f')
+		}
+		b = append(b, 'l')
+		if s.allow(verbMkdir, p.Child("x")) == nil {
+			b = append(b, 'm')
+		}
+		if s.allow(verbDelete, p.Child("x")) == nil {
+			b = append(b, 'p')
+		}
+		return string(b)
+	}
+	if s.allow(verbAppend, p) == nil {
+		b = append(b, 'a')
+	}
+	if s.allow(verbDelete, p) == nil {
+		b = append(b, 'd')
+	}
+	if s.allow(verbRename, p) == nil {
+		b = append(b, 'f')
+	}
+	if s.allow(verbDownload, p) == nil {
+		b = append(b, 'r')
+	}
+	if s.allow(verbOverwrite, p) == nil {
+		b = append(b, 'w')
+	}
+	return string(b)
+}
+
+// uniqueFact identifies a file by device and inode where the OS tells them.
+func uniqueFact(fi fs.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return strconv.FormatUint(uint64(st.Dev), 16) + "g" + strconv.FormatUint(st.Ino, 16)
+	}
+	return ""
+}

@@ -1,0 +1,254 @@
+package ftp
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// ticketTag marks the Ferry session identity inside a TLS session ticket.
+var ticketTag = []byte("ferry-ctl:")
+
+var errDataTLS = errors.New("data connection TLS handshake failed")
+
+// tlsRefusal is a protected data connection refused by the reuse policy.
+type tlsRefusal struct{ why string }
+
+func (e *tlsRefusal) Error() string { return e.why }
+
+// sessionTLSConfig derives the base TLS configuration: modern versions and
+// suites, the "ftp" ALPN protocol, and fixed ticket keys so that the per-
+// session clones all encrypt and decrypt the same tickets.
+func (srv *Server) sessionTLSConfig(in *tls.Config) *tls.Config {
+	c := in.Clone()
+	if c.MinVersion == 0 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	if len(c.NextProtos) == 0 {
+		c.NextProtos = []string{"ftp"}
+	}
+	if c.CipherSuites == nil {
+		// TLS 1.2 suites: forward secret AEADs only (TLS 1.3's are fixed).
+		c.CipherSuites = []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
+		}
+	}
+	var key [32]byte
+	rand.Read(key[:])
+	c.SetSessionTicketKeys([][32]byte{key})
+	return c
+}
+
+// controlTLSConfig is the session's control-connection config: its tickets
+// carry the session's identity, which data connections must present.
+func (s *session) controlTLSConfig() *tls.Config {
+	if s.tlsID == ([16]byte{}) {
+		rand.Read(s.tlsID[:])
+	}
+	base := s.srv.tlsConfig
+	c := base.Clone()
+	id := append(append([]byte{}, ticketTag...), s.tlsID[:]...)
+	c.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		ss.Extra = append(ss.Extra, id)
+		return base.EncryptTicket(cs, ss)
+	}
+	return c
+}
+
+// tlsBinding records, for one data connection, how its handshake related to
+// the control session.
+type tlsBinding struct {
+	own     []byte
+	foreign bool // a ticket of another session was presented
+	resumed bool // our own session was resumed
+}
+
+// refusal says why a protected data connection breaks the reuse policy, or "".
+func (b *tlsBinding) refusal(tc *tls.Conn) string {
+	switch {
+	case b.foreign:
+		return "TLS session of another control connection presented on the data connection"
+	case !b.resumed || !tc.ConnectionState().DidResume:
+		return "data connection must resume the control connection's TLS session"
+	}
+	return ""
+}
+
+// dataTLSConfig is one data connection's config. It accepts only tickets of
+// this session as resumable, and it never issues new tickets: a TLS 1.3
+// ticket the client never reads makes an upload-only client reset the
+// connection on close and lose the end of its file.
+func (s *session) dataTLSConfig() (*tls.Config, *tlsBinding) {
+	base := s.srv.tlsConfig
+	c := base.Clone()
+	b := &tlsBinding{own: append(append([]byte{}, ticketTag...), s.tlsID[:]...)}
+	c.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		// Called only when the client offers a ticket, before the
+		// server decides about sending new ones.
+		c.SessionTicketsDisabled = true
+		ss, err := base.DecryptTicket(identity, cs)
+		if err != nil || ss == nil {
+			return nil, err
+		}
+		for _, e := range ss.Extra {
+			if bytes.Equal(e, b.own) {
+				b.resumed = true
+				return ss, nil
+			}
+		}
+		b.foreign = true
+		return nil, nil
+	}
+	getCert := base.GetCertificate
+	c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		// Called only for full handshakes: no tickets on those either.
+		c.SessionTicketsDisabled = true
+		if getCert != nil {
+			return getCert(h)
+		}
+		if len(base.Certificates) > 0 {
+			return &base.Certificates[0], nil
+		}
+		return nil, errors.New("no certificate")
+	}
+	c.WrapSession = nil
+	return c, b
+}
+
+// reuseRequired applies --tls-session-reuse and the exemption list.
+func (s *session) reuseRequired() bool {
+	if s.srv.Config.TLSSessionReuse == "optional" {
+		return false
+	}
+	ip := s.remote.Addr()
+	for _, p := range s.srv.Config.TLSReuseExemptPrefixes() {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// cmdAUTH starts TLS on the control connection (RFC 2228 §3, RFC 4217 §4).
+func (s *session) cmdAUTH(arg string) {
+	mech := strings.ToUpper(strings.TrimSpace(arg))
+	switch {
+	case s.srv.tlsConfig == nil:
+		s.reply(502, "TLS is not configured.")
+		return
+	case mech != "TLS" && mech != "SSL" && mech != "TLS-C" && mech != "TLS-P":
+		s.reply(504, "Unsupported security mechanism; use AUTH TLS.")
+		return
+	case s.tlsOn:
+		s.reply(503, "TLS is already active.")
+		return
+	}
+	s.reply(234, "Proceed with TLS negotiation.")
+	tc := tls.Server(s.raw, s.controlTLSConfig())
+	s.raw.SetDeadline(time.Now().Add(s.srv.Config.LoginTimeout.Duration))
+	err := tc.Handshake()
+	s.raw.SetDeadline(time.Time{})
+	if err != nil {
+		s.log.Info("TLS handshake failed", "err", err)
+		s.closing = true
+		return
+	}
+	s.conn = tc
+	s.resumeWith = tc
+	s.tlsOn = true
+	if mech == "SSL" || mech == "TLS-P" {
+		// Old drafts: AUTH SSL implied protected data.
+		s.pbsz, s.protP = true, true
+	}
+	// A new security exchange resets the login (RFC 2228 §3).
+	s.logout()
+	s.userName = ""
+	s.logTLS("control", tc, "")
+}
+
+// cmdPBSZ: only 0 makes sense for TLS (RFC 4217 §9).
+func (s *session) cmdPBSZ(arg string) {
+	if !s.tlsOn {
+		s.reply(503, "PBSZ needs a protected control connection (AUTH TLS first).")
+		return
+	}
+	if strings.TrimSpace(arg) == "" || strings.Trim(arg, "0123456789") != "" {
+		s.reply(501, "Syntax error in PBSZ argument.")
+		return
+	}
+	s.pbsz = true
+	s.reply(200, "PBSZ=0")
+}
+
+// cmdPROT sets data channel protection (RFC 2228 §3, RFC 4217 §9).
+func (s *session) cmdPROT(arg string) {
+	if !s.tlsOn {
+		s.reply(503, "PROT needs a protected control connection (AUTH TLS first).")
+		return
+	}
+	if !s.pbsz {
+		s.reply(503, "PBSZ must come before PROT.")
+		return
+	}
+	switch strings.ToUpper(strings.TrimSpace(arg)) {
+	case "P":
+		s.protP = true
+		s.reply(200, "Protection level set to Private.")
+	case "C":
+		if s.dataTLSRequired() {
+			s.reply(534, "Policy requires protected data connections (PROT P).")
+			return
+		}
+		s.protP = false
+		s.reply(200, "Protection level set to Clear.")
+	case "S", "E":
+		s.reply(536, "Only C and P protection levels are supported.")
+	default:
+		s.reply(504, "Unknown protection level.")
+	}
+}
+
+// cmdCCC clears the control channel after login, for NAT helpers; refused
+// unless the operator enabled it.
+func (s *session) cmdCCC(string) {
+	switch {
+	case !s.tlsOn:
+		s.reply(533, "Control connection is not protected.")
+	case !s.srv.Config.TLSAllowCCC || s.controlTLSRequired():
+		s.reply(534, "CCC is not allowed by policy.")
+	default:
+		s.reply(200, "Control connection returned to clear text.")
+		if tc, ok := s.conn.(*tls.Conn); ok {
+			tc.CloseWrite()
+		}
+		s.conn = s.raw
+		s.resumeWith = s.raw
+		s.tlsOn = false
+	}
+}
+
+// logTLS logs the parameters of a TLS connection.
+func (s *session) logTLS(kind string, tc *tls.Conn, refusal string) {
+	cs := tc.ConnectionState()
+	attrs := []any{
+		slog.String("conn", kind),
+		slog.String("tls_version", tls.VersionName(cs.Version)),
+		slog.String("cipher", tls.CipherSuiteName(cs.CipherSuite)),
+		slog.Bool("resumed", cs.DidResume),
+	}
+	if refusal != "" {
+		attrs = append(attrs, slog.String("refused", refusal))
+		s.log.Warn("TLS data connection refused", attrs...)
+		return
+	}
+	s.log.Info("TLS established", attrs...)
+}
+
+var _ net.Conn = (*tls.Conn)(nil)

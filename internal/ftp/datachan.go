@@ -1,0 +1,161 @@
+package ftp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+
+	"time"
+)
+
+// passive is a listener opened by PASV or EPSV. It belongs to the session
+// until a transfer takes it; whoever holds it closes it.
+type passive struct {
+	ln    *net.TCPListener
+	timer *time.Timer // closes ln when nobody uses it in time
+}
+
+func (p *passive) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port) }
+
+func (p *passive) close() {
+	p.timer.Stop()
+	p.ln.Close()
+}
+
+// openPassive listens on the control connection's local address, on a port
+// of the configured range. Only one pending listener exists per session, so
+// repeated PASV cannot exhaust the range.
+func (s *session) openPassive() (*passive, error) {
+	s.closePassive()
+	s.activeSet = false
+	ip := s.local.Addr()
+	lo, hi := s.srv.Config.PassiveRange()
+	var ln *net.TCPListener
+	var err error
+	if lo == 0 {
+		ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	} else {
+		n := hi - lo + 1
+		start := rand.IntN(n)
+		for i := 0; i < n; i++ {
+			port := lo + (start+i)%n
+			ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
+			if err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		s.log.Warn("no passive port available", "err", err)
+		return nil, reply(425, "No passive port available; try again later.")
+	}
+	p := &passive{ln: ln}
+	p.timer = time.AfterFunc(s.srv.Config.DataTimeout.Duration, func() { ln.Close() })
+	s.pasv = p
+	return p, nil
+}
+
+func (s *session) closePassive() {
+	if s.pasv != nil {
+		s.pasv.close()
+		s.pasv = nil
+	}
+}
+
+// dataSpec is what a transfer needs to open its data connection. It is taken
+// from the session when the transfer starts, so the transfer goroutine never
+// touches session state.
+type dataSpec struct {
+	pasv     *passive
+	active   netip.AddrPort
+	local    netip.Addr // for active connections
+	peer     netip.Addr // the control connection's client address
+	anyPeer  bool       // FXP allowed: skip the peer check
+	timeout  time.Duration
+	tls      *tls.Config // nil for PROT C
+	bind     *tlsBinding
+	reuseReq bool
+}
+
+// takeData moves the data-connection settings into a spec for one transfer.
+func (s *session) takeData() *dataSpec {
+	d := &dataSpec{
+		pasv:    s.pasv,
+		active:  s.active,
+		local:   s.local.Addr(),
+		peer:    s.remote.Addr(),
+		anyPeer: s.user != nil && s.user.AllowFXP,
+		timeout: s.srv.Config.DataTimeout.Duration,
+	}
+	if d.pasv != nil {
+		d.pasv.timer.Stop()
+	}
+	s.pasv, s.activeSet = nil, false
+	if s.protP {
+		d.tls, d.bind = s.dataTLSConfig()
+		d.reuseReq = s.reuseRequired()
+	}
+	return d
+}
+
+// errDataPeer is a data connection from an address other than the client's.
+var errDataPeer = errors.New("data connection from a foreign address")
+
+// open returns the data connection: accepted (passive) or dialled (active),
+// with TLS when PROT P is in force.
+func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
+	var c net.Conn
+	if d.pasv != nil {
+		defer d.pasv.ln.Close()
+		d.pasv.ln.SetDeadline(time.Now().Add(d.timeout))
+		stop := context.AfterFunc(ctx, func() { d.pasv.ln.Close() })
+		defer stop()
+		tc, err := d.pasv.ln.AcceptTCP()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, reply(425, "Can't open data connection: nobody connected in time.")
+		}
+		if got := addrPort(tc.RemoteAddr()).Addr(); got != d.peer && !d.anyPeer {
+			tc.Close()
+			return nil, fmt.Errorf("%w %s", errDataPeer, got)
+		}
+		c = tc
+	} else {
+		dl := net.Dialer{Timeout: d.timeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(d.local, 0))}
+		var err error
+		c, err = dl.DialContext(ctx, "tcp", d.active.String())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, reply(425, "Can't open data connection to "+d.active.String()+".")
+		}
+	}
+	if d.tls == nil {
+		return c, nil
+	}
+	tc := tls.Server(c, d.tls)
+	c.SetDeadline(time.Now().Add(d.timeout))
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	err := tc.HandshakeContext(ctx)
+	stop()
+	c.SetDeadline(time.Time{})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: %v", errDataTLS, err)
+	}
+	if d.reuseReq {
+		if why := d.bind.refusal(tc); why != "" {
+			c.Close()
+			return nil, &tlsRefusal{why: why}
+		}
+	}
+	return tc, nil
+}
+

@@ -1,0 +1,70 @@
+package ftp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"log/slog"
+
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
+)
+
+// replyError is an error that is a reply: handlers return it when they know
+// the exact code and text to send.
+type replyError struct {
+	code int
+	msg  string
+}
+
+func (e *replyError) Error() string { return e.msg }
+
+func reply(code int, msg string) error { return &replyError{code, msg} }
+
+var errDenied = reply(550, "Permission denied.")
+
+// replyFor maps an error to a reply code and text. It is the only place that
+// does so: unknown errors are logged with an ID and the client sees a generic
+// 451, never a host path or a raw error string.
+func (s *session) replyFor(err error, op string) (int, string) {
+	var re *replyError
+	switch {
+	case errors.As(err, &re):
+		return re.code, re.msg
+	case errors.Is(err, vpath.ErrBadName), errors.Is(err, storage.ErrBadName):
+		return 553, "File name not allowed."
+	case errors.Is(err, fs.ErrNotExist):
+		return 550, "No such file or directory."
+	case errors.Is(err, fs.ErrExist):
+		return 550, "File exists."
+	case errors.Is(err, fs.ErrPermission):
+		return 550, "Permission denied."
+	case errors.Is(err, storage.ErrIsDir):
+		return 550, "Is a directory."
+	case errors.Is(err, storage.ErrNotDir):
+		return 550, "Not a directory."
+	case errors.Is(err, storage.ErrNotEmpty):
+		return 550, "Directory not empty."
+	case errors.Is(err, storage.ErrQuota):
+		return 552, "Quota exceeded; upload removed."
+	case errors.Is(err, storage.ErrNoSpace):
+		return 452, "Insufficient storage space; upload removed."
+	case errors.Is(err, storage.ErrNotSupported):
+		return 502, "Not supported by this storage."
+	case errors.Is(err, context.Canceled):
+		return 426, "Transfer aborted."
+	}
+	var id [4]byte
+	rand.Read(id[:])
+	ref := hex.EncodeToString(id[:])
+	s.log.Error("internal error", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
+	return 451, "Local error in processing (ref " + ref + ")."
+}
+
+// fail replies with the mapping of err.
+func (s *session) fail(err error, op string) {
+	code, msg := s.replyFor(err, op)
+	s.reply(code, msg)
+}

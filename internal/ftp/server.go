@@ -1,0 +1,303 @@
+// Package ftp is Ferry's protocol engine: RFC 959 with the extensions of RFC
+// 2228, 2389, 2428, 3659, 4217 and 7151, over a command table (commands.go).
+package ftp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/vpath"
+)
+
+// Server serves FTP on any number of listeners. Set the fields, then call
+// Serve; fields must not change afterwards.
+type Server struct {
+	// Config holds the settings; Validate has been called on it.
+	Config config.Config
+	// Auth checks named logins; never nil.
+	Auth users.Authenticator
+	// Logger receives one line per connect, login, transfer and disconnect.
+	Logger *slog.Logger
+	// TLS, when set, enables AUTH TLS and implicit FTPS. Its certificate
+	// comes from GetCertificate so a reload reaches new handshakes only.
+	TLS *tls.Config
+	// Defender, when set, refuses banned addresses and scores failures.
+	Defender Defender
+	// OpenFS opens the storage of a user's root; nil means local disk.
+	OpenFS func(root string) (storage.FS, error)
+
+	tlsConfig *tls.Config  // TLS with Ferry's session settings; nil without TLS
+	access    serverAccess // server-wide name patterns
+	dropBox   *vpath.Path  // anonymous upload directory, if any
+	publicIP  netip.Addr   // advertised by PASV when valid
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	perIP     map[netip.Addr]int
+	perUser   map[string]int
+	inShutdown atomic.Bool
+	done      chan struct{} // closed by Shutdown
+	wg        sync.WaitGroup
+	nextID    atomic.Uint64
+	initOnce  sync.Once
+}
+
+// Defender scores misbehaviour and refuses banned addresses.
+type Defender interface {
+	Banned(ctx context.Context, ip netip.Addr) (until time.Time, banned bool)
+	Record(ctx context.Context, ip netip.Addr, e int) (banned bool)
+}
+
+// Event kinds passed to Defender.Record.
+const (
+	EventFailedLogin   = 1
+	EventUnknownUser   = 2
+	EventProtocolError = 3
+)
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("ftp: server closed")
+
+func (srv *Server) init() {
+	srv.initOnce.Do(func() {
+		srv.listeners = map[net.Listener]struct{}{}
+		srv.sessions = map[*session]struct{}{}
+		srv.perIP = map[netip.Addr]int{}
+		srv.perUser = map[string]int{}
+		srv.done = make(chan struct{})
+		if srv.Logger == nil {
+			srv.Logger = slog.New(slog.DiscardHandler)
+		}
+		if srv.OpenFS == nil {
+			srv.OpenFS = func(root string) (storage.FS, error) { return local.Open(root) }
+		}
+		if srv.TLS != nil {
+			srv.tlsConfig = srv.sessionTLSConfig(srv.TLS)
+		}
+		srv.access = serverAccess{hidden: srv.Config.HiddenPattern, denyUpload: srv.Config.DenyUpload}
+		if d := srv.Config.AnonymousUploadDir; d != "" {
+			if p, err := vpath.Resolve(vpath.Root(), d); err == nil && !p.IsRoot() {
+				srv.dropBox = &p
+			}
+		}
+		if h := srv.Config.PublicHost; h != "" {
+			if ip, err := netip.ParseAddr(h); err == nil {
+				srv.publicIP = ip.Unmap()
+			} else if ips, err := net.LookupIP(h); err == nil {
+				for _, ip := range ips {
+					if a, ok := netip.AddrFromSlice(ip); ok && a.Unmap().Is4() {
+						srv.publicIP = a.Unmap()
+						break
+					}
+				}
+			}
+		}
+	})
+}
+
+// Serve accepts control connections on ln until Shutdown. With implicit set,
+// TLS starts on connect (the port-990 style of RFC 4217 §10's predecessors).
+func (srv *Server) Serve(ln net.Listener, implicit bool) error {
+	srv.init()
+	if implicit && srv.tlsConfig == nil {
+		return errors.New("ftp: implicit TLS needs a certificate")
+	}
+	srv.mu.Lock()
+	if srv.inShutdown.Load() {
+		srv.mu.Unlock()
+		return ErrServerClosed
+	}
+	srv.listeners[ln] = struct{}{}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.listeners, ln)
+		srv.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if srv.inShutdown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
+				// Out of descriptors or similar: back off instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				srv.Logger.Warn("accept failed; retrying", "err", err, "delay", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-srv.done:
+					return ErrServerClosed
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		srv.wg.Add(1)
+		go srv.handle(c, implicit)
+	}
+}
+
+func isTemporary(err error) bool {
+	var se interface{ Temporary() bool }
+	return errors.As(err, &se) && se.Temporary()
+}
+
+// handle runs one control connection after the admission checks.
+func (srv *Server) handle(c net.Conn, implicit bool) {
+	defer srv.wg.Done()
+	remote := addrPort(c.RemoteAddr())
+	id := fmt.Sprintf("%x", srv.nextID.Add(1))
+	log := srv.Logger.With("session", id, "remote", remote.String())
+
+	if srv.Defender != nil {
+		if until, banned := srv.Defender.Banned(context.Background(), remote.Addr()); banned {
+			log.Warn("refused banned address", "until", until.UTC().Format(time.RFC3339))
+			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "421 Too many failures from your address; try again later.\r\n")
+			c.Close()
+			return
+		}
+	}
+	if msg := srv.admit(remote.Addr()); msg != "" {
+		log.Warn("refused connection", "reason", msg)
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "421 %s\r\n", msg)
+		c.Close()
+		return
+	}
+	defer srv.release(remote.Addr())
+
+	s := newSession(srv, c, id, log)
+	srv.mu.Lock()
+	srv.sessions[s] = struct{}{}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.sessions, s)
+		srv.mu.Unlock()
+	}()
+	s.serve(implicit)
+}
+
+// admit counts a new connection against the global and per-IP limits and
+// returns a refusal text, or "" when admitted.
+func (srv *Server) admit(ip netip.Addr) string {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	cfg := &srv.Config
+	if cfg.MaxSessions > 0 && len(srv.sessions) >= cfg.MaxSessions {
+		return "Too many users connected; try again later."
+	}
+	if cfg.MaxSessionsPerIP > 0 && srv.perIP[ip] >= cfg.MaxSessionsPerIP {
+		return "Too many connections from your address."
+	}
+	srv.perIP[ip]++
+	return ""
+}
+
+func (srv *Server) release(ip netip.Addr) {
+	srv.mu.Lock()
+	if srv.perIP[ip]--; srv.perIP[ip] <= 0 {
+		delete(srv.perIP, ip)
+	}
+	srv.mu.Unlock()
+}
+
+// loginUser counts a session of user against the per-user limit.
+func (srv *Server) loginUser(name string, limit int) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if limit <= 0 {
+		limit = srv.Config.MaxSessionsPerUser
+	}
+	if limit > 0 && srv.perUser[name] >= limit {
+		return false
+	}
+	srv.perUser[name]++
+	return true
+}
+
+func (srv *Server) logoutUser(name string) {
+	srv.mu.Lock()
+	if srv.perUser[name]--; srv.perUser[name] <= 0 {
+		delete(srv.perUser, name)
+	}
+	srv.mu.Unlock()
+}
+
+// Sessions reports the number of open control connections.
+func (srv *Server) Sessions() int {
+	srv.init()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
+}
+
+// Shutdown closes the listeners, tells every session to finish (421 after
+// the running transfer, if any) and waits for them until ctx ends, when the
+// remaining connections are closed.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.init()
+	srv.mu.Lock()
+	if !srv.inShutdown.Swap(true) {
+		close(srv.done)
+	}
+	for ln := range srv.listeners {
+		ln.Close()
+	}
+	srv.mu.Unlock()
+	finished := make(chan struct{})
+	go func() { srv.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		srv.mu.Lock()
+		for s := range srv.sessions {
+			s.conn.Close()
+		}
+		srv.mu.Unlock()
+		<-finished
+		return ctx.Err()
+	}
+}
+
+// PrepareData creates the data directory layout on first start: public/ for
+// anonymous users and home/ for named users.
+func PrepareData(dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, "public"), filepath.Join(dir, "home")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

@@ -1,0 +1,359 @@
+package ftp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/ftp/wire"
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/vpath"
+)
+
+// maxQueued bounds the commands a client may send while a transfer runs
+// (beyond ABOR, STAT, NOOP and QUIT, which are answered at once).
+const maxQueued = 16
+
+// session is one control connection. Its goroutine (serve) owns every field
+// and is the only writer of replies; the reader goroutine only feeds lines.
+type session struct {
+	srv    *Server
+	conn   net.Conn // the control connection; a *tls.Conn after AUTH TLS
+	raw    net.Conn // the TCP connection under conn
+	id     string
+	log    *slog.Logger
+	remote netip.AddrPort
+	local  netip.AddrPort
+	out    []byte // reply scratch buffer
+
+	lines  chan lineMsg  // from the reader goroutine
+	resume chan net.Conn // to the reader: continue (on a new conn after AUTH)
+	queue  []string      // commands received during a transfer
+	// resumeWith is the connection the reader continues on after the
+	// current line: set by AUTH TLS (and CCC), nil otherwise.
+	resumeWith net.Conn
+
+	// Login state.
+	userName string      // from USER, until PASS
+	user     *users.User // nil until logged in
+	anon     bool
+	failures int
+	fs       storage.FS
+	rules    access.Rules // the user's permission table
+	cwd      vpath.Path
+	host     string // from HOST
+
+	// Transfer parameters.
+	typ        wire.Type
+	rest       int64
+	renameFrom *vpath.Path
+	pasv       *passive
+	active     netip.AddrPort // PORT/EPRT target; valid when activeSet
+	activeSet  bool
+	epsvAll    bool
+	facts      wire.Facts
+
+	// TLS state (RFC 4217).
+	tlsOn bool // control connection is protected
+	pbsz  bool
+	protP bool
+	tlsID [16]byte // identity bound into this session's TLS tickets
+
+	xfer     *transfer // the running transfer, or nil
+	deadline time.Time // login or idle deadline
+	closing  bool
+}
+
+type lineMsg struct {
+	line string
+	err  error
+}
+
+func newSession(srv *Server, c net.Conn, id string, log *slog.Logger) *session {
+	s := &session{
+		srv:    srv,
+		conn:   c,
+		raw:    c,
+		id:     id,
+		log:    log,
+		remote: addrPort(c.RemoteAddr()),
+		local:  addrPort(c.LocalAddr()),
+		lines:  make(chan lineMsg),
+		resume: make(chan net.Conn),
+		facts:  wire.DefaultFacts,
+	}
+	return s
+}
+
+// serve runs the session until the client quits, a timeout, or shutdown.
+func (s *session) serve(implicit bool) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("session panic", "panic", p, "stack", string(debug.Stack()))
+		}
+		s.cleanup()
+		s.log.Info("disconnect", "user", s.userName, "duration", time.Since(start).Round(time.Millisecond))
+	}()
+	s.log.Info("connect", "local", s.local.String(), "implicit_tls", implicit)
+	if implicit {
+		tc := tls.Server(s.raw, s.srv.tlsConfig)
+		tc.SetDeadline(time.Now().Add(s.srv.Config.LoginTimeout.Duration))
+		if err := tc.Handshake(); err != nil {
+			s.log.Info("implicit TLS handshake failed", "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		s.conn = tc
+		s.tlsOn, s.pbsz, s.protP = true, true, true
+		s.logTLS("control", tc, "")
+	}
+	s.reply(220, s.srv.Config.Banner)
+	s.deadline = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	go s.readLoop(s.conn)
+	timer := time.NewTimer(time.Until(s.deadline))
+	defer timer.Stop()
+	for !s.closing {
+		if s.xfer == nil && len(s.queue) > 0 {
+			line := s.queue[0]
+			s.queue = s.queue[1:]
+			s.dispatch(line)
+			continue
+		}
+		var xferEvents <-chan xferEvent
+		if s.xfer != nil {
+			xferEvents = s.xfer.events
+		}
+		select {
+		case m, ok := <-s.lines:
+			if !ok {
+				return
+			}
+			if m.err != nil {
+				if errors.Is(m.err, wire.ErrLineTooLong) {
+					s.reply(500, "Command line too long.")
+					s.record(EventProtocolError)
+					s.resume <- nil
+					continue
+				}
+				if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, io.ErrUnexpectedEOF) && !errors.Is(m.err, net.ErrClosed) {
+					s.log.Debug("control read failed", "err", m.err)
+				}
+				s.abortTransfer()
+				return
+			}
+			s.handleLine(m.line)
+			if !s.closing {
+				s.resume <- s.resumeWith
+				s.resumeWith = nil
+			}
+		case ev := <-xferEvents:
+			s.transferEvent(ev)
+		case <-timer.C:
+			if s.xfer != nil {
+				// Data keeps the control connection alive: no idle
+				// timeout while a transfer runs.
+				s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+			} else if !time.Now().Before(s.deadline) {
+				if s.user == nil {
+					s.reply(421, "Login timeout; closing control connection.")
+				} else {
+					s.reply(421, "Idle timeout; closing control connection.")
+				}
+				s.log.Info("timeout", "logged_in", s.user != nil)
+				return
+			}
+		case <-s.srv.done:
+			s.abortTransfer()
+			s.reply(421, "Server shutting down.")
+			return
+		}
+		timer.Reset(time.Until(s.deadline))
+	}
+}
+
+// readLoop feeds control lines to the session. After each line it waits for
+// the session's go-ahead, so that AUTH TLS can swap the connection before
+// another byte is read, and so a client cannot run ahead unboundedly.
+func (s *session) readLoop(c net.Conn) {
+	defer close(s.lines)
+	r := wire.NewReader(c, s.srv.Config.MaxLineBytes)
+	for {
+		line, err := r.ReadLine()
+		s.lines <- lineMsg{line, err}
+		if err != nil && !errors.Is(err, wire.ErrLineTooLong) {
+			return
+		}
+		next, ok := <-s.resume
+		if !ok {
+			return
+		}
+		if next != nil {
+			// AUTH TLS: bytes the client sent in plaintext after AUTH
+			// are discarded with the old reader (RFC 4217 §13 warns of
+			// command injection across the TLS boundary).
+			c = next
+			r = wire.NewReader(c, s.srv.Config.MaxLineBytes)
+		}
+	}
+}
+
+// handleLine dispatches a line or queues it behind the running transfer.
+func (s *session) handleLine(line string) {
+	if s.xfer != nil {
+		verb, _ := wire.Split(line)
+		if verb == "AUTH" || verb == "CCC" {
+			// The reader has already moved on: changing the
+			// connection's protection now would be unsafe.
+			s.reply(503, verb+" is not allowed during a transfer.")
+			return
+		}
+		if c := commands[verb]; c == nil || !c.midTransfer {
+			if len(s.queue) >= maxQueued {
+				s.reply(421, "Too many commands pending; closing control connection.")
+				s.closing = true
+				return
+			}
+			s.queue = append(s.queue, line)
+			return
+		}
+	}
+	s.dispatch(line)
+}
+
+// dispatch runs one command through the rules of its table row.
+func (s *session) dispatch(line string) {
+	s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+	if s.user == nil {
+		s.deadline = s.loginDeadline()
+	}
+	verb, arg := wire.Split(line)
+	if verb == "" {
+		s.reply(500, "Empty command.")
+		return
+	}
+	c := commands[verb]
+	if c == nil {
+		s.reply(500, "Unknown command.")
+		s.record(EventProtocolError)
+		return
+	}
+	if verb != "PASS" {
+		s.log.Debug("command", "cmd", verb, "arg", arg)
+	}
+	if verb != "RNTO" && verb != "RNFR" {
+		s.renameFrom = nil
+	}
+	switch {
+	case !c.preTLS && !s.tlsOn && s.controlTLSRequired():
+		s.reply(530, "TLS required on the control connection: use AUTH TLS first.")
+	case !c.public && s.user == nil:
+		s.reply(530, "Please login with USER and PASS.")
+	case c.argument && arg == "":
+		s.reply(501, "Syntax error: "+verb+" needs an argument.")
+	case c.data && s.pasv == nil && !s.activeSet:
+		s.reply(425, "Use PORT, EPRT, PASV or EPSV first.")
+	case c.data && !s.protP && s.dataTLSRequired():
+		// RFC 4217 §9: the policy demands protected data connections.
+		s.abandonData()
+		s.reply(521, "Data connection cannot be opened with this PROT setting: use PBSZ 0 and PROT P.")
+	default:
+		c.handler(s, arg)
+	}
+}
+
+// loginDeadline is the login timeout counted from connect, kept across commands.
+func (s *session) loginDeadline() time.Time {
+	if s.deadline.IsZero() {
+		return time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	}
+	return s.deadline
+}
+
+// reply writes one reply. It is the only writer of the control connection.
+func (s *session) reply(code int, text string) {
+	s.out = wire.AppendReply(s.out[:0], code, text)
+	s.conn.SetWriteDeadline(time.Now().Add(s.srv.Config.IdleTimeout.Duration))
+	if _, err := s.conn.Write(s.out); err != nil {
+		s.closing = true
+	}
+	if cap(s.out) > 4096 {
+		s.out = nil // don't keep a big FEAT/STAT buffer per idle session
+	}
+}
+
+// record reports misbehaviour to the brute-force defence; a ban ends the session.
+func (s *session) record(e int) {
+	if s.srv.Defender == nil {
+		return
+	}
+	if s.srv.Defender.Record(context.Background(), s.remote.Addr(), e) {
+		s.log.Warn("address banned", "event", e)
+		s.reply(421, "Too many failures from your address; try again later.")
+		s.closing = true
+	}
+}
+
+// cleanup releases everything the session holds, on every exit path.
+func (s *session) cleanup() {
+	s.abortTransfer()
+	s.closePassive()
+	s.logout()
+	s.conn.Close()
+	close(s.resume)
+	for range s.lines {
+		// drain so the reader goroutine can exit
+	}
+}
+
+// logout forgets the user, for QUIT, REIN and the end of the session.
+func (s *session) logout() {
+	if s.user != nil && !s.anon {
+		s.srv.logoutUser(s.user.Name)
+	}
+	if c, ok := s.fs.(io.Closer); ok {
+		c.Close()
+	}
+	s.user, s.fs, s.anon = nil, nil, false
+}
+
+// controlTLSRequired reports whether the policy demands TLS on the control
+// connection for this session (before login: for the named user, if known).
+func (s *session) controlTLSRequired() bool {
+	p := s.tlsPolicy()
+	return p == "control" || p == "all"
+}
+
+func (s *session) dataTLSRequired() bool {
+	p := s.tlsPolicy()
+	return p == "data" || p == "all"
+}
+
+func (s *session) tlsPolicy() string {
+	if s.srv.tlsConfig == nil {
+		return "none"
+	}
+	if s.anon || isAnonymous(s.userName) {
+		if s.srv.Config.TLSAnonymousExempt {
+			return "none"
+		}
+	}
+	if s.user != nil && s.user.TLSRequired != "" {
+		return s.user.TLSRequired
+	}
+	return s.srv.Config.TLSRequired
+}
+
+func isAnonymous(name string) bool {
+	n := strings.ToLower(name)
+	return n == "anonymous" || n == "ftp"
+}

@@ -1,0 +1,258 @@
+package ftp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// xferEvent is what a transfer goroutine tells its session. It never writes
+// a reply itself: the session answers 150 on opened and 226/4xx/5xx on done.
+type xferEvent struct {
+	opened bool
+	tls    *tls.Conn // the data connection's TLS, for the log
+	done   bool
+	bytes  int64
+	err    error
+}
+
+// transfer is one running data transfer.
+type transfer struct {
+	events  chan xferEvent
+	cancel  context.CancelFunc
+	opened  bool
+	aborted bool
+	verb    string
+	path    string
+	dir     string // "download", "upload" or "list"
+	start   time.Time
+	note    string // 150 text
+}
+
+// work moves the data of one transfer over an open data connection.
+type work func(ctx context.Context, c net.Conn) (int64, error)
+
+// startTransfer runs w on a new data connection in its own goroutine.
+func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup func(ok bool)) {
+	spec := s.takeData()
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &transfer{
+		events: make(chan xferEvent, 2),
+		cancel: cancel,
+		verb:   verb,
+		path:   path,
+		dir:    dir,
+		start:  time.Now(),
+		note:   note,
+	}
+	s.xfer = t
+	s.rest = 0
+	go func() {
+		defer cancel()
+		c, err := spec.open(ctx)
+		if err != nil {
+			if cleanup != nil {
+				cleanup(false)
+			}
+			t.events <- xferEvent{done: true, err: err}
+			return
+		}
+		ev := xferEvent{opened: true}
+		if tc, ok := c.(*tls.Conn); ok {
+			ev.tls = tc
+		}
+		t.events <- ev
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		n, err := w(ctx, c)
+		stop()
+		if err == nil {
+			err = closeData(c)
+		} else {
+			c.Close()
+		}
+		if ctx.Err() != nil && err == nil {
+			err = ctx.Err()
+		}
+		if cleanup != nil {
+			cleanup(err == nil)
+		}
+		t.events <- xferEvent{done: true, bytes: n, err: err}
+	}()
+}
+
+// closeData ends a data connection after a transfer; for TLS it sends
+// close_notify so the client can tell a complete file from a cut one.
+func closeData(c net.Conn) error {
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if tc, ok := c.(*tls.Conn); ok {
+		tc.CloseWrite()
+	}
+	c.Close()
+	return nil
+}
+
+// transferEvent handles an event of the running transfer.
+func (s *session) transferEvent(ev xferEvent) {
+	t := s.xfer
+	if ev.opened {
+		t.opened = true
+		if ev.tls != nil {
+			s.logTLS("data", ev.tls, "")
+		}
+		s.reply(150, t.note)
+		return
+	}
+	s.finishTransfer(ev)
+}
+
+// finishTransfer writes the final reply of the transfer and logs it.
+func (s *session) finishTransfer(ev xferEvent) {
+	t := s.xfer
+	s.xfer = nil
+	t.cancel()
+	result := "ok"
+	switch {
+	case t.aborted:
+		result = "aborted"
+		if t.opened {
+			s.reply(426, "Transfer aborted; data connection closed.")
+		}
+	case ev.err == nil:
+		s.reply(226, "Transfer complete.")
+	default:
+		result = "failed"
+		var refusal *tlsRefusal
+		switch {
+		case errors.As(ev.err, &refusal):
+			s.log.Warn("TLS data connection refused", "why", refusal.why)
+			s.reply(522, "Data connection refused: "+refusal.why+".")
+		case errors.Is(ev.err, errDataTLS):
+			s.log.Info("data TLS handshake failed", "err", ev.err)
+			s.reply(425, "Can't open data connection: TLS handshake failed.")
+		case errors.Is(ev.err, errDataPeer):
+			s.log.Warn("data connection refused", "err", ev.err)
+			s.reply(425, "Can't open data connection: it came from another address.")
+		case isNetErr(ev.err):
+			s.reply(426, "Connection closed; transfer aborted.")
+		default:
+			s.fail(ev.err, t.verb)
+		}
+	}
+	attrs := []any{"user", s.userName, "cmd", t.verb, "path", t.path, "direction", t.dir,
+		"bytes", ev.bytes, "duration", time.Since(t.start).Round(time.Microsecond), "result", result}
+	if ev.err != nil && result != "ok" {
+		attrs = append(attrs, "err", ev.err.Error())
+	}
+	s.log.Info("transfer", attrs...)
+	if t.aborted {
+		s.reply(226, "ABOR successful.")
+	}
+}
+
+// abortTransfer cancels the running transfer and waits for it to end.
+func (s *session) abortTransfer() {
+	if s.xfer == nil {
+		return
+	}
+	s.xfer.aborted = true
+	s.xfer.cancel()
+	for ev := range s.xfer.events {
+		if ev.opened {
+			s.xfer.opened = true
+			continue
+		}
+		s.finishTransfer(ev)
+		return
+	}
+}
+
+func (s *session) cmdABOR(string) {
+	if s.xfer == nil {
+		s.closePassive()
+		s.activeSet = false
+		s.reply(225, "No transfer to abort.")
+		return
+	}
+	s.abortTransfer()
+}
+
+// isNetErr reports a data connection that failed under the transfer.
+func isNetErr(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
+}
+
+// bufPool holds transfer buffers, so an idle session owns none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// chunk is how much a download may send per deadline: a client slower than
+// chunk per data timeout is considered stalled.
+const chunk = 256 << 10
+
+// copyOut sends src to c, refreshing the write deadline as data moves. An
+// *os.File source reaches the TCP connection through sendfile.
+func copyOut(c net.Conn, src io.Reader, timeout time.Duration) (int64, error) {
+	var total int64
+	if _, plain := c.(*net.TCPConn); plain {
+		for {
+			c.SetWriteDeadline(time.Now().Add(timeout))
+			n, err := io.CopyN(c, src, chunk)
+			total += n
+			if err == io.EOF {
+				return total, nil
+			}
+			if err != nil {
+				return total, err
+			}
+		}
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			c.SetWriteDeadline(time.Now().Add(timeout))
+			if _, err := c.Write(buf[:n]); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// copyIn receives from c into dst until the client closes the connection.
+func copyIn(dst io.Writer, c net.Conn, timeout time.Duration) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		c.SetReadDeadline(time.Now().Add(timeout))
+		n, rerr := c.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return total, err
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}

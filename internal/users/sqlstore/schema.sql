@@ -1,0 +1,30 @@
+-- Ferry's user store, version 1. Portable SQL: SQLite runs it now and
+-- PostgreSQL can run it as it is. Booleans are INTEGER 0/1 and times are
+-- BIGINT microseconds since the Unix epoch (UTC), so that both databases
+-- read and write them the same way.
+
+CREATE TABLE users (
+    name          TEXT    NOT NULL PRIMARY KEY, -- case-sensitive
+    password_hash TEXT    NOT NULL,             -- PHC argon2id, or bcrypt
+    home          TEXT    NOT NULL,             -- absolute host path
+    disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    tls_required  TEXT    NOT NULL DEFAULT '',  -- '', none, control, data, all
+    perms         TEXT    NOT NULL DEFAULT '',
+    quota_bytes   BIGINT  NOT NULL DEFAULT 0,
+    quota_files   BIGINT  NOT NULL DEFAULT 0,
+    max_sessions  INTEGER NOT NULL DEFAULT 0,
+    upload_rate   BIGINT  NOT NULL DEFAULT 0,   -- bytes/s
+    download_rate BIGINT  NOT NULL DEFAULT 0,   -- bytes/s
+    allow_fxp     INTEGER NOT NULL DEFAULT 0 CHECK (allow_fxp IN (0, 1)),
+    cert_required INTEGER NOT NULL DEFAULT 0 CHECK (cert_required IN (0, 1)),
+    cert_login    INTEGER NOT NULL DEFAULT 0 CHECK (cert_login IN (0, 1)),
+    created_at    BIGINT  NOT NULL,
+    updated_at    BIGINT  NOT NULL
+);
+
+-- One row per applied schema version; the highest is the database's.
+CREATE TABLE schema_version (
+    version INTEGER NOT NULL PRIMARY KEY
+);
+
+INSERT INTO schema_version (version) VALUES (1);

@@ -1,0 +1,97 @@
+// Package vpath holds Ferry's one validated path type. A client's argument is
+// cleaned and checked once, here, at the edge; storage accepts nothing else.
+// Doing it in one place matters: servers that normalise paths in two places
+// differently have shipped jail escapes.
+package vpath
+
+import (
+	"errors"
+	"path"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrBadName is returned for names a client may not use: NUL, CR, LF, or
+// invalid UTF-8.
+var ErrBadName = errors.New("vpath: invalid character in path")
+
+// Path is a cleaned absolute path in a user's virtual tree, "/" being the
+// user's root. The zero Path is the root.
+type Path struct {
+	s string // always "" (root) or "/a/b": cleaned, no trailing slash
+}
+
+// Root is the user's root directory.
+func Root() Path { return Path{} }
+
+// Resolve interprets arg (absolute, or relative to cwd) and returns the
+// cleaned path. ".." never climbs above the root: like every FTP server
+// with a jail, "/.." is "/". Backslashes are ordinary characters.
+func Resolve(cwd Path, arg string) (Path, error) {
+	if err := Check(arg); err != nil {
+		return Path{}, err
+	}
+	var p string
+	if strings.HasPrefix(arg, "/") {
+		p = path.Clean(arg)
+	} else {
+		p = path.Clean(cwd.String() + "/" + arg)
+	}
+	// path.Clean of a rooted path never leaves ".." at the front.
+	if p == "/" {
+		return Path{}, nil
+	}
+	return Path{s: p}, nil
+}
+
+// Check reports whether a name may be used at all.
+func Check(name string) error {
+	if strings.ContainsAny(name, "\x00\r\n") || !utf8.ValidString(name) {
+		return ErrBadName
+	}
+	return nil
+}
+
+// String returns the absolute form, as shown to the client ("/" for the root).
+func (p Path) String() string {
+	if p.s == "" {
+		return "/"
+	}
+	return p.s
+}
+
+// Rel returns the form storage uses: slash-separated, relative to the root,
+// "." for the root itself.
+func (p Path) Rel() string {
+	if p.s == "" {
+		return "."
+	}
+	return p.s[1:]
+}
+
+// IsRoot reports whether p is the user's root.
+func (p Path) IsRoot() bool { return p.s == "" }
+
+// Base returns the last element ("/" for the root).
+func (p Path) Base() string {
+	if p.s == "" {
+		return "/"
+	}
+	return p.s[strings.LastIndexByte(p.s, '/')+1:]
+}
+
+// Dir returns the parent directory (the root's parent is the root).
+func (p Path) Dir() Path {
+	if p.s == "" {
+		return p
+	}
+	return Path{s: p.s[:strings.LastIndexByte(p.s, '/')]}
+}
+
+// Child returns p/name for a single element name as read from a directory.
+func (p Path) Child(name string) Path { return Path{s: p.s + "/" + name} }
+
+// Within reports whether p is dir or below it.
+func (p Path) Within(dir Path) bool {
+	return dir.s == "" || p.s == dir.s || strings.HasPrefix(p.s, dir.s+"/")
+}

@@ -1,0 +1,99 @@
+package vpath
+
+import "testing"
+
+func TestResolve(t *testing.T) {
+	cwd, _ := Resolve(Root(), "/home/a")
+	tests := []struct {
+		arg, want string
+		bad       bool
+	}{
+		{"", "/home/a", false},
+		{".", "/home/a", false},
+		{"x", "/home/a/x", false},
+		{"x/", "/home/a/x", false},
+		{"..", "/home", false},
+		{"../../../../etc/passwd", "/etc/passwd", false},
+		{"/../../etc", "/etc", false},
+		{"/", "/", false},
+		{"//x//y/./z/..", "/x/y", false},
+		{"%2e%2e/x", "/home/a/%2e%2e/x", false},
+		{"a\\..\\b", "/home/a/a\\..\\b", false},
+		{"a b \"q\"", "/home/a/a b \"q\"", false},
+		{"été/ñ", "/home/a/été/ñ", false},
+		{"a\x00b", "", true},
+		{"a\rb", "", true},
+		{"a\nb", "", true},
+		{"\xff\xfe", "", true},
+	}
+	for _, tt := range tests {
+		got, err := Resolve(cwd, tt.arg)
+		if (err != nil) != tt.bad {
+			t.Errorf("Resolve(%q) err = %v, want bad=%v", tt.arg, err, tt.bad)
+			continue
+		}
+		if !tt.bad && got.String() != tt.want {
+			t.Errorf("Resolve(%q) = %q, want %q", tt.arg, got, tt.want)
+		}
+	}
+}
+
+func TestPathParts(t *testing.T) {
+	p, _ := Resolve(Root(), "/a/b/c")
+	if p.Rel() != "a/b/c" || p.Base() != "c" || p.Dir().String() != "/a/b" {
+		t.Fatalf("parts of %v: rel %q base %q dir %q", p, p.Rel(), p.Base(), p.Dir())
+	}
+	if Root().Rel() != "." || Root().Dir() != Root() || !Root().IsRoot() || Root().Base() != "/" {
+		t.Fatal("root parts wrong")
+	}
+	a, _ := Resolve(Root(), "/a")
+	ab, _ := Resolve(Root(), "/ab")
+	if !p.Within(a) || ab.Within(a) || !a.Within(Root()) || !a.Within(a) {
+		t.Fatal("Within wrong")
+	}
+	if a.Child("x").String() != "/a/x" || Root().Child("x").String() != "/x" {
+		t.Fatal("Child wrong")
+	}
+}
+
+// FuzzResolve checks the jail invariant: whatever the argument, the result
+// is rooted, clean, and its storage form never climbs out.
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{"", "..", "../..", "/../x", "a/../../b", "./.", "a\x00", "//", "a/b/../c/"} {
+		f.Add("/cwd/dir", s)
+	}
+	f.Fuzz(func(t *testing.T, cwdArg, arg string) {
+		cwd, err := Resolve(Root(), cwdArg)
+		if err != nil {
+			return
+		}
+		p, err := Resolve(cwd, arg)
+		if err != nil {
+			return
+		}
+		rel := p.Rel()
+		if rel == ".." || len(rel) >= 3 && rel[:3] == "../" || rel[0] == '/' {
+			t.Fatalf("escape: %q + %q -> %q", cwdArg, arg, rel)
+		}
+		for _, seg := range splitSlash(rel) {
+			if seg == ".." || seg == "" || (seg == "." && rel != ".") {
+				t.Fatalf("unclean: %q", rel)
+			}
+		}
+		if p2, err := Resolve(Root(), p.String()); err != nil || p2 != p {
+			t.Fatalf("not idempotent: %q -> %q", p, p2)
+		}
+	})
+}
+
+func splitSlash(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '/' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return out
+}

@@ -1,0 +1,298 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestTLSCurl moves small files and the 100 MiB file over explicit FTPS
+// (AUTH TLS, PROT P) in passive and active mode, and over implicit FTPS.
+func TestTLSCurl(t *testing.T) {
+	requireTool(t, "curl")
+	s := startServer(t, serverConfig{ImplicitTLS: true})
+	home := s.addUser(t, testUser, testPass)
+	local := t.TempDir()
+	u := func(path string) string { return s.URL("ftp", testUser, testPass, path) }
+
+	type sample struct {
+		name string
+		path string
+		sum  string
+		size int64
+	}
+	var samples []sample
+	for i, n := range []int{0, 1, 1 << 20} {
+		b := randBytes(uint64(200+i), n)
+		p := filepath.Join(local, fmt.Sprintf("sample-%d.bin", n))
+		writeFile(t, p, b)
+		samples = append(samples, sample{fmt.Sprintf("%dB", n), p, sha(b), int64(n)})
+	}
+	bp, bs := bigFile(t)
+	samples = append(samples, sample{"100MiB", bp, bs, bigSize})
+
+	checkTLS := func(t *testing.T, r cmdResult) {
+		t.Helper()
+		if !strings.Contains(r.Stderr, "SSL connection using TLS") {
+			t.Errorf("curl did not use TLS:\n%s", r)
+		}
+	}
+	for _, m := range []struct {
+		name string
+		args []string
+	}{
+		{"explicit-passive", []string{"--ssl-reqd", "-k"}},
+		{"explicit-active", []string{"--ssl-reqd", "-k", "-P", "127.0.0.1"}},
+	} {
+		for _, smp := range samples {
+			name := m.name + "-" + smp.name + ".bin"
+			t.Run(m.name+"/"+smp.name+"/upload", func(t *testing.T) {
+				r := curlOK(t, append(slices.Clone(m.args), "-T", smp.path, u("up-"+name))...)
+				checkTLS(t, r)
+				if !strings.Contains(r.Stderr, "> PROT P") {
+					t.Errorf("curl did not protect the data connection:\n%s", r)
+				}
+				checkFileSHA(t, filepath.Join(home, "up-"+name), smp.sum, smp.size)
+			})
+			t.Run(m.name+"/"+smp.name+"/download", func(t *testing.T) {
+				linkOrCopy(t, smp.path, filepath.Join(home, "down-"+name))
+				out := filepath.Join(t.TempDir(), "out.bin")
+				r := curlOK(t, append(slices.Clone(m.args), "-o", out, u("down-"+name))...)
+				checkTLS(t, r)
+				if _, err := os.Stat(out); os.IsNotExist(err) && smp.size == 0 && r.Code == 0 {
+					return
+				}
+				checkFileSHA(t, out, smp.sum, smp.size)
+			})
+		}
+		t.Run(m.name+"/listing", func(t *testing.T) {
+			r := curlOK(t, append(slices.Clone(m.args), "--list-only", u(""))...)
+			if !slices.Contains(nonEmptyLines(r.Stdout), "down-"+m.name+"-1B.bin") {
+				t.Errorf("NLST over TLS lacks down-%s-1B.bin:\n%s", m.name, r.Stdout)
+			}
+		})
+	}
+
+	t.Run("implicit", func(t *testing.T) {
+		uu := func(path string) string { return s.URL("ftps", testUser, testPass, path) }
+		for _, smp := range samples[:3] {
+			t.Run(smp.name, func(t *testing.T) {
+				name := "implicit-" + smp.name + ".bin"
+				r := curlOK(t, "-k", "-T", smp.path, uu(name))
+				checkTLS(t, r)
+				checkFileSHA(t, filepath.Join(home, name), smp.sum, smp.size)
+				out := filepath.Join(t.TempDir(), "out.bin")
+				curlOK(t, "-k", "-o", out, uu(name))
+				if _, err := os.Stat(out); os.IsNotExist(err) && smp.size == 0 {
+					return
+				}
+				checkFileSHA(t, out, smp.sum, smp.size)
+			})
+		}
+		t.Run("listing", func(t *testing.T) {
+			r := curlOK(t, "-k", "--list-only", uu(""))
+			if !slices.Contains(nonEmptyLines(r.Stdout), "implicit-1B.bin") {
+				t.Errorf("NLST over implicit TLS lacks implicit-1B.bin:\n%s", r.Stdout)
+			}
+		})
+	})
+
+	t.Run("plain-data-after-auth", func(t *testing.T) {
+		// --ssl-control protects only the control connection (PROT C), which
+		// the default policy (tls_required none) allows.
+		out := filepath.Join(t.TempDir(), "out.bin")
+		r := curlOK(t, "--ftp-ssl-control", "-k", "-o", out, u("down-explicit-passive-1MiB.bin"))
+		checkTLS(t, r)
+		checkFileSHA(t, out, samples[2].sum, samples[2].size)
+	})
+}
+
+// TestTLSLftp mirrors a tree over explicit FTPS with protected data
+// connections (lftp resumes the control session's TLS session), and lists
+// over implicit FTPS.
+func TestTLSLftp(t *testing.T) {
+	requireTool(t, "lftp")
+	s := startServer(t, serverConfig{ImplicitTLS: true})
+	home := s.addUser(t, testUser, testPass)
+	src := filepath.Join(t.TempDir(), "src")
+	want := makeTree(t, src, 150, 77)
+	tlsSet := []string{
+		"set ftp:ssl-allow yes",
+		"set ftp:ssl-force true",
+		"set ftp:ssl-protect-data true",
+		"set ftp:ssl-protect-list true",
+		"set ssl:verify-certificate no",
+	}
+	for _, mode := range []string{"passive", "active"} {
+		t.Run("mirror-"+mode, func(t *testing.T) {
+			set := append(slices.Clone(tlsSet), "set ftp:passive-mode "+map[string]string{"passive": "on", "active": "off"}[mode])
+			remote := "tls-" + mode
+			dst := filepath.Join(t.TempDir(), "dst")
+			lftpOK(t, s, append(slices.Clone(set), "debug -o /dev/stderr 3",
+				fmt.Sprintf("mirror -R --no-perms --parallel=2 %q %q", src, remote))...)
+			diffTrees(t, "server copy after mirror -R over TLS", want, readTree(t, filepath.Join(home, remote)))
+			lftpOK(t, s, append(slices.Clone(set),
+				fmt.Sprintf("mirror --no-perms --parallel=2 %q %q", remote, dst))...)
+			diffTrees(t, "local copy after mirror over TLS", want, readTree(t, dst))
+		})
+	}
+	t.Run("implicit", func(t *testing.T) {
+		writeFile(t, filepath.Join(home, "imp", "one.txt"), []byte("1"))
+		writeFile(t, filepath.Join(home, "imp", "two words.txt"), []byte("22"))
+		r := lftp(t, "ftps://"+s.ImplicitAddr, testUser, testPass,
+			append(slices.Clone(tlsSet), `cls -1 "imp/"`)...)
+		if r.Code != 0 {
+			t.Fatalf("lftp over implicit FTPS failed:\n%s", r)
+		}
+		if got, want := clsNames(r.Stdout, "imp/"), []string{"one.txt", "two words.txt"}; !slices.Equal(got, want) {
+			t.Errorf("cls over implicit FTPS: %q, want %q", got, want)
+		}
+	})
+}
+
+// pyTLSRoundTrip is a python script that logs in over explicit FTPS, sets
+// PROT P and moves files both ways in passive and active mode.
+const pyTLSRoundTrip = `
+for passive in (True, False):
+    ftp = FTPS(timeout=30)
+    ftp.connect(HOST, PORT)
+    ftp.auth()
+    ftp.login(USER, PASS)
+    ftp.prot_p()
+    ftp.set_pasv(passive)
+    b = data(60 + passive, 1024*1024 + 11)
+    name = 'tls-py-%s.bin' % ('pasv' if passive else 'active')
+    stor(ftp, name, b)
+    check(retr(ftp, name) == b, 'PROT P round trip, passive =', passive)
+    check(name in ftp.nlst(), 'NLST under PROT P')
+    check(dict(ftp.mlsd())[name]['size'] == str(len(b)), 'MLSD under PROT P')
+    ftp.quit()
+print('PY-OK')
+`
+
+// TestTLSPythonSessionReuse checks the session-reuse rule with ftplib, which
+// never resumes the control connection's TLS session on data connections.
+func TestTLSPythonSessionReuse(t *testing.T) {
+	requireTool(t, "python3")
+
+	t.Run("required-refused", func(t *testing.T) {
+		s := startServer(t, serverConfig{})
+		home := s.addUser(t, testUser, testPass)
+		writeFile(t, filepath.Join(home, "small.bin"), []byte("small file\n"))
+		pythonOK(t, s, testUser, testPass, `
+ftp = FTPS(timeout=30)
+ftp.connect(HOST, PORT)
+ftp.auth()
+ftp.login(USER, PASS)
+ftp.prot_p()
+ftp.voidcmd('TYPE I')
+resp = None
+try:
+    conn = ftp.transfercmd('RETR small.bin')
+except FTP_ERRORS as e:
+    resp = str(e)     # refused before 150
+except (OSError, EOFError) as e:
+    resp = ftp.getmultiline()   # the handshake failed; the reply is pending
+else:
+    body = b''
+    try:
+        body = recv_all(conn)
+    except (OSError, EOFError):
+        pass
+    try:
+        conn.close()
+    except OSError:
+        pass
+    resp = ftp.getmultiline()
+    check(body == b'', 'data flowed over a non-resumed TLS session:', body)
+check(resp[:3] in ('425', '522'), 'reply to a data connection without session reuse', resp)
+check(re.search(r'(?i)reus|resum', resp), 'the refusal does not mention session reuse:', resp)
+# The control session survives: clear data still works.
+ftp.prot_c()
+check(retr(ftp, 'small.bin') == b'small file\n', 'RETR under PROT C after the refusal')
+ftp.quit()
+print('PY-OK')
+`)
+	})
+	t.Run("reuse-exempt", func(t *testing.T) {
+		s := startServer(t, serverConfig{Args: []string{"--tls-reuse-exempt", "127.0.0.1/32"}})
+		home := s.addUser(t, testUser, testPass)
+		pythonOK(t, s, testUser, testPass, pyTLSRoundTrip)
+		checkFileContent(t, filepath.Join(home, "tls-py-pasv.bin"), pyRandom(t, 61, 1<<20+11))
+		checkFileContent(t, filepath.Join(home, "tls-py-active.bin"), pyRandom(t, 60, 1<<20+11))
+	})
+	t.Run("reuse-optional", func(t *testing.T) {
+		s := startServer(t, serverConfig{Args: []string{"--tls-session-reuse", "optional"}})
+		home := s.addUser(t, testUser, testPass)
+		pythonOK(t, s, testUser, testPass, pyTLSRoundTrip)
+		checkFileContent(t, filepath.Join(home, "tls-py-pasv.bin"), pyRandom(t, 61, 1<<20+11))
+	})
+}
+
+// TestTLS13UploadTruncation uploads a 4 MiB file 30 times over TLS 1.3 with
+// protected data connections, 6 at a time, and checks every copy on disk.
+// A server that sends TLS 1.3 session tickets on data connections, or closes
+// them before reading the client's last records, truncates such uploads.
+func TestTLS13UploadTruncation(t *testing.T) {
+	requireTool(t, "curl")
+	s := startServer(t, serverConfig{})
+	home := s.addUser(t, testUser, testPass)
+	b := randBytes(4242, 4<<20+7)
+	src := filepath.Join(t.TempDir(), "four.bin")
+	writeFile(t, src, b)
+	want := sha(b)
+
+	const total, parallel = 30, 6
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	results := make([]cmdResult, total)
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				r := curl(t, "--ssl-reqd", "-k", "--tlsv1.3", "-T", src, s.URL("ftp", testUser, testPass, fmt.Sprintf("tls13-%02d.bin", i)))
+				mu.Lock()
+				results[i] = r
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range total {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+
+	bad := 0
+	for i, r := range results {
+		name := fmt.Sprintf("tls13-%02d.bin", i)
+		if r.Code != 0 {
+			bad++
+			t.Errorf("upload %s failed:\n%s", name, r)
+			continue
+		}
+		if !strings.Contains(r.Stderr, "SSL connection using TLSv1.3") {
+			t.Errorf("upload %s did not use TLS 1.3:\n%s", name, r)
+		}
+		p := filepath.Join(home, name)
+		got, err := fileSHA(p)
+		fi, serr := os.Stat(p)
+		if err != nil || serr != nil || got != want {
+			bad++
+			size := int64(-1)
+			if serr == nil {
+				size = fi.Size()
+			}
+			t.Errorf("%s on disk: size %d sha256 %s (err %v); want size %d sha256 %s", name, size, got, err, len(b), want)
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d TLS 1.3 uploads truncated or failed", bad, total)
+	}
+}
