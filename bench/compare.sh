@@ -87,10 +87,11 @@ if ! command -v openssl >/dev/null; then
 	apt-get install -y openssl >/dev/null || { apt-get update >/dev/null && apt-get install -y openssl >/dev/null; }
 fi
 
-log "building ferry-bench and ferry"
+log "building ferry-bench"
 (cd "$ROOT" && go build -o "$WORK/ferry-bench" ./cmd/ferry-bench)
 BENCH=$WORK/ferry-bench
 if ((want_ferry)); then
+	log "building ferry"
 	(cd "$ROOT" && go build -o "$WORK/ferry" ./cmd/ferry) || die "go build ./cmd/ferry failed (BENCH_SERVERS=vsftpd runs vsftpd alone)"
 	FERRY=$WORK/ferry
 fi
@@ -122,7 +123,7 @@ wait_ready() { # port pid name
 	local i line
 	for ((i = 0; i < 200; i++)); do
 		kill -0 "$2" 2>/dev/null || die "$3 exited; see $OUT/$3.log"
-		if exec 9<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null; then
+		if { exec 9<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then
 			line=
 			IFS= read -r -t 5 line <&9 || true
 			exec 9<&-

@@ -64,6 +64,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.Hold, "hold", 500*time.Millisecond, "idle: pause after the last login before measuring")
 	fs.IntVar(&o.PID, "pid", 0, "server process id: measure CPU and memory of its process tree (0: don't)")
 	fs.DurationVar(&o.Sample, "sample", 5*time.Millisecond, "memory sampling interval during listings")
+	fs.DurationVar(&o.Settle, "settle", 500*time.Millisecond, "with -pid: before a run, wait until the server's process count has been stable this long")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "timeout of each network operation")
 	fs.IntVar(&o.SrcIPs, "src-ips", 1, "spread client connections over 127.0.0.1 … 127.0.0.N")
 	fs.StringVar(&mkfiles, "mkfiles", "", "create -n empty files in this directory and exit")
@@ -119,7 +120,7 @@ func runScenario(o *options, scenario string) result {
 		Metrics: map[string]float64{}, Info: map[string]any{},
 	}
 	if o.PID > 0 {
-		settle(o.PID, 500*time.Millisecond, time.Minute)
+		settle(o.PID, o.Settle, time.Minute)
 	}
 	var err error
 	switch scenario {

@@ -117,7 +117,7 @@ func printReport(w io.Writer, files []string, a, b string) error {
 			v = slices.Max(vals)
 		}
 		s := fmt.Sprintf(rw.format, v)
-		if cmd, ok := rs[0].Info["command"].(string); ok {
+		if cmd, ok := rs[0].Info["command"].(string); ok && rw.metric == "ms" {
 			s += " " + cmd
 		}
 		if failed > 0 {

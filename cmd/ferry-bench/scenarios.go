@@ -41,6 +41,7 @@ type options struct {
 
 	PID     int           // server process: CPU and memory of its tree; 0: not measured
 	Sample  time.Duration // memory sampling interval
+	Settle  time.Duration // quiet time of the process tree before a run
 	Timeout time.Duration // per operation
 	SrcIPs  int           // spread clients over 127.0.0.1 … 127.0.0.N (loopback only)
 }
@@ -353,12 +354,12 @@ func oneSession(o *options, i int, buf []byte) error {
 func runSessions(o *options, r *result) error {
 	r.Desc = fmt.Sprintf("c=%d, %s", o.Concurrency, o.Duration)
 	var (
-		mu      sync.Mutex
-		lats    []float64
-		errs    atomic.Int64
-		late    atomic.Int64 // sessions (or errors) that ended after the window
-		samples = map[string]int{}
-		wg      sync.WaitGroup
+		mu       sync.Mutex
+		lats     []float64
+		errs     atomic.Int64
+		inWindow atomic.Int64 // sessions that succeeded and ended inside the window
+		samples  = map[string]int{}
+		wg       sync.WaitGroup
 	)
 	var cpu0 float64
 	if o.PID > 0 {
@@ -375,8 +376,8 @@ func runSessions(o *options, r *result) error {
 			for time.Now().Before(stop) {
 				t0 := time.Now()
 				err := oneSession(o, i, buf)
-				if time.Now().After(stop) {
-					late.Add(1)
+				if err == nil && !time.Now().After(stop) {
+					inWindow.Add(1)
 				}
 				if err != nil {
 					errs.Add(1)
@@ -401,14 +402,12 @@ func runSessions(o *options, r *result) error {
 	// The rate counts the sessions that ended inside the window; those still
 	// running at its end finish (their latencies count) but not in the rate.
 	el := time.Since(start).Seconds()
-	inWindow := int64(len(lats)) + errs.Load() - late.Load()
-	ok := max(inWindow-(errs.Load()-lateErrs.Load()), 0)
 	m := r.Metrics
 	m["sessions"] = float64(len(lats))
 	m["errors"] = float64(errs.Load())
 	m["seconds"] = el
 	m["drain_s"] = el - o.Duration.Seconds()
-	m["sessions_per_s"] = float64(ok) / o.Duration.Seconds()
+	m["sessions_per_s"] = float64(inWindow.Load()) / o.Duration.Seconds()
 	if len(lats) > 0 {
 		slices.Sort(lats)
 		m["p50_ms"] = percentile(lats, 50)

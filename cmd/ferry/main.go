@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,7 +24,6 @@ import (
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/ftp"
 	"github.com/ferryftp/ferry/internal/storage/local"
-	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -107,7 +107,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err := ftp.PrepareData(data); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	store, err := sqlstore.Open(filepath.Join(data, "users.db"))
+	store, err := openUserStore(data)
 	if err != nil {
 		return fmt.Errorf("user store: %w", err)
 	}
@@ -121,6 +121,20 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if cfg.TLSMinVersion == "1.3" {
 		tlsCfg.MinVersion = tls.VersionTLS13
 	}
+	if cfg.TLSClientCA != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCA)
+		if err != nil {
+			return fmt.Errorf("client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("client CA %s: no PEM certificates found", cfg.TLSClientCA)
+		}
+		// Certificates are asked for, not demanded: users marked
+		// "certificate required" are checked at login.
+		tlsCfg.ClientCAs = pool
+		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -128,7 +142,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	srv := &ftp.Server{Config: cfg, Auth: store, Logger: log, TLS: tlsCfg}
 	if cfg.BanThreshold > 0 {
-		bans, err := ban.OpenSQL(filepath.Join(data, "bans.db"))
+		bans, err := ban.OpenSQL(filepath.Join(data, ban.DBFile))
 		if err != nil {
 			return fmt.Errorf("ban store: %w", err)
 		}

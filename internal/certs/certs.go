@@ -186,8 +186,11 @@ func (m *Manager) publish(l *loaded) {
 	m.cur.Store(l)
 	leaf := l.cert.Leaf
 	if !l.generated && m.due(l) {
-		m.log.Warn("TLS certificate expires soon", "path", m.certFile,
-			"expires", leaf.NotAfter, "fingerprint", l.fingerprint)
+		msg := "TLS certificate expires within 30 days; replace it"
+		if !m.now().Before(leaf.NotAfter) {
+			msg = "TLS certificate has expired; replace it"
+		}
+		m.log.Warn(msg, "path", m.certFile, "expires", leaf.NotAfter, "fingerprint", l.fingerprint)
 	}
 }
 
@@ -246,6 +249,9 @@ func (m *Manager) Watch(ctx context.Context, interval time.Duration, hup <-chan 
 	// Compare with the files as loaded, not as they are now: a change made
 	// between New and Watch must not be missed.
 	last := m.cur.Load().stamp
+	// After a failed renewal, wait before trying again rather than logging
+	// the same failure at every tick.
+	var retryRenewal time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -262,8 +268,10 @@ func (m *Manager) Watch(ctx context.Context, interval time.Duration, hup <-chan 
 				_ = m.Reload()
 				continue
 			}
-			if cur := m.cur.Load(); m.selfSigned && cur.generated && m.due(cur) {
-				_ = m.Reload()
+			if cur := m.cur.Load(); m.selfSigned && cur.generated && m.due(cur) && !m.now().Before(retryRenewal) {
+				if m.Reload() != nil || m.due(m.cur.Load()) {
+					retryRenewal = m.now().Add(time.Hour)
+				}
 				last = m.stamp()
 			}
 		}

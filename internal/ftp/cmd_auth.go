@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"os"
 	"path/filepath"
@@ -34,7 +35,60 @@ func (s *session) cmdUSER(arg string) {
 		s.reply(331, "Anonymous login ok, send your complete e-mail address as password.")
 		return
 	}
+	if u := s.certUser(arg); u != nil {
+		// RFC 2228 §3: 232, logged in by the security exchange.
+		if s.admitUser(u) {
+			s.log.Info("login", "user", u.Name, "result", "ok", "method", "certificate")
+			s.reply(232, "User logged in, authorized by client certificate.")
+		}
+		return
+	}
 	s.reply(331, "Please specify the password.")
+}
+
+// certUser returns the account a verified client certificate logs in
+// without a password: the user must be marked CertLogin and the
+// certificate's subject or SAN must name it.
+func (s *session) certUser(name string) *users.User {
+	look, ok := s.srv.Auth.(interface {
+		Get(ctx context.Context, name string) (*users.User, error)
+	})
+	if !ok || !s.certNames(name) {
+		return nil
+	}
+	u, err := look.Get(context.Background(), name)
+	if err != nil || u.Disabled || !u.CertLogin {
+		return nil
+	}
+	return u
+}
+
+// certNames reports whether the control connection's verified client
+// certificate names the user: common name, DNS or e-mail SAN.
+func (s *session) certNames(name string) bool {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	cs := tc.ConnectionState()
+	if len(cs.VerifiedChains) == 0 {
+		return false
+	}
+	leaf := cs.VerifiedChains[0][0]
+	if leaf.Subject.CommonName == name {
+		return true
+	}
+	for _, n := range leaf.DNSNames {
+		if n == name {
+			return true
+		}
+	}
+	for _, e := range leaf.EmailAddresses {
+		if e == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *session) cmdPASS(arg string) {
@@ -63,8 +117,15 @@ func (s *session) cmdPASS(arg string) {
 	u, err := s.srv.Auth.Authenticate(context.Background(), name, arg)
 	if err != nil {
 		ev := EventFailedLogin
-		if errors.Is(err, users.ErrNotFound) {
+		if errors.Is(err, users.ErrUnknownUser) {
 			ev = EventUnknownUser
+		}
+		if !errors.Is(err, users.ErrAuth) {
+			// The store is down: not the client's fault, so no score.
+			s.log.Error("user store failed", "user", name, "err", err)
+			s.reply(421, "Service not available: user database error.")
+			s.closing = true
+			return
 		}
 		s.loginFailed(name, err.Error(), ev)
 		return
@@ -73,18 +134,29 @@ func (s *session) cmdPASS(arg string) {
 		s.loginFailed(name, "user requires TLS", EventFailedLogin)
 		return
 	}
+	if u.CertRequired && !s.certNames(u.Name) {
+		s.loginFailed(name, "user requires a client certificate", EventFailedLogin)
+		return
+	}
+	if s.admitUser(u) {
+		s.log.Info("login", "user", name, "result", "ok")
+		s.reply(230, "Login successful.")
+	}
+}
+
+// admitUser applies the per-user session limit and starts the session.
+func (s *session) admitUser(u *users.User) bool {
 	if !s.srv.loginUser(u.Name, u.MaxSessions) {
-		s.log.Warn("login refused", "user", name, "reason", "too many sessions of this user")
+		s.log.Warn("login refused", "user", u.Name, "reason", "too many sessions of this user")
 		s.reply(421, "Too many sessions of this user; try again later.")
 		s.closing = true
-		return
+		return false
 	}
 	if !s.startSession(u, false) {
 		s.srv.logoutUser(u.Name)
-		return
+		return false
 	}
-	s.log.Info("login", "user", name, "result", "ok")
-	s.reply(230, "Login successful.")
+	return true
 }
 
 // startSession opens the user's storage and resets the per-login state.
@@ -104,6 +176,10 @@ func (s *session) startSession(u *users.User, anon bool) bool {
 		return false
 	}
 	s.user, s.anon, s.fs, s.rules = u, anon, fsys, rules
+	s.ustate = s.srv.userState(u)
+	if u.QuotaBytes > 0 || u.QuotaFiles > 0 {
+		s.ustate.loadUsage(u.Home)
+	}
 	s.cwd = vpath.Root()
 	s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
 	return true

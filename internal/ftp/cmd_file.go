@@ -48,16 +48,17 @@ func (s *session) cmdRETR(arg string) {
 	}
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.srv.Config.DataTimeout.Duration
+	lim := s.limits(s.srv.down, s.ustate.down)
 	s.startTransfer("RETR", p.String(), "download", note+".", func(ctx context.Context, c net.Conn) (int64, error) {
 		var src io.Reader = f
 		if of, ok := f.(storage.OSFiler); ok {
 			src = of.OSFile() // lets the kernel send the file (sendfile)
 		}
 		if ascii {
-			return copyOut(c, asciiSource{src}, timeout)
+			src = asciiSource{src}
 		}
-		return copyOut(c, src, timeout)
-	}, func(bool) { f.Close() })
+		return copyOut(ctx, c, src, timeout, lim)
+	}, func(error) { f.Close() })
 }
 
 // asciiSource converts LF to CRLF while reading, for TYPE A downloads.
@@ -112,8 +113,23 @@ func (s *session) store(arg, verb string, appendMode bool) {
 
 func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 	p, err := s.resolve(arg)
+	var old int64 = -1 // size of the file replaced or extended; -1: new file
 	if err == nil {
-		err = s.checkUpload(p, appendMode || s.rest > 0)
+		old, err = s.checkUpload(p, appendMode || s.rest > 0)
+	}
+	if err == nil && old < 0 && s.user.QuotaFiles > 0 && s.ustate.files.Load() >= s.user.QuotaFiles {
+		err = reply(552, "File quota exceeded.")
+	}
+	inPlace := appendMode || s.rest > 0 || unique
+	// replaced is what the upload removes from the quota use at once
+	// (REST truncates at its offset) or on commit (a replaced file).
+	var replaced int64
+	switch {
+	case old < 0, appendMode:
+	case s.rest > 0:
+		replaced = max(old-s.rest, 0)
+	default:
+		replaced = old
 	}
 	var up storage.Upload
 	if err == nil {
@@ -136,11 +152,29 @@ func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 	}
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.srv.Config.DataTimeout.Duration
+	lim := s.limits(s.srv.up, s.ustate.up)
+	st, quota, log := s.ustate, s.user.QuotaBytes, s.log
+	if inPlace {
+		st.bytes.Add(-replaced)
+		replaced = 0
+	}
+	var written int64
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var dst io.Writer = up
+		if quota > 0 {
+			q := &quotaWriter{w: dst, st: st, max: quota + replaced}
+			defer func() { written = q.written }()
+			dst = q
+		} else {
+			defer func() { st.bytes.Add(written) }()
+			dst = &countWriter{w: dst, n: &written}
+		}
+		if len(lim) > 0 {
+			dst = &throttledWriter{ctx: ctx, w: dst, lim: lim}
+		}
 		var dec *wire.ASCIIDecoder
 		if ascii {
-			dec = wire.NewASCIIDecoder(up)
+			dec = wire.NewASCIIDecoder(dst)
 			dst = dec
 		}
 		n, err := copyIn(dst, c, timeout)
@@ -148,34 +182,69 @@ func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 			err = dec.Close()
 		}
 		return n, err
-	}, func(ok bool) {
-		if ok {
-			if err := up.Commit(); err != nil {
-				s.log.Warn("upload commit failed", "path", p.String(), "err", err)
+	}, func(err error) {
+		// A whole upload replaces the old file. A cut in-place upload
+		// keeps what arrived so the client can resume it; a full disk
+		// or quota removes the partial data.
+		full := errors.Is(err, storage.ErrQuota) || errors.Is(err, storage.ErrNoSpace)
+		if err == nil || inPlace && !full {
+			if cerr := up.Commit(); cerr != nil {
+				log.Warn("upload commit failed", "path", p.String(), "err", cerr)
+				st.bytes.Add(-written)
+				return
+			}
+			st.bytes.Add(-replaced)
+			if old < 0 {
+				st.files.Add(1)
 			}
 			return
 		}
 		up.Abort()
+		st.bytes.Add(-written)
 	})
 }
 
-// checkUpload applies the permission verbs of an upload to p.
-func (s *session) checkUpload(p vpath.Path, inPlace bool) error {
+// countWriter counts bytes written, for quota use of users without quota.
+type countWriter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+// limits collects the rate limiters that apply, skipping unset ones.
+func (s *session) limits(ls ...*rateLimiter) limits {
+	var out limits
+	for _, l := range ls {
+		if l != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// checkUpload applies the permission verbs of an upload to p and returns
+// the size of the existing file, or -1 when there is none.
+func (s *session) checkUpload(p vpath.Path, inPlace bool) (int64, error) {
 	if err := s.allow(verbUpload, p); err != nil {
-		return err
+		return -1, err
 	}
 	fi, err := s.fs.Stat(s.ctx(), p.Rel())
 	switch {
 	case err == nil && fi.IsDir():
-		return storage.ErrIsDir
+		return -1, storage.ErrIsDir
 	case err == nil && inPlace:
-		return s.allow(verbAppend, p)
+		return fi.Size(), s.allow(verbAppend, p)
 	case err == nil:
-		return s.allow(verbOverwrite, p)
+		return fi.Size(), s.allow(verbOverwrite, p)
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return -1, nil
 	}
-	return err
+	return -1, err
 }
 
 func (s *session) cmdREST(arg string) {
@@ -210,6 +279,10 @@ func (s *session) cmdDELE(arg string) {
 	if err == nil {
 		err = s.allow(verbDelete, p)
 	}
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = s.fs.Stat(s.ctx(), p.Rel())
+	}
 	if err == nil {
 		err = s.fs.Remove(s.ctx(), p.Rel())
 	}
@@ -217,6 +290,8 @@ func (s *session) cmdDELE(arg string) {
 		s.fail(err, "DELE")
 		return
 	}
+	s.ustate.bytes.Add(-fi.Size())
+	s.ustate.files.Add(-1)
 	s.reply(250, "File deleted.")
 }
 

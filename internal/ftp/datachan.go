@@ -158,4 +158,3 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 	}
 	return tc, nil
 }
-

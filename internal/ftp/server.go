@@ -45,16 +45,18 @@ type Server struct {
 	dropBox   *vpath.Path  // anonymous upload directory, if any
 	publicIP  netip.Addr   // advertised by PASV when valid
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	sessions  map[*session]struct{}
-	perIP     map[netip.Addr]int
-	perUser   map[string]int
+	mu         sync.Mutex
+	listeners  map[net.Listener]struct{}
+	sessions   map[*session]struct{}
+	perIP      map[netip.Addr]int
+	perUser    map[string]int
+	users      map[string]*userState // rate limiters and quota use, by user name
+	up, down   *rateLimiter          // server-wide rates
 	inShutdown atomic.Bool
-	done      chan struct{} // closed by Shutdown
-	wg        sync.WaitGroup
-	nextID    atomic.Uint64
-	initOnce  sync.Once
+	done       chan struct{} // closed by Shutdown
+	wg         sync.WaitGroup
+	nextID     atomic.Uint64
+	initOnce   sync.Once
 }
 
 // Defender scores misbehaviour and refuses banned addresses.
@@ -89,6 +91,8 @@ func (srv *Server) init() {
 		if srv.TLS != nil {
 			srv.tlsConfig = srv.sessionTLSConfig(srv.TLS)
 		}
+		srv.up = newRateLimiter(srv.Config.UploadRate)
+		srv.down = newRateLimiter(srv.Config.DownloadRate)
 		srv.access = serverAccess{hidden: srv.Config.HiddenPattern, denyUpload: srv.Config.DenyUpload}
 		if d := srv.Config.AnonymousUploadDir; d != "" {
 			if p, err := vpath.Resolve(vpath.Root(), d); err == nil && !p.IsRoot() {

@@ -37,7 +37,8 @@ type transfer struct {
 type work func(ctx context.Context, c net.Conn) (int64, error)
 
 // startTransfer runs w on a new data connection in its own goroutine.
-func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup func(ok bool)) {
+// cleanup, when set, runs in the transfer goroutine with the outcome.
+func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup func(err error)) {
 	spec := s.takeData()
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &transfer{
@@ -56,7 +57,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 		c, err := spec.open(ctx)
 		if err != nil {
 			if cleanup != nil {
-				cleanup(false)
+				cleanup(err)
 			}
 			t.events <- xferEvent{done: true, err: err}
 			return
@@ -78,7 +79,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 			err = ctx.Err()
 		}
 		if cleanup != nil {
-			cleanup(err == nil)
+			cleanup(err)
 		}
 		t.events <- xferEvent{done: true, bytes: n, err: err}
 	}()
@@ -195,14 +196,22 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 // chunk per data timeout is considered stalled.
 const chunk = 256 << 10
 
-// copyOut sends src to c, refreshing the write deadline as data moves. An
-// *os.File source reaches the TCP connection through sendfile.
-func copyOut(c net.Conn, src io.Reader, timeout time.Duration) (int64, error) {
+// copyOut sends src to c, refreshing the write deadline as data moves and
+// waiting on the rate limits. An *os.File source reaches a plain TCP
+// connection through sendfile.
+func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim limits) (int64, error) {
 	var total int64
+	step := int64(chunk)
+	if len(lim) > 0 {
+		step = 32 << 10
+	}
 	if _, plain := c.(*net.TCPConn); plain {
 		for {
+			if err := lim.wait(ctx, int(step)); err != nil {
+				return total, err
+			}
 			c.SetWriteDeadline(time.Now().Add(timeout))
-			n, err := io.CopyN(c, src, chunk)
+			n, err := io.CopyN(c, src, step)
 			total += n
 			if err == io.EOF {
 				return total, nil
@@ -214,10 +223,13 @@ func copyOut(c net.Conn, src io.Reader, timeout time.Duration) (int64, error) {
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	buf := *bp
+	buf := (*bp)[:step]
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			if err := lim.wait(ctx, n); err != nil {
+				return total, err
+			}
 			c.SetWriteDeadline(time.Now().Add(timeout))
 			if _, err := c.Write(buf[:n]); err != nil {
 				return total, err

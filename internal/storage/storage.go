@@ -61,9 +61,11 @@ type File interface {
 // Upload is a file being written. Exactly one of Commit or Abort must be called.
 type Upload interface {
 	io.Writer
-	// Commit makes the data visible under the target name.
+	// Commit makes the data visible under the target name; for an in-place
+	// upload it keeps what arrived, so a cut upload can be resumed.
 	Commit() error
-	// Abort discards what was written; a replaced file keeps its old content.
+	// Abort discards what was written: a replaced file keeps its old
+	// content, an in-place upload is cut back to where it started.
 	Abort() error
 }
 

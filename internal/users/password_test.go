@@ -181,3 +181,15 @@ func FuzzDecodeArgon2(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerifyPassword measures one login's hashing cost with the
+// parameters of new hashes; it should stay around 20-50 ms.
+func BenchmarkVerifyPassword(b *testing.B) {
+	h, err := HashPassword("benchmark")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		VerifyPassword(h, "benchmark")
+	}
+}

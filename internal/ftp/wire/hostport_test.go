@@ -118,7 +118,7 @@ func TestParseEPRT(t *testing.T) {
 		{" 1 10.0.0.1 80 ", none, ErrSyntax},
 		{"\x7f1\x7f10.0.0.1\x7f80\x7f", none, ErrSyntax},
 		{"\x201\x2010.0.0.1\x2080\x20", none, ErrSyntax},
-		{"5150.0.0.15805", none, ErrSyntax}, // digit delimiter
+		{"5150.0.0.15805", none, ErrSyntax},  // digit delimiter
 		{".1.10.0.0.1.80.", none, ErrSyntax}, // delimiter clashes with the address
 		{":2:::1:80:", none, ErrSyntax},
 		{"|1|::1|80|", none, ErrSyntax},

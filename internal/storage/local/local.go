@@ -144,8 +144,7 @@ func (f *FS) Create(_ context.Context, name string, o storage.CreateOptions) (st
 			fl.Close()
 			return nil, mapErr(err)
 		}
-		_ = pos
-		return &inPlace{f: fl}, nil
+		return &inPlace{f: fl, start: pos}, nil
 	}
 	if o.Exclusive {
 		fl, err := f.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, o.Perm)
@@ -204,9 +203,11 @@ func (u *atomic) Abort() error {
 	return mapErr(u.root.Remove(u.tmp))
 }
 
-// inPlace writes straight into the target (REST, APPE, STOU).
+// inPlace writes straight into the target (REST, APPE, STOU). Abort cuts
+// the file back to where this upload started.
 type inPlace struct {
 	f             *os.File
+	start         int64
 	removeOnAbort func()
 }
 
@@ -223,6 +224,7 @@ func (u *inPlace) ReadFrom(r io.Reader) (int64, error) {
 func (u *inPlace) Commit() error { return mapErr(u.f.Close()) }
 
 func (u *inPlace) Abort() error {
+	u.f.Truncate(u.start)
 	err := u.f.Close()
 	if u.removeOnAbort != nil {
 		u.removeOnAbort()

@@ -299,7 +299,9 @@ func TestAuthenticateTiming(t *testing.T) {
 		return best
 	}
 	known, unknown := fastest("alice"), fastest("nobody")
-	if unknown < known/2 {
+	// Without the dummy verification an unknown user costs a fraction of a
+	// millisecond against tens for a known one; allow wide noise on a busy box.
+	if unknown < known/5 {
 		t.Errorf("unknown user took %v, known %v: the dummy verification is missing or cheaper", unknown, known)
 	}
 }
