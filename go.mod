@@ -7,6 +7,8 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
+require github.com/jlaffaye/ftp v0.2.4 // indirect
+
 require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/dustin/go-humanize v1.1.0 // indirect

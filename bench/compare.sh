@@ -63,10 +63,11 @@ WORK=$(mktemp -d /tmp/ferry-bench-work.XXXXXX)
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 
-PIDS=()
+declare -A PORT PID USER PASS UPLOAD
 cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	local p
+	for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PID[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -113,6 +114,9 @@ for n in "$LIST_N" "$BIGLIST_N"; do
 		touch "$CACHE/dir-$n.done"
 	fi
 done
+# The cache is also Ferry's data directory (anonymous users see its public/);
+# Ferry's own state there (user store, homes) is made anew on every run.
+find "$CACHE" -mindepth 1 -maxdepth 1 ! -name public ! -name '*.done' -exec rm -rf {} +
 # vsftpd's anonymous uploads go to public/upload (owned by its ftp user; the
 # anonymous root itself must not be writable).
 chown ftp "$PUB/upload" 2>/dev/null || chmod 777 "$PUB/upload"
@@ -138,7 +142,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 \
 	-keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 mkdir -p "$WORK/empty"
 
-declare -A PORT PID USER PASS UPLOAD
 if ((want_vsftpd)); then
 	cat >"$WORK/vsftpd.conf" <<-EOF
 		listen=YES
@@ -179,10 +182,6 @@ if ((want_vsftpd)); then
 	EOF
 	[[ -n ${BENCH_VSFTPD_EXTRA:-} ]] && printf '%s\n' "$BENCH_VSFTPD_EXTRA" >>"$WORK/vsftpd.conf"
 	cp "$WORK/vsftpd.conf" "$OUT/vsftpd.conf"
-	"$VSFTPD" "$WORK/vsftpd.conf" >"$OUT/vsftpd.log" 2>&1 &
-	PID[vsftpd]=$!
-	PIDS+=("${PID[vsftpd]}")
-	wait_ready "$VS_PORT" "${PID[vsftpd]}" vsftpd
 	PORT[vsftpd]=$VS_PORT USER[vsftpd]=anonymous PASS[vsftpd]=bench@ UPLOAD[vsftpd]=upload/ferry-bench-upload.bin
 fi
 
@@ -201,20 +200,37 @@ if ((want_ferry)); then
 	# shellcheck disable=SC2206
 	[[ -n ${BENCH_FERRY_EXTRA:-} ]] && fargs+=($BENCH_FERRY_EXTRA)
 	printf '%s\n' "$FERRY ${fargs[*]}" >"$OUT/ferry.cmdline"
-	# The named user for uploads; it may exist from an earlier run (same password).
+	# The named user for uploads (anonymous is read-only in Ferry).
 	printf '%s\n' "$FERRY_PASS" | "$FERRY" user add "$FERRY_USER" --data "$CACHE" --password-stdin >"$OUT/ferry-user.log" 2>&1 ||
-		log "ferry user add $FERRY_USER failed (exists already?): $(tail -n1 "$OUT/ferry-user.log")"
-	"$FERRY" "${fargs[@]}" >"$OUT/ferry.log" 2>&1 &
-	PID[ferry]=$!
-	PIDS+=("${PID[ferry]}")
-	wait_ready "$FERRY_PORT" "${PID[ferry]}" ferry
+		die "ferry user add failed: $(cat "$OUT/ferry-user.log")"
 	PORT[ferry]=$FERRY_PORT USER[ferry]=$FERRY_USER PASS[ferry]=$FERRY_PASS UPLOAD[ferry]=ferry-bench-upload.bin
 fi
+
+# start NAME starts (or restarts) a server and waits for its greeting.
+start() {
+	stop "$1"
+	case $1 in
+	vsftpd) "$VSFTPD" "$WORK/vsftpd.conf" >>"$OUT/vsftpd.log" 2>&1 & ;;
+	ferry) "$FERRY" "${fargs[@]}" >>"$OUT/ferry.log" 2>&1 & ;;
+	esac
+	PID[$1]=$!
+	wait_ready "${PORT[$1]}" "${PID[$1]}" "$1"
+}
+stop() {
+	[[ -n ${PID[$1]:-} ]] || return 0
+	kill "${PID[$1]}" 2>/dev/null || true
+	wait "${PID[$1]}" 2>/dev/null || true
+	unset "PID[$1]"
+}
+for s in $SERVERS; do start "$s"; done
 
 # --- runs --------------------------------------------------------------------
 run() { # server round key limit-seconds scenario-args…
 	local s=$1 r=$2 key=$3 limit=$4
 	shift 4
+	# Memory is measured on a fresh server: a Go heap that grew in an earlier
+	# scenario would otherwise absorb the new allocations unseen.
+	case $key in list-big | idle-*) start "$s" ;; esac
 	timeout -k 10 "$limit" "$BENCH" -addr "127.0.0.1:${PORT[$s]}" -label "$s" -round "$r" -key "$key" \
 		-pid "${PID[$s]}" "$@" >>"$RESULTS" 2>>"$OUT/bench.log" || true
 	tail -n 1 "$OUT/bench.log" >&2

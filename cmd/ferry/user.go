@@ -25,6 +25,8 @@ const userUsage = `Usage:
   ferry user del NAME                                   delete a user (the home directory is kept)
   ferry user disable NAME                               refuse the user's logins
   ferry user enable NAME                                allow the user's logins again
+  ferry user set NAME [--quota-bytes N] [--perms SPEC] ...  change per-user settings (see ferry user set -h)
+  ferry user show NAME                                  print every setting of a user
 
 Every command takes --data DIR (default ./ferry-data); users are kept in
 DIR/users.db, and a new user's home defaults to DIR/home/NAME. The password is
@@ -50,7 +52,9 @@ type userCommand struct {
 	args     string // positional arguments, for usage: "NAME" or ""
 	home     bool   // takes --home
 	password bool   // takes --password-stdin
-	run      func(c *userRun) error
+	// flags registers the command's own flags, if any.
+	flags func(fs *flag.FlagSet, c *userRun)
+	run   func(c *userRun) error
 }
 
 var userCommands = map[string]userCommand{
@@ -60,6 +64,8 @@ var userCommands = map[string]userCommand{
 	"del":     {args: "NAME", run: (*userRun).del},
 	"disable": {args: "NAME", run: func(c *userRun) error { return c.setDisabled(true) }},
 	"enable":  {args: "NAME", run: func(c *userRun) error { return c.setDisabled(false) }},
+	"set":     {args: "NAME", flags: setFlags, run: (*userRun).set},
+	"show":    {args: "NAME", run: (*userRun).show},
 }
 
 // userRun is one `ferry user` invocation after its arguments are parsed.
@@ -70,6 +76,8 @@ type userRun struct {
 	name           string // NAME, for the commands that take one
 	home           string // --home
 	passwordStdin  bool   // --password-stdin
+	settings       *userSettings
+	flagSet        *flag.FlagSet // to tell which flags were given
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -96,10 +104,14 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	c := &userRun{ctx: context.Background(), stdin: stdin, stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("ferry user "+sub, flag.ContinueOnError)
+	c.flagSet = fs
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.data, "data", config.Defaults().Data, "data directory; users are kept in `DIR`/users.db")
 	if cmd.home {
 		fs.StringVar(&c.home, "home", "", "home `DIR` of the user (default DATA/home/NAME)")
+	}
+	if cmd.flags != nil {
+		cmd.flags(fs, c)
 	}
 	if cmd.password {
 		fs.BoolVar(&c.passwordStdin, "password-stdin", false, "read the password as one line from standard input, even on a terminal")

@@ -71,13 +71,20 @@ func (s *syncBuffer) String() string {
 // startServer starts a server; mod may change the configuration first.
 func startServer(t testing.TB, mod func(*config.Config, *Server)) *testServer {
 	t.Helper()
+	return startServerOn(t, "127.0.0.1:0", mod)
+}
+
+// startServerOn is startServer listening on addr ("[::1]:0" for IPv6 tests);
+// the test is skipped when addr cannot be bound on this host.
+func startServerOn(t testing.TB, addr string, mod func(*config.Config, *Server)) *testServer {
+	t.Helper()
 	data := t.TempDir()
 	if err := PrepareData(data); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Defaults()
 	cfg.Data = data
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen = addr
 	cfg.PassivePorts = ""
 	cfg.BanThreshold = 0
 	home := filepath.Join(data, "home", "alice")
@@ -91,8 +98,11 @@ func startServer(t testing.TB, mod func(*config.Config, *Server)) *testServer {
 		mod(&srv.Config, srv)
 	}
 	os.MkdirAll(home, 0o755)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		if addr != "127.0.0.1:0" {
+			t.Skipf("cannot listen on %s: %v", addr, err)
+		}
 		t.Fatal(err)
 	}
 	go srv.Serve(ln, false)

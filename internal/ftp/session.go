@@ -107,7 +107,7 @@ func (s *session) serve(implicit bool) {
 	}()
 	s.log.Info("connect", "local", s.local.String(), "implicit_tls", implicit)
 	if implicit {
-		tc := tls.Server(s.raw, s.srv.tlsConfig)
+		tc := tls.Server(s.raw, s.controlTLSConfig())
 		tc.SetDeadline(time.Now().Add(s.srv.Config.LoginTimeout.Duration))
 		if err := tc.Handshake(); err != nil {
 			s.log.Info("implicit TLS handshake failed", "err", err)

@@ -177,17 +177,25 @@ func TestCurl(t *testing.T) {
 			curlOK(t, "--use-ascii", "--crlf", "-T", src, u("ascii-crlf.txt"))
 			checkFileContent(t, filepath.Join(home, "ascii-crlf.txt"), lf)
 		})
+		// In ASCII mode curl turns the CRLF it receives back into LF before
+		// writing the file; %{size_download} counts the bytes on the wire.
 		t.Run("download-type-a", func(t *testing.T) {
 			writeFile(t, filepath.Join(home, "ascii-src.txt"), lf)
 			out := filepath.Join(t.TempDir(), "a.txt")
-			curlOK(t, "-o", out, u("ascii-src.txt;type=a"))
-			checkFileContent(t, out, crlf)
+			r := curlOK(t, "-w", "size_download=%{size_download}", "-o", out, u("ascii-src.txt;type=a"))
+			if want := fmt.Sprintf("size_download=%d", len(crlf)); !strings.Contains(r.Stdout, want) {
+				t.Errorf("ASCII download of %d LF-terminated bytes: curl reports %q, want %q (CRLF on the wire)", len(lf), r.Stdout, want)
+			}
+			checkFileContent(t, out, lf)
 		})
 		t.Run("download-use-ascii", func(t *testing.T) {
 			writeFile(t, filepath.Join(home, "ascii-src2.txt"), lf)
 			out := filepath.Join(t.TempDir(), "a.txt")
-			curlOK(t, "--use-ascii", "-o", out, u("ascii-src2.txt"))
-			checkFileContent(t, out, crlf)
+			r := curlOK(t, "-w", "size_download=%{size_download}", "--use-ascii", "-o", out, u("ascii-src2.txt"))
+			if want := fmt.Sprintf("size_download=%d", len(crlf)); !strings.Contains(r.Stdout, want) {
+				t.Errorf("ASCII download of %d LF-terminated bytes: curl reports %q, want %q (CRLF on the wire)", len(lf), r.Stdout, want)
+			}
+			checkFileContent(t, out, lf)
 		})
 		t.Run("download-binary-unchanged", func(t *testing.T) {
 			writeFile(t, filepath.Join(home, "ascii-src3.txt"), lf)

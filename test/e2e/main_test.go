@@ -18,6 +18,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -374,18 +375,18 @@ func (s *server) Home(user string) string { return filepath.Join(s.Data, "home",
 // Public is the host path of the anonymous root.
 func (s *server) Public() string { return filepath.Join(s.Data, "public") }
 
-// URL returns ftp://user:pass@host:port/ + path (path must be URL-escaped
-// already). An empty user gives an anonymous URL.
+// URL returns SCHEME://user:pass@host:port/ + path; path must be URL-escaped
+// already, user and pass are escaped here. An empty user gives an anonymous
+// URL. The ftps scheme points at the implicit FTPS listener.
 func (s *server) URL(scheme, user, pass, path string) string {
-	hp := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(s.Host, strconv.Itoa(s.Port))}
 	if scheme == "ftps" {
-		hp = s.ImplicitAddr
+		u.Host = s.ImplicitAddr
 	}
-	auth := ""
 	if user != "" {
-		auth = user + ":" + pass + "@"
+		u.User = url.UserPassword(user, pass)
 	}
-	return scheme + "://" + auth + hp + "/" + path
+	return u.String() + "/" + path
 }
 
 // ferry runs a ferry subcommand (not serve) and returns its result.

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/users"
+)
+
+// userSettings holds the flags of `ferry user set`; a flag not given leaves
+// its setting unchanged.
+type userSettings struct {
+	home, perms, tlsRequired             string
+	quotaBytes, uploadRate, downloadRate byteSize
+	quotaFiles                           int64
+	maxSessions                          int
+	allowFXP, certRequired, certLogin    bool
+}
+
+// byteSize is a flag value with an optional binary suffix: 10GiB, 512KiB, 5M.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseSize(s)
+	*b = byteSize(n)
+	return err
+}
+
+// parseSize reads a byte count with an optional K, M, G or T suffix
+// (powers of 1024; "KiB", "KB" and "K" mean the same).
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		case 'T':
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q: want a byte count such as 1048576, 512KiB or 10GiB", s)
+	}
+	return n * mult, nil
+}
+
+func setFlags(fs *flag.FlagSet, c *userRun) {
+	u := &userSettings{}
+	c.settings = u
+	fs.StringVar(&u.home, "home", "", "home `DIR` (the user's root)")
+	fs.StringVar(&u.perms, "perms", "", "permission rules, e.g. '/=read;/incoming=read,upload' (docs/security.md); empty: full access in the home")
+	fs.StringVar(&u.tlsRequired, "tls-required", "", "none|control|data|all, overriding the server's tls_required; empty: the server's")
+	fs.Var(&u.quotaBytes, "quota-bytes", "bytes the user may store (suffixes KiB MiB GiB TiB); 0 unlimited")
+	fs.Int64Var(&u.quotaFiles, "quota-files", 0, "files the user may store; 0 unlimited")
+	fs.Var(&u.uploadRate, "upload-rate", "upload limit in bytes/s (suffixes allowed); 0 unlimited")
+	fs.Var(&u.downloadRate, "download-rate", "download limit in bytes/s (suffixes allowed); 0 unlimited")
+	fs.IntVar(&u.maxSessions, "max-sessions", 0, "concurrent sessions of the user; 0: the server's max_sessions_per_user")
+	fs.BoolVar(&u.allowFXP, "allow-fxp", false, "allow data connections to and from other addresses (server-to-server transfers)")
+	fs.BoolVar(&u.certRequired, "cert-required", false, "a verified client certificate naming the user is needed to log in")
+	fs.BoolVar(&u.certLogin, "cert-login", false, "a verified client certificate naming the user logs in without a password")
+}
+
+func (c *userRun) set() error {
+	u, err := c.store.Get(c.ctx, c.name)
+	if err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	c.setFlagsGiven(given)
+	if len(given) == 0 {
+		return fmt.Errorf("nothing to change: give at least one setting (ferry user set -h)")
+	}
+	s := c.settings
+	for name := range given {
+		switch name {
+		case "home":
+			u.Home = s.home
+		case "perms":
+			if _, err := access.Parse(s.perms); err != nil {
+				return err
+			}
+			u.Perms = s.perms
+		case "tls-required":
+			u.TLSRequired = s.tlsRequired
+		case "quota-bytes":
+			u.QuotaBytes = int64(s.quotaBytes)
+		case "quota-files":
+			u.QuotaFiles = s.quotaFiles
+		case "upload-rate":
+			u.UploadRate = int64(s.uploadRate)
+		case "download-rate":
+			u.DownloadRate = int64(s.downloadRate)
+		case "max-sessions":
+			u.MaxSessions = s.maxSessions
+		case "allow-fxp":
+			u.AllowFXP = s.allowFXP
+		case "cert-required":
+			u.CertRequired = s.certRequired
+		case "cert-login":
+			u.CertLogin = s.certLogin
+		}
+	}
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	if err := c.store.Update(c.ctx, *u); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "updated user %s\n", c.name)
+	return nil
+}
+
+// setFlagsGiven collects the names of the flags given on the command line.
+func (c *userRun) setFlagsGiven(given map[string]bool) {
+	if c.flagSet != nil {
+		c.flagSet.Visit(func(f *flag.Flag) {
+			if f.Name != "data" {
+				given[f.Name] = true
+			}
+		})
+	}
+}
+
+func (c *userRun) show() error {
+	u, err := c.store.Get(c.ctx, c.name)
+	if err != nil {
+		return err
+	}
+	printUser(c, u)
+	return nil
+}
+
+func printUser(c *userRun, u *users.User) {
+	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("name", u.Name)
+	row("home", u.Home)
+	row("disabled", u.Disabled)
+	row("perms", orDash(u.Perms))
+	row("tls-required", orDash(u.TLSRequired))
+	row("quota-bytes", u.QuotaBytes)
+	row("quota-files", u.QuotaFiles)
+	row("upload-rate", u.UploadRate)
+	row("download-rate", u.DownloadRate)
+	row("max-sessions", u.MaxSessions)
+	row("allow-fxp", u.AllowFXP)
+	row("cert-required", u.CertRequired)
+	row("cert-login", u.CertLogin)
+	row("created", u.Created.Format("2006-01-02 15:04:05Z"))
+	row("updated", u.Updated.Format("2006-01-02 15:04:05Z"))
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestUserSet(t *testing.T) {
+	data := t.TempDir()
+	run := func(stdin string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := runUser(args, strings.NewReader(stdin), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, _, e := run("pw\n", "add", "al", "--data", data, "--password-stdin"); code != 0 {
+		t.Fatalf("add: %d %s", code, e)
+	}
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"set", "al", "--quota-bytes", "10GiB", "--quota-files", "100", "--upload-rate", "5MiB", "--perms", "/=read;/in=read,upload", "--allow-fxp", "--max-sessions", "3", "--tls-required", "all", "--cert-login"}, 0, ""},
+		{[]string{"set", "al"}, 1, "nothing to change"},
+		{[]string{"set", "al", "--perms", "/=bogus"}, 1, "unknown verb"},
+		{[]string{"set", "al", "--quota-bytes", "12XB"}, 2, "invalid size"},
+		{[]string{"set", "al", "--tls-required", "sometimes"}, 1, ""},
+		{[]string{"set", "nobody", "--quota-files", "1"}, 1, "no such user"},
+		{[]string{"set", "--quota-files", "1"}, 2, "missing NAME"},
+	}
+	for _, tt := range tests {
+		code, _, e := run("", append(tt.args, "--data", data)...)
+		if code != tt.code || !strings.Contains(e, tt.err) {
+			t.Errorf("%v: code %d stderr %q; want %d containing %q", tt.args, code, e, tt.code, tt.err)
+		}
+	}
+	st, err := openUserStore(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := st.Get(context.Background(), "al")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.QuotaBytes != 10<<30 || u.QuotaFiles != 100 || u.UploadRate != 5<<20 || u.Perms != "/=read;/in=read,upload" ||
+		!u.AllowFXP || u.MaxSessions != 3 || u.TLSRequired != "all" || !u.CertLogin || u.CertRequired {
+		t.Fatalf("settings not stored: %+v", u)
+	}
+	code, out, _ := run("", "show", "al", "--data", data)
+	if code != 0 || !strings.Contains(out, "quota-bytes    10737418240") {
+		t.Fatalf("show: %d %q", code, out)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1024": 1024, "1K": 1024, "2KiB": 2048, "3kb": 3072, "5M": 5 << 20, "1GiB": 1 << 30, "2T": 2 << 40} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1X", "K", "1.5G", "99999999999T"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) succeeded", in)
+		}
+	}
+}

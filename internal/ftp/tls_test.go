@@ -1,0 +1,679 @@
+package ftp
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	jftp "github.com/jlaffaye/ftp"
+
+	"github.com/ferryftp/ferry/internal/config"
+)
+
+// FTPS (RFC 2228, RFC 4217) tests of the engine: explicit and implicit TLS,
+// the TLS policy, data connections bound to their control session, TLS 1.3
+// uploads, certificate reload and a real Go client.
+
+var tlsVersions = []struct {
+	name string
+	v    uint16
+}{{"TLS1.2", tls.VersionTLS12}, {"TLS1.3", tls.VersionTLS13}}
+
+// payload returns n pseudo-random bytes, different for each seed.
+func payload(n int, seed uint64) []byte {
+	r := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 1}))
+	b := make([]byte, n)
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+func TestFTPSExplicitSequencing(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, nil)
+	c := dial(t, ts.addr)
+
+	c.cmd("AUTH KERBEROS_V4", 504)
+	c.cmd("AUTH", 501)
+	c.cmd("PBSZ 0", 503) // RFC 4217 §8: PBSZ needs a security exchange first
+	c.cmd("PROT P", 503)
+	c.cmd("AUTH TLS", 234)
+	if err := c.startTLS(f.client(0, nil)); err != nil {
+		t.Fatalf("handshake after 234: %v", err)
+	}
+	if p := c.tlsState().NegotiatedProtocol; p != "ftp" {
+		t.Errorf("ALPN: negotiated %q, want \"ftp\"", p)
+	}
+	c.cmd("AUTH TLS", 503) // already protected
+	c.cmd("PROT P", 503)   // RFC 4217 §9: PBSZ must come first
+	c.cmd("PBSZ x", 501)
+	if text := c.cmd("PBSZ 0", 200); !strings.Contains(text, "PBSZ=0") {
+		t.Errorf("PBSZ 0: reply %q lacks PBSZ=0", text)
+	}
+	c.cmd("PROT S", 536)
+	c.cmd("PROT E", 536)
+	c.cmd("PROT Q", 504)
+	c.cmd("PROT C", 200)
+	c.cmd("PROT P", 200)
+	c.login("alice", "secret")
+	c.cmd("CCC", 534) // not enabled
+	c.cmd("QUIT", 221)
+}
+
+func TestFTPSAuthSSLAlias(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, nil)
+	c := dial(t, ts.addr)
+	c.cmd("AUTH SSL", 234)
+	if err := c.startTLS(f.client(0, nil)); err != nil {
+		t.Fatalf("handshake after AUTH SSL: %v", err)
+	}
+	c.login("alice", "secret")
+	c.cmd("NOOP", 200)
+}
+
+func TestFTPSFeat(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, nil)
+	feat := dial(t, ts.addr).cmd("FEAT", 211)
+	lines := map[string]bool{}
+	for _, l := range strings.Split(feat, "\n") {
+		lines[strings.TrimSpace(l)] = true
+	}
+	for _, want := range []string{"AUTH TLS", "PBSZ", "PROT"} {
+		if !lines[want] {
+			t.Errorf("FEAT lacks %q:\n%s", want, feat)
+		}
+	}
+
+	plain := startServer(t, nil)
+	pc := dial(t, plain.addr)
+	if feat := pc.cmd("FEAT", 211); strings.Contains(feat, "AUTH TLS") {
+		t.Errorf("FEAT of a server without TLS advertises AUTH TLS:\n%s", feat)
+	}
+	pc.cmd("AUTH TLS", 502)
+}
+
+// TestFTPSCCCAllowed clears the control channel as RFC 4217 §6 describes:
+// 200, a close_notify from each side, then plain text. Clients such as curl
+// (--ftp-ssl-ccc) send their close_notify before the next command.
+func TestFTPSCCCAllowed(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSAllowCCC = true })
+	c := dialFTPS(t, ts.addr, f.client(0, nil))
+	c.login("alice", "secret")
+	c.protect()
+	c.cmd("CCC", 200)
+	tc := c.conn.(*tls.Conn)
+	tc.SetReadDeadline(time.Now().Add(ftpsDeadline))
+	if _, err := c.r.ReadByte(); err != io.EOF {
+		t.Fatalf("after CCC: want the server's close_notify (EOF), got %v", err)
+	}
+	if err := tc.CloseWrite(); err != nil {
+		t.Fatalf("sending close_notify: %v", err)
+	}
+	raw := tc.NetConn()
+	c.conn, c.r = raw, bufio.NewReader(raw)
+	c.cmd("NOOP", 200)
+	c.cmd("PWD", 257)
+
+	// With TLS required on the control connection, CCC stays refused.
+	ts2 := startFTPS(t, f, func(cfg *config.Config, _ *Server) {
+		cfg.TLSAllowCCC = true
+		cfg.TLSRequired = "control"
+	})
+	c2 := dialFTPS(t, ts2.addr, f.client(0, nil))
+	c2.login("alice", "secret")
+	c2.cmd("CCC", 534)
+}
+
+func TestFTPSImplicit(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, nil)
+	addr := serveImplicit(t, ts)
+	want := payload(300<<10, 1)
+	os.WriteFile(filepath.Join(ts.home, "i.bin"), want, 0o644)
+
+	cache := tls.NewLRUClientSessionCache(8)
+	cfg := f.client(0, cache)
+	c := dialImplicit(t, addr, cfg)
+	c.cmd("AUTH TLS", 503) // already protected
+	c.login("alice", "secret")
+	c.cmd("TYPE I", 200)
+	// Data is protected without PBSZ/PROT, and the data connection resumes
+	// the control session as on an explicit connection.
+	got, st := c.retrTLS("i.bin", cfg)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("implicit RETR: got %d bytes, want %d", len(got), len(want))
+	}
+	if !st.DidResume {
+		t.Errorf("implicit data connection did not resume the control session")
+	}
+	c.storTLS("j.bin", cfg, want)
+	if b, _ := os.ReadFile(filepath.Join(ts.home, "j.bin")); !bytes.Equal(b, want) {
+		t.Errorf("implicit STOR: stored %d bytes, want %d", len(b), len(want))
+	}
+	// PROT C is still allowed when the policy does not forbid it.
+	c.cmd("PROT C", 200)
+	if got := c.retr("i.bin"); !bytes.Equal(got, want) {
+		t.Fatalf("implicit PROT C RETR: got %d bytes", len(got))
+	}
+
+	// A client that speaks plain FTP to the implicit port gets no banner.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.Write([]byte("USER alice\r\n"))
+	raw.SetReadDeadline(time.Now().Add(ftpsDeadline))
+	b, _ := io.ReadAll(raw)
+	if bytes.Contains(b, []byte("220")) || bytes.Contains(b, []byte("331")) {
+		t.Errorf("implicit port answered plain text: %q", b)
+	}
+}
+
+func TestTLSPolicyControlRequired(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSRequired = "control" })
+	c := dial(t, ts.addr)
+	c.cmd("FEAT", 211)
+	text := c.cmd("USER alice", 530)
+	if !strings.Contains(text, "TLS") || !strings.Contains(text, "AUTH TLS") {
+		t.Errorf("USER before AUTH: 530 text %q does not say TLS is required", text)
+	}
+	c.cmd("PASS secret", 503)
+	c.cmd("EPSV", 530)
+	c.cmd("AUTH TLS", 234)
+	if err := c.startTLS(f.client(0, nil)); err != nil {
+		t.Fatal(err)
+	}
+	c.login("alice", "secret")
+	// Control protection alone: clear data is allowed.
+	want := []byte("clear data under control-only policy\n")
+	os.WriteFile(filepath.Join(ts.home, "c.txt"), want, 0o644)
+	if got := c.retr("c.txt"); !bytes.Equal(got, want) {
+		t.Fatalf("RETR: %q", got)
+	}
+}
+
+func TestTLSPolicyDataRequired(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSRequired = "data" })
+	want := payload(64<<10, 2)
+	os.WriteFile(filepath.Join(ts.home, "d.bin"), want, 0o644)
+
+	// Without AUTH: login works, transfers do not.
+	p := dial(t, ts.addr)
+	p.login("alice", "secret")
+	p.pasv()
+	p.cmd("RETR d.bin", 521)
+	p.pasv()
+	p.cmd("STOR e.bin", 521)
+	p.pasv()
+	p.cmd("LIST", 521)
+	if _, err := os.Stat(filepath.Join(ts.home, "e.bin")); err == nil {
+		t.Errorf("a refused STOR created its file")
+	}
+
+	// With AUTH but the client never sends PROT: protection is Clear, so
+	// the transfer is refused too.
+	cache := tls.NewLRUClientSessionCache(8)
+	cfg := f.client(0, cache)
+	c := dialFTPS(t, ts.addr, cfg)
+	c.login("alice", "secret")
+	c.pasv()
+	c.cmd("RETR d.bin", 521)
+	c.cmd("PBSZ 0", 200)
+	c.cmd("PROT C", 534)
+	c.pasv()
+	c.cmd("RETR d.bin", 521)
+	c.cmd("PROT P", 200)
+	got, _ := c.retrTLS("d.bin", cfg)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("RETR under PROT P: got %d bytes", len(got))
+	}
+}
+
+func TestTLSPolicyAnonymousExempt(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) {
+		cfg.TLSRequired = "all"
+		cfg.TLSAnonymousExempt = true
+	})
+	want := []byte("public file\n")
+	os.WriteFile(filepath.Join(ts.data, "public", "p.txt"), want, 0o644)
+	a := dial(t, ts.addr)
+	a.cmd("USER anonymous", 331)
+	a.cmd("PASS guest@example.com", 230)
+	if got := a.retr("p.txt"); !bytes.Equal(got, want) {
+		t.Fatalf("anonymous clear RETR: %q", got)
+	}
+	dial(t, ts.addr).cmd("USER alice", 530)
+
+	ts2 := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSRequired = "all" })
+	dial(t, ts2.addr).cmd("USER anonymous", 530)
+}
+
+func TestTLSMinimumVersion(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, nil)
+	c := dial(t, ts.addr)
+	c.cmd("AUTH TLS", 234)
+	old := f.client(0, nil)
+	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	if err := c.startTLS(old); err == nil {
+		t.Fatalf("a TLS 1.1 client completed the handshake")
+	}
+	c.conn.SetReadDeadline(time.Now().Add(ftpsDeadline))
+	if n, err := c.conn.(*tls.Conn).NetConn().Read(make([]byte, 1)); err == nil {
+		t.Errorf("control connection still open after a failed handshake (read %d bytes)", n)
+	}
+	if len(logLines(ts, "TLS handshake failed")) == 0 {
+		t.Errorf("no log line for the failed handshake")
+	}
+	// TLS 1.2 is the default minimum and works.
+	v := dialFTPS(t, ts.addr, f.client(tls.VersionTLS12, nil)).tlsState().Version
+	if v != tls.VersionTLS12 {
+		t.Errorf("negotiated %s, want TLS 1.2", tls.VersionName(v))
+	}
+
+	// A TLS 1.3 minimum (what tls_min_version = "1.3" becomes) refuses 1.2.
+	ts13 := startFTPS(t, f, func(_ *config.Config, srv *Server) { srv.TLS.MinVersion = tls.VersionTLS13 })
+	c12 := dial(t, ts13.addr)
+	c12.cmd("AUTH TLS", 234)
+	if err := c12.startTLS(f.client(tls.VersionTLS12, nil)); err == nil {
+		t.Errorf("a TLS 1.2 client passed a TLS 1.3 minimum")
+	}
+	dialFTPS(t, ts13.addr, f.client(0, nil)).cmd("NOOP", 200)
+}
+
+// TestFTPSDataResumesControlSession is the normal life of a protected session:
+// the client shares one session cache between control and data connections,
+// and every data connection resumes the control session.
+func TestFTPSDataResumesControlSession(t *testing.T) {
+	for _, tv := range tlsVersions {
+		t.Run(tv.name, func(t *testing.T) {
+			f := newTLSFixture(t)
+			ts := startFTPS(t, f, nil)
+			cfg := f.client(tv.v, tls.NewLRUClientSessionCache(8))
+			c := dialFTPS(t, ts.addr, cfg)
+			c.login("alice", "secret")
+			c.protect()
+			c.cmd("TYPE I", 200)
+			want := payload(4<<20+123, 3)
+			sum := sha256.Sum256(want)
+
+			st := c.storTLS("big.bin", cfg, want)
+			if !st.DidResume || st.Version != tv.v {
+				t.Errorf("upload: resumed=%v version=%s", st.DidResume, tls.VersionName(st.Version))
+			}
+			b, _ := os.ReadFile(filepath.Join(ts.home, "big.bin"))
+			if sha256.Sum256(b) != sum {
+				t.Fatalf("stored file differs: %d bytes, want %d", len(b), len(want))
+			}
+			// The second and later data connections must resume too (with
+			// TLS 1.2 the server re-issues a ticket on each resumption).
+			for i := range 2 {
+				got, st := c.retrTLS("big.bin", cfg)
+				if sha256.Sum256(got) != sum {
+					t.Fatalf("download %d differs: %d bytes, want %d", i, len(got), len(want))
+				}
+				if !st.DidResume {
+					t.Errorf("download %d did not resume", i)
+				}
+			}
+			d, code, text := c.openTLSData("LIST", cfg)
+			if code != 150 {
+				t.Fatalf("LIST: %d %s", code, text)
+			}
+			d.handshake(t)
+			ls, _ := io.ReadAll(d.tc)
+			c.expect(226)
+			if !strings.Contains(string(ls), "big.bin") {
+				t.Errorf("LIST: %q", ls)
+			}
+
+			ver := `tls_version="` + tls.VersionName(tv.v) + `"`
+			if len(logLines(ts, `msg="TLS established"`, "conn=control", ver, "cipher=")) == 0 {
+				t.Errorf("no control TLS log line with %s and cipher", ver)
+			}
+			if n := len(logLines(ts, `msg="TLS established"`, "conn=data", ver, "cipher=", "resumed=true")); n < 4 {
+				t.Errorf("%d data TLS log lines with %s, cipher and resumed=true; want 4", n, ver)
+			}
+		})
+	}
+}
+
+// TestFTPSDataForeignSessionRefused: a data connection that resumes another
+// control connection's TLS session is not this client's (RFC 4217 §10's
+// reason for session reuse), so it is refused with 522 and a reason.
+func TestFTPSDataForeignSessionRefused(t *testing.T) {
+	for _, tv := range tlsVersions {
+		t.Run(tv.name, func(t *testing.T) {
+			f := newTLSFixture(t)
+			ts := startFTPS(t, f, nil)
+			os.WriteFile(filepath.Join(ts.home, "f.txt"), []byte("secret data\n"), 0o644)
+			cfgA := f.client(tv.v, tls.NewLRUClientSessionCache(8))
+			cacheB := tls.NewLRUClientSessionCache(8)
+			cfgB := f.client(tv.v, cacheB)
+			a := dialFTPS(t, ts.addr, cfgA)
+			a.login("alice", "secret")
+			a.protect()
+			b := dialFTPS(t, ts.addr, cfgB)
+			b.login("alice", "secret") // reading 230 stores B's TLS 1.3 ticket
+			if cs, ok := cacheB.Get("localhost"); !ok || cs == nil {
+				t.Fatal("session B's cache holds no ticket: the test would not present one")
+			}
+
+			code, text := a.refusedTLS("RETR f.txt", cfgB)
+			if code != 522 && code != 425 {
+				t.Fatalf("foreign session: want 522, got %d %s", code, text)
+			}
+			if !strings.Contains(text, "another control connection") {
+				t.Errorf("refusal text %q does not say why", text)
+			}
+			checkRefusalLog(t, ts, "another control connection")
+
+			// The session still works with its own tickets.
+			if got, _ := a.retrTLS("f.txt", cfgA); string(got) != "secret data\n" {
+				t.Errorf("own session after a refusal: %q", got)
+			}
+			if got, _ := b.retrTLSProtected("f.txt", cfgB); string(got) != "secret data\n" {
+				t.Errorf("session B with its own ticket: %q", got)
+			}
+		})
+	}
+}
+
+// retrTLSProtected sets PBSZ/PROT P, then downloads name.
+func (c *client) retrTLSProtected(name string, cfg *tls.Config) ([]byte, tls.ConnectionState) {
+	c.t.Helper()
+	c.protect()
+	return c.retrTLS(name, cfg)
+}
+
+// checkRefusalLog wants one log line for a refused data connection that
+// carries the reason and the connection's TLS parameters.
+func checkRefusalLog(t *testing.T, ts *testServer, why string) {
+	t.Helper()
+	lines := logLines(ts, "refused", why)
+	if len(lines) == 0 {
+		t.Errorf("no log line with the refusal reason %q", why)
+		return
+	}
+	for _, key := range []string{"tls_version=", "cipher=", "resumed="} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.Contains(l, key)
+		}
+		if !found {
+			t.Errorf("refusal log lacks %s: %q", strings.TrimSuffix(key, "="), lines)
+		}
+	}
+}
+
+func TestFTPSDataFreshHandshakeRefused(t *testing.T) {
+	for _, tv := range tlsVersions {
+		t.Run(tv.name, func(t *testing.T) {
+			f := newTLSFixture(t)
+			ts := startFTPS(t, f, nil)
+			os.WriteFile(filepath.Join(ts.home, "f.txt"), []byte("x\n"), 0o644)
+			c := dialFTPS(t, ts.addr, f.client(tv.v, tls.NewLRUClientSessionCache(8)))
+			c.login("alice", "secret")
+			c.protect()
+			code, text := c.refusedTLS("RETR f.txt", f.client(tv.v, nil))
+			if code != 522 && code != 425 {
+				t.Fatalf("fresh data handshake: want 522, got %d %s", code, text)
+			}
+			if !strings.Contains(text, "resume") {
+				t.Errorf("refusal text %q does not say the session must be resumed", text)
+			}
+			checkRefusalLog(t, ts, "must resume")
+			c.cmd("NOOP", 200)
+		})
+	}
+}
+
+// TestFTPSDataReuseRelaxed: with reuse optional, or the client's network
+// exempt, fresh and foreign data handshakes are accepted.
+func TestFTPSDataReuseRelaxed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*config.Config, *Server)
+	}{
+		{"optional", func(cfg *config.Config, _ *Server) { cfg.TLSSessionReuse = "optional" }},
+		{"exempt", func(cfg *config.Config, _ *Server) { cfg.TLSReuseExempt = []string{"127.0.0.1/32"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTLSFixture(t)
+			ts := startFTPS(t, f, tc.mod)
+			want := []byte("relaxed\n")
+			os.WriteFile(filepath.Join(ts.home, "r.txt"), want, 0o644)
+			cacheB := tls.NewLRUClientSessionCache(8)
+			b := dialFTPS(t, ts.addr, f.client(0, cacheB))
+			b.login("alice", "secret")
+			c := dialFTPS(t, ts.addr, f.client(0, tls.NewLRUClientSessionCache(8)))
+			c.login("alice", "secret")
+			c.protect()
+			for _, dc := range []struct {
+				name string
+				cfg  *tls.Config
+			}{{"fresh", f.client(0, nil)}, {"foreign", f.client(0, cacheB)}} {
+				got, st := c.retrTLS("r.txt", dc.cfg)
+				if !bytes.Equal(got, want) {
+					t.Errorf("%s: got %q", dc.name, got)
+				}
+				if st.DidResume {
+					t.Errorf("%s: data connection resumed", dc.name)
+				}
+			}
+		})
+	}
+}
+
+// TestFTPSDataNoTicketTLS13: a TLS 1.3 server that sends a NewSessionTicket
+// on an upload-only data connection leaves unread bytes in the client's
+// socket; the client's close then resets the connection and the end of the
+// file is lost. The server must send nothing after the handshake but its
+// close_notify.
+func TestFTPSDataNoTicketTLS13(t *testing.T) {
+	for _, resume := range []bool{true, false} {
+		t.Run("resume="+strconv.FormatBool(resume), func(t *testing.T) {
+			f := newTLSFixture(t)
+			ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSSessionReuse = "optional" })
+			cache := newCountingCache()
+			cfg := f.client(tls.VersionTLS13, cache)
+			c := dialFTPS(t, ts.addr, cfg)
+			c.login("alice", "secret") // reads the control connection's ticket
+			c.protect()
+			dcfg := cfg
+			if !resume {
+				dcfg = f.client(tls.VersionTLS13, newCountingCache())
+			}
+			dcache := dcfg.ClientSessionCache.(*countingCache)
+			before := dcache.puts.Load()
+			want := payload(1<<20, 4)
+
+			d, code, text := c.openTLSData("STOR t.bin", dcfg)
+			if code != 150 {
+				t.Fatalf("STOR: %d %s", code, text)
+			}
+			d.handshake(t)
+			if got := d.tc.ConnectionState().DidResume; got != resume {
+				t.Fatalf("resumed=%v, want %v", got, resume)
+			}
+			if _, err := d.tc.Write(want); err != nil {
+				t.Fatal(err)
+			}
+			d.tc.CloseWrite()
+			if _, err := io.ReadAll(d.tc); err != nil { // up to the server's close_notify
+				t.Fatalf("reading to the server's close_notify: %v", err)
+			}
+			c.expect(226)
+			recs := tlsRecords(t, d.raw.received()[d.mark:])
+			// One encrypted alert: 5 header + 2 alert + 1 type + 16 tag.
+			if len(recs) != 1 || len(recs[0]) != 24 {
+				sizes := make([]int, len(recs))
+				for i, r := range recs {
+					sizes[i] = len(r)
+				}
+				t.Errorf("server sent %d records after the data handshake (sizes %v); want only its close_notify (24 bytes)", len(recs), sizes)
+			}
+			if n := dcache.puts.Load() - before; n != 0 {
+				t.Errorf("the data connection delivered %d session tickets", n)
+			}
+			if b, _ := os.ReadFile(filepath.Join(ts.home, "t.bin")); !bytes.Equal(b, want) {
+				t.Errorf("stored %d bytes, want %d", len(b), len(want))
+			}
+		})
+	}
+}
+
+// TestFTPSManyUploadsTLS13: forty TLS 1.3 uploads whose client writes and
+// closes at once, never reading; every file must arrive whole.
+func TestFTPSManyUploadsTLS13(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, nil)
+	cfg := f.client(tls.VersionTLS13, tls.NewLRUClientSessionCache(8))
+	c := dialFTPS(t, ts.addr, cfg)
+	c.login("alice", "secret")
+	c.protect()
+	c.cmd("TYPE I", 200)
+	sums := map[string][32]byte{}
+	for i := range 40 {
+		data := payload(1<<20+i*977, uint64(100+i))
+		name := "u" + strconv.Itoa(i) + ".bin"
+		sums[name] = sha256.Sum256(data)
+		c.storTLS(name, cfg, data)
+	}
+	for name, sum := range sums {
+		b, err := os.ReadFile(filepath.Join(ts.home, name))
+		if err != nil || sha256.Sum256(b) != sum {
+			t.Errorf("%s: %d bytes, err %v: content differs", name, len(b), err)
+		}
+	}
+}
+
+// TestFTPSCertificateReload: a reload reaches new handshakes only; an open
+// session keeps its certificate and its data connections keep working.
+func TestFTPSCertificateReload(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, nil)
+	cfgA := f.client(0, tls.NewLRUClientSessionCache(8))
+	a := dialFTPS(t, ts.addr, cfgA)
+	a.login("alice", "secret")
+	a.protect()
+	oldFP := fingerprintOf(a.tlsState().PeerCertificates[0])
+	if oldFP != f.m.Fingerprint() {
+		t.Fatalf("served %s, manager has %s", oldFP, f.m.Fingerprint())
+	}
+
+	f.renew(t)
+	newFP := f.m.Fingerprint()
+	if newFP == oldFP {
+		t.Fatal("reload kept the old certificate")
+	}
+
+	want := payload(512<<10, 5)
+	a.storTLS("r.bin", cfgA, want)
+	if got, _ := a.retrTLS("r.bin", cfgA); !bytes.Equal(got, want) {
+		t.Fatalf("old session after reload: got %d bytes", len(got))
+	}
+	a.cmd("NOOP", 200)
+	if fp := fingerprintOf(a.tlsState().PeerCertificates[0]); fp != oldFP {
+		t.Errorf("old session's certificate changed to %s", fp)
+	}
+
+	cfgB := f.client(0, tls.NewLRUClientSessionCache(8))
+	cfgB.RootCAs = f.currentPool(t)
+	b := dialFTPS(t, ts.addr, cfgB)
+	if fp := fingerprintOf(b.tlsState().PeerCertificates[0]); fp != newFP {
+		t.Errorf("new session got certificate %s, want the reloaded %s", fp, newFP)
+	}
+	b.login("alice", "secret")
+	b.protect()
+	if got, _ := b.retrTLS("r.bin", cfgB); !bytes.Equal(got, want) {
+		t.Fatalf("new session: got %d bytes", len(got))
+	}
+}
+
+// TestFTPSData150BeforeHandshake: RFC 4217 §12's sequence answers 150 when
+// the data connection is accepted and negotiates TLS after it. Clients such
+// as jlaffaye/ftp and curl wait for 150 before they start the data
+// handshake; a server that waits for the handshake before 150 deadlocks
+// with them until its data timeout.
+func TestFTPSData150BeforeHandshake(t *testing.T) {
+	f := newTLSFixture(t)
+	// A short data timeout only bounds the deadlock when the order is wrong.
+	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.DataTimeout.Duration = 5 * time.Second })
+	want := []byte("lazy handshake\n")
+	os.WriteFile(filepath.Join(ts.home, "l.txt"), want, 0o644)
+	cfg := f.client(0, tls.NewLRUClientSessionCache(8))
+	c := dialFTPS(t, ts.addr, cfg)
+	c.login("alice", "secret")
+	c.protect()
+	raw := c.pasv()
+	c.send("RETR l.txt")
+	code, text := c.read()
+	if code != 150 {
+		t.Fatalf("RETR with the data handshake after 150: want 150, got %d %s", code, text)
+	}
+	d := tls.Client(raw, cfg)
+	d.SetDeadline(time.Now().Add(ftpsDeadline))
+	got, err := io.ReadAll(d)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("RETR: %q, %v", got, err)
+	}
+	c.expect(226)
+}
+
+// TestFTPSJlaffayeClient runs github.com/jlaffaye/ftp with explicit TLS and a
+// session cache shared by control and data connections.
+func TestFTPSJlaffayeClient(t *testing.T) {
+	f := newTLSFixture(t)
+	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.DataTimeout.Duration = 5 * time.Second })
+	cfg := f.client(0, tls.NewLRUClientSessionCache(8))
+	cfg.NextProtos = nil
+	c, err := jftp.Dial(ts.addr, jftp.DialWithExplicitTLS(cfg), jftp.DialWithTimeout(ftpsDeadline))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Quit()
+	if err := c.Login("alice", "secret"); err != nil {
+		t.Fatal(err)
+	}
+	want := payload(2<<20+7, 6)
+	if err := c.Stor("j.bin", bytes.NewReader(want)); err != nil {
+		t.Fatalf("Stor: %v", err)
+	}
+	r, err := c.Retr("j.bin")
+	if err != nil {
+		t.Fatalf("Retr: %v", err)
+	}
+	got, err := io.ReadAll(r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || sha256.Sum256(got) != sha256.Sum256(want) {
+		t.Fatalf("Retr: %d bytes, want %d, err %v", len(got), len(want), err)
+	}
+	entries, err := c.List("/")
+	if err != nil || len(entries) != 1 || entries[0].Name != "j.bin" {
+		t.Errorf("List: %v %v", entries, err)
+	}
+}
