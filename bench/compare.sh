@@ -55,7 +55,10 @@ log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 
 # Thousands of sessions need thousands of descriptors, on both sides.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+ulimit -n 65536 2>/dev/null || {
+	ulimit -n "$(ulimit -Hn)"
+	log "could not raise the open-file limit to 65536; it is $(ulimit -n) (Ferry needs about 2 per idle session)"
+}
 
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/ferry-bench-run.XXXXXX)}
 mkdir -p "$OUT"
@@ -163,7 +166,7 @@ if ((want_vsftpd)); then
 		pasv_max_port=${VS_PASV#*-}
 		max_clients=100000
 		max_per_ip=100000
-		idle_session_timeout=900
+		idle_session_timeout=3600
 		data_connection_timeout=300
 		seccomp_sandbox=NO
 		secure_chroot_dir=$WORK/empty
@@ -192,7 +195,7 @@ if ((want_ferry)); then
 	missing=()
 	# Settings equivalent to the vsftpd.conf above; limits out of the way.
 	for kv in max-sessions=100000 max-sessions-per-ip=0 max-sessions-per-user=0 ban-threshold=0 \
-		idle-timeout=15m login-timeout=5m data-timeout=5m log-level=warn anonymous=true \
+		idle-timeout=1h login-timeout=5m data-timeout=5m log-level=warn anonymous=true \
 		tls-cert="$WORK/cert.pem" tls-key="$WORK/key.pem"; do
 		if has "${kv%%=*}"; then fargs+=("--$kv"); else missing+=("--${kv%%=*}"); fi
 	done
@@ -267,7 +270,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				for n in $IDLE_N1 $IDLE_N2; do
 					key=idle-1
 					[[ $n == "$IDLE_N2" ]] && key=idle-2
-					run "$s" "$round" "$key" "$((300 + n / 10))" "${anon[@]}" -scenario idle -n "$n" -timeout 300s
+					run "$s" "$round" "$key" "$((300 + n / 5))" "${anon[@]}" -scenario idle -n "$n" -timeout 300s
 				done
 				;;
 			*) die "unknown scenario $sc" ;;

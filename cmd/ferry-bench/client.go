@@ -48,6 +48,7 @@ type dialer struct {
 	Timeout time.Duration
 	Local   net.IP // nil: let the kernel choose
 	TLS     *tls.Config
+	PASV    bool // skip EPSV, use PASV only
 }
 
 // newTLSConfig returns the client TLS configuration of one FTPS session. The
@@ -94,7 +95,7 @@ func (d *dialer) connect() (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{d: d}
+	c := &conn{d: d, noEPSV: d.PASV}
 	c.setConn(nc)
 	c.deadline()
 	r, err := c.read()

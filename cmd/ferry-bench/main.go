@@ -28,8 +28,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -67,6 +69,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.Settle, "settle", 500*time.Millisecond, "with -pid: before a run, wait until the server's process count has been stable this long")
 	fs.DurationVar(&o.Timeout, "timeout", 60*time.Second, "timeout of each network operation")
 	fs.IntVar(&o.SrcIPs, "src-ips", 1, "spread client connections over 127.0.0.1 … 127.0.0.N")
+	fs.BoolVar(&o.PASV, "pasv", false, "use PASV only (default: EPSV, falling back to PASV when refused)")
 	fs.StringVar(&mkfiles, "mkfiles", "", "create -n empty files in this directory and exit")
 	fs.StringVar(&report, "report", "", "read JSON results (comma separated files) and print the comparison table")
 	fs.StringVar(&labelA, "a", "vsftpd", "report: label of the reference server")
@@ -100,11 +103,35 @@ func run(args []string) int {
 	o.Size = n
 	raiseFileLimit(o.N + o.Concurrency*2 + 256)
 	status := 0
+	var mu sync.Mutex // guards stdout and current
+	var current string
 	enc := json.NewEncoder(os.Stdout)
-	for _, sc := range strings.Split(scenario, ",") {
-		r := runScenario(&o, strings.TrimSpace(sc))
+	// Stopped by a signal (compare.sh's timeout), the running scenario still
+	// leaves a failed result, so the report shows the failure.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		mu.Lock()
+		r := result{Scenario: current, Key: o.Key, Server: o.Label, Round: o.Round, Addr: o.Addr,
+			Time: time.Now().UTC().Format(time.RFC3339), Error: "stopped by " + sig.String(), Metrics: map[string]float64{}}
+		if r.Key == "" {
+			r.Key = defaultKey(&o, current)
+		}
 		enc.Encode(r)
 		fmt.Fprintln(os.Stderr, humanLine(r))
+		os.Exit(1)
+	}()
+	for _, sc := range strings.Split(scenario, ",") {
+		sc = strings.TrimSpace(sc)
+		mu.Lock()
+		current = sc
+		mu.Unlock()
+		r := runScenario(&o, sc)
+		mu.Lock()
+		enc.Encode(r)
+		fmt.Fprintln(os.Stderr, humanLine(r))
+		mu.Unlock()
 		if !r.OK {
 			status = 1
 		}

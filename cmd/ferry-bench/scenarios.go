@@ -44,6 +44,7 @@ type options struct {
 	Settle  time.Duration // quiet time of the process tree before a run
 	Timeout time.Duration // per operation
 	SrcIPs  int           // spread clients over 127.0.0.1 … 127.0.0.N (loopback only)
+	PASV    bool          // passive mode by PASV only (default: EPSV, PASV when refused)
 }
 
 // result is one scenario run; it is printed as one JSON line.
@@ -62,7 +63,7 @@ type result struct {
 }
 
 func (o *options) dialer(i int) *dialer {
-	d := &dialer{Addr: o.Addr, Timeout: o.Timeout}
+	d := &dialer{Addr: o.Addr, Timeout: o.Timeout, PASV: o.PASV}
 	if o.SrcIPs > 1 {
 		d.Local = net.IPv4(127, 0, byte((i%o.SrcIPs+1)>>8), byte((i%o.SrcIPs+1)&0xff))
 	}

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,7 +19,10 @@ var ticketTag = []byte("ferry-ctl:")
 var errDataTLS = errors.New("data connection TLS handshake failed")
 
 // tlsRefusal is a protected data connection refused by the reuse policy.
-type tlsRefusal struct{ why string }
+type tlsRefusal struct {
+	why   string
+	state tls.ConnectionState
+}
 
 func (e *tlsRefusal) Error() string { return e.why }
 
@@ -52,14 +57,19 @@ func (s *session) controlTLSConfig() *tls.Config {
 	if s.tlsID == ([16]byte{}) {
 		rand.Read(s.tlsID[:])
 	}
+	c := s.srv.tlsConfig.Clone()
+	c.WrapSession = s.wrapSession()
+	return c
+}
+
+// wrapSession returns the ticket wrapper that binds tickets to this session.
+func (s *session) wrapSession() func(tls.ConnectionState, *tls.SessionState) ([]byte, error) {
 	base := s.srv.tlsConfig
-	c := base.Clone()
 	id := append(append([]byte{}, ticketTag...), s.tlsID[:]...)
-	c.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		ss.Extra = append(ss.Extra, id)
+	return func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		ss.Extra = [][]byte{id}
 		return base.EncryptTicket(cs, ss)
 	}
-	return c
 }
 
 // tlsBinding records, for one data connection, how its handshake related to
@@ -108,8 +118,15 @@ func (s *session) dataTLSConfig() (*tls.Config, *tlsBinding) {
 	}
 	getCert := base.GetCertificate
 	c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		// Called only for full handshakes: no tickets on those either.
-		c.SessionTicketsDisabled = true
+		// Under TLS 1.3 this runs only for full handshakes, after the
+		// resumption check: no tickets on those either. Under TLS 1.2 it
+		// runs before the resumption check, and TLS 1.2 tickets are read
+		// by the client within the handshake, so they are harmless.
+		if c.MaxVersion == 0 || c.MaxVersion >= tls.VersionTLS13 {
+			if slices.Contains(h.SupportedVersions, tls.VersionTLS13) {
+				c.SessionTicketsDisabled = true
+			}
+		}
 		if getCert != nil {
 			return getCert(h)
 		}
@@ -118,7 +135,9 @@ func (s *session) dataTLSConfig() (*tls.Config, *tlsBinding) {
 		}
 		return nil, errors.New("no certificate")
 	}
-	c.WrapSession = nil
+	// TLS 1.2 reissues a ticket on every resumption (read by the client
+	// within the handshake): it must carry the session identity too.
+	c.WrapSession = s.wrapSession()
 	return c, b
 }
 
@@ -170,7 +189,7 @@ func (s *session) cmdAUTH(arg string) {
 	// A new security exchange resets the login (RFC 2228 §3).
 	s.logout()
 	s.userName = ""
-	s.logTLS("control", tc, "")
+	s.logTLS("control", tc.ConnectionState(), "")
 }
 
 // cmdPBSZ: only 0 makes sense for TLS (RFC 4217 §9).
@@ -226,7 +245,15 @@ func (s *session) cmdCCC(string) {
 	default:
 		s.reply(200, "Control connection returned to clear text.")
 		if tc, ok := s.conn.(*tls.Conn); ok {
+			// RFC 4217 §6: both sides end TLS with close_notify; wait
+			// for the client's so its bytes don't read as a command.
 			tc.CloseWrite()
+			tc.SetReadDeadline(time.Now().Add(s.srv.Config.DataTimeout.Duration))
+			if _, err := io.Copy(io.Discard, tc); err != nil {
+				s.closing = true
+				return
+			}
+			s.raw.SetReadDeadline(time.Time{})
 		}
 		s.conn = s.raw
 		s.resumeWith = s.raw
@@ -235,8 +262,7 @@ func (s *session) cmdCCC(string) {
 }
 
 // logTLS logs the parameters of a TLS connection.
-func (s *session) logTLS(kind string, tc *tls.Conn, refusal string) {
-	cs := tc.ConnectionState()
+func (s *session) logTLS(kind string, cs tls.ConnectionState, refusal string) {
 	attrs := []any{
 		slog.String("conn", kind),
 		slog.String("tls_version", tls.VersionName(cs.Version)),

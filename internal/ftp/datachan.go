@@ -105,8 +105,7 @@ func (s *session) takeData() *dataSpec {
 // errDataPeer is a data connection from an address other than the client's.
 var errDataPeer = errors.New("data connection from a foreign address")
 
-// open returns the data connection: accepted (passive) or dialled (active),
-// with TLS when PROT P is in force.
+// open returns the data connection: accepted (passive) or dialled (active).
 func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 	var c net.Conn
 	if d.pasv != nil {
@@ -137,9 +136,13 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 			return nil, reply(425, "Can't open data connection to "+d.active.String()+".")
 		}
 	}
-	if d.tls == nil {
-		return c, nil
-	}
+	return c, nil
+}
+
+// secure runs the data connection's TLS handshake (PROT P) after the 150
+// reply, as clients that wait for it before negotiating expect, and applies
+// the session-reuse policy.
+func (d *dataSpec) secure(ctx context.Context, c net.Conn) (*tls.Conn, error) {
 	tc := tls.Server(c, d.tls)
 	c.SetDeadline(time.Now().Add(d.timeout))
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -147,13 +150,11 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 	stop()
 	c.SetDeadline(time.Time{})
 	if err != nil {
-		c.Close()
 		return nil, fmt.Errorf("%w: %v", errDataTLS, err)
 	}
 	if d.reuseReq {
 		if why := d.bind.refusal(tc); why != "" {
-			c.Close()
-			return nil, &tlsRefusal{why: why}
+			return nil, &tlsRefusal{why: why, state: tc.ConnectionState()}
 		}
 	}
 	return tc, nil

@@ -78,7 +78,13 @@ func startServer(t testing.TB, mod func(*config.Config, *Server)) *testServer {
 // the test is skipped when addr cannot be bound on this host.
 func startServerOn(t testing.TB, addr string, mod func(*config.Config, *Server)) *testServer {
 	t.Helper()
-	data := t.TempDir()
+	return startServerData(t, addr, t.TempDir(), mod)
+}
+
+// startServerData is startServerOn with the data directory given, for tests
+// that need a particular file system (tmpfs for huge directories).
+func startServerData(t testing.TB, addr, data string, mod func(*config.Config, *Server)) *testServer {
+	t.Helper()
 	if err := PrepareData(data); err != nil {
 		t.Fatal(err)
 	}

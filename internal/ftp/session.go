@@ -72,6 +72,7 @@ type session struct {
 	xfer     *transfer // the running transfer, or nil
 	deadline time.Time // login or idle deadline
 	closing  bool
+	reading  bool // the reader goroutine runs
 }
 
 type lineMsg struct {
@@ -116,10 +117,11 @@ func (s *session) serve(implicit bool) {
 		tc.SetDeadline(time.Time{})
 		s.conn = tc
 		s.tlsOn, s.pbsz, s.protP = true, true, true
-		s.logTLS("control", tc, "")
+		s.logTLS("control", tc.ConnectionState(), "")
 	}
 	s.reply(220, s.srv.Config.Banner)
 	s.deadline = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.reading = true
 	go s.readLoop(s.conn)
 	timer := time.NewTimer(time.Until(s.deadline))
 	defer timer.Stop()
@@ -311,8 +313,10 @@ func (s *session) cleanup() {
 	s.logout()
 	s.conn.Close()
 	close(s.resume)
-	for range s.lines {
-		// drain so the reader goroutine can exit
+	if s.reading {
+		for range s.lines {
+			// drain so the reader goroutine can exit
+		}
 	}
 }
 

@@ -2,12 +2,15 @@ package ftp
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/ferryftp/ferry/internal/certs"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/users"
 )
 
 // ftpsDeadline bounds every blocking step of the FTPS test clients, so a
@@ -26,28 +30,28 @@ import (
 // net, never a measured threshold.
 const ftpsDeadline = 30 * time.Second
 
-// tlsFixture is a certificate manager with its self-signed certificate in a
+// ftpsFixture is a certificate manager with its self-signed certificate in a
 // temporary data directory, and the pool a client needs to trust it.
-type tlsFixture struct {
+type ftpsFixture struct {
 	m    *certs.Manager
 	dir  string
 	pool *x509.CertPool
 }
 
-func newTLSFixture(t testing.TB) *tlsFixture {
+func newFTPSFixture(t testing.TB) *ftpsFixture {
 	t.Helper()
 	dir := t.TempDir()
 	m, err := certs.New(certs.Options{DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &tlsFixture{m: m, dir: dir}
+	f := &ftpsFixture{m: m, dir: dir}
 	f.pool = f.currentPool(t)
 	return f
 }
 
 // currentPool trusts the certificate now on disk.
-func (f *tlsFixture) currentPool(t testing.TB) *x509.CertPool {
+func (f *ftpsFixture) currentPool(t testing.TB) *x509.CertPool {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(f.dir, "tls", "cert.pem"))
 	if err != nil {
@@ -67,7 +71,7 @@ func (f *tlsFixture) currentPool(t testing.TB) *x509.CertPool {
 }
 
 // renew replaces the self-signed pair on disk and reloads the manager.
-func (f *tlsFixture) renew(t testing.TB) {
+func (f *ftpsFixture) renew(t testing.TB) {
 	t.Helper()
 	for _, n := range []string{"cert.pem", "key.pem"} {
 		if err := os.Remove(filepath.Join(f.dir, "tls", n)); err != nil {
@@ -81,7 +85,7 @@ func (f *tlsFixture) renew(t testing.TB) {
 
 // client returns a client config that trusts the fixture. maxVersion 0
 // means the library's default; cache may be nil (no resumption).
-func (f *tlsFixture) client(maxVersion uint16, cache tls.ClientSessionCache) *tls.Config {
+func (f *ftpsFixture) client(maxVersion uint16, cache tls.ClientSessionCache) *tls.Config {
 	return &tls.Config{
 		ServerName:         "localhost",
 		RootCAs:            f.pool,
@@ -93,7 +97,7 @@ func (f *tlsFixture) client(maxVersion uint16, cache tls.ClientSessionCache) *tl
 
 // startFTPS starts a test server with TLS from f; mod may change the
 // configuration further.
-func startFTPS(t testing.TB, f *tlsFixture, mod func(*config.Config, *Server)) *testServer {
+func startFTPS(t testing.TB, f *ftpsFixture, mod func(*config.Config, *Server)) *testServer {
 	t.Helper()
 	return startServer(t, func(cfg *config.Config, srv *Server) {
 		srv.TLS = &tls.Config{GetCertificate: f.m.GetCertificate}
@@ -115,12 +119,78 @@ func serveImplicit(t testing.TB, ts *testServer) string {
 	return ln.Addr().String()
 }
 
+// ftpsShutdownWait bounds how long a test waits for a session to end or for
+// Shutdown to return before it reports a leaked session; a safety net again.
+const ftpsShutdownWait = 5 * time.Second
+
+// signalWriter is a log sink that signals each line containing match.
+type signalWriter struct {
+	syncBuffer
+	match  []byte
+	signal chan<- struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	n, err := w.syncBuffer.Write(p)
+	if bytes.Contains(p, w.match) {
+		select {
+		case w.signal <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+// startImplicitFTPS starts a server with only an implicit-FTPS listener and
+// signals each log line containing match. Unlike startServer, its cleanup
+// does not hang when a session leaks: a Shutdown that does not return is
+// reported and abandoned.
+func startImplicitFTPS(t testing.TB, f *ftpsFixture, match string, signal chan<- struct{}) (*Server, string) {
+	t.Helper()
+	data := t.TempDir()
+	if err := PrepareData(data); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Defaults()
+	cfg.Data, cfg.Listen, cfg.PassivePorts, cfg.BanThreshold = data, "127.0.0.1:0", "", 0
+	home := filepath.Join(data, "home", "alice")
+	auth := &memAuth{users: map[string]memUser{"alice": {pass: "secret", u: users.User{Name: "alice", Home: home}}}}
+	logs := &signalWriter{match: []byte(match), signal: signal}
+	srv := &Server{Config: cfg, Auth: auth, TLS: &tls.Config{GetCertificate: f.m.GetCertificate},
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln, true)
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+			close(done)
+		}()
+		if !t.Failed() { // after a reported leak, Shutdown is known to hang
+			select {
+			case <-done:
+			case <-time.After(ftpsShutdownWait):
+				t.Errorf("Shutdown did not return: a session never ended")
+			}
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return srv, ln.Addr().String()
+}
+
 // dialFTPS connects, sends AUTH TLS and completes the control handshake.
 func dialFTPS(t testing.TB, addr string, cfg *tls.Config) *client {
 	t.Helper()
 	c := dial(t, addr)
 	c.cmd("AUTH TLS", 234)
-	if err := c.startTLS(cfg); err != nil {
+	if err := c.startTLSFTPS(cfg); err != nil {
 		t.Fatalf("control handshake: %v", err)
 	}
 	return c
@@ -135,16 +205,16 @@ func dialImplicit(t testing.TB, addr string, cfg *tls.Config) *client {
 	}
 	t.Cleanup(func() { raw.Close() })
 	c := &client{t: t, conn: raw, r: bufio.NewReader(raw)}
-	if err := c.startTLS(cfg); err != nil {
+	if err := c.startTLSFTPS(cfg); err != nil {
 		t.Fatalf("implicit handshake: %v", err)
 	}
 	c.expect(220)
 	return c
 }
 
-// startTLS runs the client handshake on the control connection and
+// startTLSFTPS runs the client handshake on the control connection and
 // continues the dialogue over it.
-func (c *client) startTLS(cfg *tls.Config) error {
+func (c *client) startTLSFTPS(cfg *tls.Config) error {
 	tc := tls.Client(c.conn, cfg)
 	tc.SetDeadline(time.Now().Add(ftpsDeadline))
 	err := tc.Handshake()
@@ -154,8 +224,8 @@ func (c *client) startTLS(cfg *tls.Config) error {
 	return err
 }
 
-// tlsState returns the control connection's TLS state.
-func (c *client) tlsState() tls.ConnectionState {
+// tlsStateFTPS returns the control connection's TLS state.
+func (c *client) tlsStateFTPS() tls.ConnectionState {
 	c.t.Helper()
 	tc, ok := c.conn.(*tls.Conn)
 	if !ok {
@@ -164,22 +234,22 @@ func (c *client) tlsState() tls.ConnectionState {
 	return tc.ConnectionState()
 }
 
-// protect sends PBSZ 0 and PROT P.
-func (c *client) protect() {
+// protectFTPS sends PBSZ 0 and PROT P.
+func (c *client) protectFTPS() {
 	c.t.Helper()
 	c.cmd("PBSZ 0", 200)
 	c.cmd("PROT P", 200)
 }
 
-// recConn records every byte the client reads from the raw data socket, so
+// ftpsRecConn records every byte the client reads from the raw data socket, so
 // a test can see what the server sent after the handshake.
-type recConn struct {
+type ftpsRecConn struct {
 	net.Conn
 	mu  sync.Mutex
 	buf []byte
 }
 
-func (r *recConn) Read(p []byte) (int, error) {
+func (r *ftpsRecConn) Read(p []byte) (int, error) {
 	n, err := r.Conn.Read(p)
 	r.mu.Lock()
 	r.buf = append(r.buf, p[:n]...)
@@ -187,16 +257,16 @@ func (r *recConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (r *recConn) received() []byte {
+func (r *ftpsRecConn) received() []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]byte(nil), r.buf...)
 }
 
-// tlsData is the client side of one protected data connection.
-type tlsData struct {
+// ftpsData is the client side of one protected data connection.
+type ftpsData struct {
 	tc   *tls.Conn
-	raw  *recConn
+	raw  *ftpsRecConn
 	hs   chan error // the handshake's result
 	mark int        // bytes received when the handshake ended
 }
@@ -205,10 +275,10 @@ type tlsData struct {
 // client's data handshake alongside, the way FileZilla does: whether the
 // server answers 150 before or after its data handshake, this client gets
 // there. It returns the first reply to line.
-func (c *client) openTLSData(line string, cfg *tls.Config) (*tlsData, int, string) {
+func (c *client) openTLSData(line string, cfg *tls.Config) (*ftpsData, int, string) {
 	c.t.Helper()
 	raw := c.pasv()
-	d := &tlsData{raw: &recConn{Conn: raw}, hs: make(chan error, 1)}
+	d := &ftpsData{raw: &ftpsRecConn{Conn: raw}, hs: make(chan error, 1)}
 	d.tc = tls.Client(d.raw, cfg)
 	d.tc.SetDeadline(time.Now().Add(ftpsDeadline))
 	c.send(line)
@@ -218,7 +288,7 @@ func (c *client) openTLSData(line string, cfg *tls.Config) (*tlsData, int, strin
 }
 
 // handshake waits for the data handshake and fails the test on an error.
-func (d *tlsData) handshake(t testing.TB) {
+func (d *ftpsData) handshake(t testing.TB) {
 	t.Helper()
 	if err := <-d.hs; err != nil {
 		t.Fatalf("data handshake: %v", err)
@@ -269,13 +339,17 @@ func (c *client) refusedTLS(line string, cfg *tls.Config) (int, string) {
 	if code == 150 {
 		code, text = c.read()
 	}
-	<-d.hs
+	if err := <-d.hs; err == nil {
+		// Drain until the server closes, so a ticket it might have sent
+		// reaches the client's cache.
+		io.Copy(io.Discard, d.tc)
+	}
 	d.tc.Close()
 	return code, text
 }
 
-// tlsRecords splits raw TLS records; it fails on a partial record.
-func tlsRecords(t testing.TB, b []byte) [][]byte {
+// ftpsRecords splits raw TLS records; it fails on a partial record.
+func ftpsRecords(t testing.TB, b []byte) [][]byte {
 	t.Helper()
 	var recs [][]byte
 	for len(b) > 0 {
@@ -292,26 +366,26 @@ func tlsRecords(t testing.TB, b []byte) [][]byte {
 	return recs
 }
 
-// countingCache counts the sessions a client stores: in TLS 1.3 each Put is
+// ftpsTicketCache counts the sessions a client stores: in TLS 1.3 each Put is
 // a NewSessionTicket the server sent after the handshake.
-type countingCache struct {
+type ftpsTicketCache struct {
 	tls.ClientSessionCache
 	puts atomic.Int64
 }
 
-func newCountingCache() *countingCache {
-	return &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(16)}
+func newFTPSTicketCache() *ftpsTicketCache {
+	return &ftpsTicketCache{ClientSessionCache: tls.NewLRUClientSessionCache(16)}
 }
 
-func (c *countingCache) Put(key string, cs *tls.ClientSessionState) {
+func (c *ftpsTicketCache) Put(key string, cs *tls.ClientSessionState) {
 	if cs != nil {
 		c.puts.Add(1)
 	}
 	c.ClientSessionCache.Put(key, cs)
 }
 
-// fingerprintOf formats a certificate's SHA-256 like certs.Manager.Fingerprint.
-func fingerprintOf(cert *x509.Certificate) string {
+// ftpsFingerprint formats a certificate's SHA-256 like certs.Manager.Fingerprint.
+func ftpsFingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	parts := make([]string, len(sum))
 	for i, b := range sum {
@@ -320,8 +394,8 @@ func fingerprintOf(cert *x509.Certificate) string {
 	return strings.Join(parts, ":")
 }
 
-// logLines returns the server log lines that contain every one of subs.
-func logLines(ts *testServer, subs ...string) []string {
+// ftpsLogLines returns the server log lines that contain every one of subs.
+func ftpsLogLines(ts *testServer, subs ...string) []string {
 	var out []string
 next:
 	for _, l := range strings.Split(ts.logs.String(), "\n") {

@@ -14,7 +14,7 @@ import (
 // a reply itself: the session answers 150 on opened and 226/4xx/5xx on done.
 type xferEvent struct {
 	opened bool
-	tls    *tls.Conn // the data connection's TLS, for the log
+	tls    *tls.ConnectionState // the data connection's TLS, for the log
 	done   bool
 	bytes  int64
 	err    error
@@ -62,11 +62,21 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 			t.events <- xferEvent{done: true, err: err}
 			return
 		}
-		ev := xferEvent{opened: true}
-		if tc, ok := c.(*tls.Conn); ok {
-			ev.tls = tc
+		t.events <- xferEvent{opened: true}
+		var state *tls.ConnectionState
+		if spec.tls != nil {
+			tc, err := spec.secure(ctx, c)
+			if err != nil {
+				c.Close()
+				if cleanup != nil {
+					cleanup(err)
+				}
+				t.events <- xferEvent{done: true, err: err}
+				return
+			}
+			cs := tc.ConnectionState()
+			state, c = &cs, tc
 		}
-		t.events <- ev
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		n, err := w(ctx, c)
 		stop()
@@ -81,7 +91,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 		if cleanup != nil {
 			cleanup(err)
 		}
-		t.events <- xferEvent{done: true, bytes: n, err: err}
+		t.events <- xferEvent{done: true, bytes: n, err: err, tls: state}
 	}()
 }
 
@@ -101,9 +111,6 @@ func (s *session) transferEvent(ev xferEvent) {
 	t := s.xfer
 	if ev.opened {
 		t.opened = true
-		if ev.tls != nil {
-			s.logTLS("data", ev.tls, "")
-		}
 		s.reply(150, t.note)
 		return
 	}
@@ -115,6 +122,9 @@ func (s *session) finishTransfer(ev xferEvent) {
 	t := s.xfer
 	s.xfer = nil
 	t.cancel()
+	if ev.tls != nil {
+		s.logTLS("data", *ev.tls, "")
+	}
 	result := "ok"
 	switch {
 	case t.aborted:
@@ -129,7 +139,7 @@ func (s *session) finishTransfer(ev xferEvent) {
 		var refusal *tlsRefusal
 		switch {
 		case errors.As(ev.err, &refusal):
-			s.log.Warn("TLS data connection refused", "why", refusal.why)
+			s.logTLS("data", refusal.state, refusal.why)
 			s.reply(522, "Data connection refused: "+refusal.why+".")
 		case errors.Is(ev.err, errDataTLS):
 			s.log.Info("data TLS handshake failed", "err", ev.err)

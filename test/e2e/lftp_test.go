@@ -252,9 +252,10 @@ func TestLftp(t *testing.T) {
 			writeFile(t, filepath.Join(home, "resume-get.bin"), data)
 			local := filepath.Join(t.TempDir(), "part.bin")
 			writeFile(t, local, data[:600001])
-			r := lftpOK(t, s, "debug -o /dev/stderr 3", fmt.Sprintf(`get -c "resume-get.bin" -o %q`, local))
-			if !strings.Contains(r.Stderr, "REST 600001") {
-				t.Errorf("lftp get -c did not send REST 600001:\n%s", r)
+			dbg := filepath.Join(t.TempDir(), "debug.log")
+			r := lftpOK(t, s, fmt.Sprintf("debug -o %q 9", dbg), fmt.Sprintf(`get -c "resume-get.bin" -o %q`, local))
+			if b, _ := os.ReadFile(dbg); !strings.Contains(string(b), "REST 600001") {
+				t.Errorf("lftp get -c did not send REST 600001:\n%s\n--- debug log:\n%s", r, b)
 			}
 			checkFileContent(t, local, data)
 		})

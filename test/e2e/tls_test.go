@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestTLSCurl moves small files and the 100 MiB file over explicit FTPS
@@ -48,9 +49,12 @@ func TestTLSCurl(t *testing.T) {
 		{"explicit-passive", []string{"--ssl-reqd", "-k"}},
 		{"explicit-active", []string{"--ssl-reqd", "-k", "-P", "127.0.0.1"}},
 	} {
+		// Cases run from small to big; after the first failure the rest of
+		// the mode is not tried (each failure can cost a data timeout).
+		failed := false
 		for _, smp := range samples {
 			name := m.name + "-" + smp.name + ".bin"
-			t.Run(m.name+"/"+smp.name+"/upload", func(t *testing.T) {
+			ok := t.Run(m.name+"/"+smp.name+"/upload", func(t *testing.T) {
 				r := curlOK(t, append(slices.Clone(m.args), "-T", smp.path, u("up-"+name))...)
 				checkTLS(t, r)
 				if !strings.Contains(r.Stderr, "> PROT P") {
@@ -58,7 +62,7 @@ func TestTLSCurl(t *testing.T) {
 				}
 				checkFileSHA(t, filepath.Join(home, "up-"+name), smp.sum, smp.size)
 			})
-			t.Run(m.name+"/"+smp.name+"/download", func(t *testing.T) {
+			ok = ok && t.Run(m.name+"/"+smp.name+"/download", func(t *testing.T) {
 				linkOrCopy(t, smp.path, filepath.Join(home, "down-"+name))
 				out := filepath.Join(t.TempDir(), "out.bin")
 				r := curlOK(t, append(slices.Clone(m.args), "-o", out, u("down-"+name))...)
@@ -68,6 +72,14 @@ func TestTLSCurl(t *testing.T) {
 				}
 				checkFileSHA(t, out, smp.sum, smp.size)
 			})
+			if !ok {
+				failed = true
+				t.Errorf("%s: remaining cases not run after the first failure", m.name)
+				break
+			}
+		}
+		if failed {
+			continue
 		}
 		t.Run(m.name+"/listing", func(t *testing.T) {
 			r := curlOK(t, append(slices.Clone(m.args), "--list-only", u(""))...)
@@ -105,7 +117,7 @@ func TestTLSCurl(t *testing.T) {
 		// --ssl-control protects only the control connection (PROT C), which
 		// the default policy (tls_required none) allows.
 		out := filepath.Join(t.TempDir(), "out.bin")
-		r := curlOK(t, "--ftp-ssl-control", "-k", "-o", out, u("down-explicit-passive-1MiB.bin"))
+		r := curlOK(t, "--ftp-ssl-control", "-k", "-o", out, u("down-explicit-passive-"+samples[2].name+".bin"))
 		checkTLS(t, r)
 		checkFileSHA(t, out, samples[2].sum, samples[2].size)
 	})
@@ -128,11 +140,32 @@ func TestTLSLftp(t *testing.T) {
 		"set ssl:verify-certificate no",
 	}
 	for _, mode := range []string{"passive", "active"} {
+		set := append(slices.Clone(tlsSet), "set ftp:passive-mode "+map[string]string{"passive": "on", "active": "off"}[mode])
+		// A single small upload first, timed: lftp starts the data TLS
+		// handshake only after the 150 reply and waits ftp:waiting-150-timeout
+		// (5 s) for it, so a server that wants the handshake before sending
+		// 150 makes every transfer 5 s long (and the mirror below endless).
+		ok := t.Run("single-"+mode, func(t *testing.T) {
+			local := filepath.Join(t.TempDir(), "one.txt")
+			writeFile(t, local, []byte("one\n"))
+			dbg := filepath.Join(t.TempDir(), "debug.log")
+			start := time.Now()
+			lftpOK(t, s, append(slices.Clone(set), fmt.Sprintf("debug -t -o %q 9", dbg),
+				fmt.Sprintf(`put %q -o "single-%s.txt"`, local, mode))...)
+			if d := time.Since(start); d > 4*time.Second {
+				b, _ := os.ReadFile(dbg)
+				t.Errorf("one small upload over TLS took %v; lftp log:\n%s", d.Round(time.Millisecond), clip(string(b), 6000))
+			}
+			checkFileContent(t, filepath.Join(home, "single-"+mode+".txt"), []byte("one\n"))
+		})
+		if !ok {
+			t.Errorf("mirror-%s not run: the single transfer failed or was slow", mode)
+			continue
+		}
 		t.Run("mirror-"+mode, func(t *testing.T) {
-			set := append(slices.Clone(tlsSet), "set ftp:passive-mode "+map[string]string{"passive": "on", "active": "off"}[mode])
 			remote := "tls-" + mode
 			dst := filepath.Join(t.TempDir(), "dst")
-			lftpOK(t, s, append(slices.Clone(set), "debug -o /dev/stderr 3",
+			lftpOK(t, s, append(slices.Clone(set),
 				fmt.Sprintf("mirror -R --no-perms --parallel=2 %q %q", src, remote))...)
 			diffTrees(t, "server copy after mirror -R over TLS", want, readTree(t, filepath.Join(home, remote)))
 			lftpOK(t, s, append(slices.Clone(set),

@@ -1,0 +1,285 @@
+package access
+
+import (
+	"path"
+	"strings"
+	"testing"
+)
+
+// verbsAt is a table row: the verbs a spec grants at a path, from base All.
+type verbsAt struct {
+	path string
+	want Verb
+}
+
+func checkVerbs(t *testing.T, spec string, base Verb, rows []verbsAt) {
+	t.Helper()
+	rs, err := Parse(spec)
+	if err != nil {
+		t.Fatalf("Parse(%q): %v", spec, err)
+	}
+	for _, r := range rows {
+		if got := rs.Verbs(base, r.path); got != r.want {
+			t.Errorf("Parse(%q).Verbs(base %s, %q) = %s, want %s", spec, verbString(base), r.path, verbString(got), verbString(r.want))
+			continue
+		}
+		for v := Verb(1); v <= Chmod; v <<= 1 {
+			if got := rs.Allowed(base, r.path, v); got != (r.want&v != 0) {
+				t.Errorf("Parse(%q).Allowed(%q, %s) = %v", spec, r.path, verbString(v), got)
+			}
+		}
+	}
+}
+
+// verbString names the verbs of v, for failure messages.
+func verbString(v Verb) string {
+	switch v {
+	case 0:
+		return "none"
+	case All:
+		return "all"
+	}
+	var names []string
+	for _, n := range []string{"list", "download", "upload", "overwrite", "append", "delete", "rename", "mkdir", "rmdir", "chmod"} {
+		if b := verbNames[n]; v&b != 0 {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// TestParseAbsoluteRules: bob's rules from the engine's harness. A rule
+// replaces what is inherited, at its path and below, and nowhere else.
+func TestParseAbsoluteRules(t *testing.T) {
+	checkVerbs(t, "/=read;/incoming=read,upload", All, []verbsAt{
+		{"/", Read},
+		{"/docs", Read},
+		{"/docs/a/b.txt", Read},
+		{"/incoming", Read | Upload},
+		{"/incoming/new.txt", Read | Upload},
+		{"/incoming/sub/deeper", Read | Upload},
+		{"/incomingx", Read}, // a prefix of the name is not the directory
+		{"/incoming.txt", Read},
+	})
+}
+
+func TestParseMostSpecificWins(t *testing.T) {
+	rows := []verbsAt{
+		{"/", Read},
+		{"/a", All},
+		{"/a/b", 0},
+		{"/a/b/c", Download},
+		{"/a/bc", All},
+	}
+	// The order of the rules in the spec does not matter.
+	checkVerbs(t, "/=read;/a=all;/a/b=none;/a/b/c=download", All, rows)
+	checkVerbs(t, "/a/b/c=download;/a/b=none;/a=all;/=read", All, rows)
+	checkVerbs(t, "/a=all;/a/b/c=download;/=read;/a/b=none", All, rows)
+}
+
+func TestParseNoRules(t *testing.T) {
+	for _, spec := range []string{"", " ", ";", " ; ;; "} {
+		rs, err := Parse(spec)
+		if err != nil || len(rs) != 0 {
+			t.Fatalf("Parse(%q) = %v, %v; want no rules", spec, rs, err)
+		}
+		for _, base := range []Verb{0, Read, All} {
+			if got := rs.Verbs(base, "/any/where"); got != base {
+				t.Errorf("no rules: Verbs(%s) = %s", verbString(base), verbString(got))
+			}
+		}
+	}
+}
+
+func TestParseVerbNames(t *testing.T) {
+	for name, bit := range verbNames {
+		for _, spelled := range []string{name, strings.ToUpper(name), " " + name + " "} {
+			checkVerbs(t, "/d="+spelled, All, []verbsAt{{"/d", bit}, {"/", All}})
+		}
+	}
+	checkVerbs(t, "/d=list,download,upload,overwrite,append,delete,rename,mkdir,rmdir,chmod", 0, []verbsAt{{"/d/x", All}, {"/", 0}})
+	checkVerbs(t, "/d=read,upload,none", All, []verbsAt{{"/d", Read | Upload}})
+}
+
+// TestParseDeltas: "+verb" and "-verb" adjust what the parent grants
+// instead of replacing it, and the result is inherited further down.
+func TestParseDeltas(t *testing.T) {
+	checkVerbs(t, "/=all;/in=-delete,-rename", 0, []verbsAt{
+		{"/", All},
+		{"/in", All &^ (Delete | Rename)},
+		{"/in/x/y", All &^ (Delete | Rename)},
+		{"/inbox", All},
+	})
+	checkVerbs(t, "/=read;/in=+upload", All, []verbsAt{
+		{"/", Read},
+		{"/in", Read | Upload},
+		{"/in/sub", Read | Upload},
+	})
+	// Deltas stack down the tree, each on top of its parent's result.
+	checkVerbs(t, "/=read;/a=+upload,+mkdir;/a/b=-download;/a/b/c=+download,-mkdir", All, []verbsAt{
+		{"/", Read},
+		{"/a", Read | Upload | Mkdir},
+		{"/a/b", List | Upload | Mkdir},
+		{"/a/b/c", Read | Upload},
+		{"/a/b/c/d", Read | Upload},
+	})
+	// A delta under an absolute rule starts from that rule, not from base.
+	checkVerbs(t, "/a=none;/a/b=+list", All, []verbsAt{{"/a/b", List}, {"/a", 0}, {"/", All}})
+	// Without a rule above, a delta applies to the base.
+	checkVerbs(t, "/a=-delete", All, []verbsAt{{"/a", All &^ Delete}, {"/", All}})
+	checkVerbs(t, "/a=-delete", Read, []verbsAt{{"/a", Read}})
+	checkVerbs(t, "/a=+upload", Read, []verbsAt{{"/a", Read | Upload}, {"/b", Read}})
+	// In one rule, removals apply after additions.
+	checkVerbs(t, "/ro=-all,+read", All, []verbsAt{{"/ro", 0}})
+	checkVerbs(t, "/ro=+read,-upload,-overwrite,-append,-delete,-rename,-mkdir,-rmdir,-chmod", All, []verbsAt{{"/ro", Read}})
+}
+
+// TestParseRootDelta: a delta rule on "/" is the root's rule wherever it is
+// written in the spec.
+func TestParseRootDelta(t *testing.T) {
+	rows := []verbsAt{
+		{"/", All &^ Delete},
+		{"/x", All &^ Delete},
+		{"/a", Read},
+		{"/a/b", Read},
+	}
+	checkVerbs(t, "/=-delete;/a=read", All, rows)
+	checkVerbs(t, "/a=read;/=-delete", All, rows)
+	checkVerbs(t, "/a=read;/=+list,-delete", All, rows)
+}
+
+func TestParseCleansPaths(t *testing.T) {
+	for _, spec := range []string{"/in/=read", "//in=read", "/x/../in=read", "/./in/.=read", " /in=read ", " /in=READ ; "} {
+		checkVerbs(t, spec, All, []verbsAt{{"/in", Read}, {"/in/f", Read}, {"/", All}, {"/x", All}})
+	}
+	// ".." cannot climb above the root: "/../in" is "/in".
+	checkVerbs(t, "/../in=none", All, []verbsAt{{"/in", 0}, {"/", All}})
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, spec := range []string{
+		"in=read",        // relative path
+		"=read",          // no path
+		"/in",            // no verbs
+		"/in=",           // empty verb list
+		"/in=fly",        // unknown verb
+		"/in=read,,list", // empty verb
+		"/in=+",          // sign without a verb
+		"/in=-",          // ditto
+		"/in=read;bad",   // one bad rule spoils the spec
+		"/in=re ad",      // a verb is one word
+		"/a\x00-=read",   // NUL cannot be part of a path
+		"/a\n/b=read",    // nor a line break
+		"~/in=read",      // no home shorthand
+		"C:\\in=read",    // no drive letters
+	} {
+		if rs, err := Parse(spec); err == nil {
+			t.Errorf("Parse(%q) = %v, want an error", spec, rs)
+		}
+	}
+}
+
+func TestPatterns(t *testing.T) {
+	ps := Patterns{"*.secret", ".ht*", "core"}
+	for name, want := range map[string]bool{
+		"a.secret": true, ".secret": true, "a.secret.txt": false, "A.SECRET": false,
+		".htaccess": true, "x.htaccess": false, "core": true, "core.1": false, "": false,
+	} {
+		if got := ps.Match(name); got != want {
+			t.Errorf("Match(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if (Patterns{}).Match("x") || Patterns(nil).Match("") {
+		t.Error("empty patterns match")
+	}
+	if err := ps.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	if err := (Patterns{"ok", "[z-a"}).Validate(); err == nil {
+		t.Error("Validate accepted a malformed pattern")
+	}
+	if err := (Patterns{"[unclosed"}).Validate(); err == nil {
+		t.Error("Validate accepted an unclosed class")
+	}
+}
+
+// TestParseRegressions holds inputs found by FuzzParse.
+func TestParseRegressions(t *testing.T) {
+	// A root delta written after a deeper rule was sorted away from its
+	// "-" half and became "/=none".
+	checkVerbs(t, "/a=read;/=-delete", All, []verbsAt{{"/b", All &^ Delete}})
+}
+
+// FuzzParse checks that Parse never panics and that the rules it returns are
+// self-consistent: verbs stay within All, Allowed agrees with Verbs, and the
+// order of rules on distinct paths does not change any answer.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"", "/=read", "/=read;/incoming=read,upload", "/=all;/in=-delete,-rename", "/=read;/in=+upload",
+		"/a=read;/=-delete", "/a/b=none;/a=all;/=read", "/x/../y=list", "/=+all,-all", "/a=-read;/a/b=+download",
+		"bad", "/a=fly", "/a=;/b=read", "/é/ü=read", "/a=READ,-LIST",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		rs, err := Parse(spec)
+		if err != nil {
+			return
+		}
+		var parts []string
+		var probes []string
+		seen := map[string]bool{}
+		distinct := true
+		for _, part := range strings.Split(spec, ";") {
+			if strings.TrimSpace(part) == "" {
+				continue
+			}
+			parts = append(parts, part)
+			p, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+			p = path.Clean(p)
+			if seen[p] {
+				distinct = false
+			}
+			seen[p] = true
+			probes = append(probes, p, path.Join(p, "child"), path.Dir(p))
+		}
+		probes = append(probes, "/", "/elsewhere")
+		for _, r := range rs {
+			if !strings.HasPrefix(r.Path, "/") {
+				t.Fatalf("Parse(%q): rule path %q is not absolute", spec, r.Path)
+			}
+		}
+		for _, p := range probes {
+			for _, base := range []Verb{0, Read, All} {
+				v := rs.Verbs(base, p)
+				if v&^All != 0 {
+					t.Fatalf("Parse(%q).Verbs(%q) = %b: bits outside All", spec, p, v)
+				}
+				for bit := Verb(1); bit <= Chmod; bit <<= 1 {
+					if rs.Allowed(base, p, bit) != (v&bit != 0) {
+						t.Fatalf("Parse(%q): Allowed and Verbs disagree at %q", spec, p)
+					}
+				}
+			}
+		}
+		if !distinct || len(parts) < 2 {
+			return
+		}
+		// Reversed, the same rules must give the same answers.
+		rev := make([]string, len(parts))
+		for i, p := range parts {
+			rev[len(parts)-1-i] = p
+		}
+		rs2, err := Parse(strings.Join(rev, ";"))
+		if err != nil {
+			t.Fatalf("Parse(%q) ok but reversed %q: %v", spec, strings.Join(rev, ";"), err)
+		}
+		for _, p := range probes {
+			for _, base := range []Verb{0, Read, All} {
+				if a, b := rs.Verbs(base, p), rs2.Verbs(base, p); a != b {
+					t.Fatalf("rule order matters: Parse(%q).Verbs(%q) = %s but reversed gives %s", spec, p, verbString(a), verbString(b))
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,105 @@
+package ftp
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/config"
+)
+
+// TestTimeoutLogin: a client that does not log in gets 421 and is closed.
+func TestTimeoutLogin(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config, _ *Server) {
+		c.LoginTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	})
+	c := dial(t, ts.addr)
+	if got := c.expect(421); !strings.Contains(strings.ToLower(got), "timeout") {
+		t.Errorf("421 text %q", got)
+	}
+	c.expectEOF()
+
+	// Commands before login do not extend the login timeout. Two idle
+	// connections opened one after the other are the clock: when the second
+	// gets its 421, the login time of c ran out a whole timeout ago.
+	c = dial(t, ts.addr)
+	c.cmd("USER alice", 331)
+	c.cmd("NOOP", 200)
+	dial(t, ts.addr).expect(421)
+	dial(t, ts.addr).expect(421)
+	c.send("NOOP")
+	if code, text := c.read(); code != 421 {
+		t.Fatalf("a session that sent USER and NOOP outlived the login timeout: %d %s", code, text)
+	}
+	c.expectEOF()
+}
+
+// TestTimeoutIdle: a logged-in client that sends nothing gets 421.
+func TestTimeoutIdle(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config, _ *Server) {
+		c.IdleTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	})
+	c := loggedIn(t, ts)
+	if got := c.expect(421); !strings.Contains(strings.ToLower(got), "timeout") {
+		t.Errorf("421 text %q", got)
+	}
+	c.expectEOF()
+}
+
+// TestTimeoutIdleSparesTransfers: the idle timeout does not cut a session
+// whose transfer is running. A second, idle session is the clock: when it
+// gets its 421, the first has been silent for longer than the timeout.
+func TestTimeoutIdleSparesTransfers(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, func(c *config.Config, _ *Server) {
+		c.IdleTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	})
+	bigFile(t, filepath.Join(ts.home, "big"))
+	c := loggedIn(t, ts)
+	d := c.dataCmd("RETR big")
+	defer d.Close()
+
+	clock := loggedIn(t, ts)
+	clock.expect(421)
+
+	c.cmd("NOOP", 200) // not 421: the transfer kept the session alive
+	c.cmd("ABOR", 426)
+	c.expect(226)
+	c.cmd("NOOP", 200)
+}
+
+// TestLineLimit: a control line longer than MaxLineBytes is answered 500
+// and the session goes on.
+func TestLineLimit(t *testing.T) {
+	ts := startServer(t, nil)
+	max := ts.srv.Config.MaxLineBytes
+	c := dial(t, ts.addr)
+	c.cmd("NOOP "+strings.Repeat("x", max), 500)
+	c.cmd("NOOP", 200)
+	c.cmd("NOOP "+strings.Repeat("x", max-len("NOOP ")), 200) // exactly the limit
+	c.cmd("USER "+strings.Repeat("a", 10*max), 500)
+	c.login("alice", "secret")
+	for range 5 {
+		c.cmd("MKD "+strings.Repeat("d", max), 500)
+	}
+	c.cmd("PWD", 257)
+	// A long line in pieces, then a command in the same write as its end.
+	c.sendRaw("STOR " + strings.Repeat("y", max))
+	c.sendRaw(strings.Repeat("y", max) + "\r\nNOOP\r\n")
+	c.expect(500)
+	c.expect(200)
+	if names := dirNames(t, ts.home); len(names) != 0 {
+		t.Errorf("over-long lines created %q", names)
+	}
+
+	ts = startServer(t, func(c *config.Config, _ *Server) { c.MaxLineBytes = 64 })
+	c = loggedIn(t, ts)
+	c.cmd("MKD "+strings.Repeat("n", 100), 500)
+	c.cmd("MKD short", 257)
+	if names := dirNames(t, ts.home); len(names) != 1 || names[0] != "short" {
+		t.Errorf("home holds %q", names)
+	}
+}
