@@ -102,7 +102,13 @@ fi
 
 # --- data (cached across runs) -------------------------------------------------
 PUB=$CACHE/public
+# The cache is emptied of everything but public/ below: refuse a directory that
+# was not made by this script.
+if [[ -d $CACHE && ! -e $CACHE/.ferry-bench-cache && -n $(ls -A "$CACHE") ]]; then
+	die "BENCH_DATA=$CACHE exists and is not a ferry-bench cache (no .ferry-bench-cache in it)"
+fi
 mkdir -p "$PUB/upload"
+touch "$CACHE/.ferry-bench-cache"
 chmod 755 "$CACHE" "$PUB"
 BIG=big-${SIZE_MB}MiB.bin
 if [[ ! -f $PUB/$BIG ]] || (($(stat -c %s "$PUB/$BIG") != SIZE_MB * 1048576)); then
@@ -119,7 +125,7 @@ for n in "$LIST_N" "$BIGLIST_N"; do
 done
 # The cache is also Ferry's data directory (anonymous users see its public/);
 # Ferry's own state there (user store, homes) is made anew on every run.
-find "$CACHE" -mindepth 1 -maxdepth 1 ! -name public ! -name '*.done' -exec rm -rf {} +
+find "$CACHE" -mindepth 1 -maxdepth 1 ! -name public ! -name '*.done' ! -name .ferry-bench-cache -exec rm -rf {} +
 # vsftpd's anonymous uploads go to public/upload (owned by its ftp user; the
 # anonymous root itself must not be writable).
 chown ftp "$PUB/upload" 2>/dev/null || chmod 777 "$PUB/upload"
@@ -240,7 +246,7 @@ run() { # server round key limit-seconds scenario-args…
 	kill -0 "${PID[$s]}" 2>/dev/null || die "$s died during $key; see $OUT/$s.log"
 }
 
-xfer_limit=$((120 + SIZE_MB / 5))
+xfer_limit=$((360 + SIZE_MB / 5))
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round of $ROUNDS"
 	cat "$PUB/$BIG" >/dev/null # page-cached, for both servers alike
@@ -249,9 +255,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			anon=(-user anonymous -pass bench@)
 			named=(-user "${USER[$s]}" -pass "${PASS[$s]}")
 			case $sc in
-			retr | ftps-retr) run "$s" "$round" "$sc" "$xfer_limit" "${anon[@]}" -scenario "$sc" -file "$BIG" ;;
+			retr | ftps-retr) run "$s" "$round" "$sc" "$xfer_limit" "${anon[@]}" -scenario "$sc" -file "$BIG" -timeout 300s ;;
+			# A server may fsync an upload before its 226: the wait shows as final_reply_s.
 			stor | ftps-stor) run "$s" "$round" "$sc" "$xfer_limit" "${named[@]}" -scenario "$sc" \
-				-upload "${UPLOAD[$s]}" -size "${SIZE_MB}MiB" ;;
+				-upload "${UPLOAD[$s]}" -size "${SIZE_MB}MiB" -timeout 300s ;;
 			list)
 				run "$s" "$round" list "$((60 + LIST_N / 1000))" "${anon[@]}" -scenario list \
 					-path "dir-$LIST_N" -expect "$LIST_N" -reps 5

@@ -131,6 +131,8 @@ func smokeScenarios(t *testing.T, addr string, pid int, user, pass, upload strin
 	}
 	named := base
 	named.User, named.Pass = user, pass
+	spread := base // clients from 127.0.0.1, .2 and .3
+	spread.SrcIPs = 3
 	cases := []struct {
 		scenario string
 		o        options
@@ -141,7 +143,7 @@ func smokeScenarios(t *testing.T, addr string, pid int, user, pass, upload strin
 		{"ftps-retr", base, map[string]float64{"bytes": smokeFileSize, "mb_per_s": 0.001}},
 		{"ftps-stor", named, map[string]float64{"bytes": smokeFileSize, "mb_per_s": 0.001}},
 		{"list", base, map[string]float64{"entries": 100, "ms": 0.001, "mem_samples": 1}},
-		{"sessions", base, map[string]float64{"sessions": 1, "p50_ms": 0.001, "p99_ms": 0.001}},
+		{"sessions", spread, map[string]float64{"sessions": 1, "p50_ms": 0.001, "p99_ms": 0.001}},
 		{"idle", base, map[string]float64{"sessions": 20, "noop_ok": 20, "kib_per_session": -1e9}},
 	}
 	for _, tc := range cases {

@@ -87,6 +87,9 @@ type conn struct {
 	noEPSV  bool        // EPSV was refused once; use PASV
 	feat    map[string]string
 	Greet   reply
+	// finalWait is how long the last transfer's final reply took after the
+	// data connection was done (a server that fsyncs uploads shows it here).
+	finalWait time.Duration
 }
 
 // connect opens a control connection and reads the greeting.
@@ -368,6 +371,7 @@ func (c *conn) transfer(line string, body func(io.ReadWriter) (int64, error)) (i
 		}
 		return body(&deadlineRW{rw: data, nc: dc, timeout: c.d.Timeout, last: time.Now()})
 	}()
+	dataDone := time.Now()
 	if berr == nil {
 		closeData(dc, tc)
 	} else {
@@ -381,8 +385,9 @@ func (c *conn) transfer(line string, body func(io.ReadWriter) (int64, error)) (i
 	}
 	c.deadline()
 	r, err := c.read()
+	c.finalWait = time.Since(dataDone)
 	if err != nil {
-		return n, fmt.Errorf("%s final reply: %w", verb(line), err)
+		return n, fmt.Errorf("%s final reply (%.0fs after the data): %w", verb(line), c.finalWait.Seconds(), err)
 	}
 	if r.Code != 226 && r.Code != 250 {
 		return n, &replyError{verb(line), r}

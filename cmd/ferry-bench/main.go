@@ -211,6 +211,7 @@ func humanLine(r result) string {
 		f("seconds", "(%.2fs)")
 		f("server_cpu_s_per_gib", "server %.2f CPU-s/GiB")
 		f("client_cpu_s", "client %.2f CPU-s")
+		f("final_reply_s", "226 after %.2fs")
 	case "list":
 		if cmd, ok := r.Info["command"].(string); ok {
 			b.WriteString(" " + cmd)

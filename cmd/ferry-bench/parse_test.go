@@ -121,6 +121,7 @@ func TestReport(t *testing.T) {
 		"| retr server CPU s/GiB (1 GiB, plain) | 0.50 | 0.50 | 1.00× | ≤1.0× | yes |",
 		"| list time ms (1000000 entries) | — | 900 MLSD | — | — |  |",
 		"| list peak memory over baseline MiB (1000000 entries) | — | 12.0 | — | <64 MiB | yes |",
+		"| retr MB/s",
 		"| sessions errors | — | 3 (1/1 failed) | — | 0 | **no** |",
 	} {
 		if !strings.Contains(out, want) {

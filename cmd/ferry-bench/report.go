@@ -36,7 +36,7 @@ var zero = target{"0", func(_, b float64) bool { return b == 0 }}
 type row struct {
 	key, metric, label string
 	format             string
-	agg                string // "median" (default) or "max" over rounds
+	agg                string // "median" (default) or "max" over rounds (counts, peaks: no ratio shown)
 	target             target
 }
 
@@ -148,7 +148,7 @@ func printReport(w io.Writer, files []string, a, b string) error {
 		av, as := value(a, rw)
 		bv, bs := value(b, rw)
 		ratio := "—"
-		if av > 0 && !math.IsNaN(bv) {
+		if av > 0 && !math.IsNaN(bv) && rw.agg != "max" {
 			ratio = fmt.Sprintf("%.2f×", bv/av)
 		}
 		holds, tt := "", "—"

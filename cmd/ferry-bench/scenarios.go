@@ -179,6 +179,7 @@ func runTransfer(o *options, r *result, upload, useTLS bool) error {
 	m["seconds"] = el
 	m["mb_per_s"] = float64(n) / el / 1e6
 	m["client_cpu_s"] = ccpu
+	m["final_reply_s"] = c.finalWait.Seconds()
 	if o.PID > 0 {
 		cpu := treeCPU(o.PID) - cpu0
 		m["server_cpu_s"] = cpu

@@ -36,19 +36,24 @@ var verbNames = map[string]Verb{
 	"rmdir": Rmdir, "chmod": Chmod, "all": All, "read": Read, "none": 0,
 }
 
-// Rule grants exactly Verbs at Path and, unless overridden, below it.
+// Rule sets the verbs at Path and below it: exactly Verbs, or, when
+// Relative, the inherited verbs plus Verbs minus Remove.
 type Rule struct {
-	Path  string // cleaned absolute virtual path
-	Verbs Verb
+	Path     string // cleaned absolute virtual path
+	Verbs    Verb
+	Remove   Verb
+	Relative bool
 }
 
-// Rules is a user's permission table; the most specific path wins.
+// Rules is a user's permission table, ordered from the root down; the most
+// specific path wins.
 type Rules []Rule
 
 // Parse reads a rule spec: "PATH=verb,verb;PATH=..." with verbs from
 // list download upload overwrite append delete rename mkdir rmdir chmod,
-// or the groups all, read, none; a leading "-" removes a verb from what the
-// parent path grants ("/in=-delete,-rename"). Empty spec: nil rules.
+// or the groups all, read, none. A verb written "-verb" or "+verb" adjusts
+// what the parent path grants instead of replacing it ("/in=-delete").
+// The empty spec gives no rules.
 func Parse(spec string) (Rules, error) {
 	var rules Rules
 	for _, part := range strings.Split(spec, ";") {
@@ -60,31 +65,30 @@ func Parse(spec string) (Rules, error) {
 		if !ok || !strings.HasPrefix(p, "/") {
 			return nil, fmt.Errorf("access: rule %q: want /path=verbs", part)
 		}
+		if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, fmt.Errorf("access: rule %q: control character in path", part)
+		}
 		r := Rule{Path: path.Clean(p)}
-		var add, sub Verb
-		relative := false
 		for _, v := range strings.Split(verbs, ",") {
 			v = strings.ToLower(strings.TrimSpace(v))
-			neg := strings.HasPrefix(v, "-")
-			plus := strings.HasPrefix(v, "+")
-			v = strings.TrimLeft(v, "+-")
+			sign := ""
+			if strings.HasPrefix(v, "-") || strings.HasPrefix(v, "+") {
+				sign, v = v[:1], v[1:]
+			}
 			bit, ok := verbNames[v]
 			if !ok {
 				return nil, fmt.Errorf("access: rule %q: unknown verb %q", part, v)
 			}
-			if neg {
-				sub |= bit
-				relative = true
-			} else {
-				add |= bit
-				relative = relative || plus
+			switch sign {
+			case "-":
+				r.Remove |= bit
+				r.Relative = true
+			case "+":
+				r.Verbs |= bit
+				r.Relative = true
+			default:
+				r.Verbs |= bit
 			}
-		}
-		if relative {
-			// Encoded as a delta applied to the inherited set.
-			r.Verbs = add
-			rules = append(rules, Rule{Path: r.Path, Verbs: add}, Rule{Path: r.Path + "\x00-", Verbs: sub})
-			continue
 		}
 		rules = append(rules, r)
 	}
@@ -105,22 +109,18 @@ func (rs Rules) Allowed(base Verb, p string, v Verb) bool {
 	return rs.Verbs(base, p)&v == v
 }
 
-// Verbs computes the verbs granted at p: rules are applied from the root
-// down, each replacing (or, for +/- rules, adjusting) the inherited set.
+// Verbs computes the verbs granted at p: the rules that cover p are applied
+// from the root down, each replacing or adjusting the inherited set.
 func (rs Rules) Verbs(base Verb, p string) Verb {
 	got := base
-	for i := 0; i < len(rs); i++ {
-		r := rs[i]
-		delta := i+1 < len(rs) && rs[i+1].Path == r.Path+"\x00-"
-		if within(p, r.Path) {
-			if delta {
-				got = (got | r.Verbs) &^ rs[i+1].Verbs
-			} else {
-				got = r.Verbs
-			}
+	for _, r := range rs {
+		if !within(p, r.Path) {
+			continue
 		}
-		if delta {
-			i++
+		if r.Relative {
+			got = (got | r.Verbs) &^ r.Remove
+		} else {
+			got = r.Verbs
 		}
 	}
 	return got

@@ -229,7 +229,8 @@ func (s *session) cmdREIN(string) {
 	s.logout()
 	s.userName, s.activeSet, s.rest, s.renameFrom = "", false, 0, nil
 	s.typ, s.epsvAll, s.host = 0, false, ""
-	s.deadline = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.loginBy = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.deadline = s.loginBy
 	s.reply(220, s.srv.Config.Banner)
 }
 

@@ -55,16 +55,29 @@ func (s *session) cmdRETR(arg string) {
 			src = of.OSFile() // lets the kernel send the file (sendfile)
 		}
 		if ascii {
-			src = asciiSource{src}
+			src = &asciiSource{r: src}
 		}
 		return copyOut(ctx, c, src, timeout, lim)
-	}, func(error) { f.Close() })
+	}, func(err error) error { f.Close(); return err })
 }
 
-// asciiSource converts LF to CRLF while reading, for TYPE A downloads.
-type asciiSource struct{ r io.Reader }
+// asciiSource converts LF to CRLF while reading, for TYPE A downloads; an
+// LF already preceded by CR is left alone.
+type asciiSource struct {
+	r      io.Reader
+	prevCR bool
+	pendLF bool // a CR was sent as the last byte of p; its LF is owed
+}
 
-func (a asciiSource) Read(p []byte) (int, error) {
+func (a *asciiSource) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if a.pendLF {
+		a.pendLF = false
+		p[0] = '\n'
+		return 1, nil
+	}
 	// Read at most half, so each LF can grow into CRLF in place.
 	half := len(p) / 2
 	if half == 0 {
@@ -74,10 +87,15 @@ func (a asciiSource) Read(p []byte) (int, error) {
 	src := p[len(p)-half : len(p)-half+n]
 	out := 0
 	for _, b := range src {
-		if b == '\n' {
+		if b == '\n' && !a.prevCR {
 			p[out] = '\r'
 			out++
+			if out == len(p) {
+				a.pendLF, a.prevCR = true, false
+				break
+			}
 		}
+		a.prevCR = b == '\r'
 		p[out] = b
 		out++
 	}
@@ -153,7 +171,7 @@ func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.srv.Config.DataTimeout.Duration
 	lim := s.limits(s.srv.up, s.ustate.up)
-	st, quota, log := s.ustate, s.user.QuotaBytes, s.log
+	st, quota, log, raw := s.ustate, s.user.QuotaBytes, s.log, s.raw
 	if inPlace {
 		st.bytes.Add(-replaced)
 		replaced = 0
@@ -182,7 +200,14 @@ func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 			err = dec.Close()
 		}
 		return n, err
-	}, func(err error) {
+	}, func(err error) error {
+		// In stream mode the end of the data connection is the end of
+		// the file, so a client that died mid-upload looks like one that
+		// finished: if its control connection is gone too, the upload
+		// is not trusted.
+		if err == nil && peerGone(raw) {
+			err = errControlGone
+		}
 		// A whole upload replaces the old file. A cut in-place upload
 		// keeps what arrived so the client can resume it; a full disk
 		// or quota removes the partial data.
@@ -191,18 +216,26 @@ func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 			if cerr := up.Commit(); cerr != nil {
 				log.Warn("upload commit failed", "path", p.String(), "err", cerr)
 				st.bytes.Add(-written)
-				return
+				if err == nil {
+					err = cerr
+				}
+				return err
 			}
 			st.bytes.Add(-replaced)
 			if old < 0 {
 				st.files.Add(1)
 			}
-			return
+			return err
 		}
 		up.Abort()
 		st.bytes.Add(-written)
+		return err
 	})
 }
+
+// errControlGone is an upload whose client closed the control connection
+// before the data connection.
+var errControlGone = errors.New("control connection closed during the upload")
 
 // countWriter counts bytes written, for quota use of users without quota.
 type countWriter struct {
@@ -327,6 +360,9 @@ func (s *session) cmdRNTO(arg string) {
 	}
 	if err == nil {
 		err = s.allow(verbRename, p)
+	}
+	if err == nil && p.Base() != from.Base() {
+		err = s.uploadName(p)
 	}
 	if err == nil {
 		if _, serr := s.fs.Stat(s.ctx(), p.Rel()); serr == nil && p != *from {

@@ -173,7 +173,7 @@ func (s *session) list(arg string, format listFormat, verb string) {
 		return
 	}
 	l := s.newLister(format, all)
-	l.empty = s.anon && s.srv.dropBox != nil && p.Within(*s.srv.dropBox)
+	l.empty = s.inDropBox(p)
 	timeout := s.srv.Config.DataTimeout.Duration
 	ascii := "ASCII"
 	s.startTransfer(verb, p.String(), "list", "Here comes the directory listing ("+ascii+" mode).", func(ctx context.Context, c net.Conn) (int64, error) {
@@ -219,7 +219,7 @@ func (s *session) cmdMLST(arg string) {
 	if fi.IsDir() {
 		typ = "dir"
 	}
-	line := wire.AppendFacts([]byte(" "), wire.Entry{
+	line := wire.AppendFacts(nil, wire.Entry{
 		Name: p.String(), Info: fi, Type: typ, Perm: s.permFact(p, fi.IsDir()), Unique: uniqueFact(fi),
 	}, s.facts)
 	s.reply(250, "Listing "+p.String()+"\n"+string(line)+"\nEnd")
@@ -262,6 +262,7 @@ func (s *session) cmdSTAT(arg string) {
 	}
 	var b strings.Builder
 	l := s.newLister(formatLIST, true)
+	l.empty = s.inDropBox(p)
 	if err := l.write(s.ctx(), &replyLines{&b}, p); err != nil {
 		s.fail(err, "STAT")
 		return
@@ -328,4 +329,10 @@ func uniqueFact(fi fs.FileInfo) string {
 		return strconv.FormatUint(uint64(st.Dev), 16) + "g" + strconv.FormatUint(st.Ino, 16)
 	}
 	return ""
+}
+
+// inDropBox reports an anonymous session looking into the drop box, whose
+// contents are not shown.
+func (s *session) inDropBox(p vpath.Path) bool {
+	return s.anon && s.srv.dropBox != nil && p.Within(*s.srv.dropBox)
 }

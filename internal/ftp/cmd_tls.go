@@ -245,21 +245,48 @@ func (s *session) cmdCCC(string) {
 	default:
 		s.reply(200, "Control connection returned to clear text.")
 		if tc, ok := s.conn.(*tls.Conn); ok {
-			// RFC 4217 §6: both sides end TLS with close_notify; wait
-			// for the client's so its bytes don't read as a command.
+			// RFC 4217 §6: both sides end TLS with close_notify.
 			tc.CloseWrite()
-			tc.SetReadDeadline(time.Now().Add(s.srv.Config.DataTimeout.Duration))
-			if _, err := io.Copy(io.Discard, tc); err != nil {
-				s.closing = true
-				return
-			}
-			s.raw.SetReadDeadline(time.Time{})
+		}
+		s.raw.SetReadDeadline(time.Now().Add(s.srv.Config.DataTimeout.Duration))
+		rest, err := skipCloseNotify(s.raw)
+		s.raw.SetReadDeadline(time.Time{})
+		if err != nil {
+			s.closing = true
+			return
 		}
 		s.conn = s.raw
-		s.resumeWith = s.raw
+		s.resumeWith = &prefixConn{Conn: s.raw, r: io.MultiReader(bytes.NewReader(rest), s.raw)}
 		s.tlsOn = false
 	}
 }
+
+// skipCloseNotify consumes the client's close_notify record, read raw since
+// the clear-text commands that follow must not be swallowed by TLS. A client
+// that sends none starts with clear text, which is returned for the reader.
+func skipCloseNotify(c net.Conn) ([]byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(c, hdr[:1]); err != nil {
+		return nil, err
+	}
+	if hdr[0] != 21 && hdr[0] != 23 { // alert, or TLS 1.3's wrapped record
+		return hdr[:1], nil
+	}
+	if _, err := io.ReadFull(c, hdr[1:]); err != nil {
+		return nil, err
+	}
+	n := int(hdr[3])<<8 | int(hdr[4])
+	_, err := io.CopyN(io.Discard, c, int64(n))
+	return nil, err
+}
+
+// prefixConn is a connection whose first bytes were already read.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 // logTLS logs the parameters of a TLS connection.
 func (s *session) logTLS(kind string, cs tls.ConnectionState, refusal string) {

@@ -127,10 +127,12 @@ func helpText() string {
 	var b strings.Builder
 	b.WriteString("The following commands are recognized.")
 	for i, v := range verbs {
-		if i%8 == 0 {
+		switch {
+		case i%8 == 0:
 			b.WriteString("\n")
+		default:
+			b.WriteString(" ")
 		}
-		b.WriteString(" ")
 		b.WriteString(v)
 	}
 	b.WriteString("\nHelp OK.")

@@ -1,11 +1,11 @@
 package ftp
 
 // Hardening tests: data-connection safety, admission limits and timeouts,
-// brute-force bans, permissions, upload integrity and reply safety. Every
-// test speaks raw protocol lines to an in-process server on loopback (see
-// harness_test.go) and waits on replies or on observable state, never on a
-// fixed sleep. The abuse suite (TestAbuse*) is in abuse_test.go's spirit but
-// lives here too, so the whole set runs with
+// brute-force bans, permissions, upload integrity and reply safety
+// (TestHardening*), and the abuse suite of hostile raw protocol lines
+// (TestAbuse*). Every test speaks raw lines to an in-process server on
+// loopback (harness_test.go) and waits on replies or on observable state,
+// never on a fixed sleep:
 //
 //	go test -race ./internal/ftp/ -run 'Hardening|Abuse'
 
@@ -240,15 +240,15 @@ func hardAbort(c net.Conn) {
 	c.Close()
 }
 
-// testDefender adapts ban.Defender to the engine's Defender, as the
+// hardDefender adapts ban.Defender to the engine's Defender, as the
 // `defender` type of cmd/ferry/main.go does.
-type testDefender struct{ d *ban.Defender }
+type hardDefender struct{ d *ban.Defender }
 
-func (d testDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool) {
+func (d hardDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool) {
 	return d.d.Banned(ctx, ip)
 }
 
-func (d testDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
+func (d hardDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
 	ev := ban.FailedLogin
 	switch e {
 	case EventUnknownUser:
@@ -259,8 +259,8 @@ func (d testDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
 	return d.d.Record(ctx, ip, ev)
 }
 
-// rawReply reads one reply without the testing.T plumbing, for goroutines.
-func rawReply(r *bufio.Reader) (int, string, error) {
+// hardRawReply reads one reply without the testing.T plumbing, for goroutines.
+func hardRawReply(r *bufio.Reader) (int, string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return 0, line, err
@@ -505,7 +505,7 @@ func hardDialEventually(t testing.TB, addr string) *client {
 		}
 		r := bufio.NewReader(c)
 		c.SetReadDeadline(time.Now().Add(hardWaitLimit))
-		if code, _, err := rawReply(r); err != nil || code != 220 {
+		if code, _, err := hardRawReply(r); err != nil || code != 220 {
 			c.Close()
 			return false
 		}
@@ -550,7 +550,7 @@ func TestHardeningMaxSessionsBurst(t *testing.T) {
 			}
 			conns <- c
 			c.SetReadDeadline(time.Now().Add(hardWaitLimit))
-			code, _, _ := rawReply(bufio.NewReader(c))
+			code, _, _ := hardRawReply(bufio.NewReader(c))
 			switch code {
 			case 220:
 				admitted.Add(1)
@@ -828,13 +828,13 @@ func TestHardeningPendingCommands(t *testing.T) {
 
 // hardHammer makes attempts failed logins as alice from local, with workers
 // connections at a time, and counts the outcomes.
-type hammerResult struct {
+type hardHammerResult struct {
 	failed, refusedAtConnect, closedByBan, other atomic.Int32
 }
 
-func hardHammer(t *testing.T, addr, local string, attempts, workers int) *hammerResult {
+func hardHammer(t *testing.T, addr, local string, attempts, workers int) *hardHammerResult {
 	t.Helper()
-	var res hammerResult
+	var res hardHammerResult
 	var left atomic.Int32
 	left.Store(int32(attempts))
 	var wg sync.WaitGroup
@@ -860,7 +860,7 @@ func hardHammer(t *testing.T, addr, local string, attempts, workers int) *hammer
 					}
 					conn, r = c, bufio.NewReader(c)
 					conn.SetDeadline(time.Now().Add(time.Minute))
-					code, text, err := rawReply(r)
+					code, text, err := hardRawReply(r)
 					if err != nil {
 						errs <- err
 						return
@@ -877,9 +877,9 @@ func hardHammer(t *testing.T, addr, local string, attempts, workers int) *hammer
 					}
 				}
 				io.WriteString(conn, "USER alice\r\nPASS wrong-password\r\n")
-				code, text, err := rawReply(r)
+				code, text, err := hardRawReply(r)
 				if err == nil && code == 331 {
-					code, text, err = rawReply(r)
+					code, text, err = hardRawReply(r)
 				}
 				switch {
 				case err != nil:
@@ -921,7 +921,7 @@ func TestHardeningBruteForceBan(t *testing.T) {
 		c.MaxSessionsPerIP = 0
 		c.MaxSessions = 0
 		c.MaxLoginFailures = 0 // one connection may fail many times: only the Defender stops it
-		s.Defender = testDefender{d}
+		s.Defender = hardDefender{d}
 	})
 
 	allowed := hardHammer(t, ts.addr, "127.0.0.2", 200, 50)
@@ -1240,9 +1240,9 @@ func TestHardeningAnonymousDropBox(t *testing.T) {
 
 // ---- 5. Uploads never lose data ----
 
-// hardStartUpload starts STOR of name and returns the open data connection
-// after the 150, having sent first and waited until the server wrote it.
-func hardStartUpload(t *testing.T, c *client, ts *testServer, verb, name string, first []byte, dir string) net.Conn {
+// hardStartUpload starts an upload (verb STOR or APPE) of name in binary
+// mode, sends first, and returns the data connection, still open.
+func hardStartUpload(t *testing.T, c *client, verb, name string, first []byte) net.Conn {
 	t.Helper()
 	c.cmd("TYPE I", 200)
 	d := c.pasv()
@@ -1297,7 +1297,7 @@ func TestHardeningUploadCutKeepsOldFile(t *testing.T) {
 			hardWrite(t, target, old)
 			c := dial(t, ts.addr)
 			c.login("alice", "secret")
-			d := hardStartUpload(t, c, ts, "STOR", "f.bin", hardPattern(1<<20, 2), ts.home)
+			d := hardStartUpload(t, c, "STOR", "f.bin", hardPattern(1<<20, 2))
 			hardWait(t, "the server to write part of the upload", func() bool { return hardTempBytes(ts.home) > 0 })
 			// A second session never sees the temporary file.
 			o := dial(t, ts.addr)
@@ -1343,7 +1343,7 @@ func TestHardeningUploadClientCrash(t *testing.T) {
 		hardWrite(t, target, old)
 		c := dial(t, ts.addr)
 		c.login("alice", "secret")
-		d := hardStartUpload(t, c, ts, "STOR", "f.bin", hardPattern(sent, 2), ts.home)
+		d := hardStartUpload(t, c, "STOR", "f.bin", hardPattern(sent, 2))
 		// Everything sent has reached the disk: the server is idle in its
 		// read when the client dies.
 		hardWait(t, "the server to write what was sent", func() bool { return hardTempBytes(ts.home) == sent })
@@ -1369,7 +1369,7 @@ func TestHardeningABORMidUpload(t *testing.T) {
 	hardWrite(t, target, old)
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
-	d := hardStartUpload(t, c, ts, "STOR", "f.bin", hardPattern(1<<20, 2), ts.home)
+	d := hardStartUpload(t, c, "STOR", "f.bin", hardPattern(1<<20, 2))
 	hardWait(t, "the server to write part of the upload", func() bool { return hardTempBytes(ts.home) > 0 })
 	c.send("ABOR")
 	c.expect(426)
@@ -1453,7 +1453,7 @@ func TestHardeningRESTAndAPPEInPlace(t *testing.T) {
 	appe := filepath.Join(ts.home, "a.bin")
 	hardWrite(t, appe, old)
 	sent := hardPattern(1<<20, 2)
-	d := hardStartUpload(t, c, ts, "APPE", "a.bin", sent, ts.home)
+	d := hardStartUpload(t, c, "APPE", "a.bin", sent)
 	var seen int64
 	hardWait(t, "the server to append part of the upload", func() bool {
 		fi, err := os.Stat(appe)
@@ -1483,7 +1483,7 @@ func TestHardeningCommitFailureNotReported(t *testing.T) {
 	ts := startServer(t, nil)
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
-	d := hardStartUpload(t, c, ts, "STOR", "x", []byte("some data"), ts.home)
+	d := hardStartUpload(t, c, "STOR", "x", []byte("some data"))
 	hardWait(t, "the server to write part of the upload", func() bool { return hardTempBytes(ts.home) > 0 })
 	o := dial(t, ts.addr)
 	o.login("alice", "secret")

@@ -71,6 +71,7 @@ type session struct {
 
 	xfer     *transfer // the running transfer, or nil
 	deadline time.Time // login or idle deadline
+	loginBy  time.Time // login deadline, from connect or REIN
 	closing  bool
 	reading  bool // the reader goroutine runs
 }
@@ -120,7 +121,8 @@ func (s *session) serve(implicit bool) {
 		s.logTLS("control", tc.ConnectionState(), "")
 	}
 	s.reply(220, s.srv.Config.Banner)
-	s.deadline = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.loginBy = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.deadline = s.loginBy
 	s.reading = true
 	go s.readLoop(s.conn)
 	timer := time.NewTimer(time.Until(s.deadline))
@@ -235,9 +237,10 @@ func (s *session) handleLine(line string) {
 
 // dispatch runs one command through the rules of its table row.
 func (s *session) dispatch(line string) {
-	s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
-	if s.user == nil {
-		s.deadline = s.loginDeadline()
+	if s.user != nil {
+		s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+	} else {
+		s.deadline = s.loginBy // commands never extend the login timeout
 	}
 	verb, arg := wire.Split(line)
 	if verb == "" {
@@ -272,14 +275,6 @@ func (s *session) dispatch(line string) {
 	default:
 		c.handler(s, arg)
 	}
-}
-
-// loginDeadline is the login timeout counted from connect, kept across commands.
-func (s *session) loginDeadline() time.Time {
-	if s.deadline.IsZero() {
-		return time.Now().Add(s.srv.Config.LoginTimeout.Duration)
-	}
-	return s.deadline
 }
 
 // reply writes one reply. It is the only writer of the control connection.

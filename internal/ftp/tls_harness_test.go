@@ -263,6 +263,33 @@ func (r *ftpsRecConn) received() []byte {
 	return append([]byte(nil), r.buf...)
 }
 
+// holdConn is a client connection whose writes can be held back and sent
+// together with more bytes in one write.
+type holdConn struct {
+	net.Conn
+	held []byte
+	on   bool
+}
+
+func (h *holdConn) hold() { h.on = true }
+
+func (h *holdConn) Write(p []byte) (int, error) {
+	if h.on {
+		h.held = append(h.held, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
+}
+
+// flush sends the held bytes and more in one write and stops holding.
+func (h *holdConn) flush(more []byte) error {
+	b := append(h.held, more...)
+	h.held, h.on = nil, false
+	h.Conn.SetWriteDeadline(time.Now().Add(ftpsDeadline))
+	_, err := h.Conn.Write(b)
+	return err
+}
+
 // ftpsData is the client side of one protected data connection.
 type ftpsData struct {
 	tc   *tls.Conn
@@ -407,4 +434,31 @@ next:
 		out = append(out, l)
 	}
 	return out
+}
+
+// protectRetrTLS sets PBSZ/PROT P, then downloads name.
+func (c *client) protectRetrTLS(name string, cfg *tls.Config) ([]byte, tls.ConnectionState) {
+	c.t.Helper()
+	c.protectFTPS()
+	return c.retrTLS(name, cfg)
+}
+
+// ftpsCheckRefusalLog wants one log line for a refused data connection that
+// carries the reason and the connection's TLS parameters.
+func ftpsCheckRefusalLog(t *testing.T, ts *testServer, why string) {
+	t.Helper()
+	lines := ftpsLogLines(ts, "refused", why)
+	if len(lines) == 0 {
+		t.Errorf("no log line with the refusal reason %q", why)
+		return
+	}
+	for _, key := range []string{"tls_version=", "cipher=", "resumed="} {
+		found := false
+		for _, l := range lines {
+			found = found || strings.Contains(l, key)
+		}
+		if !found {
+			t.Errorf("refusal log lacks %s: %q", strings.TrimSuffix(key, "="), lines)
+		}
+	}
 }

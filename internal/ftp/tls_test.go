@@ -31,9 +31,8 @@ var ftpsVersions = []struct {
 }{{"TLS1.2", tls.VersionTLS12}, {"TLS1.3", tls.VersionTLS13}}
 
 // ftpsPayload returns n random bytes (crypto/rand: fast under -race, where
-// a byte loop is not). seed is kept for call sites' readability only.
-func ftpsPayload(n int, seed uint64) []byte {
-	_ = seed
+// a byte loop is not).
+func ftpsPayload(n int) []byte {
 	b := make([]byte, n)
 	crand.Read(b)
 	return b
@@ -123,11 +122,19 @@ func TestFTPSFeat(t *testing.T) {
 
 // TestFTPSCCCAllowed clears the control channel as RFC 4217 describes:
 // 200, a close_notify from each side, then plain text. Clients such as curl
-// (--ftp-ssl-ccc) send their close_notify before the next command.
+// (--ftp-ssl-ccc) send their close_notify before the next command; here both
+// go out in one write, as TCP may deliver them anyway, so the server must not
+// read past the end of the close_notify record.
 func TestFTPSCCCAllowed(t *testing.T) {
 	f := newFTPSFixture(t)
 	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSAllowCCC = true })
-	c := dialFTPS(t, ts.addr, f.client(0, nil))
+	c := dial(t, ts.addr)
+	hc := &holdConn{Conn: c.conn}
+	c.conn, c.r = hc, bufio.NewReader(hc)
+	c.cmd("AUTH TLS", 234)
+	if err := c.startTLSFTPS(f.client(0, nil)); err != nil {
+		t.Fatal(err)
+	}
 	c.login("alice", "secret")
 	c.protectFTPS()
 	c.cmd("CCC", 200)
@@ -136,13 +143,32 @@ func TestFTPSCCCAllowed(t *testing.T) {
 	if _, err := c.r.ReadByte(); err != io.EOF {
 		t.Fatalf("after CCC: want the server's close_notify (EOF), got %v", err)
 	}
+	hc.hold()
 	if err := tc.CloseWrite(); err != nil {
 		t.Fatalf("sending close_notify: %v", err)
 	}
-	raw := tc.NetConn()
-	c.conn, c.r = raw, bufio.NewReader(raw)
-	c.cmd("NOOP", 200)
-	c.cmd("PWD", 257)
+	if err := hc.flush([]byte("NOOP\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.conn, c.r = hc, bufio.NewReader(hc)
+	c.send("PWD")
+	if code, text := c.read(); code != 200 {
+		t.Fatalf("NOOP sent right behind the close_notify: want 200, got %d %s (the server swallowed it)", code, text)
+	}
+	c.expect(257)
+
+	// A client that skips its close_notify goes straight to clear text.
+	q := dialFTPS(t, ts.addr, f.client(0, nil))
+	q.login("alice", "secret")
+	q.cmd("CCC", 200)
+	qt := q.conn.(*tls.Conn)
+	qt.SetReadDeadline(time.Now().Add(ftpsDeadline))
+	if _, err := q.r.ReadByte(); err != io.EOF {
+		t.Fatalf("after CCC: want the server's close_notify (EOF), got %v", err)
+	}
+	q.conn = qt.NetConn()
+	q.r = bufio.NewReader(q.conn)
+	q.cmd("NOOP", 200)
 
 	// With TLS required on the control connection, CCC stays refused.
 	ts2 := startFTPS(t, f, func(cfg *config.Config, _ *Server) {
@@ -158,7 +184,7 @@ func TestFTPSImplicit(t *testing.T) {
 	f := newFTPSFixture(t)
 	ts := startFTPS(t, f, nil)
 	addr := serveImplicit(t, ts)
-	want := ftpsPayload(300<<10, 1)
+	want := ftpsPayload(300 << 10)
 	os.WriteFile(filepath.Join(ts.home, "i.bin"), want, 0o644)
 
 	cache := tls.NewLRUClientSessionCache(8)
@@ -247,7 +273,7 @@ func TestTLSPolicyControlRequired(t *testing.T) {
 func TestTLSPolicyDataRequired(t *testing.T) {
 	f := newFTPSFixture(t)
 	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSRequired = "data" })
-	want := ftpsPayload(64<<10, 2)
+	want := ftpsPayload(64 << 10)
 	os.WriteFile(filepath.Join(ts.home, "d.bin"), want, 0o644)
 
 	// Without AUTH: login works, transfers do not.
@@ -351,8 +377,7 @@ func TestFTPSDataResumesControlSession(t *testing.T) {
 			c.login("alice", "secret")
 			c.cmd("TYPE I", 200)
 			c.protectFTPS()
-			c.cmd("TYPE I", 200)
-			want := ftpsPayload(3<<20+123, 3)
+			want := ftpsPayload(3<<20 + 123)
 			sum := sha256.Sum256(want)
 
 			st := c.storTLS("big.bin", cfg, want)
@@ -435,33 +460,6 @@ func TestFTPSDataForeignSessionRefused(t *testing.T) {
 				t.Errorf("session B with its own ticket: %q", got)
 			}
 		})
-	}
-}
-
-// protectRetrTLS sets PBSZ/PROT P, then downloads name.
-func (c *client) protectRetrTLS(name string, cfg *tls.Config) ([]byte, tls.ConnectionState) {
-	c.t.Helper()
-	c.protectFTPS()
-	return c.retrTLS(name, cfg)
-}
-
-// ftpsCheckRefusalLog wants one log line for a refused data connection that
-// carries the reason and the connection's TLS parameters.
-func ftpsCheckRefusalLog(t *testing.T, ts *testServer, why string) {
-	t.Helper()
-	lines := ftpsLogLines(ts, "refused", why)
-	if len(lines) == 0 {
-		t.Errorf("no log line with the refusal reason %q", why)
-		return
-	}
-	for _, key := range []string{"tls_version=", "cipher=", "resumed="} {
-		found := false
-		for _, l := range lines {
-			found = found || strings.Contains(l, key)
-		}
-		if !found {
-			t.Errorf("refusal log lacks %s: %q", strings.TrimSuffix(key, "="), lines)
-		}
 	}
 }
 
@@ -579,7 +577,7 @@ func TestFTPSDataNoTicketTLS13(t *testing.T) {
 			}
 			dcache := dcfg.ClientSessionCache.(*ftpsTicketCache)
 			before := dcache.puts.Load()
-			want := ftpsPayload(1<<20, 4)
+			want := ftpsPayload(1 << 20)
 
 			d, code, text := c.openTLSData("STOR t.bin", dcfg)
 			if code != 150 {
@@ -626,10 +624,9 @@ func TestFTPSManyUploadsTLS13(t *testing.T) {
 	c.login("alice", "secret")
 	c.cmd("TYPE I", 200)
 	c.protectFTPS()
-	c.cmd("TYPE I", 200)
 	sums := map[string][32]byte{}
 	for i := range 40 {
-		data := ftpsPayload(1<<20+i*977, uint64(100+i))
+		data := ftpsPayload(1<<20 + i*977)
 		name := "u" + strconv.Itoa(i) + ".bin"
 		sums[name] = sha256.Sum256(data)
 		c.storTLS(name, cfg, data)
@@ -663,7 +660,7 @@ func TestFTPSCertificateReload(t *testing.T) {
 		t.Fatal("reload kept the old certificate")
 	}
 
-	want := ftpsPayload(512<<10, 5)
+	want := ftpsPayload(512 << 10)
 	a.storTLS("r.bin", cfgA, want)
 	if got, _ := a.retrTLS("r.bin", cfgA); !bytes.Equal(got, want) {
 		t.Fatalf("old session after reload: got %d bytes", len(got))
@@ -733,7 +730,7 @@ func TestFTPSJlaffayeClient(t *testing.T) {
 	if err := c.Login("alice", "secret"); err != nil {
 		t.Fatal(err)
 	}
-	want := ftpsPayload(2<<20+7, 6)
+	want := ftpsPayload(2<<20 + 7)
 	if err := c.Stor("j.bin", bytes.NewReader(want)); err != nil {
 		t.Fatalf("Stor: %v", err)
 	}

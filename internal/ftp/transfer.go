@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -37,8 +38,9 @@ type transfer struct {
 type work func(ctx context.Context, c net.Conn) (int64, error)
 
 // startTransfer runs w on a new data connection in its own goroutine.
-// cleanup, when set, runs in the transfer goroutine with the outcome.
-func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup func(err error)) {
+// cleanup, when set, runs in the transfer goroutine with the outcome and
+// returns the final one (an upload's commit can still fail).
+func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup func(err error) error) {
 	spec := s.takeData()
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &transfer{
@@ -57,7 +59,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 		c, err := spec.open(ctx)
 		if err != nil {
 			if cleanup != nil {
-				cleanup(err)
+				err = cleanup(err)
 			}
 			t.events <- xferEvent{done: true, err: err}
 			return
@@ -69,7 +71,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 			if err != nil {
 				c.Close()
 				if cleanup != nil {
-					cleanup(err)
+					err = cleanup(err)
 				}
 				t.events <- xferEvent{done: true, err: err}
 				return
@@ -89,7 +91,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 			err = ctx.Err()
 		}
 		if cleanup != nil {
-			cleanup(err)
+			err = cleanup(err)
 		}
 		t.events <- xferEvent{done: true, bytes: n, err: err, tls: state}
 	}()
@@ -277,4 +279,26 @@ func copyIn(dst io.Writer, c net.Conn, timeout time.Duration) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// peerGone reports whether the client has closed c (EOF or reset pending),
+// without consuming anything: a peek that never blocks.
+func peerGone(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	// Control, unlike Read, does not wait for the reader goroutine's
+	// pending Read on the same connection.
+	rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = n == 0 && err == nil || err == syscall.ECONNRESET
+	})
+	return gone
 }

@@ -90,10 +90,10 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: go %s: %v\n%s", strings.Join(args, " "), err, out)
 		return 1
 	}
-	// Pick a passive port base per process, below the kernel's ephemeral
-	// range, so that two concurrent runs of this package rarely collide; each
-	// range is also probed before use.
-	pasvNext.Store(int64(20000 + (os.Getpid()%50)*200))
+	// Pick a passive port base per process in 10000-19999, below the
+	// kernel's ephemeral range, so that two concurrent runs of this package
+	// rarely collide; each range is also probed before use.
+	pasvNext.Store(int64(pasvMin + (os.Getpid()%40)*200))
 	return m.Run()
 }
 
@@ -158,6 +158,9 @@ type server struct {
 	stdout  bytes.Buffer // guarded by mu
 }
 
+// Passive ranges are carved out of [pasvMin, pasvMax).
+const pasvMin, pasvMax = 10000, 20000
+
 var (
 	pasvNext atomic.Int64
 	pasvMu   sync.Mutex
@@ -171,9 +174,9 @@ func allocPassive(t testing.TB, n int, hosts ...string) (int, int) {
 	defer pasvMu.Unlock()
 	for try := 0; try < 100; try++ {
 		lo := int(pasvNext.Add(int64(n))) - n
-		if lo+n > 32000 {
-			pasvNext.Store(int64(20000 + n))
-			lo = 20000
+		if lo+n > pasvMax {
+			pasvNext.Store(int64(pasvMin + n))
+			lo = pasvMin
 		}
 		if portsFree(lo, lo+n-1, hosts) {
 			return lo, lo + n - 1
@@ -237,6 +240,9 @@ func startServer(t testing.TB, cfg serverConfig) *server {
 		t.Fatal(err)
 	}
 	s.cmd = exec.Command(ferryBin, args...)
+	// If the test binary dies (a -timeout panic skips cleanups), take the
+	// server with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	s.cmd.Stdout = pw
 	s.cmd.Stderr = logf
 	if err := s.cmd.Start(); err != nil {
