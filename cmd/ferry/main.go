@@ -118,9 +118,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return fmt.Errorf("TLS certificate: %w", err)
 	}
 	tlsCfg := &tls.Config{GetCertificate: cm.GetCertificate}
-	if cfg.TLSMinVersion == "1.3" {
-		tlsCfg.MinVersion = tls.VersionTLS13
-	}
 	if cfg.TLSClientCA != "" {
 		pem, err := os.ReadFile(cfg.TLSClientCA)
 		if err != nil {

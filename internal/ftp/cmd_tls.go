@@ -27,12 +27,15 @@ type tlsRefusal struct {
 func (e *tlsRefusal) Error() string { return e.why }
 
 // sessionTLSConfig derives the base TLS configuration: modern versions and
-// suites, the "ftp" ALPN protocol, and fixed ticket keys so that the per-
-// session clones all encrypt and decrypt the same tickets.
+// suites and the "ftp" ALPN protocol. Per-session clones wrap and unwrap
+// tickets through this base, so all use its (rotating) ticket keys.
 func (srv *Server) sessionTLSConfig(in *tls.Config) *tls.Config {
 	c := in.Clone()
 	if c.MinVersion == 0 {
 		c.MinVersion = tls.VersionTLS12
+		if srv.Config.TLSMinVersion == "1.3" {
+			c.MinVersion = tls.VersionTLS13
+		}
 	}
 	if len(c.NextProtos) == 0 {
 		c.NextProtos = []string{"ftp"}
@@ -45,9 +48,6 @@ func (srv *Server) sessionTLSConfig(in *tls.Config) *tls.Config {
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,
 		}
 	}
-	var key [32]byte
-	rand.Read(key[:])
-	c.SetSessionTicketKeys([][32]byte{key})
 	return c
 }
 
