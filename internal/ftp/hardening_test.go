@@ -705,8 +705,9 @@ func TestHardeningDataTimeout(t *testing.T) {
 	d.Close()
 
 	// Connected but a download the client never reads: cut too.
-	big := hardPattern(64<<20, 1)
-	hardWrite(t, filepath.Join(ts.home, "big.bin"), big)
+	// Larger than what the loopback socket buffers hold (tcp_wmem and
+	// tcp_rmem maxima: 4 MiB and 6 MiB by default).
+	hardWrite(t, filepath.Join(ts.home, "big.bin"), bytes.Repeat([]byte("0123456789abcdef"), 2<<20))
 	c.cmd("TYPE I", 200)
 	d = c.pasv()
 	c.cmd("RETR big.bin", 150)
@@ -1385,6 +1386,50 @@ func TestHardeningABORMidUpload(t *testing.T) {
 	if ls := c.listing("LIST -la"); strings.Contains(ls, storage.TempPrefix) {
 		t.Fatalf("LIST shows a temporary file: %q", ls)
 	}
+}
+
+// TestHardeningABORReplyMatchesOutcome: ABOR racing the end of an upload.
+// Whichever wins, the client is told the truth: 426 means the old file is
+// still there, 226 (and then 225 for the ABOR) means the new one replaced it.
+func TestHardeningABORReplyMatchesOutcome(t *testing.T) {
+	const trials = 40
+	ts := startServer(t, func(_ *config.Config, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
+	old, upload := hardPattern(50000, 1), hardPattern(200000, 2)
+	target := filepath.Join(ts.home, "f.bin")
+	c := dial(t, ts.addr)
+	c.login("alice", "secret")
+	c.cmd("TYPE I", 200)
+	var aborted, completed int
+	for i := 0; i < trials; i++ {
+		hardWrite(t, target, old)
+		d := c.pasv()
+		c.cmd("STOR f.bin", 150)
+		d.Write(upload)
+		d.Close()
+		c.send("ABOR")
+		code, text := c.read()
+		got, _ := os.ReadFile(target)
+		switch code {
+		case 426:
+			c.expect(226) // ABOR successful
+			aborted++
+			if !bytes.Equal(got, old) {
+				t.Fatalf("trial %d: told 426 %q, but the upload replaced the file", i, text)
+			}
+		case 226:
+			c.expect(225) // nothing left to abort
+			completed++
+			if !bytes.Equal(got, upload) {
+				t.Fatalf("trial %d: told 226, but the file holds %d bytes", i, len(got))
+			}
+		default:
+			t.Fatalf("trial %d: %d %s", i, code, text)
+		}
+		if tmp := hardTempFiles(ts.home); len(tmp) > 0 {
+			t.Fatalf("trial %d: temporary files left: %v", i, tmp)
+		}
+	}
+	t.Logf("%d trials: %d aborted, %d completed", trials, aborted, completed)
 }
 
 func TestHardeningQuotaMidUpload(t *testing.T) {

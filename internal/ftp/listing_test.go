@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -378,7 +379,8 @@ func TestMLSDLargeDirectory(t *testing.T) {
 	d.SetReadDeadline(time.Now().Add(time.Minute))
 	r := bufio.NewReaderSize(d, 64<<10)
 	entries, cdir := 0, 0
-	seen := make(map[string]bool, n)
+	seen := make([]bool, n)
+	distinct := 0
 	for {
 		l, err := r.ReadString('\n')
 		if err == io.EOF && l == "" {
@@ -399,13 +401,52 @@ func TestMLSDLargeDirectory(t *testing.T) {
 			cdir++
 		case strings.HasPrefix(l, "type=file;size=0;"):
 			entries++
-			seen[name] = true
+			if i, err := strconv.Atoi(strings.TrimPrefix(name, "f")); err == nil && i >= 0 && i < n && !seen[i] {
+				seen[i] = true
+				distinct++
+			}
 		default:
 			t.Fatalf("unexpected line %q", l)
 		}
 	}
 	c.expect(226)
-	if entries != n || len(seen) != n || cdir != 1 {
-		t.Fatalf("MLSD of %d files: %d entries (%d distinct), %d cdir lines", n, entries, len(seen), cdir)
+	if entries != n || distinct != n || cdir != 1 {
+		t.Fatalf("MLSD of %d files: %d entries (%d distinct), %d cdir lines", n, entries, distinct, cdir)
+	}
+}
+
+// TestMLSDCdirFacts: the cdir entry of MLSD describes the listed directory
+// itself (RFC 3659 §7.5.1), so its facts equal what MLST says of it.
+func TestMLSDCdirFacts(t *testing.T) {
+	ts := startServer(t, nil)
+	fixture(t, ts.home)
+	bobHome := filepath.Join(ts.data, "home", "bob")
+	writeFile(t, filepath.Join(bobHome, "incoming", "there.txt"), []byte("already"))
+
+	for _, tt := range []struct{ user, pass, dir string }{
+		{"alice", "secret", "/dir"},
+		{"alice", "secret", "/"},
+		{"bob", "hunter2", "/incoming"},
+		{"bob", "hunter2", "/"},
+	} {
+		c := dial(t, ts.addr)
+		c.login(tt.user, tt.pass)
+		c.send("MLST " + tt.dir)
+		raw := c.rawReply()
+		if len(raw) != 3 {
+			t.Fatalf("MLST %s: %q", tt.dir, raw)
+		}
+		want, _ := parseFacts(t, strings.TrimLeft(raw[1], " "))
+		cdir := parseMLSD(t, c.listing("MLSD "+tt.dir))["."]
+		if cdir["type"] != "cdir" {
+			t.Errorf("%s MLSD %s: no cdir entry", tt.user, tt.dir)
+			continue
+		}
+		for _, k := range []string{"perm", "unique", "unix.mode", "modify"} {
+			if cdir[k] != want[k] {
+				t.Errorf("%s MLSD %s: cdir %s=%q, MLST says %q", tt.user, tt.dir, k, cdir[k], want[k])
+			}
+		}
+		c.cmd("QUIT", 221)
 	}
 }

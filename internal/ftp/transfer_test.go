@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -137,14 +138,14 @@ func TestASCIIDownloadLarge(t *testing.T) {
 	// Line ends at every position near the chunk boundaries, where the
 	// LF→CRLF conversion gets small buffers.
 	files := map[string][]byte{}
-	long := bytes.Repeat([]byte("x"), 1<<20)
-	for _, at := range []int{0, 262140, 262141, 262142, 262143, 524284, 524285, 524286} {
+	long := bytes.Repeat([]byte("x"), 300<<10)
+	for _, at := range []int{0, 262140, 262141, 262142, 262143} {
 		long[at] = '\n'
 	}
 	files["crafted.txt"] = long
-	for _, period := range []int{2, 3, 17, 80} {
+	for _, period := range []int{2, 3, 80} {
 		var b bytes.Buffer
-		for b.Len() < 600<<10 {
+		for b.Len() < 300<<10 {
 			b.WriteString(strings.Repeat("y", period-1))
 			b.WriteByte('\n')
 		}
@@ -497,7 +498,7 @@ func TestNoHeadOfLineBlocking(t *testing.T) {
 func TestQUITDuringTransfer(t *testing.T) {
 	ts := startServer(t, nil)
 	c := loggedIn(t, ts)
-	data := allBytes(4 << 20)
+	data := allBytes(1 << 20)
 	writeFile(t, filepath.Join(ts.home, "f.dat"), data)
 
 	d := c.dataCmd("RETR f.dat")
@@ -585,4 +586,41 @@ func TestTransferErrors(t *testing.T) {
 		c.cmdAny("RETR file.txt", 425, 503)
 	}
 	c.cmd("NOOP", 200)
+}
+
+// TestPipelinedReplyOrder: replies come in the order of the commands. A
+// client that sends NOOP or STAT right behind RETR (without waiting for the
+// 150) must get RETR's 150 first: the server may answer those commands
+// during the transfer, but not before the transfer's preliminary reply.
+func TestPipelinedReplyOrder(t *testing.T) {
+	ts := startServer(t, nil)
+	writeFile(t, filepath.Join(ts.home, "f.txt"), []byte("hello"))
+	c := loggedIn(t, ts)
+	for i := range 20 {
+		for _, next := range []string{"NOOP", "STAT"} {
+			d := c.pasv()
+			c.sendRaw("RETR f.txt\r\n" + next + "\r\n")
+			first, text := c.read()
+			if first != 150 {
+				t.Fatalf("round %d: RETR then %s in one write: first reply %d %s, want RETR's 150", i, next, first, text)
+			}
+			readAll(t, d)
+			got := []int{}
+			for range 2 {
+				code, _ := c.read()
+				got = append(got, code)
+			}
+			if !slices.Contains(got, 226) {
+				t.Fatalf("round %d: replies after 150: %v", i, got)
+			}
+		}
+	}
+	// Commands that wait for the transfer are answered after its 226.
+	d := c.pasv()
+	c.sendRaw("RETR f.txt\r\nPWD\r\nSYST\r\n")
+	c.expect(150)
+	readAll(t, d)
+	c.expect(226)
+	c.expect(257)
+	c.expect(215)
 }
