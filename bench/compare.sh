@@ -81,15 +81,25 @@ want_vsftpd=0; want_ferry=0
 for s in $SERVERS; do
 	case $s in vsftpd) want_vsftpd=1 ;; ferry) want_ferry=1 ;; *) die "unknown server $s" ;; esac
 done
+# install PACKAGE… from Debian. A policy-rc.d keeps the package's own service
+# (vsftpd on port 21, all interfaces) from being started by the install.
+install() {
+	local policy=0 rc=0
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy=1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y "$@" >/dev/null || { apt-get update >/dev/null && apt-get install -y "$@" >/dev/null; } || rc=$?
+	((policy)) && rm -f /usr/sbin/policy-rc.d
+	return "$rc"
+}
 VSFTPD=$(command -v vsftpd || echo /usr/sbin/vsftpd)
 if ((want_vsftpd)) && [[ ! -x $VSFTPD ]]; then
 	log "installing vsftpd from Debian"
-	apt-get install -y vsftpd >/dev/null || { apt-get update >/dev/null && apt-get install -y vsftpd >/dev/null; }
+	install vsftpd || die "apt-get install vsftpd failed"
 	VSFTPD=/usr/sbin/vsftpd
 fi
-if ! command -v openssl >/dev/null; then
-	apt-get install -y openssl >/dev/null || { apt-get update >/dev/null && apt-get install -y openssl >/dev/null; }
-fi
+command -v openssl >/dev/null || install openssl || die "apt-get install openssl failed"
 
 log "building ferry-bench"
 (cd "$ROOT" && go build -o "$WORK/ferry-bench" ./cmd/ferry-bench)

@@ -107,10 +107,21 @@ func printReport(w io.Writer, files []string, a, b string) error {
 			}
 		}
 		if len(vals) == 0 {
-			if failed > 0 {
+			if failed == 0 {
+				return math.NaN(), "—"
+			}
+			// Only failed runs: show what they measured, if anything, but
+			// judge no target on it.
+			var partial []float64
+			for _, r := range rs {
+				if v, ok := r.Metrics[rw.metric]; ok {
+					partial = append(partial, v)
+				}
+			}
+			if len(partial) == 0 {
 				return math.NaN(), fmt.Sprintf("FAILED ×%d", failed)
 			}
-			return math.NaN(), "—"
+			return math.NaN(), fmt.Sprintf(rw.format+" (FAILED ×%d)", median(partial), failed)
 		}
 		v := median(vals)
 		if rw.agg == "max" {
@@ -155,6 +166,8 @@ func printReport(w io.Writer, files []string, a, b string) error {
 		if rw.target.holds != nil {
 			tt = rw.target.text
 			switch {
+			case math.IsNaN(bv) && strings.Contains(bs, "FAILED"):
+				holds = "**no** (failed)"
 			case math.IsNaN(bv) || (math.IsNaN(av) && strings.Contains(tt, "×")):
 				holds = "n/a"
 			case rw.target.holds(av, bv):

@@ -155,9 +155,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 	// Leftovers of uploads cut by a crash: the old files are intact, the
 	// temporary ones go.
+	started := time.Now()
 	go func() {
 		for _, dir := range []string{filepath.Join(data, "public"), filepath.Join(data, "home")} {
-			if n, err := local.Sweep(dir); n > 0 || err != nil {
+			if n, err := local.SweepBefore(dir, started); n > 0 || err != nil {
 				log.Info("swept interrupted uploads", "dir", dir, "removed", n, "err", err)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -170,7 +171,12 @@ func (s *session) startSession(u *users.User, anon bool) bool {
 		s.fail(err, "login")
 		return false
 	}
-	fsys, err := s.srv.OpenFS(u.Home)
+	var fsys storage.FS
+	if anon {
+		fsys, err = s.srv.publicFS()
+	} else {
+		fsys, err = s.srv.OpenFS(u.Home)
+	}
 	if err != nil {
 		s.fail(err, "login")
 		return false

@@ -94,8 +94,8 @@ func (s *session) setActive(ap netip.AddrPort) {
 	}
 	fxp := s.user != nil && s.user.AllowFXP
 	if ap.Addr().Unmap() != s.remote.Addr() && !fxp {
+		// Not scored: clients behind NAT send their private address.
 		s.log.Warn("active address refused", "target", ap.String())
-		s.record(EventProtocolError)
 		s.reply(504, "Active mode address must be your own.")
 		return
 	}

@@ -122,6 +122,7 @@ func (s *session) cmdSTOU(arg string) {
 	}
 	var rnd [6]byte
 	rand.Read(rnd[:])
+	s.rest = 0 // a new file has nothing to resume
 	s.storeAs(base+"."+hex.EncodeToString(rnd[:]), "STOU", false, true)
 }
 

@@ -60,7 +60,8 @@ func (s *session) newLister(format listFormat, all bool) *lister {
 
 // entry appends the line for one entry; names that could forge protocol
 // lines are skipped (they cannot be created through Ferry).
-func (l *lister) entry(fi fs.FileInfo, dir vpath.Path, name, mlsType string) {
+// self is the entry's own path (for the perm fact).
+func (l *lister) entry(fi fs.FileInfo, self vpath.Path, name, mlsType string) {
 	if strings.ContainsAny(name, "\r\n\x00") {
 		return
 	}
@@ -81,7 +82,7 @@ func (l *lister) entry(fi fs.FileInfo, dir vpath.Path, name, mlsType string) {
 		}
 		l.buf = wire.AppendFacts(l.buf, wire.Entry{
 			Name: name, Info: fi, Type: mlsType,
-			Perm: l.perm(dir.Child(name), fi.IsDir()), Unique: uniqueFact(fi),
+			Perm: l.perm(self, fi.IsDir()), Unique: uniqueFact(fi),
 		}, l.facts)
 	}
 	l.buf = append(l.buf, '\r', '\n')
@@ -105,12 +106,12 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 		if l.format == formatNLST {
 			name = p.String()
 		}
-		l.entry(fi, p.Dir(), name, "")
+		l.entry(fi, p, name, "")
 		_, err := w.Write(l.buf)
 		return err
 	}
 	if l.format == formatMLSD {
-		l.entry(fi, p.Dir(), ".", "cdir")
+		l.entry(fi, p, ".", "cdir")
 	}
 	if l.empty {
 		_, err := w.Write(l.buf)
@@ -128,7 +129,7 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 			if l.hidden(name) || !l.all && l.format == formatLIST && strings.HasPrefix(name, ".") {
 				continue
 			}
-			l.entry(e, p, name, "")
+			l.entry(e, p.Child(name), name, "")
 		}
 		if len(l.buf) > 0 {
 			if _, werr := w.Write(l.buf); werr != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/config"
@@ -49,6 +50,8 @@ type Server struct {
 	listeners  map[net.Listener]struct{}
 	sessions   map[*session]struct{}
 	perIP      map[netip.Addr]int
+	active     int        // admitted connections, guarded by mu
+	anonFS     storage.FS // the shared anonymous tree, guarded by mu
 	perUser    map[string]int
 	users      map[string]*userState // rate limiters and quota use, by user name
 	up, down   *rateLimiter          // server-wide rates
@@ -190,6 +193,7 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 		return
 	}
 	defer srv.release(remote.Addr())
+	oobInline(c)
 
 	s := newSession(srv, c, id, log)
 	srv.mu.Lock()
@@ -209,18 +213,20 @@ func (srv *Server) admit(ip netip.Addr) string {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	cfg := &srv.Config
-	if cfg.MaxSessions > 0 && len(srv.sessions) >= cfg.MaxSessions {
+	if cfg.MaxSessions > 0 && srv.active >= cfg.MaxSessions {
 		return "Too many users connected; try again later."
 	}
 	if cfg.MaxSessionsPerIP > 0 && srv.perIP[ip] >= cfg.MaxSessionsPerIP {
 		return "Too many connections from your address."
 	}
 	srv.perIP[ip]++
+	srv.active++
 	return ""
 }
 
 func (srv *Server) release(ip netip.Addr) {
 	srv.mu.Lock()
+	srv.active--
 	if srv.perIP[ip]--; srv.perIP[ip] <= 0 {
 		delete(srv.perIP, ip)
 	}
@@ -309,4 +315,32 @@ func addrPort(a net.Addr) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap
+}
+
+// publicFS returns the anonymous tree, opened once and shared by every
+// anonymous session: one descriptor instead of one per session.
+func (srv *Server) publicFS() (storage.FS, error) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.anonFS == nil {
+		fsys, err := srv.OpenFS(filepath.Join(srv.Config.Data, "public"))
+		if err != nil {
+			return nil, err
+		}
+		srv.anonFS = fsys
+	}
+	return srv.anonFS, nil
+}
+
+// oobInline keeps TCP urgent data in the normal stream. Clients send ABOR
+// as urgent data (RFC 959 §4.1.3, Python's ftplib does): without this the
+// kernel takes its last byte out of band and the line never ends.
+func oobInline(c net.Conn) {
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) {
+				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_OOBINLINE, 1)
+			})
+		}
+	}
 }

@@ -128,7 +128,7 @@ func (s *session) serve(implicit bool) {
 	timer := time.NewTimer(time.Until(s.deadline))
 	defer timer.Stop()
 	for !s.closing {
-		if s.xfer == nil && len(s.queue) > 0 {
+		if len(s.queue) > 0 && (s.xfer == nil || s.xfer.opened && midTransfer(s.queue[0])) {
 			line := s.queue[0]
 			s.queue = s.queue[1:]
 			s.dispatch(line)
@@ -222,7 +222,10 @@ func (s *session) handleLine(line string) {
 			s.reply(503, verb+" is not allowed during a transfer.")
 			return
 		}
-		if c := commands[verb]; c == nil || !c.midTransfer {
+		// Until the 150 is out, even mid-transfer commands wait, so
+		// replies keep the order of the commands (ABOR and QUIT act now).
+		early := !s.xfer.opened && verb != "ABOR" && verb != "QUIT"
+		if c := commands[verb]; c == nil || !c.midTransfer || early {
 			if len(s.queue) >= maxQueued {
 				s.reply(421, "Too many commands pending; closing control connection.")
 				s.closing = true
@@ -250,7 +253,11 @@ func (s *session) dispatch(line string) {
 	c := commands[verb]
 	if c == nil {
 		s.reply(500, "Unknown command.")
-		s.record(EventProtocolError)
+		if s.user == nil {
+			// Scored only before login: logged-in clients send
+			// harmless extras (CLNT, XCRC...) on every connection.
+			s.record(EventProtocolError)
+		}
 		return
 	}
 	if verb != "PASS" {
@@ -280,7 +287,16 @@ func (s *session) dispatch(line string) {
 // reply writes one reply. It is the only writer of the control connection.
 func (s *session) reply(code int, text string) {
 	s.out = wire.AppendReply(s.out[:0], code, text)
-	s.conn.SetWriteDeadline(time.Now().Add(s.srv.Config.IdleTimeout.Duration))
+	// A client that never reads must not outlive its timeouts: before
+	// login the login deadline (plus a grace for the final 421) bounds
+	// every write.
+	dl := time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+	if s.user == nil && !s.loginBy.IsZero() {
+		if by := s.loginBy.Add(5 * time.Second); by.Before(dl) {
+			dl = by
+		}
+	}
+	s.conn.SetWriteDeadline(dl)
 	if _, err := s.conn.Write(s.out); err != nil {
 		s.closing = true
 	}
@@ -320,8 +336,8 @@ func (s *session) logout() {
 	if s.user != nil && !s.anon {
 		s.srv.logoutUser(s.user.Name)
 	}
-	if c, ok := s.fs.(io.Closer); ok {
-		c.Close()
+	if c, ok := s.fs.(io.Closer); ok && !s.anon {
+		c.Close() // the anonymous tree is shared, see publicFS
 	}
 	s.user, s.fs, s.anon = nil, nil, false
 }
@@ -356,4 +372,11 @@ func (s *session) tlsPolicy() string {
 func isAnonymous(name string) bool {
 	n := strings.ToLower(name)
 	return n == "anonymous" || n == "ftp"
+}
+
+// midTransfer reports a command answered while a transfer runs.
+func midTransfer(line string) bool {
+	verb, _ := wire.Split(line)
+	c := commands[verb]
+	return c != nil && c.midTransfer
 }

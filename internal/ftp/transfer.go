@@ -129,7 +129,7 @@ func (s *session) finishTransfer(ev xferEvent) {
 	}
 	result := "ok"
 	switch {
-	case t.aborted:
+	case t.aborted && ev.err != nil:
 		result = "aborted"
 		if t.opened {
 			s.reply(426, "Transfer aborted; data connection closed.")
@@ -186,7 +186,7 @@ func (s *session) abortTransfer() {
 func (s *session) cmdABOR(string) {
 	if s.xfer == nil {
 		s.closePassive()
-		s.activeSet = false
+		s.activeSet, s.rest = false, 0
 		s.reply(225, "No transfer to abort.")
 		return
 	}

@@ -59,6 +59,7 @@ var curlModes = []struct {
 }
 
 func TestCurl(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "curl")
 	s := startServer(t, serverConfig{})
 	home := s.addUser(t, testUser, testPass)
@@ -339,6 +340,7 @@ func TestCurl(t *testing.T) {
 }
 
 func TestCurlAnonymous(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "curl")
 	s := startServer(t, serverConfig{})
 	pub := s.Public()

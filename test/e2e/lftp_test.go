@@ -114,6 +114,7 @@ func makeTree(t testing.TB, root string, n int, seed uint64) tree {
 }
 
 func TestLftp(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "lftp")
 	s := startServer(t, serverConfig{})
 	home := s.addUser(t, testUser, testPass)

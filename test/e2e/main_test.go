@@ -25,7 +25,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -93,7 +92,7 @@ func runMain(m *testing.M) int {
 	// Pick a passive port base per process in 10000-19999, below the
 	// kernel's ephemeral range, so that two concurrent runs of this package
 	// rarely collide; each range is also probed before use.
-	pasvNext.Store(int64(pasvMin + (os.Getpid()%40)*200))
+	pasvNext = pasvMin + (os.Getpid()%40)*200
 	return m.Run()
 }
 
@@ -162,8 +161,8 @@ type server struct {
 const pasvMin, pasvMax = 10000, 20000
 
 var (
-	pasvNext atomic.Int64
 	pasvMu   sync.Mutex
+	pasvNext int // next range start; guarded by pasvMu
 )
 
 // allocPassive returns a range of n ports that are free right now on every
@@ -173,11 +172,11 @@ func allocPassive(t testing.TB, n int, hosts ...string) (int, int) {
 	pasvMu.Lock()
 	defer pasvMu.Unlock()
 	for try := 0; try < 100; try++ {
-		lo := int(pasvNext.Add(int64(n))) - n
-		if lo+n > pasvMax {
-			pasvNext.Store(int64(pasvMin + n))
-			lo = pasvMin
+		if pasvNext+n > pasvMax {
+			pasvNext = pasvMin
 		}
+		lo := pasvNext
+		pasvNext += n
 		if portsFree(lo, lo+n-1, hosts) {
 			return lo, lo + n - 1
 		}

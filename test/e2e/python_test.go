@@ -91,11 +91,14 @@ func pythonOK(t testing.TB, s *server, user, pass, script string, args ...string
 	r := python(t, s.Host, s.Port, user, pass, script, args...)
 	if r.Code != 0 || !strings.Contains(r.Stdout, "PY-OK") {
 		t.Errorf("python ftplib script failed:\n%s", r)
+	} else if out := strings.TrimSpace(strings.ReplaceAll(r.Stdout, "PY-OK", "")); out != "" {
+		t.Logf("python: %s", out)
 	}
 	return r
 }
 
 func TestPython(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "python3")
 	s := startServer(t, serverConfig{})
 	home := s.addUser(t, testUser, testPass)
@@ -303,6 +306,7 @@ while got < 256*1024:
 			// ftplib.abort() sends "ABOR\r\n" with MSG_OOB: the last byte is
 			// urgent data.
 			py(t, start+`
+ftp.sock.settimeout(10)
 resp = ftp.abort()
 check(resp[:3] in ('426', '225', '226'), 'ABOR reply', resp)
 if resp[:3] == '426':
@@ -426,6 +430,7 @@ print('PY-OK')
 }
 
 func TestPythonAnonymous(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "python3")
 	s := startServer(t, serverConfig{})
 	writeFile(t, filepath.Join(s.Public(), "readme.txt"), []byte("hello\n"))
@@ -463,6 +468,7 @@ print('PY-OK')
 }
 
 func TestPythonIPv6(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "python3")
 	s := startServer(t, serverConfig{Listen: "[::1]:0"})
 	home := s.addUser(t, testUser, testPass)

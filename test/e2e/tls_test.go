@@ -14,6 +14,7 @@ import (
 // TestTLSCurl moves small files and the 100 MiB file over explicit FTPS
 // (AUTH TLS, PROT P) in passive and active mode, and over implicit FTPS.
 func TestTLSCurl(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "curl")
 	s := startServer(t, serverConfig{ImplicitTLS: true})
 	home := s.addUser(t, testUser, testPass)
@@ -42,26 +43,55 @@ func TestTLSCurl(t *testing.T) {
 			t.Errorf("curl did not use TLS:\n%s", r)
 		}
 	}
-	for _, m := range []struct {
+	modes := []struct {
 		name string
 		args []string
 	}{
 		{"explicit-passive", []string{"--ssl-reqd", "-k"}},
 		{"explicit-active", []string{"--ssl-reqd", "-k", "-P", "127.0.0.1"}},
-	} {
+	}
+	if v, broken := curlActiveTLSBroken(t); broken {
+		// TestTLSLftp covers active mode over TLS, 100 MiB included.
+		t.Logf("curl %s never starts TLS on an active data connection (curl issue #10666, fixed in 8.0.0): explicit-active cases not run with it", v)
+		modes = modes[:1]
+	}
+	for _, m := range modes {
 		// Cases run from small to big; after the first failure the rest of
 		// the mode is not tried (each failure can cost a data timeout).
 		failed := false
 		for _, smp := range samples {
 			name := m.name + "-" + smp.name + ".bin"
 			ok := t.Run(m.name+"/"+smp.name+"/upload", func(t *testing.T) {
-				r := curlOK(t, append(slices.Clone(m.args), "-T", smp.path, u("up-"+name))...)
+				args := append(slices.Clone(m.args), "-T", smp.path, u("up-"+name))
+				if smp.size == 0 && slices.Contains(m.args, "-P") {
+					// curl 7.x accepts the server's data connection for an
+					// empty active upload and closes it without a TLS
+					// handshake; like ProFTPD, the server may refuse that
+					// (425) instead of storing an unauthenticated empty file.
+					// Either way it must answer promptly and stay usable.
+					r := curl(t, args...)
+					if r.Code != 0 && !strings.Contains(r.Stderr, "< 425") {
+						t.Errorf("empty active upload over TLS: want success or a 425:\n%s", r)
+					}
+					if r.Code == 0 {
+						checkFileSHA(t, filepath.Join(home, "up-"+name), smp.sum, smp.size)
+					}
+					return
+				}
+				r := curlOK(t, args...)
 				checkTLS(t, r)
 				if !strings.Contains(r.Stderr, "> PROT P") {
 					t.Errorf("curl did not protect the data connection:\n%s", r)
 				}
 				checkFileSHA(t, filepath.Join(home, "up-"+name), smp.sum, smp.size)
 			})
+			if smp.size == 0 && slices.Contains(m.args, "-P") {
+				// Not tried: curl 7.x, told the size is 0, accepts the
+				// active data connection and never starts TLS on it, so
+				// the server can only wait for its data timeout (30 s) and
+				// answer 425.
+				continue
+			}
 			ok = ok && t.Run(m.name+"/"+smp.name+"/download", func(t *testing.T) {
 				linkOrCopy(t, smp.path, filepath.Join(home, "down-"+name))
 				out := filepath.Join(t.TempDir(), "out.bin")
@@ -123,10 +153,26 @@ func TestTLSCurl(t *testing.T) {
 	})
 }
 
+// curlActiveTLSBroken reports whether the installed curl is one of the
+// releases (7.87.0 to 7.88.1) that lost TLS on active-mode data connections:
+// it sends the data in clear after PROT P, and the server rightly refuses it.
+func curlActiveTLSBroken(t testing.TB) (string, bool) {
+	t.Helper()
+	r := runCmd(t, 30*time.Second, cmdOpts{}, "curl", "--version")
+	f := strings.Fields(r.Stdout)
+	if len(f) < 2 || f[0] != "curl" {
+		t.Fatalf("cannot read curl's version:\n%s", r)
+	}
+	var major, minor, patch int
+	fmt.Sscanf(f[1], "%d.%d.%d", &major, &minor, &patch)
+	return f[1], major == 7 && (minor == 87 || minor == 88)
+}
+
 // TestTLSLftp mirrors a tree over explicit FTPS with protected data
 // connections (lftp resumes the control session's TLS session), and lists
 // over implicit FTPS.
 func TestTLSLftp(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "lftp")
 	s := startServer(t, serverConfig{ImplicitTLS: true})
 	home := s.addUser(t, testUser, testPass)
@@ -141,22 +187,30 @@ func TestTLSLftp(t *testing.T) {
 	}
 	for _, mode := range []string{"passive", "active"} {
 		set := append(slices.Clone(tlsSet), "set ftp:passive-mode "+map[string]string{"passive": "on", "active": "off"}[mode])
-		// A single small upload first, timed: lftp starts the data TLS
-		// handshake only after the 150 reply and waits ftp:waiting-150-timeout
-		// (5 s) for it, so a server that wants the handshake before sending
-		// 150 makes every transfer 5 s long (and the mirror below endless).
+		// A single small upload first. lftp starts the data TLS handshake
+		// only after the 150 reply, waiting ftp:waiting-150-timeout (5 s)
+		// for it; a server that wants the handshake before it sends 150 makes
+		// every transfer 5 s long (and the mirror below endless). The debug
+		// log shows the order: 150 must come before the data handshake.
 		ok := t.Run("single-"+mode, func(t *testing.T) {
 			local := filepath.Join(t.TempDir(), "one.txt")
 			writeFile(t, local, []byte("one\n"))
 			dbg := filepath.Join(t.TempDir(), "debug.log")
-			start := time.Now()
 			lftpOK(t, s, append(slices.Clone(set), fmt.Sprintf("debug -t -o %q 9", dbg),
 				fmt.Sprintf(`put %q -o "single-%s.txt"`, local, mode))...)
-			if d := time.Since(start); d > 4*time.Second {
-				b, _ := os.ReadFile(dbg)
-				t.Errorf("one small upload over TLS took %v; lftp log:\n%s", d.Round(time.Millisecond), clip(string(b), 6000))
-			}
 			checkFileContent(t, filepath.Join(home, "single-"+mode+".txt"), []byte("one\n"))
+			b, _ := os.ReadFile(dbg)
+			log := string(b)
+			stor := strings.Index(log, "---> STOR single-")
+			if stor < 0 {
+				t.Fatalf("no STOR in the lftp log:\n%s", clip(log, 6000))
+			}
+			after := log[stor:]
+			reply := strings.Index(after, "<--- 150")
+			handshake := strings.Index(after, "Certificate verification")
+			if reply < 0 || (handshake >= 0 && handshake < reply) {
+				t.Errorf("the server did not send 150 before the data connection's TLS handshake; lftp waited ftp:waiting-150-timeout (5 s) and started it itself. lftp log after STOR:\n%s", clip(after, 4000))
+			}
 		})
 		if !ok {
 			t.Errorf("mirror-%s not run: the single transfer failed or was slow", mode)
@@ -171,6 +225,21 @@ func TestTLSLftp(t *testing.T) {
 			lftpOK(t, s, append(slices.Clone(set),
 				fmt.Sprintf("mirror --no-perms --parallel=2 %q %q", remote, dst))...)
 			diffTrees(t, "local copy after mirror over TLS", want, readTree(t, dst))
+		})
+	}
+	// The 100 MiB file both ways in both modes (curl covers only passive
+	// where its active TLS is broken).
+	bp, bs := bigFile(t)
+	for _, mode := range []string{"passive", "active"} {
+		t.Run("big-"+mode, func(t *testing.T) {
+			set := append(slices.Clone(tlsSet), "set ftp:passive-mode "+map[string]string{"passive": "on", "active": "off"}[mode])
+			linkOrCopy(t, bp, filepath.Join(home, "big-down-"+mode+".bin"))
+			out := filepath.Join(t.TempDir(), "big.bin")
+			lftpOK(t, s, append(set,
+				fmt.Sprintf(`put %q -o "big-up-%s.bin"`, bp, mode),
+				fmt.Sprintf(`get "big-down-%s.bin" -o %q`, mode, out))...)
+			checkFileSHA(t, filepath.Join(home, "big-up-"+mode+".bin"), bs, bigSize)
+			checkFileSHA(t, out, bs, bigSize)
 		})
 	}
 	t.Run("implicit", func(t *testing.T) {
@@ -210,6 +279,7 @@ print('PY-OK')
 // TestTLSPythonSessionReuse checks the session-reuse rule with ftplib, which
 // never resumes the control connection's TLS session on data connections.
 func TestTLSPythonSessionReuse(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "python3")
 
 	t.Run("required-refused", func(t *testing.T) {
@@ -244,6 +314,7 @@ else:
     check(body == b'', 'data flowed over a non-resumed TLS session:', body)
 check(resp[:3] in ('425', '522'), 'reply to a data connection without session reuse', resp)
 check(re.search(r'(?i)reus|resum', resp), 'the refusal does not mention session reuse:', resp)
+print('refusal:', resp)
 # The control session survives: clear data still works.
 ftp.prot_c()
 check(retr(ftp, 'small.bin') == b'small file\n', 'RETR under PROT C after the refusal')
@@ -271,6 +342,7 @@ print('PY-OK')
 // A server that sends TLS 1.3 session tickets on data connections, or closes
 // them before reading the client's last records, truncates such uploads.
 func TestTLS13UploadTruncation(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "curl")
 	s := startServer(t, serverConfig{})
 	home := s.addUser(t, testUser, testPass)

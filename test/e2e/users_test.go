@@ -46,6 +46,7 @@ func tryLogin(t testing.TB, addr, user, pass string) (int, string) {
 }
 
 func TestUsers(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{NoAnonymous: true})
 	login := func(t *testing.T, user, pass string, want int) {
 		t.Helper()

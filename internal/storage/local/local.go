@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -43,7 +44,8 @@ func (f *FS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
 }
 
 func (f *FS) ReadDir(_ context.Context, name string) (storage.DirIter, error) {
-	d, err := f.root.Open(name)
+	// O_DIRECTORY: a FIFO fails at once instead of blocking the open.
+	d, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -96,7 +98,9 @@ type renamed struct {
 func (r renamed) Name() string { return r.name }
 
 func (f *FS) Open(_ context.Context, name string, offset int64) (storage.File, error) {
-	fl, err := f.root.Open(name)
+	// O_NONBLOCK: opening a FIFO must not wait for a writer; the type
+	// check below refuses it. Regular files ignore the flag.
+	fl, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -119,19 +123,47 @@ func (f *FS) Open(_ context.Context, name string, offset int64) (storage.File, e
 
 type file struct{ *os.File }
 
+// Read maps errors like every other method: *os.File's carry the host path.
+func (f file) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	if err != nil && err != io.EOF {
+		err = mapErr(err)
+	}
+	return n, err
+}
+
 func (f file) OSFile() *os.File { return f.File }
 
 func (f *FS) Create(_ context.Context, name string, o storage.CreateOptions) (storage.Upload, error) {
 	if o.Perm == 0 {
 		o.Perm = 0o644
 	}
-	if fi, err := f.root.Lstat(name); err == nil && fi.IsDir() {
+	inPlaceMode := o.Append || o.Offset > 0 || o.Exclusive
+	// Stat, not Lstat: a link to a directory is a directory to the client.
+	if fi, err := f.root.Stat(name); err == nil && fi.IsDir() {
 		return nil, storage.ErrIsDir
+	} else if err == nil && !fi.Mode().IsRegular() && inPlaceMode {
+		return nil, fs.ErrPermission // never write into devices or FIFOs
 	}
-	if o.Append || o.Offset > 0 {
-		// REST+STOR and APPE write in place: resuming needs the partial data.
-		fl, err := f.root.OpenFile(name, os.O_WRONLY|os.O_CREATE, o.Perm)
+	if inPlaceMode {
+		// REST+STOR and APPE write in place: resuming needs the partial
+		// data. STOU too, and it never touches an existing file.
+		flag := os.O_WRONLY | os.O_CREATE | syscall.O_NONBLOCK
+		if o.Exclusive {
+			flag |= os.O_EXCL
+		}
+		fl, err := f.root.OpenFile(name, flag, o.Perm)
+		if errors.Is(err, syscall.ENXIO) {
+			err = fs.ErrPermission // a FIFO swapped in after the Stat
+		}
 		if err != nil {
+			return nil, mapErr(err)
+		}
+		if fi, err := fl.Stat(); err != nil || !fi.Mode().IsRegular() {
+			fl.Close()
+			if err == nil {
+				err = fs.ErrPermission
+			}
 			return nil, mapErr(err)
 		}
 		var pos int64
@@ -144,14 +176,11 @@ func (f *FS) Create(_ context.Context, name string, o storage.CreateOptions) (st
 			fl.Close()
 			return nil, mapErr(err)
 		}
-		return &inPlace{f: fl, start: pos}, nil
-	}
-	if o.Exclusive {
-		fl, err := f.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, o.Perm)
-		if err != nil {
-			return nil, mapErr(err)
+		u := &inPlace{f: fl, start: pos}
+		if o.Exclusive {
+			u.removeOnAbort = func() { f.root.Remove(name) }
 		}
-		return &inPlace{f: fl, removeOnAbort: func() { f.root.Remove(name) }}, nil
+		return u, nil
 	}
 	dir, base := path.Split(name)
 	var rnd [8]byte
@@ -285,24 +314,44 @@ func (f *FS) Free(_ context.Context) (int64, error) {
 }
 
 // Sweep removes leftovers of uploads interrupted by a crash, below dir.
-func Sweep(dir string) (removed int, err error) {
+func Sweep(dir string) (removed int, err error) { return SweepBefore(dir, time.Now()) }
+
+// SweepBefore is Sweep for temporary files last written before cutoff, so
+// that a server can sweep while it serves without touching new uploads.
+func SweepBefore(dir string, cutoff time.Time) (removed int, err error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return 0, err
 	}
 	defer root.Close()
-	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil // unreadable parts are skipped, not fatal
-		}
-		if !d.IsDir() && strings.HasPrefix(d.Name(), storage.TempPrefix) {
-			if root.Remove(p) == nil {
-				removed++
+	return sweepDir(root, ".", cutoff), nil
+}
+
+// sweepDir walks one directory in batches, so a directory of a million
+// entries costs the memory of one batch (fs.WalkDir would read it whole).
+func sweepDir(root *os.Root, dir string, cutoff time.Time) (removed int) {
+	d, err := root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return 0 // unreadable parts are skipped, not fatal
+	}
+	defer d.Close()
+	for {
+		entries, err := d.ReadDir(256)
+		for _, e := range entries {
+			p := path.Join(dir, e.Name())
+			switch {
+			case e.IsDir():
+				removed += sweepDir(root, p, cutoff)
+			case strings.HasPrefix(e.Name(), storage.TempPrefix):
+				if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) && root.Remove(p) == nil {
+					removed++
+				}
 			}
 		}
-		return nil
-	})
-	return removed, err
+		if err != nil {
+			return removed
+		}
+	}
 }
 
 // mapErr turns OS errors into storage's vocabulary; the path inside
@@ -314,16 +363,18 @@ func mapErr(err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fs.ErrNotExist
+	case errors.Is(err, syscall.ENOTEMPTY): // before ErrExist, which matches it
+		return storage.ErrNotEmpty
 	case errors.Is(err, fs.ErrExist):
 		return fs.ErrExist
 	case errors.Is(err, fs.ErrPermission):
 		return fs.ErrPermission
 	case errors.Is(err, syscall.ENOSPC):
 		return storage.ErrNoSpace
+	case errors.Is(err, syscall.EFBIG): // a REST offset past the file system's limit
+		return storage.ErrNoSpace
 	case errors.Is(err, syscall.EDQUOT):
 		return storage.ErrQuota
-	case errors.Is(err, syscall.ENOTEMPTY):
-		return storage.ErrNotEmpty
 	case errors.Is(err, syscall.EISDIR):
 		return storage.ErrIsDir
 	case errors.Is(err, syscall.ENOTDIR):
@@ -332,6 +383,15 @@ func mapErr(err error) error {
 		return storage.ErrBadName
 	case strings.Contains(err.Error(), "path escapes from parent"):
 		return fs.ErrPermission
+	}
+	// Anything else keeps its errno for the log, but not the path.
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%s: %w", le.Op, le.Err)
 	}
 	return err
 }
