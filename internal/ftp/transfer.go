@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -212,6 +213,11 @@ const chunk = 256 << 10
 // waiting on the rate limits. An *os.File source reaches a plain TCP
 // connection through sendfile.
 func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim limits) (int64, error) {
+	if tc, ok := c.(*net.TCPConn); ok && len(lim) == 0 {
+		if f, ok := src.(*os.File); ok {
+			return sendFile(ctx, tc, f, timeout)
+		}
+	}
 	var total int64
 	step := int64(chunk)
 	if len(lim) > 0 {
