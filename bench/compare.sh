@@ -150,11 +150,24 @@ wait_ready() { # port pid name
 			line=
 			IFS= read -r -t 5 line <&9 || true
 			exec 9<&-
-			[[ $line == 220* ]] && return 0
+			[[ $line == 220* ]] && { wait_idle "$2"; return 0; }
 		fi
 		sleep 0.05
 	done
 	die "$3 did not greet on port $1"
+}
+
+# wait_idle waits (up to 120 s) until a server's CPU time stops growing, so
+# that start-up work (Ferry sweeps the data tree for interrupted uploads)
+# is not charged to the first scenario.
+wait_idle() { # pid
+	local prev=-1 cur i
+	for ((i = 0; i < 240; i++)); do
+		cur=$(awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null) || return 0
+		[[ $cur == "$prev" ]] && return 0
+		prev=$cur
+		sleep 0.5
+	done
 }
 
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=127.0.0.1 \
