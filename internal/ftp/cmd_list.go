@@ -37,7 +37,6 @@ func (s *session) cmdMLSD(arg string) { s.list(arg, formatMLSD, "MLSD") }
 type lister struct {
 	fsys   storage.FS
 	format listFormat
-	all    bool
 	facts  wire.Facts
 	perm   func(p vpath.Path, isDir bool) string
 	hidden func(name string) bool
@@ -46,11 +45,10 @@ type lister struct {
 	buf    []byte
 }
 
-func (s *session) newLister(format listFormat, all bool) *lister {
+func (s *session) newLister(format listFormat) *lister {
 	return &lister{
 		fsys:   s.fs,
 		format: format,
-		all:    all,
 		facts:  s.facts,
 		perm:   s.permFact,
 		hidden: s.hiddenName,
@@ -126,7 +124,7 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 		batch, err := it.Next(listBatch)
 		for _, e := range batch {
 			name := e.Name()
-			if l.hidden(name) || !l.all && l.format == formatLIST && strings.HasPrefix(name, ".") {
+			if l.hidden(name) {
 				continue
 			}
 			l.entry(e, p.Child(name), name, "")
@@ -150,11 +148,9 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 }
 
 func (s *session) list(arg string, format listFormat, verb string) {
-	all := true
-	if format == formatLIST {
-		arg, all = wire.ParseListArgs(arg)
-		all = true // dot files are shown, as vsftpd's hide of them confuses mirrors
-	} else if format == formatNLST {
+	if format != formatMLSD {
+		// ls-style flags are accepted and ignored: dot files are always
+		// shown, since hiding them (as vsftpd does) confuses mirrors.
 		arg, _ = wire.ParseListArgs(arg)
 	}
 	p, err := s.resolve(arg)
@@ -173,7 +169,7 @@ func (s *session) list(arg string, format listFormat, verb string) {
 		s.fail(err, verb)
 		return
 	}
-	l := s.newLister(format, all)
+	l := s.newLister(format)
 	l.empty = s.inDropBox(p)
 	timeout := s.srv.Config.DataTimeout.Duration
 	ascii := "ASCII"
@@ -262,7 +258,7 @@ func (s *session) cmdSTAT(arg string) {
 		return
 	}
 	var b strings.Builder
-	l := s.newLister(formatLIST, true)
+	l := s.newLister(formatLIST)
 	l.empty = s.inDropBox(p)
 	if err := l.write(s.ctx(), &replyLines{&b}, p); err != nil {
 		s.fail(err, "STAT")

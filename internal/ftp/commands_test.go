@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // fixtureTime is the modification time of the fixture's file.txt.
@@ -578,7 +579,8 @@ func TestTelnetIAC(t *testing.T) {
 		t.Errorf("names on disk %q, want %q", got, want)
 	}
 	for _, n := range got {
-		if strings.ContainsAny(n, "\xff\xf4\xfb\xf1") {
+		if strings.ContainsFunc(n, func(r rune) bool { return r == utf8.RuneError }) || strings.IndexByte(n, 0xff) >= 0 ||
+			strings.IndexByte(n, 0xf4) >= 0 || strings.IndexByte(n, 0xfb) >= 0 || strings.IndexByte(n, 0xf1) >= 0 {
 			t.Errorf("Telnet byte in a name on disk: %q", n)
 		}
 	}

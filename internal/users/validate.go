@@ -34,7 +34,7 @@ func ValidateName(name string) error {
 		}
 	}
 	if name[0] == '-' || name[0] == '.' {
-		return fmt.Errorf("%w user name %q: must not start with - or .", ErrInvalid, name)
+		return fmt.Errorf("%w user name %q: must not start with a dash or a dot", ErrInvalid, name)
 	}
 	if IsAnonymousName(name) {
 		return fmt.Errorf("%w user name %q: reserved for anonymous logins", ErrInvalid, name)
