@@ -390,6 +390,9 @@ func TestPassiveForeignPeer(t *testing.T) {
 	dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
 	d, err := dl.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("cannot dial from 127.0.0.2 (Linux routes 127/8 to lo): %v", err)
+		}
 		t.Skipf("cannot dial from 127.0.0.2: %v", err)
 	}
 	defer d.Close()

@@ -28,9 +28,6 @@ func TestSplit(t *testing.T) {
 }
 
 func TestSplitAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts differ under -race")
-	}
 	if n := testing.AllocsPerRun(100, func() { Split("RETR some file") }); n != 0 {
 		t.Errorf("Split of an upper-case verb allocates %v times, want 0", n)
 	}

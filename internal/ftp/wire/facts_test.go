@@ -38,9 +38,6 @@ func TestAppendFacts(t *testing.T) {
 }
 
 func TestAppendFactsAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts differ under -race")
-	}
 	e := Entry{Info: &fakeInfo{"file.txt", 12345, 0o644, goldenNow}, Perm: "adfrw", Unique: "801g1a2b"}
 	buf := make([]byte, 0, 256)
 	if n := testing.AllocsPerRun(100, func() { buf = AppendFacts(buf[:0], e, DefaultFacts) }); n != 0 {

@@ -95,9 +95,6 @@ func TestListLineColumns(t *testing.T) {
 }
 
 func TestAppendListLineAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts differ under -race")
-	}
 	fi := &fakeInfo{"file.txt", 12345, 0o644, goldenNow.Add(-time.Hour)}
 	buf := make([]byte, 0, 256)
 	n := testing.AllocsPerRun(100, func() { buf = AppendListLine(buf[:0], fi, "alice", "staff", goldenNow) })
