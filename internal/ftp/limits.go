@@ -15,7 +15,9 @@ import (
 
 // rateLimiter is a token bucket shared by every transfer it limits.
 type rateLimiter struct {
-	rate float64 // bytes per second
+	rate  float64 // bytes per second
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
 
 	mu     sync.Mutex
 	tokens float64 // may go negative: the debt is slept off
@@ -26,7 +28,19 @@ func newRateLimiter(bytesPerSec int64) *rateLimiter {
 	if bytesPerSec <= 0 {
 		return nil
 	}
-	return &rateLimiter{rate: float64(bytesPerSec), last: time.Now()}
+	return &rateLimiter{rate: float64(bytesPerSec), now: time.Now, sleep: sleepCtx, last: time.Now()}
+}
+
+// sleepCtx sleeps for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // wait takes n bytes from the bucket, sleeping as long as the debt needs.
@@ -35,7 +49,7 @@ func (l *rateLimiter) wait(ctx context.Context, n int) error {
 		return nil
 	}
 	l.mu.Lock()
-	now := time.Now()
+	now := l.now()
 	l.tokens += now.Sub(l.last).Seconds() * l.rate
 	if burst := l.rate / 4; l.tokens > burst {
 		l.tokens = burst // a quarter second of burst at most
@@ -47,14 +61,7 @@ func (l *rateLimiter) wait(ctx context.Context, n int) error {
 	if debt <= 0 {
 		return nil
 	}
-	t := time.NewTimer(time.Duration(debt / l.rate * float64(time.Second)))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return l.sleep(ctx, time.Duration(debt/l.rate*float64(time.Second)))
 }
 
 // limits are the rate limiters a transfer must respect.
