@@ -84,7 +84,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 		n, err := w(ctx, c)
 		stop()
 		if err == nil {
-			err = closeData(c)
+			closeData(c)
 		} else {
 			c.Close()
 		}
@@ -100,13 +100,12 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 
 // closeData ends a data connection after a transfer; for TLS it sends
 // close_notify so the client can tell a complete file from a cut one.
-func closeData(c net.Conn) error {
+func closeData(c net.Conn) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	if tc, ok := c.(*tls.Conn); ok {
 		tc.CloseWrite()
 	}
 	c.Close()
-	return nil
 }
 
 // transferEvent handles an event of the running transfer.
