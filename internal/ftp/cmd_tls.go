@@ -248,15 +248,10 @@ func (s *session) cmdCCC(string) {
 			// RFC 4217 §6: both sides end TLS with close_notify.
 			tc.CloseWrite()
 		}
-		s.raw.SetReadDeadline(time.Now().Add(s.srv.Config.DataTimeout.Duration))
-		rest, err := skipCloseNotify(s.raw)
-		s.raw.SetReadDeadline(time.Time{})
-		if err != nil {
-			s.closing = true
-			return
-		}
+		// The reader goroutine skips the client's close_notify, so the
+		// session keeps serving (timeouts, shutdown) while it waits.
 		s.conn = s.raw
-		s.resumeWith = &prefixConn{Conn: s.raw, r: io.MultiReader(bytes.NewReader(rest), s.raw)}
+		s.resumeWith = &afterCCC{Conn: s.raw}
 		s.tlsOn = false
 	}
 }
@@ -280,13 +275,30 @@ func skipCloseNotify(c net.Conn) ([]byte, error) {
 	return nil, err
 }
 
-// prefixConn is a connection whose first bytes were already read.
-type prefixConn struct {
+// afterCCC is the control connection after CCC: its first read consumes the
+// client's close_notify record before clear-text commands follow.
+type afterCCC struct {
 	net.Conn
-	r io.Reader
+	skipped bool
+	pending []byte
 }
 
-func (p *prefixConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+func (c *afterCCC) Read(b []byte) (int, error) {
+	if !c.skipped {
+		c.skipped = true
+		rest, err := skipCloseNotify(c.Conn)
+		if err != nil {
+			return 0, err
+		}
+		c.pending = rest
+	}
+	if len(c.pending) > 0 {
+		n := copy(b, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
 
 // logTLS logs the parameters of a TLS connection.
 func (s *session) logTLS(kind string, cs tls.ConnectionState, refusal string) {

@@ -285,7 +285,11 @@ func (s *session) dispatch(line string) {
 }
 
 // reply writes one reply. It is the only writer of the control connection.
+// Once the session is closing (after its 421 or 221) nothing more is sent.
 func (s *session) reply(code int, text string) {
+	if s.closing {
+		return
+	}
 	s.out = wire.AppendReply(s.out[:0], code, text)
 	// A client that never reads must not outlive its timeouts: before
 	// login the login deadline (plus a grace for the final 421) bounds
