@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -144,13 +143,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			return fmt.Errorf("ban store: %w", err)
 		}
 		defer bans.Close()
-		srv.Defender = defender{ban.NewDefender(bans, ban.Options{
+		srv.Defender = ftp.BanDefender(ban.NewDefender(bans, ban.Options{
 			Threshold: cfg.BanThreshold,
 			Window:    cfg.BanWindow.Duration,
 			Duration:  cfg.BanDuration.Duration,
 			Allow:     cfg.BanAllowPrefixes(),
 			Logger:    log,
-		})}
+		}))
 	}
 
 	// Leftovers of uploads cut by a crash: the old files are intact, the
@@ -202,22 +201,4 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
-}
-
-// defender adapts the ban package to the engine's event kinds.
-type defender struct{ d *ban.Defender }
-
-func (d defender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool) {
-	return d.d.Banned(ctx, ip)
-}
-
-func (d defender) Record(ctx context.Context, ip netip.Addr, e int) bool {
-	ev := ban.FailedLogin
-	switch e {
-	case ftp.EventUnknownUser:
-		ev = ban.UnknownUser
-	case ftp.EventProtocolError:
-		ev = ban.ProtocolError
-	}
-	return d.d.Record(ctx, ip, ev)
 }

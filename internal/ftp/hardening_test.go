@@ -240,25 +240,6 @@ func hardAbort(c net.Conn) {
 	c.Close()
 }
 
-// hardDefender adapts ban.Defender to the engine's Defender, as the
-// `defender` type of cmd/ferry/main.go does.
-type hardDefender struct{ d *ban.Defender }
-
-func (d hardDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool) {
-	return d.d.Banned(ctx, ip)
-}
-
-func (d hardDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
-	ev := ban.FailedLogin
-	switch e {
-	case EventUnknownUser:
-		ev = ban.UnknownUser
-	case EventProtocolError:
-		ev = ban.ProtocolError
-	}
-	return d.d.Record(ctx, ip, ev)
-}
-
 // hardRawReply reads one reply without the testing.T plumbing, for goroutines.
 func hardRawReply(r *bufio.Reader) (int, string, error) {
 	line, err := r.ReadString('\n')
@@ -961,7 +942,7 @@ func TestHardeningBruteForceBan(t *testing.T) {
 		c.MaxSessionsPerIP = 0
 		c.MaxSessions = 0
 		c.MaxLoginFailures = 0 // one connection may fail many times: only the Defender stops it
-		s.Defender = hardDefender{d}
+		s.Defender = BanDefender(d)
 	})
 
 	allowed := hardHammer(t, ts.addr, "127.0.0.2", 200, 50)

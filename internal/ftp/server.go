@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
@@ -343,4 +344,24 @@ func oobInline(c net.Conn) {
 			})
 		}
 	}
+}
+
+// BanDefender adapts the ban package's Defender to the engine's events.
+func BanDefender(d *ban.Defender) Defender { return banDefender{d} }
+
+type banDefender struct{ d *ban.Defender }
+
+func (b banDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool) {
+	return b.d.Banned(ctx, ip)
+}
+
+func (b banDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
+	ev := ban.FailedLogin
+	switch e {
+	case EventUnknownUser:
+		ev = ban.UnknownUser
+	case EventProtocolError:
+		ev = ban.ProtocolError
+	}
+	return b.d.Record(ctx, ip, ev)
 }
