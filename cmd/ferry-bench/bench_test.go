@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/testenv"
 )
 
 // The smoke tests run every scenario of the tool, at sizes of kilobytes,
@@ -182,14 +184,9 @@ func smokeScenarios(t *testing.T, addr string, pid int, user, pass, upload strin
 // run: the benchmark is only useful if it drives Ferry.
 func TestSmokeFerry(t *testing.T) {
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "ferry")
-	gobin, err := exec.LookPath("go")
+	bin, err := testenv.BuildFerry(t.Context(), tmp)
 	if err != nil {
-		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	build := exec.Command(gobin, "build", "-o", bin, "github.com/ferryftp/ferry/cmd/ferry")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ferry: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	data := filepath.Join(tmp, "data")
 	smokeTree(t, filepath.Join(data, "public"))
@@ -214,7 +211,7 @@ func TestSmokeVsftpd(t *testing.T) {
 		bin = "/usr/sbin/vsftpd"
 	}
 	if _, err := os.Stat(bin); errors.Is(err, os.ErrNotExist) || os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
+		if testenv.InCI() {
 			t.Fatal("CI runs as root with vsftpd installed by .ci/run; neither is here")
 		}
 		t.Skip("needs root and vsftpd (apt-get install vsftpd)")

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/testenv"
+
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users"
 )
@@ -106,7 +108,7 @@ func startServerData(t testing.TB, addr, data string, mod func(*config.Config, *
 	os.MkdirAll(home, 0o755)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		if addr != "127.0.0.1:0" && os.Getenv("CI") != "true" {
+		if addr != "127.0.0.1:0" && !testenv.InCI() {
 			t.Skipf("cannot listen on %s: %v", addr, err)
 		}
 		t.Fatal(err)

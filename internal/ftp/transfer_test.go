@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/testenv"
+
 	"github.com/ferryftp/ferry/internal/config"
 )
 
@@ -390,7 +392,7 @@ func TestPassiveForeignPeer(t *testing.T) {
 	dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
 	d, err := dl.Dial("tcp", net.JoinHostPort("127.0.0.1", port))
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if testenv.InCI() {
 			t.Fatalf("cannot dial from 127.0.0.2 (Linux routes 127/8 to lo): %v", err)
 		}
 		t.Skipf("cannot dial from 127.0.0.2: %v", err)

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/testenv"
 )
 
 var (
@@ -37,10 +39,7 @@ var (
 	runDir string
 	// inCI is true when the CI environment variable says so; missing clients
 	// are then failures instead of skips.
-	inCI = func() bool {
-		v := strings.ToLower(os.Getenv("CI"))
-		return v != "" && v != "false" && v != "0"
-	}()
+	inCI = testenv.InCI()
 )
 
 const (
@@ -68,25 +67,16 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(runDir)
 
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: module root:", err)
-		return 1
-	}
-	ferryBin = filepath.Join(runDir, "ferry")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	args := []string{"build", "-o", ferryBin}
+	var extra []string
 	if os.Getenv("FERRY_E2E_RACE") == "1" {
 		// The server is a separate process; -race on the test binary does not
 		// reach it. Ask for it explicitly (slower transfers).
-		args = append(args, "-race")
+		extra = append(extra, "-race")
 	}
-	args = append(args, "./cmd/ferry")
-	build := exec.CommandContext(ctx, "go", args...)
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go %s: %v\n%s", strings.Join(args, " "), err, out)
+	if ferryBin, err = testenv.BuildFerry(ctx, runDir, extra...); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	// Pick a passive port base per process in 10000-19999, below the
@@ -94,24 +84,6 @@ func runMain(m *testing.M) int {
 	// rarely collide; each range is also probed before use.
 	pasvNext = pasvMin + (os.Getpid()%40)*200
 	return m.Run()
-}
-
-// moduleRoot finds the directory holding go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err == nil {
-		if p := strings.TrimSpace(string(out)); p != "" && p != os.DevNull {
-			return filepath.Dir(p), nil
-		}
-	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		return "", err
-	}
-	return root, nil
 }
 
 // requireTool skips (outside CI) or fails (in CI) a test whose client is missing.

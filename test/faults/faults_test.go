@@ -29,16 +29,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/testenv"
 )
 
 var (
 	// ferryBin is the binary built by TestMain.
 	ferryBin string
 	// inCI is set when the CI environment variable says so.
-	inCI = func() bool {
-		v := strings.ToLower(os.Getenv("CI"))
-		return v != "" && v != "false" && v != "0"
-	}()
+	inCI = testenv.InCI()
 )
 
 const (
@@ -59,31 +58,13 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	root, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faults: module root:", err)
-		return 1
-	}
-	ferryBin = filepath.Join(dir, "ferry")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", ferryBin, "./cmd/ferry")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "faults: go build: %v\n%s", err, out)
+	if ferryBin, err = testenv.BuildFerry(ctx, dir); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
 		return 1
 	}
 	return m.Run()
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err == nil {
-		if p := strings.TrimSpace(string(out)); p != "" && p != os.DevNull {
-			return filepath.Dir(p), nil
-		}
-	}
-	return filepath.Abs("../..")
 }
 
 // ---- server processes ----
