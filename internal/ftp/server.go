@@ -200,10 +200,14 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 	srv.mu.Lock()
 	srv.sessions[s] = struct{}{}
 	srv.mu.Unlock()
+	start := time.Now()
 	defer func() {
 		srv.mu.Lock()
 		delete(srv.sessions, s)
 		srv.mu.Unlock()
+		// Logged once the session no longer counts, so whoever reads
+		// the line sees the server's state after it.
+		log.Info("disconnect", "user", s.userName, "duration", time.Since(start).Round(time.Millisecond))
 	}()
 	s.serve(implicit)
 }

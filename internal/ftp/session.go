@@ -99,13 +99,11 @@ func newSession(srv *Server, c net.Conn, id string, log *slog.Logger) *session {
 
 // serve runs the session until the client quits, a timeout, or shutdown.
 func (s *session) serve(implicit bool) {
-	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("session panic", "panic", p, "stack", string(debug.Stack()))
 		}
 		s.cleanup()
-		s.log.Info("disconnect", "user", s.userName, "duration", time.Since(start).Round(time.Millisecond))
 	}()
 	s.log.Info("connect", "local", s.local.String(), "implicit_tls", implicit)
 	if implicit {
