@@ -1,4 +1,7 @@
-package storagetest_test
+// Package mem is an in-memory storage backend: the reference
+// implementation of the storage contract without a host directory (as an
+// object store will not have one), used by the engine's tests.
+package mem
 
 import (
 	"bytes"
@@ -8,26 +11,22 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/storage/storagetest"
 )
 
-// TestMemFS runs the suite on a minimal in-memory backend: it shows the
-// suite passes an implementation of the contract that has no host
-// directory, as an object store will not.
-func TestMemFS(t *testing.T) {
-	storagetest.Run(t, func(t *testing.T) (storage.FS, string) {
-		return &memFS{root: &node{name: ".", mode: fs.ModeDir | 0o755, kids: map[string]*node{}}}, ""
-	})
-}
-
-// memFS is a tree of nodes under one lock.
-type memFS struct {
+// FS is a tree of nodes under one lock. Its zero value is not usable: call New.
+type FS struct {
 	mu   sync.Mutex
 	root *node
+}
+
+var _ storage.FS = (*FS)(nil)
+
+// New returns an empty file system.
+func New() *FS {
+	return &FS{root: &node{name: ".", mode: fs.ModeDir | 0o755, mtime: time.Now(), kids: map[string]*node{}}}
 }
 
 type node struct {
@@ -58,7 +57,7 @@ func (i info) Sys() any           { return nil }
 
 // split returns the parent directory of name and its last element; the
 // root has no parent.
-func (m *memFS) split(name string) (*node, string, error) {
+func (m *FS) split(name string) (*node, string, error) {
 	if name == "." {
 		return nil, ".", nil
 	}
@@ -77,7 +76,7 @@ func (m *memFS) split(name string) (*node, string, error) {
 	return dir, elems[len(elems)-1], nil
 }
 
-func (m *memFS) lookup(name string) (*node, error) {
+func (m *FS) lookup(name string) (*node, error) {
 	dir, base, err := m.split(name)
 	if err != nil {
 		return nil, err
@@ -91,7 +90,7 @@ func (m *memFS) lookup(name string) (*node, error) {
 	return nil, fs.ErrNotExist
 }
 
-func (m *memFS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
+func (m *FS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -101,7 +100,7 @@ func (m *memFS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
 	return n.info(), nil
 }
 
-func (m *memFS) ReadDir(_ context.Context, name string) (storage.DirIter, error) {
+func (m *FS) ReadDir(_ context.Context, name string) (storage.DirIter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -133,7 +132,7 @@ func (it *dirIter) Next(n int) ([]fs.FileInfo, error) {
 
 func (it *dirIter) Close() error { return nil }
 
-func (m *memFS) Open(_ context.Context, name string, offset int64) (storage.File, error) {
+func (m *FS) Open(_ context.Context, name string, offset int64) (storage.File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -148,7 +147,7 @@ func (m *memFS) Open(_ context.Context, name string, offset int64) (storage.File
 	return io.NopCloser(r), nil
 }
 
-func (m *memFS) Create(_ context.Context, name string, o storage.CreateOptions) (storage.Upload, error) {
+func (m *FS) Create(_ context.Context, name string, o storage.CreateOptions) (storage.Upload, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dir, base, err := m.split(name)
@@ -187,7 +186,7 @@ func (m *memFS) Create(_ context.Context, name string, o storage.CreateOptions) 
 // memUpload writes a detached node (atomic: linked on Commit) or the
 // target itself (in place: cut back to start on Abort).
 type memUpload struct {
-	m      *memFS
+	m      *FS
 	dir    *node
 	base   string
 	n      *node
@@ -231,7 +230,7 @@ func (u *memUpload) Abort() error {
 	return nil
 }
 
-func (m *memFS) Mkdir(_ context.Context, name string, perm fs.FileMode) error {
+func (m *FS) Mkdir(_ context.Context, name string, perm fs.FileMode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dir, base, err := m.split(name)
@@ -245,7 +244,7 @@ func (m *memFS) Mkdir(_ context.Context, name string, perm fs.FileMode) error {
 	return nil
 }
 
-func (m *memFS) remove(name string, wantDir bool) error {
+func (m *FS) remove(name string, wantDir bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dir, base, err := m.split(name)
@@ -270,10 +269,10 @@ func (m *memFS) remove(name string, wantDir bool) error {
 	return nil
 }
 
-func (m *memFS) Remove(_ context.Context, name string) error    { return m.remove(name, false) }
-func (m *memFS) RemoveDir(_ context.Context, name string) error { return m.remove(name, true) }
+func (m *FS) Remove(_ context.Context, name string) error    { return m.remove(name, false) }
+func (m *FS) RemoveDir(_ context.Context, name string) error { return m.remove(name, true) }
 
-func (m *memFS) Rename(_ context.Context, from, to string) error {
+func (m *FS) Rename(_ context.Context, from, to string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	fdir, fbase, err := m.split(from)
@@ -303,7 +302,7 @@ func (m *memFS) Rename(_ context.Context, from, to string) error {
 	return nil
 }
 
-func (m *memFS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
+func (m *FS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -314,7 +313,7 @@ func (m *memFS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
 	return nil
 }
 
-func (m *memFS) Chtimes(_ context.Context, name string, mtime time.Time) error {
+func (m *FS) Chtimes(_ context.Context, name string, mtime time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)

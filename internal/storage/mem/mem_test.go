@@ -1,0 +1,14 @@
+package mem_test
+
+import (
+	"testing"
+
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/mem"
+	"github.com/ferryftp/ferry/internal/storage/storagetest"
+)
+
+// TestConformance runs the storage suite on the in-memory backend.
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) (storage.FS, string) { return mem.New(), "" })
+}
