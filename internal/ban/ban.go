@@ -23,30 +23,24 @@ import (
 // Event is a kind of client misbehaviour the Defender scores.
 type Event int
 
-// The events and their weights (see Weight). An unknown user name weighs
-// double: guessing names is the signature of a spray, whereas a real user
-// mistyping a password fails against an existing account.
+// The events the Defender scores. A failed login is one event whatever the
+// reason (unknown name, wrong password, disabled account): were names that
+// do not exist scored apart, the moment of a ban would tell an attacker
+// which names do.
 const (
-	FailedLogin   Event = iota // wrong password for an existing user: 1
-	UnknownUser                // login as a user that does not exist: 2
+	FailedLogin   Event = iota // a login refused for any reason: 1
 	ProtocolError              // garbage or abuse on the control connection: 1
 )
 
-// Weight returns how many points e adds to an address's score.
-func (e Event) Weight() int {
-	if e == UnknownUser {
-		return 2
-	}
-	return 1
-}
+// Weight returns how many points e adds to an address's score: one for
+// every event.
+func (e Event) Weight() int { return 1 }
 
 // String returns the event's name as it appears in ban reasons.
 func (e Event) String() string {
 	switch e {
 	case FailedLogin:
 		return "failed login"
-	case UnknownUser:
-		return "unknown user"
 	case ProtocolError:
 		return "protocol error"
 	}

@@ -72,13 +72,8 @@ func TestScoring(t *testing.T) {
 			want:  []bool{false, false, false, false, true},
 		},
 		{
-			name:  "unknown users weigh two",
-			steps: []step{{0, UnknownUser}, {0, UnknownUser}, {0, UnknownUser}},
-			want:  []bool{false, false, true},
-		},
-		{
 			name:  "protocol errors weigh one",
-			steps: []step{{0, ProtocolError}, {0, ProtocolError}, {0, ProtocolError}, {0, ProtocolError}, {0, UnknownUser}},
+			steps: []step{{0, ProtocolError}, {0, ProtocolError}, {0, ProtocolError}, {0, FailedLogin}},
 			want:  []bool{false, false, false, false, true},
 		},
 		{
@@ -181,13 +176,13 @@ func TestAllowList(t *testing.T) {
 	for _, a := range []string{"10.1.2.3", "::ffff:10.1.2.3", "2001:db8:1::1", "192.168.4.5", "fe80::1%eth0"} {
 		ip := netip.MustParseAddr(a)
 		if a == "fe80::1%eth0" { // not allowed: a control that bans
-			if !d.Record(t.Context(), ip, UnknownUser) {
+			if !d.Record(t.Context(), ip, FailedLogin) {
 				t.Errorf("%s: not banned", a)
 			}
 			continue
 		}
 		for range 10 {
-			if d.Record(t.Context(), ip, UnknownUser) {
+			if d.Record(t.Context(), ip, FailedLogin) {
 				t.Fatalf("%s: allow-listed address banned", a)
 			}
 		}
@@ -218,7 +213,7 @@ func (s strictStore) List(context.Context) ([]Ban, error)      { return nil, s.f
 func TestThresholdZeroDisables(t *testing.T) {
 	d := NewDefender(strictStore{t}, Options{Threshold: 0})
 	for range 100 {
-		if d.Record(t.Context(), ip1, UnknownUser) {
+		if d.Record(t.Context(), ip1, FailedLogin) {
 			t.Fatal("banned with threshold 0")
 		}
 	}
@@ -420,7 +415,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func TestEventString(t *testing.T) {
-	for e, want := range map[Event]string{FailedLogin: "failed login", UnknownUser: "unknown user", ProtocolError: "protocol error", 9: "event 9"} {
+	for e, want := range map[Event]string{FailedLogin: "failed login", ProtocolError: "protocol error", 9: "event 9"} {
 		if got := fmt.Sprint(e); got != want {
 			t.Errorf("%d: %q, want %q", int(e), got, want)
 		}

@@ -154,7 +154,7 @@ func TestSQLSharedFile(t *testing.T) {
 	}
 
 	d := NewDefender(server, Options{Threshold: 1, Now: clk.Now, Logger: testLogger(t)})
-	if !d.Record(ctx, ip1, UnknownUser) {
+	if !d.Record(ctx, ip1, FailedLogin) {
 		t.Fatal("not banned")
 	}
 	bans, err := cli.List(ctx)

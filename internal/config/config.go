@@ -37,7 +37,7 @@ type Config struct {
 	MaxSessionsPerUser int `toml:"max_sessions_per_user" flag:"max-sessions-per-user" help:"maximum concurrent sessions of one user; 0 unlimited"`
 	MaxLoginFailures   int `toml:"max_login_failures" flag:"max-login-failures" help:"failed logins allowed on one connection before it is closed"`
 
-	BanThreshold int      `toml:"ban_threshold" flag:"ban-threshold" help:"score (failed logins, unknown users, protocol errors) within ban_window that bans an IP; 0 disables bans"`
+	BanThreshold int      `toml:"ban_threshold" flag:"ban-threshold" help:"score (failed logins, protocol errors) within ban_window that bans an IP; 0 disables bans"`
 	BanWindow    Duration `toml:"ban_window" flag:"ban-window" help:"window over which the ban score is counted"`
 	BanDuration  Duration `toml:"ban_duration" flag:"ban-duration" help:"first ban length; each repeat doubles it"`
 	BanAllow     []string `toml:"ban_allow" flag:"ban-allow" help:"networks never banned: CIDR prefixes or bare IP addresses"`

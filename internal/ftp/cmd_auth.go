@@ -117,10 +117,6 @@ func (s *session) cmdPASS(arg string) {
 	}
 	u, err := s.srv.Auth.Authenticate(context.Background(), name, arg)
 	if err != nil {
-		ev := EventFailedLogin
-		if errors.Is(err, users.ErrUnknownUser) {
-			ev = EventUnknownUser
-		}
 		if !errors.Is(err, users.ErrAuth) {
 			// The store is down: not the client's fault, so no score.
 			s.log.Error("user store failed", "user", name, "err", err)
@@ -128,7 +124,7 @@ func (s *session) cmdPASS(arg string) {
 			s.closing = true
 			return
 		}
-		s.loginFailed(name, err.Error(), ev)
+		s.loginFailed(name, err.Error(), EventFailedLogin)
 		return
 	}
 	if !s.tlsOn && (u.TLSRequired == "control" || u.TLSRequired == "all") {

@@ -69,10 +69,11 @@ type Defender interface {
 	Record(ctx context.Context, ip netip.Addr, e int) (banned bool)
 }
 
-// Event kinds passed to Defender.Record.
+// Event kinds passed to Defender.Record. A refused login is one
+// EventFailedLogin whatever the reason, so that bans do not tell which user
+// names exist.
 const (
 	EventFailedLogin   = 1
-	EventUnknownUser   = 2
 	EventProtocolError = 3
 )
 
@@ -361,10 +362,7 @@ func (b banDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool
 
 func (b banDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
 	ev := ban.FailedLogin
-	switch e {
-	case EventUnknownUser:
-		ev = ban.UnknownUser
-	case EventProtocolError:
+	if e == EventProtocolError {
 		ev = ban.ProtocolError
 	}
 	return b.d.Record(ctx, ip, ev)

@@ -5,7 +5,6 @@ package users
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -13,10 +12,6 @@ import (
 // the reason (unknown user, wrong password, disabled account), so that replies
 // and timings give no "user exists" oracle. The reason is logged, never sent.
 var ErrAuth = errors.New("users: authentication failed")
-
-// ErrUnknownUser is the ErrAuth of a name with no account; the engine
-// scores it higher in the brute-force defence (name guessing).
-var ErrUnknownUser = fmt.Errorf("%w: unknown user", ErrAuth)
 
 // ErrNotFound is returned by Store lookups and updates for a missing user.
 var ErrNotFound = errors.New("users: no such user")

@@ -192,7 +192,7 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (*users
 	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+columns+`, password_hash FROM users WHERE name = ?`, name), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		users.VerifyDummy(password)
-		return nil, users.ErrUnknownUser
+		return nil, fmt.Errorf("%w: unknown user", users.ErrAuth)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: authenticate: %w", err)
