@@ -7,7 +7,7 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
-require github.com/jlaffaye/ftp v0.2.4 // indirect
+require github.com/jlaffaye/ftp v0.2.4
 
 require (
 	github.com/BurntSushi/toml v1.6.0
