@@ -55,51 +55,10 @@ func (s *session) cmdRETR(arg string) {
 			src = of.OSFile() // lets the kernel send the file (sendfile)
 		}
 		if ascii {
-			src = &asciiSource{r: src}
+			src = wire.NewASCIIReader(src)
 		}
 		return copyOut(ctx, c, src, timeout, lim)
 	}, func(err error) error { f.Close(); return err })
-}
-
-// asciiSource converts LF to CRLF while reading, for TYPE A downloads; an
-// LF already preceded by CR is left alone.
-type asciiSource struct {
-	r      io.Reader
-	prevCR bool
-	pendLF bool // a CR was sent as the last byte of p; its LF is owed
-}
-
-func (a *asciiSource) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if a.pendLF {
-		a.pendLF = false
-		p[0] = '\n'
-		return 1, nil
-	}
-	// Read at most half, so each LF can grow into CRLF in place.
-	half := len(p) / 2
-	if half == 0 {
-		half = 1
-	}
-	n, err := a.r.Read(p[len(p)-half:])
-	src := p[len(p)-half : len(p)-half+n]
-	out := 0
-	for _, b := range src {
-		if b == '\n' && !a.prevCR {
-			p[out] = '\r'
-			out++
-			if out == len(p) {
-				a.pendLF, a.prevCR = true, false
-				break
-			}
-		}
-		a.prevCR = b == '\r'
-		p[out] = b
-		out++
-	}
-	return out, err
 }
 
 // abandonData closes a prepared data channel that a failed command will not use.

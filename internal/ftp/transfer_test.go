@@ -114,7 +114,7 @@ func TestASCIIMode(t *testing.T) {
 }
 
 // TestASCIIDownloadKeepsCRLF: a file that already has CRLF line ends must
-// not get CR CR LF in TYPE A (wire.NewASCIIEncoder's contract; what vsftpd
+// not get CR CR LF in TYPE A (wire.NewASCIIReader's contract; what vsftpd
 // and ProFTPD do).
 func TestASCIIDownloadKeepsCRLF(t *testing.T) {
 	ts := startServer(t, nil)

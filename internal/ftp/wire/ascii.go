@@ -5,60 +5,55 @@ import (
 	"io"
 )
 
-// asciiChunk bounds how much input one conversion step handles, so the
+// asciiChunk bounds how much input one decoding step handles, so the
 // internal buffer stays small however large the caller's writes are.
 const asciiChunk = 32 << 10
 
-// NewASCIIEncoder returns a Writer for TYPE A downloads (RFC 959 §3.1.1.1):
-// it writes what it is given to w with each LF not already preceded by CR
-// turned into CRLF. A CR is passed through, and a CRLF already in the file
-// (or in a listing) stays CRLF rather than becoming CR CR LF. Writes may be
-// split anywhere, even between CR and LF. Each Write makes at most one call to
-// w per 32 KiB of input, so a TLS data connection is not flooded with tiny
-// records. On error the returned count may understate what was consumed.
-func NewASCIIEncoder(w io.Writer) io.Writer {
-	return &asciiEncoder{w: w}
+// NewASCIIReader returns a Reader for TYPE A downloads (RFC 959 §3.1.1.1):
+// it reads from r and turns each LF not already preceded by CR into CRLF. A
+// CR is passed through, and a CRLF already in the file stays CRLF rather than
+// becoming CR CR LF. It converts in place in the caller's buffer: each Read
+// reads at most half of len(p) from r, so it keeps no buffer of its own and a
+// large copy buffer still makes large reads.
+func NewASCIIReader(r io.Reader) io.Reader {
+	return &asciiReader{r: r}
 }
 
-type asciiEncoder struct {
-	w      io.Writer
-	prevCR bool   // the last byte written was CR
-	buf    []byte // reused output buffer
+type asciiReader struct {
+	r      io.Reader
+	prevCR bool // the last byte read from r was CR
+	pendLF bool // a CR was returned as the last byte of p; its LF is owed
 }
 
-func (e *asciiEncoder) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		seg := p[:min(len(p), asciiChunk)]
-		out := e.buf[:0]
-		prevCR := e.prevCR
-		rest := seg
-		for {
-			i := bytes.IndexByte(rest, '\n')
-			if i < 0 {
-				out = append(out, rest...)
+func (a *asciiReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if a.pendLF {
+		a.pendLF = false
+		p[0] = '\n'
+		return 1, nil
+	}
+	// Read into the second half, so each LF can grow into CRLF in place
+	// without overtaking the bytes still to be converted.
+	half := max(len(p)/2, 1)
+	n, err := a.r.Read(p[len(p)-half:])
+	src := p[len(p)-half : len(p)-half+n]
+	out := 0
+	for _, b := range src {
+		if b == '\n' && !a.prevCR {
+			p[out] = '\r'
+			out++
+			if out == len(p) {
+				a.pendLF, a.prevCR = true, false
 				break
 			}
-			if i > 0 {
-				prevCR = rest[i-1] == '\r'
-			}
-			out = append(out, rest[:i]...)
-			if !prevCR {
-				out = append(out, '\r')
-			}
-			out = append(out, '\n')
-			rest = rest[i+1:]
-			prevCR = false
 		}
-		e.buf = out
-		e.prevCR = seg[len(seg)-1] == '\r'
-		if err := writeAll(e.w, out); err != nil {
-			return n, err
-		}
-		n += len(seg)
-		p = p[len(seg):]
+		a.prevCR = b == '\r'
+		p[out] = b
+		out++
 	}
-	return n, nil
+	return out, err
 }
 
 // ASCIIDecoder wraps the destination of a TYPE A upload (RFC 959 §3.1.1.1):

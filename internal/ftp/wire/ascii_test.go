@@ -26,6 +26,41 @@ func decodeRef(in []byte) []byte {
 	return bytes.ReplaceAll(in, []byte("\r\n"), []byte("\n"))
 }
 
+// smallReader hands out its data in reads of at most n bytes.
+type smallReader struct {
+	b []byte
+	n int
+}
+
+func (r *smallReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n, len(r.b))
+	copy(p, r.b[:k])
+	r.b = r.b[k:]
+	return k, nil
+}
+
+// encodeChunks converts in through an ASCII reader whose source hands out at
+// most srcChunk bytes a read and whose caller reads into a dstBuf-byte buffer.
+func encodeChunks(t testing.TB, in []byte, srcChunk, dstBuf int) []byte {
+	t.Helper()
+	r := NewASCIIReader(&smallReader{b: in, n: srcChunk})
+	buf := make([]byte, dstBuf)
+	var out []byte
+	for {
+		n, err := r.Read(buf)
+		out = append(out, buf[:n]...)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // writeChunks writes in through w in pieces cut at the given offsets.
 func writeChunks(t testing.TB, w io.Writer, in []byte, cuts []int) {
 	t.Helper()
@@ -57,7 +92,7 @@ var asciiCases = []string{
 	"\x00\xff\r\x1a\n",
 }
 
-func TestASCIIEncoder(t *testing.T) {
+func TestASCIIReader(t *testing.T) {
 	tests := map[string]string{
 		"":           "",
 		"a\nb":       "a\r\nb",
@@ -70,12 +105,12 @@ func TestASCIIEncoder(t *testing.T) {
 		"\xff\n\x00": "\xff\r\n\x00",
 	}
 	for in, want := range tests {
-		var out bytes.Buffer
-		if n, err := NewASCIIEncoder(&out).Write([]byte(in)); n != len(in) || err != nil {
-			t.Errorf("Write(%q) = %d, %v", in, n, err)
+		out, err := io.ReadAll(NewASCIIReader(strings.NewReader(in)))
+		if err != nil {
+			t.Errorf("ReadAll(%q): %v", in, err)
 		}
-		if out.String() != want {
-			t.Errorf("encode(%q) = %q, want %q", in, out.String(), want)
+		if string(out) != want {
+			t.Errorf("encode(%q) = %q, want %q", in, out, want)
 		}
 	}
 }
@@ -156,13 +191,16 @@ func TestASCIIChunking(t *testing.T) {
 					}
 				}
 			}
-			var enc, dec bytes.Buffer
-			writeChunks(t, NewASCIIEncoder(&enc), []byte(in), sortInts(cuts))
+			var dec bytes.Buffer
+			enc := encodeChunks(t, []byte(in), rng.IntN(70)+1, rng.IntN(70)+1)
+			if trial == 1 {
+				enc = encodeChunks(t, []byte(in), len(in)+1, 256<<10)
+			}
 			d := NewASCIIDecoder(&dec)
 			writeChunks(t, d, []byte(in), sortInts(cuts))
 			d.Close()
-			if want := encodeRef([]byte(in)); !bytes.Equal(enc.Bytes(), want) {
-				t.Fatalf("encode(%.40q, cuts %v) = %.40q, want %.40q", in, cuts, enc.Bytes(), want)
+			if want := encodeRef([]byte(in)); !bytes.Equal(enc, want) {
+				t.Fatalf("encode(%.40q) = %.40q, want %.40q", in, enc, want)
 			}
 			if want := decodeRef([]byte(in)); !bytes.Equal(dec.Bytes(), want) {
 				t.Fatalf("decode(%.40q, cuts %v) = %.40q, want %.40q", in, cuts, dec.Bytes(), want)
@@ -191,13 +229,13 @@ func TestASCIIRoundTrip(t *testing.T) {
 				b[i] = '\n'
 			}
 		}
-		var wire, back bytes.Buffer
-		NewASCIIEncoder(&wire).Write(b)
+		var back bytes.Buffer
+		wire := encodeChunks(t, b, rng.IntN(20)+1, rng.IntN(20)+1)
 		d := NewASCIIDecoder(&back)
-		d.Write(wire.Bytes())
+		d.Write(wire)
 		d.Close()
 		if !bytes.Equal(back.Bytes(), b) {
-			t.Fatalf("round trip of %q gave %q (wire %q)", b, back.Bytes(), wire.Bytes())
+			t.Fatalf("round trip of %q gave %q (wire %q)", b, back.Bytes(), wire)
 		}
 	}
 }
@@ -223,6 +261,20 @@ func (w *errWriter) Write(p []byte) (int, error) {
 	return n, errDisk
 }
 
+// TestASCIIReaderError: the source's error comes back with the bytes
+// converted before it.
+func TestASCIIReaderError(t *testing.T) {
+	r := NewASCIIReader(io.MultiReader(strings.NewReader("a\nb"), iotestErrReader{}))
+	out, err := io.ReadAll(r)
+	if err != errDisk || string(out) != "a\r\nb" {
+		t.Errorf("ReadAll = %q, %v; want %q, %v", out, err, "a\r\nb", errDisk)
+	}
+}
+
+type iotestErrReader struct{}
+
+func (iotestErrReader) Read([]byte) (int, error) { return 0, errDisk }
+
 func TestASCIIWriteErrors(t *testing.T) {
 	in := []byte(strings.Repeat("line\r\n", 20000)) // several internal steps
 	for _, short := range []bool{false, true} {
@@ -230,11 +282,10 @@ func TestASCIIWriteErrors(t *testing.T) {
 		if short {
 			wantErr = io.ErrShortWrite
 		}
-		for _, w := range []io.Writer{NewASCIIEncoder(&errWriter{limit: 50000, short: short}), NewASCIIDecoder(&errWriter{limit: 50000, short: short})} {
-			n, err := w.Write(in)
-			if err != wantErr || n >= len(in) {
-				t.Errorf("%T: Write = %d, %v; want < %d, %v", w, n, err, len(in), wantErr)
-			}
+		w := NewASCIIDecoder(&errWriter{limit: 50000, short: short})
+		n, err := w.Write(in)
+		if err != wantErr || n >= len(in) {
+			t.Errorf("Write = %d, %v; want < %d, %v", n, err, len(in), wantErr)
 		}
 	}
 	d := NewASCIIDecoder(&errWriter{})

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"testing"
@@ -61,13 +62,18 @@ func BenchmarkAppendReply(b *testing.B) {
 	}
 }
 
-func BenchmarkASCIIEncoder(b *testing.B) {
+func BenchmarkASCIIReader(b *testing.B) {
 	in := []byte(strings.Repeat("a line of text of typical length for a text file\n", 640))
-	w := NewASCIIEncoder(io.Discard)
+	buf := make([]byte, 64<<10)
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		w.Write(in)
+		r := NewASCIIReader(bytes.NewReader(in))
+		for {
+			if _, err := r.Read(buf); err != nil {
+				break
+			}
+		}
 	}
 }
 
