@@ -96,16 +96,6 @@ func (r *Reader) ReadLine() (string, error) {
 	}
 }
 
-// Buffered reports how many bytes have been read from the underlying reader
-// that no completed ReadLine has accounted for: bytes not yet scanned plus
-// those of an unfinished line. After AUTH TLS (RFC 4217) the engine upgrades
-// only when this is 0: commands pipelined behind AUTH arrived in clear text
-// and must never be taken as if they came through TLS (the STARTTLS command
-// injection flaw, CVE-2011-0411).
-func (r *Reader) Buffered() int {
-	return r.end - r.start + r.pending
-}
-
 // fill reads once into the empty buffer.
 func (r *Reader) fill() {
 	for range maxEmptyReads {

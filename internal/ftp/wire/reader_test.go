@@ -183,9 +183,6 @@ func TestReadLineErrorResumes(t *testing.T) {
 	if _, err := r.ReadLine(); err != errTimeout {
 		t.Fatalf("ReadLine = %v, want the read error", err)
 	}
-	if n := r.Buffered(); n != 2 {
-		t.Errorf("Buffered with partial line = %d, want 2", n)
-	}
 	if line, err := r.ReadLine(); line != "NOOP" || err != nil {
 		t.Fatalf("ReadLine after error = %q, %v; want NOOP", line, err)
 	}
@@ -211,33 +208,6 @@ func (zeroReader) Read([]byte) (int, error) { return 0, nil }
 func TestReadLineNoProgress(t *testing.T) {
 	if _, err := NewReader(zeroReader{}, 10).ReadLine(); err != io.ErrNoProgress {
 		t.Errorf("ReadLine = %v, want io.ErrNoProgress", err)
-	}
-}
-
-func TestBuffered(t *testing.T) {
-	// RFC 4217: the engine refuses AUTH TLS when commands were pipelined
-	// behind it in clear text.
-	r := NewReader(strings.NewReader("AUTH TLS\r\n"), 100)
-	if n := r.Buffered(); n != 0 {
-		t.Errorf("Buffered before reading = %d, want 0", n)
-	}
-	if line, _ := r.ReadLine(); line != "AUTH TLS" {
-		t.Fatalf("ReadLine = %q", line)
-	}
-	if n := r.Buffered(); n != 0 {
-		t.Errorf("Buffered after the only line = %d, want 0", n)
-	}
-
-	r = NewReader(strings.NewReader("AUTH TLS\r\nUSER x\r\n"), 100)
-	r.ReadLine()
-	if n := r.Buffered(); n != len("USER x\r\n") {
-		t.Errorf("Buffered with a pipelined command = %d, want %d", n, len("USER x\r\n"))
-	}
-
-	r = NewReader(strings.NewReader("AUTH TLS\r\n\xff\xf1"), 100)
-	r.ReadLine()
-	if n := r.Buffered(); n != 2 {
-		t.Errorf("Buffered with trailing Telnet bytes = %d, want 2", n)
 	}
 }
 
