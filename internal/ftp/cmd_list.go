@@ -39,16 +39,10 @@ type lister struct {
 	format listFormat
 	facts  wire.Facts
 	perm   func(p vpath.Path, isDir bool) string
-	// uniform is set when every entry of the listed directory gets the
-	// same perm fact (no rule or pattern tells them apart): it is computed
-	// once per kind instead of once per entry.
-	uniform   bool
-	permCache [2]string // file, dir; valid when set
-	permSet   [2]bool
-	hidden    func(name string) bool
-	empty     bool // a drop box: the directory's entries are not shown
-	now       time.Time
-	buf       []byte
+	hidden func(name string) bool
+	empty  bool // a drop box: the directory's entries are not shown
+	now    time.Time
+	buf    []byte
 }
 
 func (s *session) newLister(format listFormat) *lister {
@@ -86,7 +80,7 @@ func (l *lister) entry(fi fs.FileInfo, self vpath.Path, name, mlsType string) {
 		}
 		l.buf = wire.AppendFacts(l.buf, wire.Entry{
 			Name: name, Info: fi, Type: mlsType,
-			Perm: l.permOf(self, fi.IsDir(), mlsType == ""), Unique: uniqueFact(fi),
+			Perm: l.perm(self, fi.IsDir()), Unique: uniqueFact(fi),
 		}, l.facts)
 	}
 	l.buf = append(l.buf, '\r', '\n')
@@ -177,9 +171,6 @@ func (s *session) list(arg string, format listFormat, verb string) {
 	}
 	l := s.newLister(format)
 	l.empty = s.inDropBox(p)
-	if format == formatMLSD && s.uniformChildren(p) {
-		l.uniform = true
-	}
 	timeout := s.srv.Config.DataTimeout.Duration
 	ascii := "ASCII"
 	s.startTransfer(verb, p.String(), "list", "Here comes the directory listing ("+ascii+" mode).", func(ctx context.Context, c net.Conn) (int64, error) {
@@ -341,35 +332,4 @@ func uniqueFact(fi fs.FileInfo) string {
 // contents are not shown.
 func (s *session) inDropBox(p vpath.Path) bool {
 	return s.anon && s.srv.dropBox != nil && p.Within(*s.srv.dropBox)
-}
-
-// permOf returns the perm fact of an entry, from the cache when the listed
-// directory's children cannot differ (child is false for cdir).
-func (l *lister) permOf(p vpath.Path, isDir, child bool) string {
-	if !l.uniform || !child {
-		return l.perm(p, isDir)
-	}
-	k := 0
-	if isDir {
-		k = 1
-	}
-	if !l.permSet[k] {
-		l.permCache[k], l.permSet[k] = l.perm(p, isDir), true
-	}
-	return l.permCache[k]
-}
-
-// uniformChildren reports whether the permission verbs are the same for
-// every child of dir: no rule names a path below it and no upload pattern
-// singles out names.
-func (s *session) uniformChildren(dir vpath.Path) bool {
-	if s.anon || len(s.srv.access.denyUpload) > 0 {
-		return false
-	}
-	for _, r := range s.rules {
-		if p, err := vpath.Resolve(vpath.Root(), r.Path); err == nil && p != dir && p.Within(dir) {
-			return false
-		}
-	}
-	return true
 }
