@@ -17,24 +17,25 @@ import (
 // failedLoginDelay slows password guessing on one connection.
 const failedLoginDelay = time.Second
 
-func (s *session) cmdUSER(arg string) {
+func (s *session) cmdUSER(r *request) error {
+	arg := r.arg
 	if s.user != nil {
 		s.reply(530, "Already logged in; use REIN to change user.")
-		return
+		return nil
 	}
 	if err := vpath.Check(arg); err != nil || len(arg) > 256 {
 		s.reply(501, "Invalid user name.")
-		return
+		return nil
 	}
 	s.userName = arg
 	if !s.tlsOn && s.controlTLSRequired() {
 		s.userName = ""
 		s.reply(530, "TLS required on the control connection: use AUTH TLS first.")
-		return
+		return nil
 	}
 	if isAnonymous(arg) {
 		s.reply(331, "Anonymous login ok, send your complete e-mail address as password.")
-		return
+		return nil
 	}
 	if u := s.certUser(arg); u != nil {
 		// RFC 2228 §3: 232, logged in by the security exchange.
@@ -42,9 +43,10 @@ func (s *session) cmdUSER(arg string) {
 			s.log.Info("login", "user", u.Name, "result", "ok", "method", "certificate")
 			s.reply(232, "User logged in, authorized by client certificate.")
 		}
-		return
+		return nil
 	}
 	s.reply(331, "Please specify the password.")
+	return nil
 }
 
 // certUser returns the account a verified client certificate logs in
@@ -92,28 +94,29 @@ func (s *session) certNames(name string) bool {
 	return false
 }
 
-func (s *session) cmdPASS(arg string) {
+func (s *session) cmdPASS(r *request) error {
+	arg := r.arg
 	switch {
 	case s.user != nil:
 		s.reply(230, "Already logged in.")
-		return
+		return nil
 	case s.userName == "":
 		s.reply(503, "Login with USER first.")
-		return
+		return nil
 	}
 	name := s.userName
 	if isAnonymous(name) {
 		if !s.srv.Config.Anonymous {
 			s.loginFailed(name, "anonymous logins are disabled", EventFailedLogin)
-			return
+			return nil
 		}
 		root := filepath.Join(s.srv.Config.Data, "public")
 		if !s.startSession(&users.User{Name: "anonymous", Home: root}, true) {
-			return
+			return nil
 		}
 		s.log.Info("login", "user", "anonymous", "password", sanitizeEmail(arg), "result", "ok")
 		s.reply(230, "Anonymous access granted, restrictions apply.")
-		return
+		return nil
 	}
 	u, err := s.srv.Auth.Authenticate(context.Background(), name, arg)
 	if err != nil {
@@ -122,23 +125,24 @@ func (s *session) cmdPASS(arg string) {
 			s.log.Error("user store failed", "user", name, "err", err)
 			s.reply(421, "Service not available: user database error.")
 			s.closing = true
-			return
+			return nil
 		}
 		s.loginFailed(name, err.Error(), EventFailedLogin)
-		return
+		return nil
 	}
 	if !s.tlsOn && (u.TLSRequired == "control" || u.TLSRequired == "all") {
 		s.loginFailed(name, "user requires TLS", EventFailedLogin)
-		return
+		return nil
 	}
 	if u.CertRequired && !s.certNames(u.Name) {
 		s.loginFailed(name, "user requires a client certificate", EventFailedLogin)
-		return
+		return nil
 	}
 	if s.admitUser(u) {
 		s.log.Info("login", "user", name, "result", "ok")
 		s.reply(230, "Login successful.")
 	}
+	return nil
 }
 
 // admitUser applies the per-user session limit and starts the session.
@@ -216,17 +220,18 @@ func sanitizeEmail(p string) string {
 	return p
 }
 
-func (s *session) cmdACCT(string) {
+func (s *session) cmdACCT(r *request) error {
 	if s.user == nil {
 		s.reply(503, "Login with USER and PASS first.")
-		return
+		return nil
 	}
 	s.reply(202, "ACCT not needed.")
+	return nil
 }
 
 // cmdREIN returns the session to its state just after connect (RFC 959
 // §4.1.1), keeping the TLS layer of the control connection.
-func (s *session) cmdREIN(string) {
+func (s *session) cmdREIN(r *request) error {
 	s.closePassive()
 	s.logout()
 	s.userName, s.activeSet, s.rest, s.renameFrom = "", false, 0, nil
@@ -234,10 +239,11 @@ func (s *session) cmdREIN(string) {
 	s.loginBy = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
 	s.deadline = s.loginBy
 	s.reply(220, s.srv.Config.Banner)
+	return nil
 }
 
 // cmdQUIT lets a running transfer finish and answer first (RFC 959 §4.1.1).
-func (s *session) cmdQUIT(string) {
+func (s *session) cmdQUIT(r *request) error {
 	if t := s.xfer; t != nil {
 		for ev := range t.events {
 			s.transferEvent(ev)
@@ -248,4 +254,5 @@ func (s *session) cmdQUIT(string) {
 	}
 	s.reply(221, "Goodbye.")
 	s.closing = true
+	return nil
 }

@@ -8,22 +8,23 @@ import (
 )
 
 // cmdPASV opens a passive listener (RFC 959 §4.1.2); IPv4 only.
-func (s *session) cmdPASV(string) {
+func (s *session) cmdPASV(r *request) error {
 	if s.epsvAll {
 		s.reply(503, "EPSV ALL in effect: only EPSV is allowed.")
-		return
+		return nil
 	}
 	adv := s.pasvAddress()
 	if !adv.Is4() {
 		s.reply(522, "PASV needs IPv4; use EPSV.")
-		return
+		return nil
 	}
 	p, err := s.openPassive()
 	if err != nil {
 		s.fail(err, "PASV")
-		return
+		return nil
 	}
 	s.reply(227, "Entering Passive Mode ("+wire.FormatPASV(netip.AddrPortFrom(adv, p.port()))+").")
+	return nil
 }
 
 // pasvAddress is the address advertised by PASV: the configured public host
@@ -36,53 +37,59 @@ func (s *session) pasvAddress() netip.Addr {
 }
 
 // cmdEPSV opens a passive listener and answers with its port only (RFC 2428 §3).
-func (s *session) cmdEPSV(arg string) {
+func (s *session) cmdEPSV(r *request) error {
+	arg := r.arg
 	a, err := wire.ParseEPSV(arg)
 	switch {
 	case errors.Is(err, wire.ErrEPSVProto):
 		s.reply(522, "Network protocol not supported, use (1,2).")
-		return
+		return nil
 	case err != nil:
 		s.reply(501, "Syntax error in EPSV.")
-		return
+		return nil
 	case a == wire.EPSVAll:
 		s.epsvAll = true
 		s.closePassive()
 		s.activeSet = false
 		s.reply(200, "EPSV ALL ok.")
-		return
+		return nil
 	case a == wire.EPSV4 && !s.local.Addr().Is4(), a == wire.EPSV6 && s.local.Addr().Is4():
 		s.reply(522, "Network protocol not supported on this connection, use ("+map[bool]string{true: "1", false: "2"}[s.local.Addr().Is4()]+").")
-		return
+		return nil
 	}
 	p, err := s.openPassive()
 	if err != nil {
 		s.fail(err, "EPSV")
-		return
+		return nil
 	}
 	s.reply(229, "Entering Extended Passive Mode "+wire.FormatEPSV(p.port())+".")
+	return nil
 }
 
-func (s *session) cmdPORT(arg string) {
+func (s *session) cmdPORT(r *request) error {
+	arg := r.arg
 	ap, err := wire.ParsePORT(arg)
 	if err != nil {
 		s.reply(501, "Syntax error in PORT.")
-		return
+		return nil
 	}
 	s.setActive(ap)
+	return nil
 }
 
-func (s *session) cmdEPRT(arg string) {
+func (s *session) cmdEPRT(r *request) error {
+	arg := r.arg
 	ap, err := wire.ParseEPRT(arg)
 	if errors.Is(err, wire.ErrEPSVProto) {
 		s.reply(522, "Network protocol not supported, use (1,2).")
-		return
+		return nil
 	}
 	if err != nil {
 		s.reply(501, "Syntax error in EPRT.")
-		return
+		return nil
 	}
 	s.setActive(ap)
+	return nil
 }
 
 // setActive accepts an active-mode target only on the client's own address

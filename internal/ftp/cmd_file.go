@@ -2,18 +2,14 @@ package ftp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
-	"io/fs"
 	"net"
 	"strconv"
 	"strings"
 
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 func (s *session) typeName() string {
@@ -23,33 +19,18 @@ func (s *session) typeName() string {
 	return "BINARY"
 }
 
-func (s *session) cmdRETR(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbDownload, p)
-	}
-	var f storage.File
-	var size int64 = -1
-	if err == nil {
-		f, err = s.fs.Open(s.ctx(), p.Rel(), s.rest)
-	}
+func (s *session) cmdRETR(r *request) error {
+	p := r.path
+	f, err := s.fs.Open(s.ctx(), p.Rel(), s.rest)
 	if err != nil {
-		s.rest = 0
-		s.abandonData()
-		s.fail(err, "RETR")
-		return
+		return err
 	}
-	if fi, err := s.fs.Stat(s.ctx(), p.Rel()); err == nil {
-		size = fi.Size() - s.rest
-	}
-	note := "Opening " + s.typeName() + " mode data connection for " + p.Base()
-	if size >= 0 {
-		note += " (" + strconv.FormatInt(size, 10) + " bytes)"
-	}
+	note := "Opening " + s.typeName() + " mode data connection for " + p.Base() +
+		" (" + strconv.FormatInt(r.info.Size()-s.rest, 10) + " bytes)."
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.srv.Config.DataTimeout.Duration
 	lim := s.limits(s.srv.down, s.ustate.down)
-	s.startTransfer("RETR", p.String(), "download", note+".", func(ctx context.Context, c net.Conn) (int64, error) {
+	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var src io.Reader = f
 		if of, ok := f.(storage.OSFiler); ok {
 			src = of.OSFile() // lets the kernel send the file (sendfile)
@@ -59,6 +40,7 @@ func (s *session) cmdRETR(arg string) {
 		}
 		return copyOut(ctx, c, src, timeout, lim)
 	}, func(err error) error { f.Close(); return err })
+	return nil
 }
 
 // abandonData closes a prepared data channel that a failed command will not use.
@@ -67,36 +49,24 @@ func (s *session) abandonData() {
 	s.activeSet = false
 }
 
-func (s *session) cmdSTOR(arg string) { s.store(arg, "STOR", false) }
-func (s *session) cmdAPPE(arg string) { s.store(arg, "APPE", true) }
+func (s *session) cmdSTOR(r *request) error { return s.store(r, false, false) }
+func (s *session) cmdAPPE(r *request) error { return s.store(r, true, false) }
 
 // cmdSTOU stores under a new unique name (RFC 959 §4.1.3; RFC 1123 §4.1.2.9
-// gives the 150 text form "FILE: name").
-func (s *session) cmdSTOU(arg string) {
-	base := "ferry"
-	if arg != "" {
-		if p, err := s.resolve(arg); err == nil {
-			base = p.Base()
-		}
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
+// gives the 150 text form "FILE: name"): the row picked the name.
+func (s *session) cmdSTOU(r *request) error {
 	s.rest = 0 // a new file has nothing to resume
-	s.storeAs(base+"."+hex.EncodeToString(rnd[:]), "STOU", false, true)
+	return s.store(r, false, true)
 }
 
-func (s *session) store(arg, verb string, appendMode bool) {
-	s.storeAs(arg, verb, appendMode, false)
-}
-
-func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
-	p, err := s.resolve(arg)
-	var old int64 = -1 // size of the file replaced or extended; -1: new file
-	if err == nil {
-		old, err = s.checkUpload(p, appendMode || s.rest > 0)
+func (s *session) store(r *request, appendMode, unique bool) error {
+	p, verb := r.path, r.verb
+	old, err := s.uploadCheck(r, appendMode)
+	if err != nil {
+		return err
 	}
-	if err == nil && old < 0 && s.user.QuotaFiles > 0 && s.ustate.files.Load() >= s.user.QuotaFiles {
-		err = reply(552, "File quota exceeded.")
+	if old < 0 && s.user.QuotaFiles > 0 && s.ustate.files.Load() >= s.user.QuotaFiles {
+		return reply(552, "File quota exceeded.")
 	}
 	inPlace := appendMode || s.rest > 0 || unique
 	// replaced is what the upload removes from the quota use at once
@@ -109,20 +79,14 @@ func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 	default:
 		replaced = old
 	}
-	var up storage.Upload
-	if err == nil {
-		up, err = s.fs.Create(s.ctx(), p.Rel(), storage.CreateOptions{
-			Offset:    s.rest,
-			Append:    appendMode,
-			Exclusive: unique,
-			Perm:      0o666 &^ s.srv.Config.FileUmaskBits(),
-		})
-	}
+	up, err := s.fs.Create(s.ctx(), p.Rel(), storage.CreateOptions{
+		Offset:    s.rest,
+		Append:    appendMode,
+		Exclusive: unique,
+		Perm:      0o666 &^ s.srv.Config.FileUmaskBits(),
+	})
 	if err != nil {
-		s.rest = 0
-		s.abandonData()
-		s.fail(err, verb)
-		return
+		return err
 	}
 	note := "Ok to send data."
 	if unique {
@@ -191,6 +155,7 @@ func (s *session) storeAs(arg, verb string, appendMode, unique bool) {
 		st.bytes.Add(-written)
 		return err
 	})
+	return nil
 }
 
 // errControlGone is an upload whose client closed the control connection
@@ -220,201 +185,115 @@ func (s *session) limits(ls ...*rateLimiter) limits {
 	return out
 }
 
-// checkUpload applies the permission verbs of an upload to p and returns
-// the size of the existing file, or -1 when there is none.
-func (s *session) checkUpload(p vpath.Path, inPlace bool) (int64, error) {
-	if err := s.allow(verbUpload, p); err != nil {
-		return -1, err
-	}
-	fi, err := s.fs.Stat(s.ctx(), p.Rel())
+// uploadCheck applies the finer upload verbs once the row has checked
+// upload and looked the target up, and returns the size of the existing
+// file, or -1 when there is none. Replacing a file needs overwrite; writing
+// at an offset (APPE, REST) needs append.
+func (s *session) uploadCheck(r *request, appendMode bool) (int64, error) {
+	fi := r.info
 	switch {
-	case err == nil && fi.IsDir():
+	case fi != nil && fi.IsDir():
 		return -1, storage.ErrIsDir
-	case err == nil && inPlace:
-		return fi.Size(), s.allow(verbAppend, p)
-	case err == nil:
-		return fi.Size(), s.allow(verbOverwrite, p)
-	case errors.Is(err, fs.ErrNotExist):
+	case fi == nil:
 		return -1, nil
+	case appendMode || s.rest > 0:
+		return fi.Size(), s.allow(verbAppend, r.path)
 	}
-	return -1, err
+	return fi.Size(), s.allow(verbOverwrite, r.path)
 }
 
-func (s *session) cmdREST(arg string) {
-	n, err := strconv.ParseInt(strings.TrimSpace(arg), 10, 64)
+func (s *session) cmdREST(r *request) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(r.arg), 10, 64)
 	if err != nil || n < 0 {
-		s.reply(501, "REST needs a non-negative byte offset.")
-		return
+		return reply(501, "REST needs a non-negative byte offset.")
 	}
 	if n > 0 && s.typ == wire.TypeASCII {
-		s.reply(504, "REST is only supported in binary mode (TYPE I).")
-		return
+		return reply(504, "REST is only supported in binary mode (TYPE I).")
 	}
 	s.rest = n
 	s.reply(350, "Restarting at "+strconv.FormatInt(n, 10)+". Send STOR or RETR.")
+	return nil
 }
 
-func (s *session) cmdALLO(arg string) {
-	f := strings.Fields(arg)
+func (s *session) cmdALLO(r *request) error {
+	f := strings.Fields(r.arg)
 	if len(f) == 0 || len(f) > 3 {
-		s.reply(501, "Syntax error in ALLO.")
-		return
+		return reply(501, "Syntax error in ALLO.")
 	}
 	if _, err := strconv.ParseUint(f[0], 10, 63); err != nil {
-		s.reply(501, "ALLO needs a byte count.")
-		return
+		return reply(501, "ALLO needs a byte count.")
 	}
 	s.reply(202, "No storage allocation necessary.")
+	return nil
 }
 
-func (s *session) cmdDELE(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbDelete, p)
+func (s *session) cmdDELE(r *request) error {
+	if err := s.fs.Remove(s.ctx(), r.path.Rel()); err != nil {
+		return err
 	}
-	var fi fs.FileInfo
-	if err == nil {
-		fi, err = s.fs.Stat(s.ctx(), p.Rel())
-	}
-	if err == nil {
-		err = s.fs.Remove(s.ctx(), p.Rel())
-	}
-	if err != nil {
-		s.fail(err, "DELE")
-		return
-	}
-	s.ustate.bytes.Add(-fi.Size())
+	s.ustate.bytes.Add(-r.info.Size())
 	s.ustate.files.Add(-1)
 	s.reply(250, "File deleted.")
+	return nil
 }
 
-func (s *session) cmdRNFR(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil && p.IsRoot() {
-		err = errDenied
-	}
-	if err == nil {
-		err = s.allow(verbRename, p)
-	}
-	if err == nil {
-		_, err = s.fs.Stat(s.ctx(), p.Rel())
-	}
-	if err != nil {
-		s.fail(err, "RNFR")
-		return
-	}
-	s.renameFrom = &p
+func (s *session) cmdRNFR(r *request) error {
+	s.renameFrom = &r.path
 	s.reply(350, "Ready for RNTO.")
+	return nil
 }
 
-func (s *session) cmdRNTO(arg string) {
-	from := s.renameFrom
+func (s *session) cmdRNTO(r *request) error {
+	from, p := s.renameFrom, r.path
 	s.renameFrom = nil
-	if from == nil {
-		s.reply(503, "RNFR required first.")
-		return
+	switch {
+	case from == nil:
+		return reply(503, "RNFR required first.")
+	case p.IsRoot() || p.Within(*from) && p != *from:
+		return reply(553, "Cannot move a directory into itself.")
 	}
-	p, err := s.resolve(arg)
-	if err == nil && (p.IsRoot() || p.Within(*from) && p != *from) {
-		err = reply(553, "Cannot move a directory into itself.")
-	}
-	if err == nil {
-		err = s.allow(verbRename, p)
-	}
-	if err == nil && p.Base() != from.Base() {
-		err = s.uploadName(p)
-	}
-	if err == nil {
-		if _, serr := s.fs.Stat(s.ctx(), p.Rel()); serr == nil && p != *from {
-			err = s.allow(verbOverwrite, p)
+	if p.Base() != from.Base() {
+		if err := s.uploadName(p); err != nil {
+			return err
 		}
 	}
-	if err == nil {
-		err = s.fs.Rename(s.ctx(), from.Rel(), p.Rel())
+	if r.info != nil && p != *from {
+		if err := s.allow(verbOverwrite, p); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		s.fail(err, "RNTO")
-		return
+	if err := s.fs.Rename(s.ctx(), from.Rel(), p.Rel()); err != nil {
+		return err
 	}
 	s.log.Info("rename", "user", s.userName, "from", from.String(), "path", p.String())
 	s.reply(250, "Rename successful.")
+	return nil
 }
 
-func (s *session) cmdSIZE(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbList, p)
-	}
-	var fi fs.FileInfo
-	if err == nil {
-		fi, err = s.fs.Stat(s.ctx(), p.Rel())
-	}
-	if err == nil && !fi.Mode().IsRegular() {
-		err = reply(550, "Not a regular file.")
-	}
-	if err != nil {
-		s.fail(err, "SIZE")
-		return
-	}
+func (s *session) cmdSIZE(r *request) error {
 	// RFC 3659 §4: in ASCII mode SIZE would be the converted size; like most
 	// servers we report the stored size in both types.
-	s.reply(213, strconv.FormatInt(fi.Size(), 10))
+	s.reply(213, strconv.FormatInt(r.info.Size(), 10))
+	return nil
 }
 
-func (s *session) cmdMDTM(arg string) {
-	// Some clients send "MDTM YYYYMMDDHHMMSS path" to set the time.
-	if ts, rest, ok := strings.Cut(arg, " "); ok && len(ts) >= 14 && isAllDigits(ts[:14]) {
-		if _, err := wire.ParseTime(ts); err == nil {
-			if p, err := s.resolve(rest); err == nil {
-				if _, err := s.fs.Stat(s.ctx(), p.Rel()); err == nil {
-					s.cmdMFMT(arg)
-					return
-				}
-			}
-		}
+// cmdMDTM reports a file's modification time (RFC 3659 §3). Some clients
+// send "MDTM YYYYMMDDHHMMSS path" to set it: the row then treats it as MFMT.
+func (s *session) cmdMDTM(r *request) error {
+	if r.setTime {
+		return s.cmdMFMT(r)
 	}
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbList, p)
-	}
-	var fi fs.FileInfo
-	if err == nil {
-		fi, err = s.fs.Stat(s.ctx(), p.Rel())
-	}
-	if err == nil && fi.IsDir() {
-		err = reply(550, "Not a regular file.")
-	}
-	if err != nil {
-		s.fail(err, "MDTM")
-		return
-	}
-	s.reply(213, string(wire.AppendTime(nil, fi.ModTime())))
+	s.reply(213, string(wire.AppendTime(nil, r.info.ModTime())))
+	return nil
 }
 
 // cmdMFMT sets a file's modification time (draft-somers-ftp-mfxx).
-func (s *session) cmdMFMT(arg string) {
-	ts, name, ok := strings.Cut(arg, " ")
-	if !ok || name == "" {
-		s.reply(501, "Syntax: MFMT YYYYMMDDHHMMSS path.")
-		return
+func (s *session) cmdMFMT(r *request) error {
+	if err := s.fs.Chtimes(s.ctx(), r.path.Rel(), r.mtime); err != nil {
+		return err
 	}
-	t, err := wire.ParseTime(ts)
-	if err != nil {
-		s.reply(501, "Invalid time value.")
-		return
-	}
-	p, err := s.resolve(name)
-	if err == nil {
-		err = s.allow(verbChmod, p)
-	}
-	if err == nil {
-		err = s.fs.Chtimes(s.ctx(), p.Rel(), t)
-	}
-	if err != nil {
-		s.fail(err, "MFMT")
-		return
-	}
-	s.reply(213, "Modify="+string(wire.AppendTime(nil, t))+"; "+p.Base())
+	s.reply(213, "Modify="+string(wire.AppendTime(nil, r.mtime))+"; "+r.path.Base())
+	return nil
 }
 
 func isAllDigits(s string) bool {

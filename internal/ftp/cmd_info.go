@@ -4,34 +4,40 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/ferryftp/ferry/internal/access"
+
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 )
 
-func (s *session) cmdSYST(string) { s.reply(215, "UNIX Type: L8") }
-func (s *session) cmdNOOP(string) { s.reply(200, "NOOP ok.") }
+func (s *session) cmdSYST(*request) error { s.reply(215, "UNIX Type: L8"); return nil }
+func (s *session) cmdNOOP(*request) error { s.reply(200, "NOOP ok."); return nil }
 
-func (s *session) cmdHELP(arg string) {
+func (s *session) cmdHELP(r *request) error {
+	arg := r.arg
 	if arg == "" {
 		s.reply(214, helpText())
-		return
+		return nil
 	}
 	verb, _ := wire.Split(arg)
 	if c := commands[verb]; c != nil {
 		s.reply(214, "Syntax: "+c.help)
-		return
+		return nil
 	}
 	s.reply(502, "Unknown command "+verb+".")
+	return nil
 }
 
-func (s *session) cmdFEAT(string) {
+func (s *session) cmdFEAT(r *request) error {
 	s.reply(211, "Features:\n"+strings.Join(s.featLines(), "\n")+"\nEnd")
+	return nil
 }
 
 func (s *session) featFacts() string { return wire.FeatFacts(s.facts) }
 
 // cmdOPTS handles OPTS UTF8 (RFC 2640; names are always UTF-8, so ON is a
 // no-op and OFF is refused) and OPTS MLST (RFC 3659 §7.9).
-func (s *session) cmdOPTS(arg string) {
+func (s *session) cmdOPTS(r *request) error {
+	arg := r.arg
 	name, value, _ := strings.Cut(arg, " ")
 	switch strings.ToUpper(name) {
 	case "UTF8", "UTF-8":
@@ -50,24 +56,28 @@ func (s *session) cmdOPTS(arg string) {
 	default:
 		s.reply(501, "Option not understood.")
 	}
+	return nil
 }
 
 // cmdHOST selects a virtual host before login (RFC 7151). Ferry serves one
 // host, so any valid name is accepted; after login it is out of sequence.
-func (s *session) cmdHOST(arg string) {
+func (s *session) cmdHOST(r *request) error {
+	arg := r.arg
 	if s.user != nil || s.userName != "" {
 		s.reply(503, "HOST must come before USER.")
-		return
+		return nil
 	}
 	if strings.ContainsAny(arg, " /\\") || len(arg) > 255 {
 		s.reply(501, "Invalid host name.")
-		return
+		return nil
 	}
 	s.host = arg
 	s.reply(220, "Host accepted.")
+	return nil
 }
 
-func (s *session) cmdTYPE(arg string) {
+func (s *session) cmdTYPE(r *request) error {
+	arg := r.arg
 	t, err := wire.ParseType(arg)
 	switch {
 	case errors.Is(err, wire.ErrNotImplemented):
@@ -82,9 +92,11 @@ func (s *session) cmdTYPE(arg string) {
 			s.reply(200, "Switching to Binary mode.")
 		}
 	}
+	return nil
 }
 
-func (s *session) cmdSTRU(arg string) {
+func (s *session) cmdSTRU(r *request) error {
+	arg := r.arg
 	switch strings.ToUpper(strings.TrimSpace(arg)) {
 	case "F":
 		s.reply(200, "Structure set to F.")
@@ -93,9 +105,11 @@ func (s *session) cmdSTRU(arg string) {
 	default:
 		s.reply(501, "Syntax error in STRU.")
 	}
+	return nil
 }
 
-func (s *session) cmdMODE(arg string) {
+func (s *session) cmdMODE(r *request) error {
+	arg := r.arg
 	switch strings.ToUpper(strings.TrimSpace(arg)) {
 	case "S":
 		s.reply(200, "Mode set to S.")
@@ -104,37 +118,37 @@ func (s *session) cmdMODE(arg string) {
 	default:
 		s.reply(501, "Syntax error in MODE.")
 	}
+	return nil
 }
 
-// cmdSITE handles SITE HELP and SITE CHMOD.
-func (s *session) cmdSITE(arg string) {
-	sub, rest, _ := strings.Cut(arg, " ")
-	switch strings.ToUpper(sub) {
-	case "HELP":
-		s.reply(214, "SITE commands: CHMOD HELP\nHelp OK.")
-	case "CHMOD":
-		mode, name, err := wire.ParseChmod(rest)
-		if errors.Is(err, wire.ErrSpecialBits) {
-			s.reply(550, "SITE CHMOD: setuid, setgid and sticky bits are not allowed.")
-			return
-		}
-		if err != nil || name == "" {
-			s.reply(501, "Syntax: SITE CHMOD <octal mode> <path>.")
-			return
-		}
-		p, err := s.resolve(name)
-		if err == nil {
-			err = s.allow(verbChmod, p)
-		}
-		if err == nil {
-			err = s.fs.Chmod(s.ctx(), p.Rel(), mode)
-		}
-		if err != nil {
-			s.fail(err, "SITE CHMOD")
-			return
-		}
-		s.reply(200, "SITE CHMOD command ok.")
-	default:
-		s.reply(500, "Unknown SITE command.")
+// siteCommands is the SITE sub-table: its rows follow the rules of the
+// main table (path, verb, stat), applied by the same dispatcher.
+var siteCommands = map[string]*command{
+	"HELP":  {handler: (*session).cmdSiteHELP, help: "SITE HELP"},
+	"CHMOD": {handler: (*session).cmdSiteCHMOD, path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
+}
+
+// cmdSITE dispatches a SITE subcommand through its row.
+func (s *session) cmdSITE(r *request) error {
+	sub, rest, _ := strings.Cut(r.arg, " ")
+	sub = strings.ToUpper(sub)
+	c := siteCommands[sub]
+	if c == nil {
+		return reply(500, "Unknown SITE command.")
 	}
+	s.run(c, "SITE "+sub, rest)
+	return nil
+}
+
+func (s *session) cmdSiteHELP(*request) error {
+	s.reply(214, "SITE commands: CHMOD HELP\nHelp OK.")
+	return nil
+}
+
+func (s *session) cmdSiteCHMOD(r *request) error {
+	if err := s.fs.Chmod(s.ctx(), r.path.Rel(), r.mode); err != nil {
+		return err
+	}
+	s.reply(200, "SITE CHMOD command ok.")
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/vpath"
@@ -29,9 +30,9 @@ const (
 	formatMLSD
 )
 
-func (s *session) cmdLIST(arg string) { s.list(arg, formatLIST, "LIST") }
-func (s *session) cmdNLST(arg string) { s.list(arg, formatNLST, "NLST") }
-func (s *session) cmdMLSD(arg string) { s.list(arg, formatMLSD, "MLSD") }
+func (s *session) cmdLIST(r *request) error { return s.list(r, formatLIST) }
+func (s *session) cmdNLST(r *request) error { return s.list(r, formatNLST) }
+func (s *session) cmdMLSD(r *request) error { return s.list(r, formatMLSD) }
 
 // lister renders directory entries in one of the listing formats.
 type lister struct {
@@ -147,27 +148,13 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 	}
 }
 
-func (s *session) list(arg string, format listFormat, verb string) {
-	if format != formatMLSD {
-		// ls-style flags are accepted and ignored: dot files are always
-		// shown, since hiding them (as vsftpd does) confuses mirrors.
-		arg, _ = wire.ParseListArgs(arg)
-	}
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbList, p)
-	}
-	if err == nil {
-		var fi fs.FileInfo
-		fi, err = s.fs.Stat(s.ctx(), p.Rel())
-		if err == nil && format == formatMLSD && !fi.IsDir() {
-			err = reply(501, "MLSD needs a directory; use MLST for a file.")
-		}
-	}
-	if err != nil {
-		s.abandonData()
-		s.fail(err, verb)
-		return
+// list sends the listing of the row's path (ls-style flags of LIST and
+// NLST are accepted and ignored by the row: dot files are always shown,
+// since hiding them, as vsftpd does, confuses mirrors).
+func (s *session) list(r *request, format listFormat) error {
+	p, verb := r.path, r.verb
+	if format == formatMLSD && !r.info.IsDir() {
+		return reply(501, "MLSD needs a directory; use MLST for a file.")
 	}
 	l := s.newLister(format)
 	l.empty = s.inDropBox(p)
@@ -182,6 +169,7 @@ func (s *session) list(arg string, format listFormat, verb string) {
 		}
 		return cw.n, err
 	}, nil)
+	return nil
 }
 
 // countingWriter counts listing bytes and keeps the write deadline fresh.
@@ -199,19 +187,8 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 }
 
 // cmdMLST describes one entry on the control connection (RFC 3659 §7.2).
-func (s *session) cmdMLST(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbList, p)
-	}
-	var fi fs.FileInfo
-	if err == nil {
-		fi, err = s.fs.Stat(s.ctx(), p.Rel())
-	}
-	if err != nil {
-		s.fail(err, "MLST")
-		return
-	}
+func (s *session) cmdMLST(r *request) error {
+	p, fi := r.path, r.info
 	typ := "file"
 	if fi.IsDir() {
 		typ = "dir"
@@ -220,51 +197,53 @@ func (s *session) cmdMLST(arg string) {
 		Name: p.String(), Info: fi, Type: typ, Perm: s.permFact(p, fi.IsDir()), Unique: uniqueFact(fi),
 	}, s.facts)
 	s.reply(250, "Listing "+p.String()+"\n"+string(line)+"\nEnd")
+	return nil
 }
+
+// statList is STAT with a path: a listing on the control connection,
+// under the same rules as LIST.
+var statList = &command{handler: (*session).statPath, path: pathList, verb: access.List, stat: statExists}
 
 // cmdSTAT without an argument reports the session; with a path it lists it
 // on the control connection (RFC 959 §4.1.3). During a transfer it reports
 // the transfer's progress.
-func (s *session) cmdSTAT(arg string) {
-	if arg == "" || s.xfer != nil || s.user == nil {
-		var b strings.Builder
-		b.WriteString("Ferry FTP server status:\n")
-		b.WriteString("Connected to " + s.remote.Addr().String() + "\n")
-		if s.user != nil {
-			b.WriteString("Logged in as " + s.user.Name + "\n")
-		} else {
-			b.WriteString("Not logged in\n")
-		}
-		b.WriteString("TYPE: " + s.typeName() + ", STRUcture: File, MODE: Stream\n")
-		if s.tlsOn {
-			b.WriteString("Control connection is protected by TLS\n")
-		}
-		if s.xfer != nil {
-			b.WriteString("Transfer in progress: " + s.xfer.verb + " " + s.xfer.path + "\n")
-		} else {
-			b.WriteString("No data connection\n")
-		}
-		b.WriteString("End of status")
-		s.reply(211, b.String())
-		return
+func (s *session) cmdSTAT(r *request) error {
+	if r.arg != "" && s.xfer == nil && s.user != nil {
+		s.run(statList, "STAT", r.arg)
+		return nil
 	}
-	path, _ := wire.ParseListArgs(arg)
-	p, err := s.resolve(path)
-	if err == nil {
-		err = s.allow(verbList, p)
+	var b strings.Builder
+	b.WriteString("Ferry FTP server status:\n")
+	b.WriteString("Connected to " + s.remote.Addr().String() + "\n")
+	if s.user != nil {
+		b.WriteString("Logged in as " + s.user.Name + "\n")
+	} else {
+		b.WriteString("Not logged in\n")
 	}
-	if err != nil {
-		s.fail(err, "STAT")
-		return
+	b.WriteString("TYPE: " + s.typeName() + ", STRUcture: File, MODE: Stream\n")
+	if s.tlsOn {
+		b.WriteString("Control connection is protected by TLS\n")
 	}
+	if s.xfer != nil {
+		b.WriteString("Transfer in progress: " + s.xfer.verb + " " + s.xfer.path + "\n")
+	} else {
+		b.WriteString("No data connection\n")
+	}
+	b.WriteString("End of status")
+	s.reply(211, b.String())
+	return nil
+}
+
+func (s *session) statPath(r *request) error {
+	p := r.path
 	var b strings.Builder
 	l := s.newLister(formatLIST)
 	l.empty = s.inDropBox(p)
 	if err := l.write(s.ctx(), &replyLines{&b}, p); err != nil {
-		s.fail(err, "STAT")
-		return
+		return err
 	}
 	s.reply(213, "Status of "+p.String()+":\n"+strings.TrimRight(b.String(), "\n")+"\nEnd of status")
+	return nil
 }
 
 // replyLines collects listing lines for a multi-line reply, dropping CRs.

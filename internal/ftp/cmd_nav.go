@@ -42,63 +42,30 @@ func (s *session) hiddenName(name string) bool {
 
 func (s *session) ctx() context.Context { return context.Background() }
 
-func (s *session) cmdPWD(string) {
+func (s *session) cmdPWD(*request) error {
 	s.reply(257, wire.QuotePath(s.cwd.String())+" is the current directory.")
+	return nil
 }
 
-func (s *session) cmdCWD(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbList, p)
-	}
-	if err == nil {
-		var fi fs.FileInfo
-		fi, err = s.fs.Stat(s.ctx(), p.Rel())
-		if err == nil && !fi.IsDir() {
-			err = storage.ErrNotDir
-		}
-	}
-	if err != nil {
-		s.fail(err, "CWD")
-		return
-	}
-	s.cwd = p
+// cmdCWD serves CWD, XCWD, CDUP and XCUP: the row resolved the directory.
+func (s *session) cmdCWD(r *request) error {
+	s.cwd = r.path
 	s.reply(250, "Directory successfully changed.")
+	return nil
 }
 
-func (s *session) cmdCDUP(string) {
-	s.cmdCWD("..")
+func (s *session) cmdMKD(r *request) error {
+	if err := s.fs.Mkdir(s.ctx(), r.path.Rel(), 0o777&^s.srv.Config.DirUmaskBits()); err != nil {
+		return err
+	}
+	s.reply(257, wire.QuotePath(r.path.String())+" created.")
+	return nil
 }
 
-func (s *session) cmdMKD(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil {
-		err = s.allow(verbMkdir, p)
-	}
-	if err == nil {
-		err = s.fs.Mkdir(s.ctx(), p.Rel(), 0o777&^s.srv.Config.DirUmaskBits())
-	}
-	if err != nil {
-		s.fail(err, "MKD")
-		return
-	}
-	s.reply(257, wire.QuotePath(p.String())+" created.")
-}
-
-func (s *session) cmdRMD(arg string) {
-	p, err := s.resolve(arg)
-	if err == nil && p.IsRoot() {
-		err = errDenied
-	}
-	if err == nil {
-		err = s.allow(verbRmdir, p)
-	}
-	if err == nil {
-		err = s.fs.RemoveDir(s.ctx(), p.Rel())
-	}
-	if err != nil {
-		s.fail(err, "RMD")
-		return
+func (s *session) cmdRMD(r *request) error {
+	if err := s.fs.RemoveDir(s.ctx(), r.path.Rel()); err != nil {
+		return err
 	}
 	s.reply(250, "Directory removed.")
+	return nil
 }

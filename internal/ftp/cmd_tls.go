@@ -156,18 +156,19 @@ func (s *session) reuseRequired() bool {
 }
 
 // cmdAUTH starts TLS on the control connection (RFC 2228 §3, RFC 4217 §4).
-func (s *session) cmdAUTH(arg string) {
+func (s *session) cmdAUTH(r *request) error {
+	arg := r.arg
 	mech := strings.ToUpper(strings.TrimSpace(arg))
 	switch {
 	case s.srv.tlsConfig == nil:
 		s.reply(502, "TLS is not configured.")
-		return
+		return nil
 	case mech != "TLS" && mech != "SSL" && mech != "TLS-C" && mech != "TLS-P":
 		s.reply(504, "Unsupported security mechanism; use AUTH TLS.")
-		return
+		return nil
 	case s.tlsOn:
 		s.reply(503, "TLS is already active.")
-		return
+		return nil
 	}
 	s.reply(234, "Proceed with TLS negotiation.")
 	tc := tls.Server(s.raw, s.controlTLSConfig())
@@ -177,7 +178,7 @@ func (s *session) cmdAUTH(arg string) {
 	if err != nil {
 		s.log.Info("TLS handshake failed", "err", err)
 		s.closing = true
-		return
+		return nil
 	}
 	s.conn = tc
 	s.resumeWith = tc
@@ -190,31 +191,35 @@ func (s *session) cmdAUTH(arg string) {
 	s.logout()
 	s.userName = ""
 	s.logTLS("control", tc.ConnectionState(), "")
+	return nil
 }
 
 // cmdPBSZ: only 0 makes sense for TLS (RFC 4217 §9).
-func (s *session) cmdPBSZ(arg string) {
+func (s *session) cmdPBSZ(r *request) error {
+	arg := r.arg
 	if !s.tlsOn {
 		s.reply(503, "PBSZ needs a protected control connection (AUTH TLS first).")
-		return
+		return nil
 	}
 	if strings.TrimSpace(arg) == "" || strings.Trim(arg, "0123456789") != "" {
 		s.reply(501, "Syntax error in PBSZ argument.")
-		return
+		return nil
 	}
 	s.pbsz = true
 	s.reply(200, "PBSZ=0")
+	return nil
 }
 
 // cmdPROT sets data channel protection (RFC 2228 §3, RFC 4217 §9).
-func (s *session) cmdPROT(arg string) {
+func (s *session) cmdPROT(r *request) error {
+	arg := r.arg
 	if !s.tlsOn {
 		s.reply(503, "PROT needs a protected control connection (AUTH TLS first).")
-		return
+		return nil
 	}
 	if !s.pbsz {
 		s.reply(503, "PBSZ must come before PROT.")
-		return
+		return nil
 	}
 	switch strings.ToUpper(strings.TrimSpace(arg)) {
 	case "P":
@@ -223,7 +228,7 @@ func (s *session) cmdPROT(arg string) {
 	case "C":
 		if s.dataTLSRequired() {
 			s.reply(534, "Policy requires protected data connections (PROT P).")
-			return
+			return nil
 		}
 		s.protP = false
 		s.reply(200, "Protection level set to Clear.")
@@ -232,11 +237,12 @@ func (s *session) cmdPROT(arg string) {
 	default:
 		s.reply(504, "Unknown protection level.")
 	}
+	return nil
 }
 
 // cmdCCC clears the control channel after login, for NAT helpers; refused
 // unless the operator enabled it.
-func (s *session) cmdCCC(string) {
+func (s *session) cmdCCC(r *request) error {
 	switch {
 	case !s.tlsOn:
 		s.reply(533, "Control connection is not protected.")
@@ -254,6 +260,7 @@ func (s *session) cmdCCC(string) {
 		s.resumeWith = &afterCCC{Conn: s.raw}
 		s.tlsOn = false
 	}
+	return nil
 }
 
 // skipCloseNotify consumes the client's close_notify record, read raw since

@@ -1,14 +1,25 @@
 package ftp
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/ftp/wire"
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // command is one row of the command table. The dispatcher enforces the rules
-// of the row, so handlers only do their own work.
+// of the row, so handlers only do their own work and return errors that
+// replyFor (errors.go) turns into replies.
 type command struct {
-	handler func(s *session, arg string)
+	handler func(s *session, r *request) error
 	// public commands work before login.
 	public bool
 	// preTLS commands are allowed before AUTH when TLS is required on the
@@ -20,10 +31,60 @@ type command struct {
 	midTransfer bool
 	// data commands open a data connection: PASV/EPSV/PORT/EPRT must come first.
 	data bool
+	// path says where the command's path comes from; pathNone for none.
+	path pathRule
+	// verb is the access verb checked on the path before anything reveals
+	// whether it exists (uploads check the finer verbs once they know).
+	verb access.Verb
+	// stat says whether the dispatcher looks the path up, and what it must be.
+	stat statRule
+	// notRoot refuses the user's root directory itself (RMD, RNFR, DELE).
+	notRoot bool
 	// feat is the line FEAT advertises for the command, if any.
 	feat string
 	// help is the one-line syntax shown by HELP CMD.
 	help string
+}
+
+// pathRule says how the dispatcher finds a command's path in its argument.
+type pathRule uint8
+
+const (
+	pathNone   pathRule = iota
+	pathArg             // the whole argument is a path
+	pathOpt             // an optional path; none means the current directory
+	pathList            // LIST/NLST/STAT: ls flags first, then an optional path
+	pathTime            // MFMT: "YYYYMMDDHHMMSS path"
+	pathMDTM            // MDTM: a path, or the set-time form "YYYYMMDDHHMMSS path"
+	pathChmod           // SITE CHMOD: "mode path"
+	pathUp              // CDUP: the parent of the current directory
+	pathUnique          // STOU: a new unique name in the current directory
+)
+
+// statRule says what the dispatcher requires of the path's entry.
+type statRule uint8
+
+const (
+	statNone   statRule = iota
+	statExists          // the entry must exist
+	statFile            // it must be a regular file
+	statNotDir          // it must exist and not be a directory
+	statDir             // it must be a directory
+	statMaybe           // look it up; a missing entry leaves r.info nil
+)
+
+// request is one command as the dispatcher hands it to the handler.
+type request struct {
+	verb string      // the command verb, upper case
+	arg  string      // the raw argument
+	path vpath.Path  // the resolved path, for rows with a path rule
+	info fs.FileInfo // the path's entry, for rows with a stat rule (nil: missing, statMaybe only)
+	// mtime is the time of MFMT and of MDTM's set-time form.
+	mtime time.Time
+	// setTime marks MDTM's set-time form.
+	setTime bool
+	// mode is the SITE CHMOD mode.
+	mode fs.FileMode
 }
 
 // commands is THE command table. FEAT and HELP are rendered from it.
@@ -37,10 +98,10 @@ func init() {
 		"ACCT": {handler: (*session).cmdACCT, public: true, argument: true, help: "ACCT <account>"},
 		"REIN": {handler: (*session).cmdREIN, public: true, preTLS: true, help: "REIN"},
 		"QUIT": {handler: (*session).cmdQUIT, public: true, preTLS: true, midTransfer: true, help: "QUIT"},
-		"CWD":  {handler: (*session).cmdCWD, help: "CWD <path>"},
-		"XCWD": {handler: (*session).cmdCWD, help: "XCWD <path>"},
-		"CDUP": {handler: (*session).cmdCDUP, help: "CDUP"},
-		"XCUP": {handler: (*session).cmdCDUP, help: "XCUP"},
+		"CWD":  {handler: (*session).cmdCWD, path: pathOpt, verb: access.List, stat: statDir, help: "CWD <path>"},
+		"XCWD": {handler: (*session).cmdCWD, path: pathOpt, verb: access.List, stat: statDir, help: "XCWD <path>"},
+		"CDUP": {handler: (*session).cmdCWD, path: pathUp, verb: access.List, stat: statDir, help: "CDUP"},
+		"XCUP": {handler: (*session).cmdCWD, path: pathUp, verb: access.List, stat: statDir, help: "XCUP"},
 		"SMNT": {handler: notImplemented, argument: true, help: "SMNT (not implemented)"},
 
 		// Transfer parameters (RFC 959 §4.1.2, RFC 2428).
@@ -53,24 +114,24 @@ func init() {
 		"MODE": {handler: (*session).cmdMODE, argument: true, help: "MODE S"},
 
 		// Service commands.
-		"RETR": {handler: (*session).cmdRETR, argument: true, data: true, help: "RETR <path>"},
-		"STOR": {handler: (*session).cmdSTOR, argument: true, data: true, help: "STOR <path>"},
-		"STOU": {handler: (*session).cmdSTOU, data: true, help: "STOU [<name>]"},
-		"APPE": {handler: (*session).cmdAPPE, argument: true, data: true, help: "APPE <path>"},
+		"RETR": {handler: (*session).cmdRETR, argument: true, data: true, path: pathArg, verb: access.Download, stat: statFile, help: "RETR <path>"},
+		"STOR": {handler: (*session).cmdSTOR, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, help: "STOR <path>"},
+		"STOU": {handler: (*session).cmdSTOU, data: true, path: pathUnique, verb: access.Upload, help: "STOU [<name>]"},
+		"APPE": {handler: (*session).cmdAPPE, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, help: "APPE <path>"},
 		"ALLO": {handler: (*session).cmdALLO, argument: true, help: "ALLO <bytes>"},
 		"REST": {handler: (*session).cmdREST, argument: true, feat: "REST STREAM", help: "REST <offset>"},
-		"RNFR": {handler: (*session).cmdRNFR, argument: true, help: "RNFR <path>"},
-		"RNTO": {handler: (*session).cmdRNTO, argument: true, help: "RNTO <path>"},
+		"RNFR": {handler: (*session).cmdRNFR, argument: true, path: pathArg, verb: access.Rename, stat: statExists, notRoot: true, help: "RNFR <path>"},
+		"RNTO": {handler: (*session).cmdRNTO, argument: true, path: pathArg, verb: access.Rename, stat: statMaybe, help: "RNTO <path>"},
 		"ABOR": {handler: (*session).cmdABOR, midTransfer: true, help: "ABOR"},
-		"DELE": {handler: (*session).cmdDELE, argument: true, help: "DELE <path>"},
-		"RMD":  {handler: (*session).cmdRMD, argument: true, help: "RMD <path>"},
-		"XRMD": {handler: (*session).cmdRMD, argument: true, help: "XRMD <path>"},
-		"MKD":  {handler: (*session).cmdMKD, argument: true, help: "MKD <path>"},
-		"XMKD": {handler: (*session).cmdMKD, argument: true, help: "XMKD <path>"},
+		"DELE": {handler: (*session).cmdDELE, argument: true, path: pathArg, verb: access.Delete, stat: statExists, notRoot: true, help: "DELE <path>"},
+		"RMD":  {handler: (*session).cmdRMD, argument: true, path: pathArg, verb: access.Rmdir, notRoot: true, help: "RMD <path>"},
+		"XRMD": {handler: (*session).cmdRMD, argument: true, path: pathArg, verb: access.Rmdir, notRoot: true, help: "XRMD <path>"},
+		"MKD":  {handler: (*session).cmdMKD, argument: true, path: pathArg, verb: access.Mkdir, help: "MKD <path>"},
+		"XMKD": {handler: (*session).cmdMKD, argument: true, path: pathArg, verb: access.Mkdir, help: "XMKD <path>"},
 		"PWD":  {handler: (*session).cmdPWD, help: "PWD"},
 		"XPWD": {handler: (*session).cmdPWD, help: "XPWD"},
-		"LIST": {handler: (*session).cmdLIST, data: true, help: "LIST [-la] [<path>]"},
-		"NLST": {handler: (*session).cmdNLST, data: true, help: "NLST [<path>]"},
+		"LIST": {handler: (*session).cmdLIST, data: true, path: pathList, verb: access.List, stat: statExists, help: "LIST [-la] [<path>]"},
+		"NLST": {handler: (*session).cmdNLST, data: true, path: pathList, verb: access.List, stat: statExists, help: "NLST [<path>]"},
 		"SITE": {handler: (*session).cmdSITE, argument: true, help: "SITE HELP|CHMOD <mode> <path>"},
 		"SYST": {handler: (*session).cmdSYST, public: true, help: "SYST"},
 		"STAT": {handler: (*session).cmdSTAT, public: true, midTransfer: true, help: "STAT [<path>]"},
@@ -80,11 +141,11 @@ func init() {
 		// Extensions: RFC 2389, 3659, 2640, 7151.
 		"FEAT": {handler: (*session).cmdFEAT, public: true, preTLS: true, help: "FEAT"},
 		"OPTS": {handler: (*session).cmdOPTS, public: true, argument: true, help: "OPTS UTF8 ON|MLST <facts>"},
-		"SIZE": {handler: (*session).cmdSIZE, argument: true, feat: "SIZE", help: "SIZE <path>"},
-		"MDTM": {handler: (*session).cmdMDTM, argument: true, feat: "MDTM", help: "MDTM <path>"},
-		"MFMT": {handler: (*session).cmdMFMT, argument: true, feat: "MFMT", help: "MFMT <YYYYMMDDHHMMSS> <path>"},
-		"MLST": {handler: (*session).cmdMLST, help: "MLST [<path>]"},
-		"MLSD": {handler: (*session).cmdMLSD, data: true, help: "MLSD [<path>]"},
+		"SIZE": {handler: (*session).cmdSIZE, argument: true, path: pathArg, verb: access.List, stat: statFile, feat: "SIZE", help: "SIZE <path>"},
+		"MDTM": {handler: (*session).cmdMDTM, argument: true, path: pathMDTM, verb: access.List, stat: statNotDir, feat: "MDTM", help: "MDTM <path>"},
+		"MFMT": {handler: (*session).cmdMFMT, argument: true, path: pathTime, verb: access.Chmod, feat: "MFMT", help: "MFMT <YYYYMMDDHHMMSS> <path>"},
+		"MLST": {handler: (*session).cmdMLST, path: pathOpt, verb: access.List, stat: statExists, help: "MLST [<path>]"},
+		"MLSD": {handler: (*session).cmdMLSD, data: true, path: pathOpt, verb: access.List, stat: statExists, help: "MLSD [<path>]"},
 		"HOST": {handler: (*session).cmdHOST, public: true, preTLS: true, argument: true, feat: "HOST", help: "HOST <name>"},
 
 		// Security (RFC 2228, RFC 4217).
@@ -99,7 +160,7 @@ func init() {
 	}
 }
 
-func notImplemented(s *session, _ string) { s.reply(502, "Command not implemented.") }
+func notImplemented(*session, *request) error { return reply(502, "Command not implemented.") }
 
 // featLines renders the FEAT body (RFC 2389 §3.2) from the table plus the
 // features that are not one command each.
@@ -137,4 +198,121 @@ func helpText() string {
 	}
 	b.WriteString("\nHelp OK.")
 	return b.String()
+}
+
+// run applies a row's path rule, permission verb and stat rule, then runs
+// its handler; every error, from the checks or the handler, becomes a reply
+// in replyFor. Permission is always decided before anything looks at the
+// file, so a denied path answers the same whether it exists or not.
+func (s *session) run(c *command, verb, arg string) {
+	r := &request{verb: verb, arg: arg}
+	err := s.target(c, r)
+	if err == nil {
+		err = c.handler(s, r)
+	}
+	if err != nil {
+		if c.data && s.xfer == nil {
+			// The prepared data channel will not be used.
+			s.rest = 0
+			s.abandonData()
+		}
+		s.fail(err, verb)
+	}
+}
+
+// target resolves the row's path from r.arg, checks the row's verb on it
+// and looks it up as the row says.
+func (s *session) target(c *command, r *request) error {
+	name, v, stat := r.arg, c.verb, c.stat
+	switch c.path {
+	case pathNone:
+		return nil
+	case pathArg, pathOpt:
+	case pathUp:
+		name = ".."
+	case pathList:
+		name, _ = wire.ParseListArgs(r.arg)
+	case pathTime, pathMDTM:
+		ts, rest, ok := strings.Cut(r.arg, " ")
+		if c.path == pathMDTM {
+			if !(ok && rest != "" && isTimeArg(ts)) {
+				break // MDTM path: the get form
+			}
+			if _, err := wire.ParseTime(ts); err != nil {
+				break
+			}
+			if q, err := s.resolve(rest); err != nil {
+				break
+			} else if _, err := s.fs.Stat(s.ctx(), q.Rel()); err != nil {
+				break
+			}
+		}
+		if !ok || rest == "" {
+			return reply(501, "Syntax: "+c.help+".")
+		}
+		t, err := wire.ParseTime(ts)
+		if err != nil {
+			return reply(501, "Invalid time value.")
+		}
+		// The set-time form is MFMT: it needs the chmod verb and looks
+		// nothing up, so it reveals no more than MFMT does.
+		name, r.mtime, r.setTime, v, stat = rest, t, true, access.Chmod, statNone
+	case pathChmod:
+		mode, rest, err := wire.ParseChmod(r.arg)
+		if errors.Is(err, wire.ErrSpecialBits) {
+			return reply(550, "SITE CHMOD: setuid, setgid and sticky bits are not allowed.")
+		}
+		if err != nil || rest == "" {
+			return reply(501, "Syntax: "+c.help+".")
+		}
+		name, r.mode = rest, mode
+	case pathUnique:
+		// STOU: a new name in the current directory, from the argument's
+		// last element when there is one (RFC 1123 §4.1.2.9).
+		base := "ferry"
+		if r.arg != "" {
+			if p, err := s.resolve(r.arg); err == nil && !p.IsRoot() {
+				base = p.Base()
+			}
+		}
+		var rnd [6]byte
+		rand.Read(rnd[:])
+		name = base + "." + hex.EncodeToString(rnd[:])
+	}
+	p, err := s.resolve(name)
+	if err != nil {
+		return err
+	}
+	if c.notRoot && p.IsRoot() {
+		return errDenied
+	}
+	if err := s.allow(v, p); err != nil {
+		return err
+	}
+	r.path = p
+	if stat == statNone {
+		return nil
+	}
+	fi, err := s.fs.Stat(s.ctx(), p.Rel())
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && stat == statMaybe:
+		return nil
+	case err != nil:
+		return err
+	case stat == statDir && !fi.IsDir():
+		return storage.ErrNotDir
+	case (stat == statFile || stat == statNotDir) && fi.IsDir():
+		return storage.ErrIsDir
+	case stat == statFile && !fi.Mode().IsRegular():
+		return reply(550, "Not a regular file.")
+	}
+	r.info = fi
+	return nil
+}
+
+// isTimeArg reports an MDTM argument that starts with a timestamp
+// (YYYYMMDDHHMMSS, optionally with a fraction): the set-time form. The form
+// is decided by syntax alone, never by looking at the file.
+func isTimeArg(ts string) bool {
+	return len(ts) >= 14 && isAllDigits(ts[:14]) && (len(ts) == 14 || ts[14] == '.')
 }

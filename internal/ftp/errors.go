@@ -63,6 +63,26 @@ func (s *session) replyFor(err error, op string) (int, string) {
 	return 451, "Local error in processing (ref " + ref + ")."
 }
 
+// transferReply maps the error that ended a transfer: failures of the data
+// connection first, then what replyFor maps for every command.
+func (s *session) transferReply(err error, op string) (int, string) {
+	var refusal *tlsRefusal
+	switch {
+	case errors.As(err, &refusal):
+		s.logTLS("data", refusal.state, refusal.why)
+		return 522, "Data connection refused: " + refusal.why + "."
+	case errors.Is(err, errDataTLS):
+		s.log.Info("data TLS handshake failed", "err", err)
+		return 425, "Can't open data connection: TLS handshake failed."
+	case errors.Is(err, errDataPeer):
+		s.log.Warn("data connection refused", "err", err)
+		return 425, "Can't open data connection: it came from another address."
+	case isNetErr(err):
+		return 426, "Connection closed; transfer aborted."
+	}
+	return s.replyFor(err, op)
+}
+
 // fail replies with the mapping of err.
 func (s *session) fail(err error, op string) {
 	code, msg := s.replyFor(err, op)

@@ -278,7 +278,7 @@ func (s *session) dispatch(line string) {
 		s.abandonData()
 		s.reply(521, "Data connection cannot be opened with this PROT setting: use PBSZ 0 and PROT P.")
 	default:
-		c.handler(s, arg)
+		s.run(c, verb, arg)
 	}
 }
 

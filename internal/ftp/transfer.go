@@ -138,22 +138,7 @@ func (s *session) finishTransfer(ev xferEvent) {
 		s.reply(226, "Transfer complete.")
 	default:
 		result = "failed"
-		var refusal *tlsRefusal
-		switch {
-		case errors.As(ev.err, &refusal):
-			s.logTLS("data", refusal.state, refusal.why)
-			s.reply(522, "Data connection refused: "+refusal.why+".")
-		case errors.Is(ev.err, errDataTLS):
-			s.log.Info("data TLS handshake failed", "err", ev.err)
-			s.reply(425, "Can't open data connection: TLS handshake failed.")
-		case errors.Is(ev.err, errDataPeer):
-			s.log.Warn("data connection refused", "err", ev.err)
-			s.reply(425, "Can't open data connection: it came from another address.")
-		case isNetErr(ev.err):
-			s.reply(426, "Connection closed; transfer aborted.")
-		default:
-			s.fail(ev.err, t.verb)
-		}
+		s.reply(s.transferReply(ev.err, t.verb))
 	}
 	attrs := []any{"user", s.userName, "cmd", t.verb, "path", t.path, "direction", t.dir,
 		"bytes", ev.bytes, "duration", time.Since(t.start).Round(time.Microsecond), "result", result}
@@ -183,14 +168,15 @@ func (s *session) abortTransfer() {
 	}
 }
 
-func (s *session) cmdABOR(string) {
+func (s *session) cmdABOR(r *request) error {
 	if s.xfer == nil {
 		s.closePassive()
 		s.activeSet, s.rest = false, 0
 		s.reply(225, "No transfer to abort.")
-		return
+		return nil
 	}
 	s.abortTransfer()
+	return nil
 }
 
 // isNetErr reports a data connection that failed under the transfer.
