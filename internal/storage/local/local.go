@@ -43,6 +43,12 @@ func (f *FS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
 	return fi, mapErr(err)
 }
 
+// Lstat is Stat of a symbolic link itself, not of its target.
+func (f *FS) Lstat(_ context.Context, name string) (fs.FileInfo, error) {
+	fi, err := f.root.Lstat(name)
+	return fi, mapErr(err)
+}
+
 func (f *FS) ReadDir(_ context.Context, name string) (storage.DirIter, error) {
 	// O_DIRECTORY: a FIFO fails at once instead of blocking the open.
 	d, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY, 0)
@@ -311,6 +317,51 @@ func (f *FS) Free(_ context.Context) (int64, error) {
 		return 0, err
 	}
 	return int64(st.Bavail) * st.Bsize, nil
+}
+
+// ScanUsage counts the regular files under the root and their bytes, by
+// their own entries (a symbolic link counts as nothing) and without the
+// temporary files of uploads in progress; unreadable directories are
+// skipped.
+func (f *FS) ScanUsage(ctx context.Context) (bytes, files int64, err error) {
+	bytes, files, err = usageDir(ctx, f.root, ".")
+	return bytes, files, mapErr(err)
+}
+
+func usageDir(ctx context.Context, root *os.Root, dir string) (bytes, files int64, err error) {
+	d, err := root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		if dir == "." {
+			return 0, 0, err
+		}
+		return 0, 0, nil
+	}
+	defer d.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		entries, rerr := d.ReadDir(256)
+		for _, e := range entries {
+			switch {
+			case strings.HasPrefix(e.Name(), storage.TempPrefix):
+			case e.IsDir():
+				b, n, err := usageDir(ctx, root, path.Join(dir, e.Name()))
+				if err != nil {
+					return 0, 0, err
+				}
+				bytes, files = bytes+b, files+n
+			case e.Type().IsRegular():
+				if fi, err := e.Info(); err == nil {
+					bytes += fi.Size()
+					files++
+				}
+			}
+		}
+		if rerr != nil {
+			return bytes, files, nil
+		}
+	}
 }
 
 // Sweep removes leftovers of uploads interrupted by a crash, below dir.
