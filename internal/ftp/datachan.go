@@ -3,8 +3,8 @@ package ftp
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -79,6 +79,7 @@ type dataSpec struct {
 	tls      *tls.Config // nil for PROT C
 	bind     *tlsBinding
 	reuseReq bool
+	log      *slog.Logger
 }
 
 // takeData moves the data-connection settings into a spec for one transfer.
@@ -90,6 +91,7 @@ func (s *session) takeData() *dataSpec {
 		peer:    s.remote.Addr(),
 		anyPeer: s.user != nil && s.user.AllowFXP,
 		timeout: s.srv.Config.DataTimeout.Duration,
+		log:     s.log,
 	}
 	if d.pasv != nil {
 		d.pasv.timer.Stop()
@@ -102,9 +104,6 @@ func (s *session) takeData() *dataSpec {
 	return d
 }
 
-// errDataPeer is a data connection from an address other than the client's.
-var errDataPeer = errors.New("data connection from a foreign address")
-
 // open returns the data connection: accepted (passive) or dialled (active).
 func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 	var c net.Conn
@@ -113,18 +112,24 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 		d.pasv.ln.SetDeadline(time.Now().Add(d.timeout))
 		stop := context.AfterFunc(ctx, func() { d.pasv.ln.Close() })
 		defer stop()
-		tc, err := d.pasv.ln.AcceptTCP()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+		// A connection from a foreign address is closed and the wait goes
+		// on: anyone who can reach the passive range could otherwise
+		// cancel other users' transfers.
+		for c == nil {
+			tc, err := d.pasv.ln.AcceptTCP()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, reply(425, "Can't open data connection: nobody connected in time.")
 			}
-			return nil, reply(425, "Can't open data connection: nobody connected in time.")
+			if got := addrPort(tc.RemoteAddr()); got.Addr() != d.peer && !d.anyPeer {
+				tc.Close()
+				d.log.Warn("data connection refused", "reason", "foreign address", "from", got.String())
+				continue
+			}
+			c = tc
 		}
-		if got := addrPort(tc.RemoteAddr()).Addr(); got != d.peer && !d.anyPeer {
-			tc.Close()
-			return nil, fmt.Errorf("%w %s", errDataPeer, got)
-		}
-		c = tc
 	} else {
 		dl := net.Dialer{Timeout: d.timeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(d.local, 0))}
 		var err error

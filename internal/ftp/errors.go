@@ -74,9 +74,6 @@ func (s *session) transferReply(err error, op string) (int, string) {
 	case errors.Is(err, errDataTLS):
 		s.log.Info("data TLS handshake failed", "err", err)
 		return 425, "Can't open data connection: TLS handshake failed."
-	case errors.Is(err, errDataPeer):
-		s.log.Warn("data connection refused", "err", err)
-		return 425, "Can't open data connection: it came from another address."
 	case isNetErr(err):
 		return 426, "Connection closed; transfer aborted."
 	}
