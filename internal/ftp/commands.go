@@ -234,18 +234,8 @@ func (s *session) target(c *command, r *request) error {
 		name, _ = wire.ParseListArgs(r.arg)
 	case pathTime, pathMDTM:
 		ts, rest, ok := strings.Cut(r.arg, " ")
-		if c.path == pathMDTM {
-			if !(ok && rest != "" && isTimeArg(ts)) {
-				break // MDTM path: the get form
-			}
-			if _, err := wire.ParseTime(ts); err != nil {
-				break
-			}
-			if q, err := s.resolve(rest); err != nil {
-				break
-			} else if _, err := s.fs.Stat(s.ctx(), q.Rel()); err != nil {
-				break
-			}
+		if c.path == pathMDTM && !(ok && rest != "" && isTimeArg(ts)) {
+			break // MDTM path: the get form
 		}
 		if !ok || rest == "" {
 			return reply(501, "Syntax: "+c.help+".")
