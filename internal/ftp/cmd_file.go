@@ -188,7 +188,8 @@ func (s *session) limits(ls ...*rateLimiter) limits {
 // uploadCheck applies the finer upload verbs once the row has checked
 // upload and looked the target up, and returns the size of the existing
 // file, or -1 when there is none. Replacing a file needs overwrite; writing
-// at an offset (APPE, REST) needs append.
+// at its end (APPE, or REST at its size) needs append; writing at an offset
+// inside it replaces its tail, so it is an overwrite too.
 func (s *session) uploadCheck(r *request, appendMode bool) (int64, error) {
 	fi := r.info
 	switch {
@@ -196,7 +197,7 @@ func (s *session) uploadCheck(r *request, appendMode bool) (int64, error) {
 		return -1, storage.ErrIsDir
 	case fi == nil:
 		return -1, nil
-	case appendMode || s.rest > 0:
+	case appendMode || s.rest > 0 && s.rest == fi.Size():
 		return fi.Size(), s.allow(verbAppend, r.path)
 	}
 	return fi.Size(), s.allow(verbOverwrite, r.path)

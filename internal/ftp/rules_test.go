@@ -3,6 +3,7 @@ package ftp
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -98,4 +99,89 @@ func TestDropBoxNoExistenceOracle(t *testing.T) {
 		}
 	}
 	probeSame(t, c, "incoming/secret.txt", "incoming/nothere.txt")
+}
+
+// storAt uploads data to name after REST offset and returns the final code
+// (the 150 is skipped when the upload starts).
+func storAt(t *testing.T, c *client, verb, name string, offset int, data string) int {
+	t.Helper()
+	if offset >= 0 {
+		c.cmd("REST "+strconv.Itoa(offset), 350)
+	}
+	d := c.pasv()
+	c.send(verb + " " + name)
+	code, _ := c.read()
+	if code != 150 {
+		d.Close()
+		return code
+	}
+	d.Write([]byte(data))
+	d.Close()
+	code, _ = c.read()
+	return code
+}
+
+// TestRestStorNeedsOverwrite: writing at an offset inside an existing file
+// replaces its tail, so it needs overwrite; appending exactly at its end
+// needs append (a user with append but not overwrite rewrote files with
+// REST 1 + STOR).
+func TestRestStorNeedsOverwrite(t *testing.T) {
+	ts := startServer(t, nil)
+	home := addUser(t, ts, "dave", "/=read,upload,append")
+	f := filepath.Join(home, "f.txt")
+	writeFile(t, f, []byte("hello world"))
+	c := dial(t, ts.addr)
+	c.login("dave", "pw")
+	c.cmd("TYPE I", 200)
+	for _, off := range []int{1, 5, 10} {
+		if code := storAt(t, c, "STOR", "f.txt", off, "XX"); code != 550 {
+			t.Errorf("REST %d + STOR inside the file: got %d, want 550", off, code)
+		}
+	}
+	if code := storAt(t, c, "STOR", "f.txt", -1, "XX"); code != 550 {
+		t.Errorf("STOR over the file: got %d, want 550", code)
+	}
+	if got := string(readFile(t, f)); got != "hello world" {
+		t.Fatalf("file rewritten without overwrite: %q", got)
+	}
+	if code := storAt(t, c, "STOR", "f.txt", 11, "!"); code != 226 {
+		t.Errorf("REST at the end + STOR: got %d, want 226 (append)", code)
+	}
+	if code := storAt(t, c, "APPE", "f.txt", -1, "?"); code != 226 {
+		t.Errorf("APPE: got %d, want 226", code)
+	}
+	if got := string(readFile(t, f)); got != "hello world!?" {
+		t.Errorf("after appends: %q", got)
+	}
+}
+
+// TestRestPastEnd: a REST offset beyond the end of the file is refused with
+// 554 (as ProFTPD does), for uploads, new files and downloads: REST
+// 100000000000 + STOR of a new name made a 100 GB sparse file.
+func TestRestPastEnd(t *testing.T) {
+	ts := startServer(t, nil)
+	f := filepath.Join(ts.home, "f.txt")
+	writeFile(t, f, []byte("hello"))
+	c := loggedIn(t, ts)
+	if code := storAt(t, c, "STOR", "new.bin", 100000000000, "data"); code != 554 {
+		t.Errorf("REST 1e11 + STOR new: got %d, want 554", code)
+	}
+	if exists(filepath.Join(ts.home, "new.bin")) {
+		t.Error("a refused REST + STOR left a file behind")
+	}
+	if code := storAt(t, c, "STOR", "f.txt", 6, "x"); code != 554 {
+		t.Errorf("REST past the end + STOR: got %d, want 554", code)
+	}
+	if got := string(readFile(t, f)); got != "hello" {
+		t.Errorf("file changed: %q", got)
+	}
+	c.cmd("REST 6", 350)
+	d := c.pasv()
+	c.cmd("RETR f.txt", 554)
+	d.Close()
+	c.cmd("REST 5", 350)
+	if got := c.retr("f.txt"); len(got) != 0 {
+		t.Errorf("REST at the end + RETR: got %q, want nothing", got)
+	}
+	c.cmd("NOOP", 200)
 }
