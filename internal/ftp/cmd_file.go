@@ -21,6 +21,9 @@ func (s *session) typeName() string {
 
 func (s *session) cmdRETR(r *request) error {
 	p := r.path
+	if s.rest > r.info.Size() {
+		return errRestPastEnd
+	}
 	f, err := s.fs.Open(s.ctx(), p.Rel(), s.rest)
 	if err != nil {
 		return err
@@ -42,6 +45,11 @@ func (s *session) cmdRETR(r *request) error {
 	}, func(err error) error { f.Close(); return err })
 	return nil
 }
+
+// errRestPastEnd refuses a REST offset beyond the end of the file, for
+// downloads and uploads alike (ProFTPD answers 554 too): a restarted upload
+// must not make a sparse file of any size.
+var errRestPastEnd = reply(554, "Restart offset is beyond the end of the file.")
 
 // abandonData closes a prepared data channel that a failed command will not use.
 func (s *session) abandonData() {
@@ -195,8 +203,12 @@ func (s *session) uploadCheck(r *request, appendMode bool) (int64, error) {
 	switch {
 	case fi != nil && fi.IsDir():
 		return -1, storage.ErrIsDir
+	case fi == nil && s.rest > 0:
+		return -1, errRestPastEnd
 	case fi == nil:
 		return -1, nil
+	case s.rest > fi.Size():
+		return -1, errRestPastEnd
 	case appendMode || s.rest > 0 && s.rest == fi.Size():
 		return fi.Size(), s.allow(verbAppend, r.path)
 	}
