@@ -152,3 +152,15 @@ func (ps Patterns) Validate() error {
 	}
 	return nil
 }
+
+// Under returns the paths of the rules at p or below it, from the root down:
+// the places where what is granted inside p can differ from p's own verbs.
+func (rs Rules) Under(p string) []string {
+	var out []string
+	for _, r := range rs {
+		if r.Path != "/" && within(r.Path, p) {
+			out = append(out, r.Path)
+		}
+	}
+	return out
+}

@@ -283,3 +283,17 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestUnder(t *testing.T) {
+	rs, err := Parse("/=all;/pub=read;/pub/archive=read;/pubx=none;/other/pub=all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(rs.Under("/pub"), " ")
+	if got != "/pub /pub/archive" {
+		t.Errorf("Under(/pub) = %q, want the rule at /pub and below it only", got)
+	}
+	if got := rs.Under("/nothing"); len(got) != 0 {
+		t.Errorf("Under(/nothing) = %q", got)
+	}
+}

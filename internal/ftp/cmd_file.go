@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 func (s *session) typeName() string {
@@ -275,11 +277,48 @@ func (s *session) cmdRNTO(r *request) error {
 			return err
 		}
 	}
+	if err := s.keepsRules(*from, p); err != nil {
+		return err
+	}
 	if err := s.fs.Rename(s.ctx(), from.Rel(), p.Rel()); err != nil {
 		return err
 	}
 	s.log.Info("rename", "user", s.userName, "from", from.String(), "path", p.String())
 	s.reply(250, "Rename successful.")
+	return nil
+}
+
+// keepsRules refuses a rename of from to to that would take a path out from
+// under a stricter permission rule or put it under a looser one: at the
+// renamed entry itself and at every rule below from or below to, the verbs
+// that would apply after the move must be no more than those before. With
+// no rule below either path and the same rules at both (the usual case),
+// every rename passes.
+func (s *session) keepsRules(from, to vpath.Path) error {
+	if s.anon || len(s.rules) == 0 {
+		return nil
+	}
+	// moved maps path q from under a to under b.
+	moved := func(q string, a, b vpath.Path) string { return b.String() + q[len(a.String()):] }
+	check := func(before, after string) error {
+		if s.rules.Verbs(access.All, after)&^s.rules.Verbs(access.All, before) != 0 {
+			return reply(550, "Permission denied: the rename would change the permissions of what it moves.")
+		}
+		return nil
+	}
+	if err := check(from.String(), to.String()); err != nil {
+		return err
+	}
+	for _, q := range s.rules.Under(from.String()) {
+		if err := check(q, moved(q, from, to)); err != nil {
+			return err
+		}
+	}
+	for _, q := range s.rules.Under(to.String()) {
+		if err := check(moved(q, to, from), q); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

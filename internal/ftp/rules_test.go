@@ -185,3 +185,47 @@ func TestRestPastEnd(t *testing.T) {
 	}
 	c.cmd("NOOP", 200)
 }
+
+// TestRenameKeepsRules: a rename must not move a path out from under a
+// stricter rule, nor under a looser one (renaming /pub took /pub/archive out
+// of its read-only rule, and its file could then be deleted).
+func TestRenameKeepsRules(t *testing.T) {
+	ts := startServer(t, nil)
+	home := addUser(t, ts, "erin", "/=all;/pub/archive=read,rename;/dst/open=all;/ro=read,rename")
+	writeFile(t, filepath.Join(home, "pub", "archive", "keep.txt"), []byte("k"))
+	writeFile(t, filepath.Join(home, "dst", "d.txt"), []byte("d"))
+	writeFile(t, filepath.Join(home, "ro", "open", "f.txt"), []byte("f"))
+	writeFile(t, filepath.Join(home, "plain", "p.txt"), []byte("p"))
+	c := dial(t, ts.addr)
+	c.login("erin", "pw")
+	steps := []struct {
+		from, to string
+		code     int
+	}{
+		{"pub", "pub2", 550},                                // /pub/archive would lose its read-only rule
+		{"pub", "other/pub", 550},                           // the same, deeper
+		{"pub/archive", "arch", 550},                        // the rule's own path moves out of it
+		{"ro/open", "dst/open", 550},                        // (rename is granted in /ro) into a looser rule
+		{"plain", "dst/plain", 250},                         // no rule below either path
+		{"dst/plain", "plain2", 250},                        // and back out
+		{"pub/archive/keep.txt", "x", 550},                  // a file out of its directory's rule
+		{"pub/archive/keep.txt", "pub/archive/k2.txt", 250}, // within it
+		{"pub/archive/k2.txt", "pub/archive/keep.txt", 250},
+	}
+	for _, st := range steps {
+		c.send("RNFR " + st.from)
+		code, text := c.read()
+		if code == 350 {
+			code, text = 0, ""
+			c.send("RNTO " + st.to)
+			code, text = c.read()
+		}
+		if code != st.code {
+			t.Errorf("rename %s to %s: got %d %s, want %d", st.from, st.to, code, text, st.code)
+		}
+	}
+	c.cmd("DELE pub/archive/keep.txt", 550)
+	if !exists(filepath.Join(home, "pub", "archive", "keep.txt")) || !exists(filepath.Join(home, "ro", "open", "f.txt")) {
+		t.Error("a refused rename moved files")
+	}
+}
