@@ -136,7 +136,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	defer signal.Stop(hup)
 	go cm.Watch(ctx, 10*time.Second, hup)
 
-	srv := &ftp.Server{Config: cfg, Auth: store, Logger: log, TLS: tlsCfg}
+	settings, err := engineSettings(cfg)
+	if err != nil {
+		return err
+	}
+	srv := &ftp.Server{Logger: log}
+	if err := srv.SetSite(&ftp.Site{Settings: settings, Auth: store, TLS: tlsCfg}); err != nil {
+		return err
+	}
 	if cfg.BanThreshold > 0 {
 		bans, err := ban.OpenSQL(filepath.Join(data, ban.DBFile))
 		if err != nil {

@@ -18,26 +18,17 @@ const (
 	verbChmod     = access.Chmod
 )
 
-// serverAccess holds the server-wide name patterns.
-type serverAccess struct {
-	hidden     access.Patterns
-	denyUpload access.Patterns
-}
-
-// Hidden reports names never listed nor reachable.
-func (a *serverAccess) Hidden(name string) bool { return a.hidden.Match(name) }
-
 // allow is the one permission check of every command: anonymous users read
 // (and may only upload into the drop box when one is configured), named
 // users have their rules, names can be denied for upload.
 func (s *session) allow(v access.Verb, p vpath.Path) error {
 	if s.anon {
-		if box := s.srv.dropBox; box != nil && p.Within(*box) && !p.IsRoot() {
+		if box := s.site.DropBox; s.site.hasDropBox() && p.Within(box) && !p.IsRoot() {
 			// A drop box: files go in, nothing comes out or is listed.
-			if v == verbUpload && p != *box {
+			if v == verbUpload && p != box {
 				return s.uploadName(p)
 			}
-			if v == verbList && p == *box {
+			if v == verbList && p == box {
 				return nil // entering it is fine; its listing is empty
 			}
 			return errDenied
@@ -60,7 +51,7 @@ func (s *session) allow(v access.Verb, p vpath.Path) error {
 }
 
 func (s *session) uploadName(p vpath.Path) error {
-	if s.srv.access.denyUpload.Match(p.Base()) {
+	if s.site.DenyUpload.Match(p.Base()) {
 		return reply(553, "Uploads of this file name are not allowed.")
 	}
 	return nil

@@ -24,7 +24,7 @@ func BenchmarkListMLSD10k(b *testing.B) {
 	fsys, _ := local.Open(dir)
 	srv := &Server{}
 	srv.init()
-	s := &session{srv: srv, fs: fsys, user: &users.User{Name: "x"}, facts: 0x3f}
+	s := &session{srv: srv, site: &Site{}, fs: fsys, user: &users.User{Name: "x"}, facts: 0x3f}
 	p, _ := vpath.Resolve(vpath.Root(), "/d")
 	b.ResetTimer()
 	b.ReportAllocs()

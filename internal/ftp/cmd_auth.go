@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
@@ -53,7 +52,7 @@ func (s *session) cmdUSER(r *request) error {
 // without a password: the user must be marked CertLogin and the
 // certificate's subject or SAN must name it.
 func (s *session) certUser(name string) *users.User {
-	look, ok := s.srv.Auth.(interface {
+	look, ok := s.site.Auth.(interface {
 		Get(ctx context.Context, name string) (*users.User, error)
 	})
 	if !ok || !s.certNames(name) {
@@ -106,11 +105,11 @@ func (s *session) cmdPASS(r *request) error {
 	}
 	name := s.userName
 	if isAnonymous(name) {
-		if !s.srv.Config.Anonymous {
+		if !s.site.Anonymous {
 			s.loginFailed(name, "anonymous logins are disabled", EventFailedLogin)
 			return nil
 		}
-		root := filepath.Join(s.srv.Config.Data, "public")
+		root := s.site.AnonymousRoot
 		if !s.startSession(&users.User{Name: "anonymous", Home: root}, true) {
 			return nil
 		}
@@ -118,7 +117,7 @@ func (s *session) cmdPASS(r *request) error {
 		s.reply(230, "Anonymous access granted, restrictions apply.")
 		return nil
 	}
-	u, err := s.srv.Auth.Authenticate(context.Background(), name, arg)
+	u, err := s.site.Auth.Authenticate(context.Background(), name, arg)
 	if err != nil {
 		if !errors.Is(err, users.ErrAuth) {
 			// The store is down: not the client's fault, so no score.
@@ -147,7 +146,7 @@ func (s *session) cmdPASS(r *request) error {
 
 // admitUser applies the per-user session limit and starts the session.
 func (s *session) admitUser(u *users.User) bool {
-	if !s.srv.loginUser(u.Name, u.MaxSessions) {
+	if !s.srv.loginUser(u.Name, u.MaxSessions, s.site.MaxSessionsPerUser) {
 		s.log.Warn("login refused", "user", u.Name, "reason", "too many sessions of this user")
 		s.reply(421, "Too many sessions of this user; try again later.")
 		s.closing = true
@@ -173,9 +172,9 @@ func (s *session) startSession(u *users.User, anon bool) bool {
 	}
 	var fsys storage.FS
 	if anon {
-		fsys, err = s.srv.publicFS()
+		fsys, err = s.site.publicFS()
 	} else {
-		fsys, err = s.srv.OpenFS(u.Home)
+		fsys, err = s.site.OpenFS(u.Home)
 	}
 	if err != nil {
 		s.fail(err, "login")
@@ -187,7 +186,7 @@ func (s *session) startSession(u *users.User, anon bool) bool {
 		s.ustate.loadUsage(u.Home)
 	}
 	s.cwd = vpath.Root()
-	s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+	s.deadline = time.Now().Add(s.site.IdleTimeout)
 	return true
 }
 
@@ -206,7 +205,7 @@ func (s *session) loginFailed(name, reason string, ev int) {
 	case <-s.srv.done:
 	}
 	s.reply(530, "Login incorrect.")
-	if max := s.srv.Config.MaxLoginFailures; max > 0 && s.failures >= max {
+	if max := s.site.MaxLoginFailures; max > 0 && s.failures >= max {
 		s.reply(421, "Too many failed logins; closing control connection.")
 		s.closing = true
 	}
@@ -236,9 +235,9 @@ func (s *session) cmdREIN(r *request) error {
 	s.logout()
 	s.userName, s.activeSet, s.rest, s.renameFrom = "", false, 0, nil
 	s.typ, s.epsvAll, s.host = 0, false, ""
-	s.loginBy = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.loginBy = time.Now().Add(s.site.LoginTimeout)
 	s.deadline = s.loginBy
-	s.reply(220, s.srv.Config.Banner)
+	s.reply(220, s.site.Banner)
 	return nil
 }
 

@@ -30,7 +30,7 @@ func (s *session) cmdPASV(r *request) error {
 // pasvAddress is the address advertised by PASV: the configured public host
 // (for NAT) or the address the client reached us on.
 func (s *session) pasvAddress() netip.Addr {
-	if h := s.srv.publicIP; h.IsValid() && s.local.Addr().Is4() {
+	if h := s.site.PublicIP; h.IsValid() && s.local.Addr().Is4() {
 		return h
 	}
 	return s.local.Addr().Unmap()

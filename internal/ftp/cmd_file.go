@@ -33,8 +33,8 @@ func (s *session) cmdRETR(r *request) error {
 	note := "Opening " + s.typeName() + " mode data connection for " + p.Base() +
 		" (" + strconv.FormatInt(r.info.Size()-s.rest, 10) + " bytes)."
 	ascii := s.typ == wire.TypeASCII
-	timeout := s.srv.Config.DataTimeout.Duration
-	lim := s.limits(s.srv.down, s.ustate.down)
+	timeout := s.site.DataTimeout
+	lim := s.limits(s.site.down, s.ustate.down)
 	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var src io.Reader = f
 		if of, ok := f.(storage.OSFiler); ok {
@@ -93,7 +93,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		Offset:    s.rest,
 		Append:    appendMode,
 		Exclusive: unique,
-		Perm:      0o666 &^ s.srv.Config.FileUmaskBits(),
+		Perm:      0o666 &^ s.site.FileUmask,
 	})
 	if err != nil {
 		return err
@@ -103,8 +103,8 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		note = "FILE: " + p.Base()
 	}
 	ascii := s.typ == wire.TypeASCII
-	timeout := s.srv.Config.DataTimeout.Duration
-	lim := s.limits(s.srv.up, s.ustate.up)
+	timeout := s.site.DataTimeout
+	lim := s.limits(s.site.up, s.ustate.up)
 	st, quota, log, raw := s.ustate, s.user.QuotaBytes, s.log, s.raw
 	if inPlace {
 		st.bytes.Add(-replaced)

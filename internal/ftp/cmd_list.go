@@ -158,7 +158,7 @@ func (s *session) list(r *request, format listFormat) error {
 	}
 	l := s.newLister(format)
 	l.empty = s.inDropBox(p)
-	timeout := s.srv.Config.DataTimeout.Duration
+	timeout := s.site.DataTimeout
 	ascii := "ASCII"
 	s.startTransfer(verb, p.String(), "list", "Here comes the directory listing ("+ascii+" mode).", func(ctx context.Context, c net.Conn) (int64, error) {
 		cw := &countingWriter{c: c, timeout: timeout}
@@ -310,5 +310,5 @@ func uniqueFact(fi fs.FileInfo) string {
 // inDropBox reports an anonymous session looking into the drop box, whose
 // contents are not shown.
 func (s *session) inDropBox(p vpath.Path) bool {
-	return s.anon && s.srv.dropBox != nil && p.Within(*s.srv.dropBox)
+	return s.anon && s.site.hasDropBox() && p.Within(s.site.DropBox)
 }

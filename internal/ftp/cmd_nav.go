@@ -37,7 +37,7 @@ func (s *session) hiddenName(name string) bool {
 	if strings.HasPrefix(name, storage.TempPrefix) {
 		return true
 	}
-	return s.srv.access.Hidden(name)
+	return s.site.Hidden.Match(name)
 }
 
 func (s *session) ctx() context.Context { return context.Background() }
@@ -55,7 +55,7 @@ func (s *session) cmdCWD(r *request) error {
 }
 
 func (s *session) cmdMKD(r *request) error {
-	if err := s.fs.Mkdir(s.ctx(), r.path.Rel(), 0o777&^s.srv.Config.DirUmaskBits()); err != nil {
+	if err := s.fs.Mkdir(s.ctx(), r.path.Rel(), 0o777&^s.site.DirUmask); err != nil {
 		return err
 	}
 	s.reply(257, wire.QuotePath(r.path.String())+" created.")

@@ -29,13 +29,10 @@ func (e *tlsRefusal) Error() string { return e.why }
 // sessionTLSConfig derives the base TLS configuration: modern versions and
 // suites and the "ftp" ALPN protocol. Per-session clones wrap and unwrap
 // tickets through this base, so all use its (rotating) ticket keys.
-func (srv *Server) sessionTLSConfig(in *tls.Config) *tls.Config {
+func sessionTLSConfig(in *tls.Config, minVersion uint16) *tls.Config {
 	c := in.Clone()
 	if c.MinVersion == 0 {
-		c.MinVersion = tls.VersionTLS12
-		if srv.Config.TLSMinVersion == "1.3" {
-			c.MinVersion = tls.VersionTLS13
-		}
+		c.MinVersion = max(minVersion, tls.VersionTLS12)
 	}
 	if len(c.NextProtos) == 0 {
 		c.NextProtos = []string{"ftp"}
@@ -57,14 +54,14 @@ func (s *session) controlTLSConfig() *tls.Config {
 	if s.tlsID == ([16]byte{}) {
 		rand.Read(s.tlsID[:])
 	}
-	c := s.srv.tlsConfig.Clone()
+	c := s.site.tlsConfig.Clone()
 	c.WrapSession = s.wrapSession()
 	return c
 }
 
 // wrapSession returns the ticket wrapper that binds tickets to this session.
 func (s *session) wrapSession() func(tls.ConnectionState, *tls.SessionState) ([]byte, error) {
-	base := s.srv.tlsConfig
+	base := s.site.tlsConfig
 	id := append(append([]byte{}, ticketTag...), s.tlsID[:]...)
 	return func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
 		ss.Extra = [][]byte{id}
@@ -96,7 +93,7 @@ func (b *tlsBinding) refusal(tc *tls.Conn) string {
 // ticket the client never reads makes an upload-only client reset the
 // connection on close and lose the end of its file.
 func (s *session) dataTLSConfig() (*tls.Config, *tlsBinding) {
-	base := s.srv.tlsConfig
+	base := s.site.tlsConfig
 	c := base.Clone()
 	b := &tlsBinding{own: append(append([]byte{}, ticketTag...), s.tlsID[:]...)}
 	c.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
@@ -143,11 +140,11 @@ func (s *session) dataTLSConfig() (*tls.Config, *tlsBinding) {
 
 // reuseRequired applies --tls-session-reuse and the exemption list.
 func (s *session) reuseRequired() bool {
-	if s.srv.Config.TLSSessionReuse == "optional" {
+	if s.site.TLSSessionReuse == ReuseOptional {
 		return false
 	}
 	ip := s.remote.Addr()
-	for _, p := range s.srv.Config.TLSReuseExemptPrefixes() {
+	for _, p := range s.site.TLSReuseExempt {
 		if p.Contains(ip) {
 			return false
 		}
@@ -160,7 +157,7 @@ func (s *session) cmdAUTH(r *request) error {
 	arg := r.arg
 	mech := strings.ToUpper(strings.TrimSpace(arg))
 	switch {
-	case s.srv.tlsConfig == nil:
+	case s.site.tlsConfig == nil:
 		s.reply(502, "TLS is not configured.")
 		return nil
 	case mech != "TLS" && mech != "SSL" && mech != "TLS-C" && mech != "TLS-P":
@@ -172,7 +169,7 @@ func (s *session) cmdAUTH(r *request) error {
 	}
 	s.reply(234, "Proceed with TLS negotiation.")
 	tc := tls.Server(s.raw, s.controlTLSConfig())
-	s.raw.SetDeadline(time.Now().Add(s.srv.Config.LoginTimeout.Duration))
+	s.raw.SetDeadline(time.Now().Add(s.site.LoginTimeout))
 	err := tc.Handshake()
 	s.raw.SetDeadline(time.Time{})
 	if err != nil {
@@ -246,7 +243,7 @@ func (s *session) cmdCCC(r *request) error {
 	switch {
 	case !s.tlsOn:
 		s.reply(533, "Control connection is not protected.")
-	case !s.srv.Config.TLSAllowCCC || s.controlTLSRequired():
+	case !s.site.TLSAllowCCC || s.controlTLSRequired():
 		s.reply(534, "CCC is not allowed by policy.")
 	default:
 		s.reply(200, "Control connection returned to clear text.")

@@ -166,7 +166,7 @@ func notImplemented(*session, *request) error { return reply(502, "Command not i
 // features that are not one command each.
 func (s *session) featLines() []string {
 	lines := []string{"UTF8", "TVFS", "MLST " + s.featFacts()}
-	if s.srv.tlsConfig != nil {
+	if s.site.tlsConfig != nil {
 		lines = append(lines, "AUTH TLS")
 	}
 	for _, c := range commands {

@@ -33,7 +33,7 @@ func (s *session) openPassive() (*passive, error) {
 	s.closePassive()
 	s.activeSet = false
 	ip := s.local.Addr()
-	lo, hi := s.srv.Config.PassiveRange()
+	lo, hi := int(s.site.PassivePorts.Lo), int(s.site.PassivePorts.Hi)
 	var ln *net.TCPListener
 	var err error
 	if lo == 0 {
@@ -54,7 +54,7 @@ func (s *session) openPassive() (*passive, error) {
 		return nil, reply(425, "No passive port available; try again later.")
 	}
 	p := &passive{ln: ln}
-	p.timer = time.AfterFunc(s.srv.Config.DataTimeout.Duration, func() { ln.Close() })
+	p.timer = time.AfterFunc(s.site.DataTimeout, func() { ln.Close() })
 	s.pasv = p
 	return p, nil
 }
@@ -90,7 +90,7 @@ func (s *session) takeData() *dataSpec {
 		local:   s.local.Addr(),
 		peer:    s.remote.Addr(),
 		anyPeer: s.user != nil && s.user.AllowFXP,
-		timeout: s.srv.Config.DataTimeout.Duration,
+		timeout: s.site.DataTimeout,
 		log:     s.log,
 	}
 	if d.pasv != nil {

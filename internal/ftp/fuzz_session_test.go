@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferryftp/ferry/internal/config"
 )
 
 // FuzzSession feeds arbitrary bytes as command lines to a logged-in session
@@ -23,8 +21,8 @@ import (
 //
 // The seed corpus is small so that it runs as an ordinary test.
 func FuzzSession(f *testing.F) {
-	ts := startServer(f, func(c *config.Config, _ *Server) {
-		c.DataTimeout = config.Duration{Duration: 250 * time.Millisecond}
+	ts := startServer(f, func(c *Site, _ *Server) {
+		c.DataTimeout = 250 * time.Millisecond
 	})
 	fixture(f, ts.home)
 	f.Cleanup(func() {

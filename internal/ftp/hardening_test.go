@@ -29,8 +29,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/ban"
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/users"
 )
@@ -467,7 +467,7 @@ func TestHardeningPASVFloodOneListener(t *testing.T) {
 // ---- 2. Limits and timeouts ----
 
 func TestHardeningMaxSessionsPerIP(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.MaxSessionsPerIP = 2; c.MaxSessions = 0 })
+	ts := startServer(t, func(c *Site, _ *Server) { c.MaxSessionsPerIP = 2; c.MaxSessions = 0 })
 	a := dial(t, ts.addr)
 	dial(t, ts.addr)
 	conn, err := net.Dial("tcp", ts.addr)
@@ -512,7 +512,7 @@ func hardDialEventually(t testing.TB, addr string) *client {
 }
 
 func TestHardeningMaxSessionsGlobal(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.MaxSessions = 2; c.MaxSessionsPerIP = 0 })
+	ts := startServer(t, func(c *Site, _ *Server) { c.MaxSessions = 2; c.MaxSessionsPerIP = 0 })
 	dial(t, ts.addr)
 	hardDialFrom(t, ts.addr, "127.0.0.2")
 	hardSessions(t, ts, 2)
@@ -529,7 +529,7 @@ func TestHardeningMaxSessionsGlobal(t *testing.T) {
 // connections arrive at once, not only when they arrive one by one.
 func TestHardeningMaxSessionsBurst(t *testing.T) {
 	const limit, burst = 5, 200
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.MaxSessions = limit; c.MaxSessionsPerIP = 0 })
+	ts := startServer(t, func(c *Site, _ *Server) { c.MaxSessions = limit; c.MaxSessionsPerIP = 0 })
 	var admitted, refused atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -572,7 +572,7 @@ func TestHardeningMaxSessionsBurst(t *testing.T) {
 
 func TestHardeningMaxSessionsPerUser(t *testing.T) {
 	t.Run("config", func(t *testing.T) {
-		ts := startServer(t, func(c *config.Config, _ *Server) { c.MaxSessionsPerUser = 1 })
+		ts := startServer(t, func(c *Site, _ *Server) { c.MaxSessionsPerUser = 1 })
 		a := dial(t, ts.addr)
 		a.login("alice", "secret")
 		b := dial(t, ts.addr)
@@ -589,7 +589,7 @@ func TestHardeningMaxSessionsPerUser(t *testing.T) {
 		dial(t, ts.addr).login("alice", "secret")
 	})
 	t.Run("user", func(t *testing.T) {
-		ts := startServer(t, func(c *config.Config, _ *Server) { c.MaxSessionsPerUser = 10 })
+		ts := startServer(t, func(c *Site, _ *Server) { c.MaxSessionsPerUser = 10 })
 		hardAddUser(ts, "pw", users.User{Name: "carol", MaxSessions: 2})
 		a := dial(t, ts.addr)
 		a.login("carol", "pw")
@@ -605,7 +605,7 @@ func TestHardeningMaxSessionsPerUser(t *testing.T) {
 }
 
 func TestHardeningMaxLoginFailures(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.MaxLoginFailures = 3 })
+	ts := startServer(t, func(c *Site, _ *Server) { c.MaxLoginFailures = 3 })
 	c := dial(t, ts.addr)
 	for i := 0; i < 3; i++ {
 		c.cmd("USER alice", 331)
@@ -617,7 +617,7 @@ func TestHardeningMaxLoginFailures(t *testing.T) {
 }
 
 func TestHardeningLoginTimeout(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.LoginTimeout = config.Duration{Duration: 200 * time.Millisecond} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.LoginTimeout = 200 * time.Millisecond })
 	c := dial(t, ts.addr)
 	if text := c.expect(421); !strings.Contains(text, "Login timeout") {
 		t.Fatalf("login timeout text %q", text)
@@ -632,9 +632,9 @@ func TestHardeningLoginTimeout(t *testing.T) {
 func TestHardeningLoginTimeoutNotExtended(t *testing.T) {
 	for _, line := range []string{"NOOP", "USER alice"} {
 		t.Run(strings.Fields(line)[0], func(t *testing.T) {
-			ts := startServer(t, func(c *config.Config, s *Server) {
-				c.LoginTimeout = config.Duration{Duration: 200 * time.Millisecond}
-				c.IdleTimeout = config.Duration{Duration: time.Hour}
+			ts := startServer(t, func(c *Site, s *Server) {
+				c.LoginTimeout = 200 * time.Millisecond
+				c.IdleTimeout = time.Hour
 				s.Logger = slog.New(slog.DiscardHandler) // thousands of commands
 			})
 			c := dial(t, ts.addr)
@@ -660,7 +660,7 @@ func TestHardeningLoginTimeoutNotExtended(t *testing.T) {
 }
 
 func TestHardeningIdleTimeout(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.IdleTimeout = config.Duration{Duration: 300 * time.Millisecond} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.IdleTimeout = 300 * time.Millisecond })
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	if text := c.expect(421); !strings.Contains(text, "Idle timeout") {
@@ -671,7 +671,7 @@ func TestHardeningIdleTimeout(t *testing.T) {
 }
 
 func TestHardeningDataTimeout(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.DataTimeout = config.Duration{Duration: 300 * time.Millisecond} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.DataTimeout = 300 * time.Millisecond })
 	hardWrite(t, filepath.Join(ts.home, "f.txt"), []byte("data"))
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
@@ -716,8 +716,8 @@ func TestHardeningDataTimeout(t *testing.T) {
 // TestHardeningSlowClientsReleased: silent clients and clients that stream
 // bytes without ever ending a line hold nothing past the login timeout.
 func TestHardeningSlowClientsReleased(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) {
-		c.LoginTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	ts := startServer(t, func(c *Site, _ *Server) {
+		c.LoginTimeout = 300 * time.Millisecond
 		c.MaxSessionsPerIP = 0
 	})
 	var conns []net.Conn
@@ -766,9 +766,9 @@ func TestHardeningSlowClientsReleased(t *testing.T) {
 // full. Before login, that must not keep the session past the login timeout.
 // "HELP <long word>" echoes the word, so 4 KB lines fill the buffers fast.
 func TestHardeningUnreadRepliesReleased(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, s *Server) {
-		c.LoginTimeout = config.Duration{Duration: 2 * time.Second}
-		c.IdleTimeout = config.Duration{Duration: time.Hour}
+	ts := startServer(t, func(c *Site, s *Server) {
+		c.LoginTimeout = 2 * time.Second
+		c.IdleTimeout = time.Hour
 		s.Logger = slog.New(slog.DiscardHandler)
 	})
 	c, err := net.Dial("tcp", ts.addr)
@@ -952,7 +952,7 @@ func TestHardeningBruteForceBan(t *testing.T) {
 		Duration:  time.Hour,
 		Allow:     []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
 	})
-	ts := startServer(t, func(c *config.Config, s *Server) {
+	ts := startServer(t, func(c *Site, s *Server) {
 		c.MaxSessionsPerIP = 0
 		c.MaxSessions = 0
 		c.MaxLoginFailures = 0 // one connection may fail many times: only the Defender stops it
@@ -1066,7 +1066,7 @@ func TestHardeningBobPermissions(t *testing.T) {
 }
 
 func TestHardeningHiddenPatterns(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.HiddenPattern = []string{"*.secret"} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.Hidden = access.Patterns{"*.secret"} })
 	hardWrite(t, filepath.Join(ts.home, "plain.txt"), []byte("plain"))
 	hardWrite(t, filepath.Join(ts.home, "a.secret"), []byte("HIDDEN-A"))
 	hardWrite(t, filepath.Join(ts.home, "d.secret", "inner.txt"), []byte("HIDDEN-B"))
@@ -1115,7 +1115,7 @@ func TestHardeningHiddenPatterns(t *testing.T) {
 }
 
 func TestHardeningDenyUpload(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.DenyUpload = []string{"*.exe"} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.DenyUpload = access.Patterns{"*.exe"} })
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	for _, line := range []string{"STOR a.exe", "STOR sub/../b.exe", "APPE c.exe", "STOR /d.exe"} {
@@ -1137,7 +1137,7 @@ func TestHardeningDenyUpload(t *testing.T) {
 }
 
 func TestHardeningUmask(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.FileUmask = "077"; c.DirUmask = "077" })
+	ts := startServer(t, func(c *Site, _ *Server) { c.FileUmask = 0o077; c.DirUmask = 0o077 })
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	c.stor("STOR", "f.txt", []byte("x"))
@@ -1213,7 +1213,7 @@ func TestHardeningAnonymousReadOnly(t *testing.T) {
 }
 
 func TestHardeningAnonymousDropBox(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.AnonymousUploadDir = "incoming"; c.DenyUpload = []string{"*.exe"} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.DropBox = mustPath("/incoming"); c.DenyUpload = access.Patterns{"*.exe"} })
 	pub := filepath.Join(ts.data, "public")
 	os.MkdirAll(filepath.Join(pub, "incoming"), 0o755)
 	hardWrite(t, filepath.Join(pub, "incoming", "earlier.txt"), []byte("SOMEONE-ELSES-UPLOAD"))
@@ -1370,7 +1370,7 @@ func TestHardeningUploadCutKeepsOldFile(t *testing.T) {
 // none may lose the old file.
 func TestHardeningUploadClientCrash(t *testing.T) {
 	const trials, sent = 20, 256 << 10
-	ts := startServer(t, func(_ *config.Config, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
+	ts := startServer(t, func(_ *Site, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
 	old := hardPattern(100000, 1)
 	target := filepath.Join(ts.home, "f.bin")
 	lost := 0
@@ -1428,7 +1428,7 @@ func TestHardeningABORMidUpload(t *testing.T) {
 // the scheduler, so it is run 40 times.
 func TestHardeningABORReplyMatchesOutcome(t *testing.T) {
 	const trials = 40
-	ts := startServer(t, func(_ *config.Config, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
+	ts := startServer(t, func(_ *Site, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
 	old, upload := hardPattern(50000, 1), hardPattern(200000, 2)
 	target := filepath.Join(ts.home, "f.bin")
 	c := dial(t, ts.addr)

@@ -17,8 +17,8 @@ import (
 
 	"github.com/ferryftp/ferry/internal/testenv"
 
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // memAuth is an in-memory Authenticator for engine tests.
@@ -70,40 +70,71 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startServer starts a server; mod may change the configuration first.
-func startServer(t testing.TB, mod func(*config.Config, *Server)) *testServer {
+// testSettings are the engine settings of the default configuration, with
+// data as the data directory, any passive port and no bans.
+func testSettings(data string) Settings {
+	return Settings{
+		Banner:           "Ferry FTP server ready.",
+		Anonymous:        true,
+		AnonymousRoot:    filepath.Join(data, "public"),
+		LoginTimeout:     60 * time.Second,
+		IdleTimeout:      5 * time.Minute,
+		DataTimeout:      30 * time.Second,
+		MaxLineBytes:     4096,
+		MaxSessions:      2000,
+		MaxSessionsPerIP: 50,
+		MaxLoginFailures: 3,
+		FileUmask:        0o022,
+		DirUmask:         0o022,
+		TLSRequired:      TLSNone,
+		TLSMinVersion:    tls.VersionTLS12,
+		TLSSessionReuse:  ReuseRequired,
+	}
+}
+
+// mustPath resolves an absolute virtual path or panics.
+func mustPath(p string) vpath.Path {
+	v, err := vpath.Resolve(vpath.Root(), p)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// startServer starts a server; mod may change the site (its settings,
+// authenticator, storage and TLS) and the server first.
+func startServer(t testing.TB, mod func(*Site, *Server)) *testServer {
 	t.Helper()
 	return startServerOn(t, "127.0.0.1:0", mod)
 }
 
 // startServerOn is startServer listening on addr ("[::1]:0" for IPv6 tests);
 // the test is skipped when addr cannot be bound on this host.
-func startServerOn(t testing.TB, addr string, mod func(*config.Config, *Server)) *testServer {
+func startServerOn(t testing.TB, addr string, mod func(*Site, *Server)) *testServer {
 	t.Helper()
 	return startServerData(t, addr, t.TempDir(), mod)
 }
 
 // startServerData is startServerOn with the data directory given, for tests
 // that need a particular file system (tmpfs for huge directories).
-func startServerData(t testing.TB, addr, data string, mod func(*config.Config, *Server)) *testServer {
+func startServerData(t testing.TB, addr, data string, mod func(*Site, *Server)) *testServer {
 	t.Helper()
 	if err := PrepareData(data); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Defaults()
-	cfg.Data = data
-	cfg.Listen = addr
-	cfg.PassivePorts = ""
-	cfg.BanThreshold = 0
 	home := filepath.Join(data, "home", "alice")
 	auth := &memAuth{users: map[string]memUser{
 		"alice": {pass: "secret", u: users.User{Name: "alice", Home: home}},
 		"bob":   {pass: "hunter2", u: users.User{Name: "bob", Home: filepath.Join(data, "home", "bob"), Perms: "/=read;/incoming=read,upload"}},
 	}}
 	logs := &syncBuffer{}
-	srv := &Server{Config: cfg, Auth: auth, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	srv := &Server{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	site := &Site{Settings: testSettings(data), Auth: auth}
 	if mod != nil {
-		mod(&srv.Config, srv)
+		mod(site, srv)
+	}
+	if err := srv.SetSite(site); err != nil {
+		t.Fatal(err)
 	}
 	os.MkdirAll(home, 0o755)
 	ln, err := net.Listen("tcp", addr)

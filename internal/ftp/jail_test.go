@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferryftp/ferry/internal/config"
 )
 
 // TestJail checks that no path, "..", absolute name or symlink reaches
@@ -279,7 +277,7 @@ func TestAnonymous(t *testing.T) {
 // are refused like a wrong password.
 func TestAnonymousDisabled(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.Anonymous = false })
+	ts := startServer(t, func(c *Site, _ *Server) { c.Anonymous = false })
 	c := dial(t, ts.addr)
 	c.cmdAny("USER anonymous", 331, 530)
 	c.cmdAny("PASS guest@example.com", 530, 503)

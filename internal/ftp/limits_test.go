@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/ferryftp/ferry/internal/config"
 )
 
 // fakeClock stands still until a limiter sleeps on it, so rates are checked
@@ -69,11 +67,10 @@ func TestRateLimiterArithmetic(t *testing.T) {
 // bytes at the configured rate.
 func TestRateLimitsApplyToTransfers(t *testing.T) {
 	var up, down *fakeClock
-	ts := startServer(t, func(cfg *config.Config, srv *Server) {
+	ts := startServer(t, func(cfg *Site, srv *Server) {
 		cfg.UploadRate, cfg.DownloadRate = 1<<20, 2<<20
-		srv.init()
-		srv.up, up = fakeLimiter(cfg.UploadRate)
-		srv.down, down = fakeLimiter(cfg.DownloadRate)
+		cfg.up, up = fakeLimiter(cfg.UploadRate)
+		cfg.down, down = fakeLimiter(cfg.DownloadRate)
 	})
 	data := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16) // 4 MiB
 	os.WriteFile(filepath.Join(ts.home, "big.bin"), data, 0o644)
@@ -101,7 +98,7 @@ func TestRateLimitsApplyToTransfers(t *testing.T) {
 // sessions.
 func TestUserRateLimits(t *testing.T) {
 	var down *fakeClock
-	ts := startServer(t, func(cfg *config.Config, srv *Server) {
+	ts := startServer(t, func(cfg *Site, srv *Server) {
 		srv.init()
 		var l *rateLimiter
 		l, down = fakeLimiter(1 << 20)

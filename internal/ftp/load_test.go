@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
 )
@@ -200,19 +198,19 @@ type loadSharedFS struct{ storage.FS }
 // scale by TestLoadSessionStorageReleased.
 func TestLoadManySessions(t *testing.T) {
 	n := loadRaiseNOFILE(t, loadSessions, 1)
-	ts := startServer(t, func(c *config.Config, s *Server) {
+	ts := startServer(t, func(c *Site, s *Server) {
 		c.MaxSessions = 0
 		c.MaxSessionsPerIP = 0
-		c.LoginTimeout = config.Duration{Duration: 10 * time.Minute}
-		c.IdleTimeout = config.Duration{Duration: 10 * time.Minute}
+		c.LoginTimeout = 10 * time.Minute
+		c.IdleTimeout = 10 * time.Minute
 		s.Logger = slog.New(slog.DiscardHandler)
-		public := filepath.Join(c.Data, "public")
+		public := c.AnonymousRoot
 		shared, err := local.Open(public)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { shared.Close() })
-		s.OpenFS = func(root string) (storage.FS, error) {
+		c.OpenFS = func(root string) (storage.FS, error) {
 			if root == public {
 				return loadSharedFS{shared}, nil
 			}
@@ -345,7 +343,7 @@ func TestLoadClientProcess(t *testing.T) {
 // included.
 func TestLoadSessionStorageReleased(t *testing.T) {
 	n := loadRaiseNOFILE(t, 5000, 3)
-	ts := startServer(t, func(c *config.Config, s *Server) {
+	ts := startServer(t, func(c *Site, s *Server) {
 		c.MaxSessions = 0
 		c.MaxSessionsPerIP = 0
 		s.Logger = slog.New(slog.DiscardHandler)

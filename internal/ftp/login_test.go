@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ban"
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
@@ -40,9 +39,9 @@ func sqlAuth(t *testing.T, dir string, carol users.User) *sqlstore.Store {
 // failures stay under a threshold of three for both; the third bans both.
 func TestLoginBanScoreIgnoresExistence(t *testing.T) {
 	d := ban.NewDefender(ban.NewMemoryStore(), ban.Options{Threshold: 3, Window: time.Hour, Duration: time.Hour})
-	ts := startServer(t, func(c *config.Config, s *Server) {
+	ts := startServer(t, func(c *Site, s *Server) {
 		c.MaxLoginFailures = 0
-		s.Auth = sqlAuth(t, c.Data, users.User{})
+		c.Auth = sqlAuth(t, filepath.Dir(c.AnonymousRoot), users.User{})
 		s.Defender = BanDefender(d)
 	})
 	cases := map[string]string{"127.0.0.3": "carol", "127.0.0.4": "nobody"}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
@@ -83,7 +82,7 @@ func TestPermissionBeforeExistence(t *testing.T) {
 // TestDropBoxNoExistenceOracle: in the anonymous drop box only uploads of
 // new names succeed; nothing else tells an existing name from a missing one.
 func TestDropBoxNoExistenceOracle(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) { c.AnonymousUploadDir = "incoming" })
+	ts := startServer(t, func(c *Site, _ *Server) { c.DropBox = mustPath("/incoming") })
 	writeFile(t, filepath.Join(ts.data, "public", "incoming", "secret.txt"), []byte("x"))
 	c := dial(t, ts.addr)
 	c.login("anonymous", "me@example.com")

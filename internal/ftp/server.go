@@ -4,7 +4,6 @@ package ftp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,44 +17,27 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ban"
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
-	"github.com/ferryftp/ferry/internal/users"
-	"github.com/ferryftp/ferry/internal/vpath"
 )
 
-// Server serves FTP on any number of listeners. Set the fields, then call
-// Serve; fields must not change afterwards.
+// Server serves FTP on any number of listeners. Set the fields and the site
+// (SetSite), then call Serve; the fields must not change afterwards.
 type Server struct {
-	// Config holds the settings; Validate has been called on it.
-	Config config.Config
-	// Auth checks named logins; never nil.
-	Auth users.Authenticator
 	// Logger receives one line per connect, login, transfer and disconnect.
 	Logger *slog.Logger
-	// TLS, when set, enables AUTH TLS and implicit FTPS. Its certificate
-	// comes from GetCertificate so a reload reaches new handshakes only.
-	TLS *tls.Config
 	// Defender, when set, refuses banned addresses and scores failures.
 	Defender Defender
-	// OpenFS opens the storage of a user's root; nil means local disk.
-	OpenFS func(root string) (storage.FS, error)
 
-	tlsConfig *tls.Config  // TLS with Ferry's session settings; nil without TLS
-	access    serverAccess // server-wide name patterns
-	dropBox   *vpath.Path  // anonymous upload directory, if any
-	publicIP  netip.Addr   // advertised by PASV when valid
+	site atomic.Pointer[Site] // the current site; swapped whole, never edited
 
 	mu         sync.Mutex
 	listeners  map[net.Listener]struct{}
 	sessions   map[*session]struct{}
 	perIP      map[netip.Addr]int
-	active     int        // admitted connections, guarded by mu
-	anonFS     storage.FS // the shared anonymous tree, guarded by mu
+	active     int // admitted connections, guarded by mu
 	perUser    map[string]int
 	users      map[string]*userState // rate limiters and quota use, by user name
-	up, down   *rateLimiter          // server-wide rates
 	inShutdown atomic.Bool
 	done       chan struct{} // closed by Shutdown
 	wg         sync.WaitGroup
@@ -90,40 +72,44 @@ func (srv *Server) init() {
 		if srv.Logger == nil {
 			srv.Logger = slog.New(slog.DiscardHandler)
 		}
-		if srv.OpenFS == nil {
-			srv.OpenFS = func(root string) (storage.FS, error) { return local.Open(root) }
-		}
-		if srv.TLS != nil {
-			srv.tlsConfig = srv.sessionTLSConfig(srv.TLS)
-		}
-		srv.up = newRateLimiter(srv.Config.UploadRate)
-		srv.down = newRateLimiter(srv.Config.DownloadRate)
-		srv.access = serverAccess{hidden: srv.Config.HiddenPattern, denyUpload: srv.Config.DenyUpload}
-		if d := srv.Config.AnonymousUploadDir; d != "" {
-			if p, err := vpath.Resolve(vpath.Root(), d); err == nil && !p.IsRoot() {
-				srv.dropBox = &p
-			}
-		}
-		if h := srv.Config.PublicHost; h != "" {
-			if ip, err := netip.ParseAddr(h); err == nil {
-				srv.publicIP = ip.Unmap()
-			} else if ips, err := net.LookupIP(h); err == nil {
-				for _, ip := range ips {
-					if a, ok := netip.AddrFromSlice(ip); ok && a.Unmap().Is4() {
-						srv.publicIP = a.Unmap()
-						break
-					}
-				}
-			}
-		}
 	})
 }
+
+// SetSite installs the site that new connections get; sessions already
+// running keep the one they started with. st must not change afterwards.
+func (srv *Server) SetSite(st *Site) error {
+	if st == nil || st.Auth == nil {
+		return errors.New("ftp: a site needs an authenticator")
+	}
+	if st.OpenFS == nil {
+		st.OpenFS = func(root string) (storage.FS, error) { return local.Open(root) }
+	}
+	if st.TLS != nil {
+		st.tlsConfig = sessionTLSConfig(st.TLS, st.TLSMinVersion)
+	}
+	if st.up == nil {
+		st.up = newRateLimiter(st.UploadRate)
+	}
+	if st.down == nil {
+		st.down = newRateLimiter(st.DownloadRate)
+	}
+	srv.site.Store(st)
+	return nil
+}
+
+// siteFor returns the site a new control connection is served by. Exactly
+// one exists today; virtual hosts will choose by HOST or SNI.
+func (srv *Server) siteFor(net.Conn) *Site { return srv.site.Load() }
 
 // Serve accepts control connections on ln until Shutdown. With implicit set,
 // TLS starts on connect (the port-990 style of RFC 4217 §10's predecessors).
 func (srv *Server) Serve(ln net.Listener, implicit bool) error {
 	srv.init()
-	if implicit && srv.tlsConfig == nil {
+	st := srv.site.Load()
+	if st == nil {
+		return errors.New("ftp: no site: call SetSite first")
+	}
+	if implicit && st.tlsConfig == nil {
 		return errors.New("ftp: implicit TLS needs a certificate")
 	}
 	srv.mu.Lock()
@@ -187,7 +173,8 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 			return
 		}
 	}
-	if msg := srv.admit(remote.Addr()); msg != "" {
+	site := srv.siteFor(c)
+	if msg := srv.admit(site, remote.Addr()); msg != "" {
 		log.Warn("refused connection", "reason", msg)
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		fmt.Fprintf(c, "421 %s\r\n", msg)
@@ -197,7 +184,7 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 	defer srv.release(remote.Addr())
 	oobInline(c)
 
-	s := newSession(srv, c, id, log)
+	s := newSession(srv, site, c, id, log)
 	srv.mu.Lock()
 	srv.sessions[s] = struct{}{}
 	srv.mu.Unlock()
@@ -215,10 +202,9 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 
 // admit counts a new connection against the global and per-IP limits and
 // returns a refusal text, or "" when admitted.
-func (srv *Server) admit(ip netip.Addr) string {
+func (srv *Server) admit(cfg *Site, ip netip.Addr) string {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	cfg := &srv.Config
 	if cfg.MaxSessions > 0 && srv.active >= cfg.MaxSessions {
 		return "Too many users connected; try again later."
 	}
@@ -239,12 +225,13 @@ func (srv *Server) release(ip netip.Addr) {
 	srv.mu.Unlock()
 }
 
-// loginUser counts a session of user against the per-user limit.
-func (srv *Server) loginUser(name string, limit int) bool {
+// loginUser counts a session of user against the per-user limit (the
+// user's own, or else def, the site's).
+func (srv *Server) loginUser(name string, limit, def int) bool {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	if limit <= 0 {
-		limit = srv.Config.MaxSessionsPerUser
+		limit = def
 	}
 	if limit > 0 && srv.perUser[name] >= limit {
 		return false
@@ -323,19 +310,19 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// publicFS returns the anonymous tree, opened once and shared by every
-// anonymous session: one descriptor instead of one per session.
-func (srv *Server) publicFS() (storage.FS, error) {
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.anonFS == nil {
-		fsys, err := srv.OpenFS(filepath.Join(srv.Config.Data, "public"))
+// publicFS returns the site's anonymous tree, opened once and shared by
+// every anonymous session: one descriptor instead of one per session.
+func (st *Site) publicFS() (storage.FS, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.anonFS == nil {
+		fsys, err := st.OpenFS(st.AnonymousRoot)
 		if err != nil {
 			return nil, err
 		}
-		srv.anonFS = fsys
+		st.anonFS = fsys
 	}
-	return srv.anonFS, nil
+	return st.anonFS, nil
 }
 
 // oobInline keeps TCP urgent data in the normal stream. Clients send ABOR

@@ -27,6 +27,7 @@ const maxQueued = 16
 // and is the only writer of replies; the reader goroutine only feeds lines.
 type session struct {
 	srv    *Server
+	site   *Site    // taken at connect; the only settings this session reads
 	conn   net.Conn // the control connection; a *tls.Conn after AUTH TLS
 	raw    net.Conn // the TCP connection under conn
 	id     string
@@ -81,9 +82,10 @@ type lineMsg struct {
 	err  error
 }
 
-func newSession(srv *Server, c net.Conn, id string, log *slog.Logger) *session {
+func newSession(srv *Server, site *Site, c net.Conn, id string, log *slog.Logger) *session {
 	s := &session{
 		srv:    srv,
+		site:   site,
 		conn:   c,
 		raw:    c,
 		id:     id,
@@ -108,7 +110,7 @@ func (s *session) serve(implicit bool) {
 	s.log.Info("connect", "local", s.local.String(), "implicit_tls", implicit)
 	if implicit {
 		tc := tls.Server(s.raw, s.controlTLSConfig())
-		tc.SetDeadline(time.Now().Add(s.srv.Config.LoginTimeout.Duration))
+		tc.SetDeadline(time.Now().Add(s.site.LoginTimeout))
 		if err := tc.Handshake(); err != nil {
 			s.log.Info("implicit TLS handshake failed", "err", err)
 			return
@@ -118,8 +120,8 @@ func (s *session) serve(implicit bool) {
 		s.tlsOn, s.pbsz, s.protP = true, true, true
 		s.logTLS("control", tc.ConnectionState(), "")
 	}
-	s.reply(220, s.srv.Config.Banner)
-	s.loginBy = time.Now().Add(s.srv.Config.LoginTimeout.Duration)
+	s.reply(220, s.site.Banner)
+	s.loginBy = time.Now().Add(s.site.LoginTimeout)
 	s.deadline = s.loginBy
 	s.reading = true
 	go s.readLoop(s.conn)
@@ -165,7 +167,7 @@ func (s *session) serve(implicit bool) {
 			if s.xfer != nil {
 				// Data keeps the control connection alive: no idle
 				// timeout while a transfer runs.
-				s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+				s.deadline = time.Now().Add(s.site.IdleTimeout)
 			} else if !time.Now().Before(s.deadline) {
 				if s.user == nil {
 					s.reply(421, "Login timeout; closing control connection.")
@@ -189,7 +191,7 @@ func (s *session) serve(implicit bool) {
 // another byte is read, and so a client cannot run ahead unboundedly.
 func (s *session) readLoop(c net.Conn) {
 	defer close(s.lines)
-	r := wire.NewReader(c, s.srv.Config.MaxLineBytes)
+	r := wire.NewReader(c, s.site.MaxLineBytes)
 	for {
 		line, err := r.ReadLine()
 		s.lines <- lineMsg{line, err}
@@ -205,7 +207,7 @@ func (s *session) readLoop(c net.Conn) {
 			// are discarded with the old reader (RFC 4217 §13 warns of
 			// command injection across the TLS boundary).
 			c = next
-			r = wire.NewReader(c, s.srv.Config.MaxLineBytes)
+			r = wire.NewReader(c, s.site.MaxLineBytes)
 		}
 	}
 }
@@ -239,7 +241,7 @@ func (s *session) handleLine(line string) {
 // dispatch runs one command through the rules of its table row.
 func (s *session) dispatch(line string) {
 	if s.user != nil {
-		s.deadline = time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+		s.deadline = time.Now().Add(s.site.IdleTimeout)
 	} else {
 		s.deadline = s.loginBy // commands never extend the login timeout
 	}
@@ -292,7 +294,7 @@ func (s *session) reply(code int, text string) {
 	// A client that never reads must not outlive its timeouts: before
 	// login the login deadline (plus a grace for the final 421) bounds
 	// every write.
-	dl := time.Now().Add(s.srv.Config.IdleTimeout.Duration)
+	dl := time.Now().Add(s.site.IdleTimeout)
 	if s.user == nil && !s.loginBy.IsZero() {
 		if by := s.loginBy.Add(5 * time.Second); by.Before(dl) {
 			dl = by
@@ -346,29 +348,27 @@ func (s *session) logout() {
 
 // controlTLSRequired reports whether the policy demands TLS on the control
 // connection for this session (before login: for the named user, if known).
-func (s *session) controlTLSRequired() bool {
-	p := s.tlsPolicy()
-	return p == "control" || p == "all"
-}
+func (s *session) controlTLSRequired() bool { return s.tlsPolicy().control() }
 
-func (s *session) dataTLSRequired() bool {
-	p := s.tlsPolicy()
-	return p == "data" || p == "all"
-}
+func (s *session) dataTLSRequired() bool { return s.tlsPolicy().data() }
 
-func (s *session) tlsPolicy() string {
-	if s.srv.tlsConfig == nil {
-		return "none"
+func (s *session) tlsPolicy() TLSPolicy {
+	if s.site.tlsConfig == nil {
+		return TLSNone
 	}
 	if s.anon || isAnonymous(s.userName) {
-		if s.srv.Config.TLSAnonymousExempt {
-			return "none"
+		if s.site.TLSAnonymousExempt {
+			return TLSNone
 		}
 	}
 	if s.user != nil && s.user.TLSRequired != "" {
-		return s.user.TLSRequired
+		// The store validates it; an unknown value demands everything.
+		if p, err := ParseTLSPolicy(s.user.TLSRequired); err == nil {
+			return p
+		}
+		return TLSAll
 	}
-	return s.srv.Config.TLSRequired
+	return s.site.TLSRequired
 }
 
 func isAnonymous(name string) bool {

@@ -5,15 +5,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferryftp/ferry/internal/config"
 )
 
 // TestTimeoutLogin: a client that does not log in gets 421 and is closed.
 func TestTimeoutLogin(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config, _ *Server) {
-		c.LoginTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	ts := startServer(t, func(c *Site, _ *Server) {
+		c.LoginTimeout = 300 * time.Millisecond
 	})
 	c := dial(t, ts.addr)
 	if got := c.expect(421); !strings.Contains(strings.ToLower(got), "timeout") {
@@ -45,8 +43,8 @@ func TestTimeoutLogin(t *testing.T) {
 // TestTimeoutIdle: a logged-in client that sends nothing gets 421.
 func TestTimeoutIdle(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config, _ *Server) {
-		c.IdleTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	ts := startServer(t, func(c *Site, _ *Server) {
+		c.IdleTimeout = 300 * time.Millisecond
 	})
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
@@ -61,8 +59,8 @@ func TestTimeoutIdle(t *testing.T) {
 // gets its 421, the first has been silent for longer than the timeout.
 func TestTimeoutIdleSparesTransfers(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, func(c *config.Config, _ *Server) {
-		c.IdleTimeout = config.Duration{Duration: time.Second}
+	ts := startServer(t, func(c *Site, _ *Server) {
+		c.IdleTimeout = time.Second
 	})
 	bigFile(t, filepath.Join(ts.home, "big"))
 	c := loggedIn(t, ts)
@@ -82,7 +80,7 @@ func TestTimeoutIdleSparesTransfers(t *testing.T) {
 // and the session goes on.
 func TestLineLimit(t *testing.T) {
 	ts := startServer(t, nil)
-	max := ts.srv.Config.MaxLineBytes
+	max := ts.srv.siteFor(nil).MaxLineBytes
 	c := dial(t, ts.addr)
 	c.cmd("NOOP "+strings.Repeat("x", max), 500)
 	c.cmd("NOOP", 200)
@@ -102,7 +100,7 @@ func TestLineLimit(t *testing.T) {
 		t.Errorf("over-long lines created %q", names)
 	}
 
-	ts = startServer(t, func(c *config.Config, _ *Server) { c.MaxLineBytes = 64 })
+	ts = startServer(t, func(c *Site, _ *Server) { c.MaxLineBytes = 64 })
 	c = loggedIn(t, ts)
 	c.cmd("MKD "+strings.Repeat("n", 100), 500)
 	c.cmd("MKD short", 257)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
@@ -81,9 +80,9 @@ func setUser(ts *testServer, name string, f func(u *users.User)) {
 func TestTLSClientCertificates(t *testing.T) {
 	f := newFTPSFixture(t)
 	ca := newTestCA(t)
-	ts := startFTPS(t, f, func(_ *config.Config, srv *Server) {
-		srv.TLS.ClientCAs = ca.pool
-		srv.TLS.ClientAuth = tls.VerifyClientCertIfGiven
+	ts := startFTPS(t, f, func(cfg *Site, _ *Server) {
+		cfg.TLS.ClientCAs = ca.pool
+		cfg.TLS.ClientAuth = tls.VerifyClientCertIfGiven
 	})
 	setUser(ts, "alice", func(u *users.User) { u.CertRequired = true })
 	setUser(ts, "bob", func(u *users.User) { u.CertLogin = true })

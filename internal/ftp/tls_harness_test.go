@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/certs"
-	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
@@ -97,10 +96,10 @@ func (f *ftpsFixture) client(maxVersion uint16, cache tls.ClientSessionCache) *t
 
 // startFTPS starts a test server with TLS from f; mod may change the
 // configuration further.
-func startFTPS(t testing.TB, f *ftpsFixture, mod func(*config.Config, *Server)) *testServer {
+func startFTPS(t testing.TB, f *ftpsFixture, mod func(*Site, *Server)) *testServer {
 	t.Helper()
-	return startServer(t, func(cfg *config.Config, srv *Server) {
-		srv.TLS = &tls.Config{GetCertificate: f.m.GetCertificate}
+	return startServer(t, func(cfg *Site, srv *Server) {
+		cfg.TLS = &tls.Config{GetCertificate: f.m.GetCertificate}
 		if mod != nil {
 			mod(cfg, srv)
 		}
@@ -151,13 +150,13 @@ func startImplicitFTPS(t testing.TB, f *ftpsFixture, match string, signal chan<-
 	if err := PrepareData(data); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Defaults()
-	cfg.Data, cfg.Listen, cfg.PassivePorts, cfg.BanThreshold = data, "127.0.0.1:0", "", 0
 	home := filepath.Join(data, "home", "alice")
 	auth := &memAuth{users: map[string]memUser{"alice": {pass: "secret", u: users.User{Name: "alice", Home: home}}}}
 	logs := &signalWriter{match: []byte(match), signal: signal}
-	srv := &Server{Config: cfg, Auth: auth, TLS: &tls.Config{GetCertificate: f.m.GetCertificate},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	srv := &Server{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if err := srv.SetSite(&Site{Settings: testSettings(data), Auth: auth, TLS: &tls.Config{GetCertificate: f.m.GetCertificate}}); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,8 +18,6 @@ import (
 	"time"
 
 	jftp "github.com/jlaffaye/ftp"
-
-	"github.com/ferryftp/ferry/internal/config"
 )
 
 // FTPS (RFC 2228, RFC 4217) tests of the engine: explicit and implicit TLS,
@@ -127,7 +126,7 @@ func TestFTPSFeat(t *testing.T) {
 // read past the end of the close_notify record.
 func TestFTPSCCCAllowed(t *testing.T) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSAllowCCC = true })
+	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSAllowCCC = true })
 	c := dial(t, ts.addr)
 	hc := &holdConn{Conn: c.conn}
 	c.conn, c.r = hc, bufio.NewReader(hc)
@@ -171,9 +170,9 @@ func TestFTPSCCCAllowed(t *testing.T) {
 	q.cmd("NOOP", 200)
 
 	// With TLS required on the control connection, CCC stays refused.
-	ts2 := startFTPS(t, f, func(cfg *config.Config, _ *Server) {
+	ts2 := startFTPS(t, f, func(cfg *Site, _ *Server) {
 		cfg.TLSAllowCCC = true
-		cfg.TLSRequired = "control"
+		cfg.TLSRequired = TLSControl
 	})
 	c2 := dialFTPS(t, ts2.addr, f.client(0, nil))
 	c2.login("alice", "secret")
@@ -247,7 +246,7 @@ func TestFTPSImplicitHandshakeFailure(t *testing.T) {
 
 func TestTLSPolicyControlRequired(t *testing.T) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSRequired = "control" })
+	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSControl })
 	c := dial(t, ts.addr)
 	c.cmd("FEAT", 211)
 	text := c.cmd("USER alice", 530)
@@ -272,7 +271,7 @@ func TestTLSPolicyControlRequired(t *testing.T) {
 
 func TestTLSPolicyDataRequired(t *testing.T) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSRequired = "data" })
+	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSData })
 	want := ftpsPayload(64 << 10)
 	os.WriteFile(filepath.Join(ts.home, "d.bin"), want, 0o644)
 
@@ -312,8 +311,8 @@ func TestTLSPolicyDataRequired(t *testing.T) {
 
 func TestTLSPolicyAnonymousExempt(t *testing.T) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) {
-		cfg.TLSRequired = "all"
+	ts := startFTPS(t, f, func(cfg *Site, _ *Server) {
+		cfg.TLSRequired = TLSAll
 		cfg.TLSAnonymousExempt = true
 	})
 	want := []byte("public file\n")
@@ -327,7 +326,7 @@ func TestTLSPolicyAnonymousExempt(t *testing.T) {
 	}
 	dial(t, ts.addr).cmd("USER alice", 530)
 
-	ts2 := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSRequired = "all" })
+	ts2 := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSAll })
 	dial(t, ts2.addr).cmd("USER anonymous", 530)
 }
 
@@ -355,7 +354,7 @@ func TestTLSMinimumVersion(t *testing.T) {
 	}
 
 	// A TLS 1.3 minimum (what tls_min_version = "1.3" becomes) refuses 1.2.
-	ts13 := startFTPS(t, f, func(_ *config.Config, srv *Server) { srv.TLS.MinVersion = tls.VersionTLS13 })
+	ts13 := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLS.MinVersion = tls.VersionTLS13 })
 	c12 := dial(t, ts13.addr)
 	c12.cmd("AUTH TLS", 234)
 	if err := c12.startTLSFTPS(f.client(tls.VersionTLS12, nil)); err == nil {
@@ -490,10 +489,10 @@ func TestFTPSDataFreshHandshakeRefused(t *testing.T) {
 func TestFTPSDataReuseRelaxed(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		mod  func(*config.Config, *Server)
+		mod  func(*Site, *Server)
 	}{
-		{"optional", func(cfg *config.Config, _ *Server) { cfg.TLSSessionReuse = "optional" }},
-		{"exempt", func(cfg *config.Config, _ *Server) { cfg.TLSReuseExempt = []string{"127.0.0.1/32"} }},
+		{"optional", func(cfg *Site, _ *Server) { cfg.TLSSessionReuse = ReuseOptional }},
+		{"exempt", func(cfg *Site, _ *Server) { cfg.TLSReuseExempt = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} }},
 	} {
 		for _, tv := range ftpsVersions {
 			t.Run(tc.name+"/"+tv.name, func(t *testing.T) {
@@ -503,7 +502,7 @@ func TestFTPSDataReuseRelaxed(t *testing.T) {
 	}
 }
 
-func testReuseRelaxed(t *testing.T, version uint16, mod func(*config.Config, *Server)) {
+func testReuseRelaxed(t *testing.T, version uint16, mod func(*Site, *Server)) {
 	f := newFTPSFixture(t)
 	ts := startFTPS(t, f, mod)
 	want := []byte("relaxed\n")
@@ -564,7 +563,7 @@ func TestFTPSDataNoTicketTLS13(t *testing.T) {
 	for _, resume := range []bool{true, false} {
 		t.Run("resume="+strconv.FormatBool(resume), func(t *testing.T) {
 			f := newFTPSFixture(t)
-			ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.TLSSessionReuse = "optional" })
+			ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSSessionReuse = ReuseOptional })
 			cache := newFTPSTicketCache()
 			cfg := f.client(tls.VersionTLS13, cache)
 			c := dialFTPS(t, ts.addr, cfg)
@@ -692,7 +691,7 @@ func TestFTPSCertificateReload(t *testing.T) {
 func TestFTPSData150BeforeHandshake(t *testing.T) {
 	f := newFTPSFixture(t)
 	// A short data timeout only bounds the deadlock when the order is wrong.
-	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.DataTimeout.Duration = 5 * time.Second })
+	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.DataTimeout = 5 * time.Second })
 	want := []byte("lazy handshake\n")
 	os.WriteFile(filepath.Join(ts.home, "l.txt"), want, 0o644)
 	cfg := f.client(0, tls.NewLRUClientSessionCache(8))
@@ -719,7 +718,7 @@ func TestFTPSData150BeforeHandshake(t *testing.T) {
 // session cache shared by control and data connections.
 func TestFTPSJlaffayeClient(t *testing.T) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *config.Config, _ *Server) { cfg.DataTimeout.Duration = 5 * time.Second })
+	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.DataTimeout = 5 * time.Second })
 	cfg := f.client(0, tls.NewLRUClientSessionCache(8))
 	cfg.NextProtos = nil
 	c, err := jftp.Dial(ts.addr, jftp.DialWithExplicitTLS(cfg), jftp.DialWithTimeout(ftpsDeadline))

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/testenv"
-
-	"github.com/ferryftp/ferry/internal/config"
 )
 
 // allBytes is n bytes cycling through every byte value.
@@ -386,7 +384,7 @@ func TestActiveModeRefused(t *testing.T) {
 // than the control connection's is closed without a byte; when the client's
 // own never comes, the transfer ends with 425 at the data timeout.
 func TestPassiveForeignPeer(t *testing.T) {
-	ts := startServer(t, func(cfg *config.Config, _ *Server) { cfg.DataTimeout.Duration = 300 * time.Millisecond })
+	ts := startServer(t, func(cfg *Site, _ *Server) { cfg.DataTimeout = 300 * time.Millisecond })
 	c := loggedIn(t, ts)
 	writeFile(t, filepath.Join(ts.home, "secret.txt"), []byte("secret"))
 	port := c.epsvPort()
@@ -560,8 +558,8 @@ func TestQUITDuringTransfer(t *testing.T) {
 // TestPassiveListenerTimeout: a passive listener nobody uses is closed after
 // the data timeout; RETR then answers 425.
 func TestPassiveListenerTimeout(t *testing.T) {
-	ts := startServer(t, func(c *config.Config, _ *Server) {
-		c.DataTimeout = config.Duration{Duration: 300 * time.Millisecond}
+	ts := startServer(t, func(c *Site, _ *Server) {
+		c.DataTimeout = 300 * time.Millisecond
 	})
 	writeFile(t, filepath.Join(ts.home, "f.txt"), []byte("f"))
 	c := loggedIn(t, ts)

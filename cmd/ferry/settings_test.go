@@ -1,0 +1,51 @@
+package main
+
+import (
+	"crypto/tls"
+	"net/netip"
+	"testing"
+
+	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/ftp"
+)
+
+func TestEngineSettings(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Data = "/srv/ferry"
+	s, err := engineSettings(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PassivePorts != (ftp.PortRange{Lo: 50000, Hi: 50999}) || s.FileUmask != 0o022 || s.DirUmask != 0o022 ||
+		s.TLSRequired != ftp.TLSNone || s.TLSMinVersion != tls.VersionTLS12 || s.TLSSessionReuse != ftp.ReuseRequired ||
+		s.LoginTimeout != cfg.LoginTimeout.Duration || s.AnonymousRoot != "/srv/ferry/public" || !s.DropBox.IsRoot() ||
+		s.PublicIP.IsValid() {
+		t.Errorf("defaults compiled to %+v", s)
+	}
+
+	cfg.PassivePorts = "0"
+	cfg.FileUmask, cfg.DirUmask = "077", "0007"
+	cfg.TLSRequired, cfg.TLSMinVersion, cfg.TLSSessionReuse = "all", "1.3", "optional"
+	cfg.TLSReuseExempt = []string{"192.0.2.7", "2001:db8::/32"}
+	cfg.AnonymousUploadDir = "incoming/drop"
+	cfg.PublicHost = "::ffff:198.51.100.4"
+	s, err = engineSettings(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("2001:db8::/32")}
+	switch {
+	case !s.PassivePorts.Any():
+		t.Errorf("passive_ports 0 compiled to %v", s.PassivePorts)
+	case s.FileUmask != 0o077 || s.DirUmask != 0o007:
+		t.Errorf("umasks compiled to %o %o", s.FileUmask, s.DirUmask)
+	case s.TLSRequired != ftp.TLSAll || s.TLSMinVersion != tls.VersionTLS13 || s.TLSSessionReuse != ftp.ReuseOptional:
+		t.Errorf("TLS settings compiled to %v %x %v", s.TLSRequired, s.TLSMinVersion, s.TLSSessionReuse)
+	case len(s.TLSReuseExempt) != 2 || s.TLSReuseExempt[0] != want[0] || s.TLSReuseExempt[1] != want[1]:
+		t.Errorf("tls_reuse_exempt compiled to %v", s.TLSReuseExempt)
+	case s.DropBox.String() != "/incoming/drop":
+		t.Errorf("anonymous_upload_dir compiled to %v", s.DropBox)
+	case s.PublicIP != netip.MustParseAddr("198.51.100.4"):
+		t.Errorf("public_host compiled to %v", s.PublicIP)
+	}
+}
