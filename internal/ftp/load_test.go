@@ -192,7 +192,7 @@ type loadSharedFS struct{ storage.FS }
 // Descriptors are the limit: this machine's hard RLIMIT_NOFILE is 20,000
 // and root here lacks CAP_SYS_RESOURCE to raise it. So the clients run in a
 // child process (this test binary again, TestLoadClientProcess), and the
-// anonymous sessions share one os.Root of DATA/public through Server.OpenFS,
+// anonymous sessions share one os.Root of DATA/public through Site.OpenFS,
 // which leaves one descriptor per session in the server's process. The
 // per-session os.Root that the default OpenFS opens is covered at a smaller
 // scale by TestLoadSessionStorageReleased.
