@@ -403,6 +403,11 @@ func FuzzAppendReply(f *testing.F) {
 		if !strings.HasSuffix(out, "\r\n") {
 			t.Fatalf("reply %q does not end in CRLF", out)
 		}
+		if strings.Contains(text, "\n") {
+			if parts := string(appendReplyParts(code, text)); parts != out {
+				t.Fatalf("reply %q in parts is %q", out, parts)
+			}
+		}
 		lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
 		if len(lines) != strings.Count(text, "\n")+1 {
 			t.Fatalf("reply %q has %d lines for text %q", out, len(lines), text)

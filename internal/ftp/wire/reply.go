@@ -44,13 +44,49 @@ func AppendReply(buf []byte, code int, text string) []byte {
 	return append(buf, '\r', '\n')
 }
 
+// AppendReplyStart, AppendReplyMiddle and AppendReplyEnd append the parts
+// of a multi-line reply that is written piecemeal, such as a long STAT
+// listing (RFC 959 §4.2): "ddd-first\r\n", then " line\r\n" for each middle
+// line, then "ddd last\r\n". Together they produce exactly what AppendReply
+// does for the same lines, with the same neutralising of control bytes;
+// here '\n' is one of them, so no part can hold more than one line.
+func AppendReplyStart(buf []byte, code int, first string) []byte {
+	checkCode(code)
+	buf = appendCode(buf, code, '-')
+	buf = appendReplyText(buf, first)
+	return append(buf, '\r', '\n')
+}
+
+// AppendReplyMiddle appends one middle line of a multi-line reply; see
+// AppendReplyStart.
+func AppendReplyMiddle[T string | []byte](buf []byte, line T) []byte {
+	buf = append(buf, ' ')
+	buf = appendReplyText(buf, line)
+	return append(buf, '\r', '\n')
+}
+
+// AppendReplyEnd appends the last line of a multi-line reply; see
+// AppendReplyStart.
+func AppendReplyEnd(buf []byte, code int, last string) []byte {
+	checkCode(code)
+	buf = appendCode(buf, code, ' ')
+	buf = appendReplyText(buf, last)
+	return append(buf, '\r', '\n')
+}
+
+func checkCode(code int) {
+	if code < 100 || code > 599 {
+		panic("wire: reply code out of range")
+	}
+}
+
 func appendCode(buf []byte, code int, sep byte) []byte {
 	return append(buf, byte('0'+code/100), byte('0'+code/10%10), byte('0'+code%10), sep)
 }
 
 // appendReplyText appends one line of reply text, neutralising control bytes
 // and escaping IAC.
-func appendReplyText(buf []byte, s string) []byte {
+func appendReplyText[T string | []byte](buf []byte, s T) []byte {
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -1,6 +1,44 @@
 package wire
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
+
+// appendReplyParts builds a multi-line reply from its parts.
+func appendReplyParts(code int, text string) []byte {
+	lines := strings.Split(text, "\n")
+	buf := AppendReplyStart(nil, code, lines[0])
+	for i, l := range lines[1 : len(lines)-1] {
+		if i%2 == 0 {
+			buf = AppendReplyMiddle(buf, l)
+		} else {
+			buf = AppendReplyMiddle(buf, []byte(l))
+		}
+	}
+	return AppendReplyEnd(buf, code, lines[len(lines)-1])
+}
+
+// TestAppendReplyParts: a reply written in parts is the reply AppendReply
+// writes, and no part can hold a line break.
+func TestAppendReplyParts(t *testing.T) {
+	for _, text := range []string{"a\nb", "Features:\nMDTM\nSIZE\nEnd", "\n", "a\n\nb", "x\r\n230 Logged in\n\xff\x1b[2J\nEnd"} {
+		if got, want := string(appendReplyParts(213, text)), string(AppendReply(nil, 213, text)); got != want {
+			t.Errorf("parts of %q = %q, want %q", text, got, want)
+		}
+	}
+	if got := string(AppendReplyMiddle(nil, "a\r\n213 b")); got != " a??213 b\r\n" {
+		t.Errorf("AppendReplyMiddle with CRLF = %q", got)
+	}
+	if got := string(AppendReplyEnd(nil, 213, "a\nb")); got != "213 a?b\r\n" {
+		t.Errorf("AppendReplyEnd with LF = %q", got)
+	}
+	buf := make([]byte, 0, 256)
+	line := []byte("-rw-r--r--    1 ftp      ftp             0 Jan  2 15:04 name")
+	if n := testing.AllocsPerRun(100, func() { buf = AppendReplyMiddle(buf[:0], line) }); n != 0 {
+		t.Errorf("AppendReplyMiddle allocates %v times, want 0", n)
+	}
+}
 
 func TestAppendReply(t *testing.T) {
 	tests := []struct {
