@@ -234,28 +234,25 @@ func (s *session) cmdSTAT(r *request) error {
 	return nil
 }
 
+// statPath streams the listing as one 213 reply; errors before its first
+// line are the row's to reply to.
 func (s *session) statPath(r *request) error {
 	p := r.path
-	var b strings.Builder
 	l := s.newLister(formatLIST)
 	l.empty = s.inDropBox(p)
-	if err := l.write(s.ctx(), &replyLines{&b}, p); err != nil {
+	out := s.newLongReply(213, "Status of "+p.String()+":")
+	err := l.write(s.ctx(), out, p)
+	switch {
+	case err == nil:
+		out.end("End of status")
+	case !out.started:
 		return err
+	case !s.closing:
+		// Part of the listing is out: the reply can only end.
+		s.log.Warn("STAT listing cut short", "path", p.String(), "err", err)
+		out.end("End of status (listing incomplete)")
 	}
-	s.reply(213, "Status of "+p.String()+":\n"+strings.TrimRight(b.String(), "\n")+"\nEnd of status")
 	return nil
-}
-
-// replyLines collects listing lines for a multi-line reply, dropping CRs.
-type replyLines struct{ b *strings.Builder }
-
-func (r *replyLines) Write(p []byte) (int, error) {
-	for _, c := range p {
-		if c != '\r' {
-			r.b.WriteByte(c)
-		}
-	}
-	return len(p), nil
 }
 
 // permFact renders the RFC 3659 §7.5.5 perm fact from the access rules.

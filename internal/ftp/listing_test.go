@@ -334,6 +334,44 @@ func TestSTATListing(t *testing.T) {
 	}
 }
 
+// TestSTATLongListing: a STAT listing many times the reply chunk comes as
+// one well-formed 213 reply: every entry exactly once, each line indented,
+// then the end line.
+func TestSTATLongListing(t *testing.T) {
+	ts := startServer(t, nil)
+	dir := filepath.Join(ts.home, "many")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000 // about 330 KB of listing, ten reply chunks
+	want := map[string]bool{}
+	for i := range n {
+		name := fmt.Sprintf("entry-%04d-%s", i, strings.Repeat("x", 40))
+		writeFile(t, filepath.Join(dir, name), nil)
+		want[name] = true
+	}
+	c := loggedIn(t, ts)
+	c.send("STAT many")
+	raw := c.rawReply()
+	if raw[0] != "213-Status of /many:" || raw[len(raw)-1] != "213 End of status" {
+		t.Fatalf("STAT many: first %q, last %q", raw[0], raw[len(raw)-1])
+	}
+	for _, l := range raw[1 : len(raw)-1] {
+		m := listLine.FindStringSubmatch(strings.TrimPrefix(l, " "))
+		if !strings.HasPrefix(l, " ") || m == nil {
+			t.Fatalf("STAT many: bad line %q", l)
+		}
+		if !want[m[8]] {
+			t.Fatalf("STAT many: unexpected or repeated entry %q", m[8])
+		}
+		delete(want, m[8])
+	}
+	if len(want) > 0 {
+		t.Errorf("STAT many: %d entries missing", len(want))
+	}
+	c.cmd("NOOP", 200) // the session goes on
+}
+
 // TestMLSDLargeDirectory lists a directory of 100,000 entries. The files
 // are made on tmpfs when the host has one: on a slow disk, creating and
 // removing them would take most of a minute.

@@ -1,6 +1,7 @@
 package ftp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -291,6 +292,12 @@ func (s *session) reply(code int, text string) {
 		return
 	}
 	s.out = wire.AppendReply(s.out[:0], code, text)
+	s.writeOut()
+}
+
+// writeOut writes s.out to the control connection under the write
+// deadline; a failed write ends the session.
+func (s *session) writeOut() {
 	// A client that never reads must not outlive its timeouts: before
 	// login the login deadline (plus a grace for the final 421) bounds
 	// every write.
@@ -305,8 +312,86 @@ func (s *session) reply(code int, text string) {
 		s.closing = true
 	}
 	if cap(s.out) > 4096 {
-		s.out = nil // don't keep a big FEAT/STAT buffer per idle session
+		s.out = nil // don't keep a big FEAT buffer per idle session
 	}
+}
+
+// replyChunk is how much of a long multi-line reply is held before it is
+// written to the control connection.
+const replyChunk = 32 << 10
+
+// longReply writes a multi-line reply of any length (RFC 959 §4.2), such as
+// STAT's listing, straight to the control connection in chunks of about
+// replyChunk bytes, each under the write deadline: a client that does not
+// read the reply holds one chunk of memory until the deadline ends the
+// session, never the whole reply. Like reply, it runs on the session
+// goroutine only. Its Write takes the middle lines, each ending in LF (a CR
+// before the LF is dropped); the first line is written with the first
+// chunk, so nothing is sent before the caller knows the reply is a success.
+type longReply struct {
+	s       *session
+	code    int
+	first   string
+	started bool   // the first line is in s.out or written
+	part    []byte // the start of a line whose LF has not come yet
+}
+
+func (s *session) newLongReply(code int, first string) *longReply {
+	return &longReply{s: s, code: code, first: first}
+}
+
+func (r *longReply) start() {
+	if !r.started {
+		r.started = true
+		r.s.out = wire.AppendReplyStart(r.s.out[:0], r.code, r.first)
+	}
+}
+
+// Write adds middle lines; it fails once the connection has failed.
+func (r *longReply) Write(p []byte) (int, error) {
+	s := r.s
+	if s.closing {
+		return 0, net.ErrClosed
+	}
+	n := len(p)
+	r.start()
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			r.part = append(r.part, p...)
+			break
+		}
+		line := p[:i]
+		if len(r.part) > 0 {
+			r.part = append(r.part, line...)
+			line = r.part
+		}
+		s.out = wire.AppendReplyMiddle(s.out, bytes.TrimSuffix(line, []byte{'\r'}))
+		r.part = r.part[:0]
+		p = p[i+1:]
+		if len(s.out) >= replyChunk {
+			s.writeOut()
+			if s.closing {
+				return n - len(p), net.ErrClosed
+			}
+			s.out = s.out[:0]
+		}
+	}
+	return n, nil
+}
+
+// end writes the last line (and a first one, if nothing was written).
+func (r *longReply) end(last string) {
+	s := r.s
+	if s.closing {
+		return
+	}
+	r.start()
+	if len(r.part) > 0 {
+		s.out = wire.AppendReplyMiddle(s.out, r.part)
+	}
+	s.out = wire.AppendReplyEnd(s.out, r.code, last)
+	s.writeOut()
 }
 
 // record reports misbehaviour to the brute-force defence; a ban ends the session.
