@@ -10,13 +10,11 @@ import (
 // cmdPASV opens a passive listener (RFC 959 §4.1.2); IPv4 only.
 func (s *session) cmdPASV(r *request) error {
 	if s.epsvAll {
-		s.reply(503, "EPSV ALL in effect: only EPSV is allowed.")
-		return nil
+		return reply(503, "EPSV ALL in effect: only EPSV is allowed.")
 	}
 	adv := s.pasvAddress()
 	if !adv.Is4() {
-		s.reply(522, "PASV needs IPv4; use EPSV.")
-		return nil
+		return reply(522, "PASV needs IPv4; use EPSV.")
 	}
 	p, err := s.openPassive()
 	if err != nil {
@@ -42,11 +40,9 @@ func (s *session) cmdEPSV(r *request) error {
 	a, err := wire.ParseEPSV(arg)
 	switch {
 	case errors.Is(err, wire.ErrEPSVProto):
-		s.reply(522, "Network protocol not supported, use (1,2).")
-		return nil
+		return reply(522, "Network protocol not supported, use (1,2).")
 	case err != nil:
-		s.reply(501, "Syntax error in EPSV.")
-		return nil
+		return reply(501, "Syntax error in EPSV.")
 	case a == wire.EPSVAll:
 		s.epsvAll = true
 		s.closePassive()
@@ -54,8 +50,7 @@ func (s *session) cmdEPSV(r *request) error {
 		s.reply(200, "EPSV ALL ok.")
 		return nil
 	case a == wire.EPSV4 && !s.local.Addr().Is4(), a == wire.EPSV6 && s.local.Addr().Is4():
-		s.reply(522, "Network protocol not supported on this connection, use ("+map[bool]string{true: "1", false: "2"}[s.local.Addr().Is4()]+").")
-		return nil
+		return reply(522, "Network protocol not supported on this connection, use ("+map[bool]string{true: "1", false: "2"}[s.local.Addr().Is4()]+").")
 	}
 	p, err := s.openPassive()
 	if err != nil {
@@ -70,8 +65,7 @@ func (s *session) cmdPORT(r *request) error {
 	arg := r.arg
 	ap, err := wire.ParsePORT(arg)
 	if err != nil {
-		s.reply(501, "Syntax error in PORT.")
-		return nil
+		return reply(501, "Syntax error in PORT.")
 	}
 	s.setActive(ap)
 	return nil
@@ -81,12 +75,10 @@ func (s *session) cmdEPRT(r *request) error {
 	arg := r.arg
 	ap, err := wire.ParseEPRT(arg)
 	if errors.Is(err, wire.ErrEPSVProto) {
-		s.reply(522, "Network protocol not supported, use (1,2).")
-		return nil
+		return reply(522, "Network protocol not supported, use (1,2).")
 	}
 	if err != nil {
-		s.reply(501, "Syntax error in EPRT.")
-		return nil
+		return reply(501, "Syntax error in EPRT.")
 	}
 	s.setActive(ap)
 	return nil

@@ -23,8 +23,7 @@ func (s *session) cmdHELP(r *request) error {
 		s.reply(214, "Syntax: "+c.help)
 		return nil
 	}
-	s.reply(502, "Unknown command "+verb+".")
-	return nil
+	return reply(502, "Unknown command "+verb+".")
 }
 
 func (s *session) cmdFEAT(r *request) error {
@@ -64,12 +63,10 @@ func (s *session) cmdOPTS(r *request) error {
 func (s *session) cmdHOST(r *request) error {
 	arg := r.arg
 	if s.user != nil || s.userName != "" {
-		s.reply(503, "HOST must come before USER.")
-		return nil
+		return reply(503, "HOST must come before USER.")
 	}
 	if strings.ContainsAny(arg, " /\\") || len(arg) > 255 {
-		s.reply(501, "Invalid host name.")
-		return nil
+		return reply(501, "Invalid host name.")
 	}
 	s.host = arg
 	s.reply(220, "Host accepted.")

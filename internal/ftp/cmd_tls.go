@@ -158,14 +158,11 @@ func (s *session) cmdAUTH(r *request) error {
 	mech := strings.ToUpper(strings.TrimSpace(arg))
 	switch {
 	case s.site.tlsConfig == nil:
-		s.reply(502, "TLS is not configured.")
-		return nil
+		return reply(502, "TLS is not configured.")
 	case mech != "TLS" && mech != "SSL" && mech != "TLS-C" && mech != "TLS-P":
-		s.reply(504, "Unsupported security mechanism; use AUTH TLS.")
-		return nil
+		return reply(504, "Unsupported security mechanism; use AUTH TLS.")
 	case s.tlsOn:
-		s.reply(503, "TLS is already active.")
-		return nil
+		return reply(503, "TLS is already active.")
 	}
 	s.reply(234, "Proceed with TLS negotiation.")
 	tc := tls.Server(s.raw, s.controlTLSConfig())
@@ -195,12 +192,10 @@ func (s *session) cmdAUTH(r *request) error {
 func (s *session) cmdPBSZ(r *request) error {
 	arg := r.arg
 	if !s.tlsOn {
-		s.reply(503, "PBSZ needs a protected control connection (AUTH TLS first).")
-		return nil
+		return reply(503, "PBSZ needs a protected control connection (AUTH TLS first).")
 	}
 	if strings.TrimSpace(arg) == "" || strings.Trim(arg, "0123456789") != "" {
-		s.reply(501, "Syntax error in PBSZ argument.")
-		return nil
+		return reply(501, "Syntax error in PBSZ argument.")
 	}
 	s.pbsz = true
 	s.reply(200, "PBSZ=0")
@@ -211,12 +206,10 @@ func (s *session) cmdPBSZ(r *request) error {
 func (s *session) cmdPROT(r *request) error {
 	arg := r.arg
 	if !s.tlsOn {
-		s.reply(503, "PROT needs a protected control connection (AUTH TLS first).")
-		return nil
+		return reply(503, "PROT needs a protected control connection (AUTH TLS first).")
 	}
 	if !s.pbsz {
-		s.reply(503, "PBSZ must come before PROT.")
-		return nil
+		return reply(503, "PBSZ must come before PROT.")
 	}
 	switch strings.ToUpper(strings.TrimSpace(arg)) {
 	case "P":
@@ -224,8 +217,7 @@ func (s *session) cmdPROT(r *request) error {
 		s.reply(200, "Protection level set to Private.")
 	case "C":
 		if s.dataTLSRequired() {
-			s.reply(534, "Policy requires protected data connections (PROT P).")
-			return nil
+			return reply(534, "Policy requires protected data connections (PROT P).")
 		}
 		s.protP = false
 		s.reply(200, "Protection level set to Clear.")
