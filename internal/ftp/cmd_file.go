@@ -53,7 +53,11 @@ func (s *session) cmdRETR(r *request) error {
 // must not make a sparse file of any size.
 var errRestPastEnd = reply(554, "Restart offset is beyond the end of the file.")
 
-// abandonData closes a prepared data channel that a failed command will not use.
+// abandonData closes a prepared data channel that a failed command will not
+// use. Call it after the command's reply: a client that already connected
+// then reads the reply first and end-of-file after it (basic-ftp, for one,
+// takes a reset data connection for a failure of its own and never reads the
+// reply).
 func (s *session) abandonData() {
 	s.closePassive()
 	s.activeSet = false

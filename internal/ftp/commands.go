@@ -211,12 +211,13 @@ func (s *session) run(c *command, verb, arg string) {
 		err = c.handler(s, r)
 	}
 	if err != nil {
+		s.fail(err, verb)
 		if c.data && s.xfer == nil {
-			// The prepared data channel will not be used.
+			// The prepared data channel will not be used: closed
+			// after the reply (see abandonData).
 			s.rest = 0
 			s.abandonData()
 		}
-		s.fail(err, verb)
 	}
 }
 

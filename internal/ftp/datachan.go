@@ -10,6 +10,8 @@ import (
 	"net/netip"
 
 	"time"
+
+	"github.com/ferryftp/ferry/internal/sockopt"
 )
 
 // passive is a listener opened by PASV or EPSV. It belongs to the session
@@ -21,10 +23,15 @@ type passive struct {
 
 func (p *passive) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port) }
 
+// close closes the listener. A client that already connected is accepted
+// and closed cleanly first: closing a listener with a connection still
+// queued makes the kernel reset that connection.
 func (p *passive) close() {
 	p.timer.Stop()
-	p.ln.Close()
+	shut(p.ln)
 }
+
+func shut(ln *net.TCPListener) { sockopt.CloseListener(ln) }
 
 // openPassive listens on the control connection's local address, on a port
 // of the configured range. Only one pending listener exists per session, so
@@ -54,7 +61,7 @@ func (s *session) openPassive() (*passive, error) {
 		return nil, reply(425, "No passive port available; try again later.")
 	}
 	p := &passive{ln: ln}
-	p.timer = time.AfterFunc(s.site.DataTimeout, func() { ln.Close() })
+	p.timer = time.AfterFunc(s.site.DataTimeout, func() { shut(ln) })
 	s.pasv = p
 	return p, nil
 }

@@ -278,8 +278,8 @@ func (s *session) dispatch(line string) {
 		s.reply(425, "Use PORT, EPRT, PASV or EPSV first.")
 	case c.data && !s.protP && s.dataTLSRequired():
 		// RFC 4217 §9: the policy demands protected data connections.
-		s.abandonData()
 		s.reply(521, "Data connection cannot be opened with this PROT setting: use PBSZ 0 and PROT P.")
+		s.abandonData()
 	default:
 		s.run(c, verb, arg)
 	}

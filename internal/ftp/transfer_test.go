@@ -566,9 +566,9 @@ func TestPassiveListenerTimeout(t *testing.T) {
 	port := c.epsvPort()
 	addr := net.JoinHostPort("127.0.0.1", port)
 
-	// A connection waiting in the listener's backlog is reset when the
-	// server closes the listener: that is the signal to wait for. (On a
-	// slow machine the listener may already be gone.)
+	// A connection waiting in the listener's backlog is closed once the
+	// server has closed the listener: that is the signal to wait for. (On
+	// a slow machine the listener may already be gone.)
 	if probe, err := net.DialTimeout("tcp", addr, 5*time.Second); err == nil {
 		probe.SetReadDeadline(time.Now().Add(20 * time.Second))
 		if _, err := probe.Read(make([]byte, 1)); err == nil {

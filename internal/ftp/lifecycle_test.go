@@ -1,0 +1,63 @@
+package ftp
+
+// Connection lifecycle tests: data channels that a failed command leaves
+// behind, login deadlines, graceful shutdown, session contexts and the
+// connection hooks.
+//
+//	go test -race ./internal/ftp/ -run 'Lifecycle'
+
+import (
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLifecycleRefusedTransferClosesData: a transfer refused before its
+// data connection was used (missing file, missing directory, missing path)
+// answers on the control connection, and the data connection the client
+// already opened then ends with end-of-file, not a reset: basic-ftp takes a
+// reset for a failure of its own and never reads the reply.
+func TestLifecycleRefusedTransferClosesData(t *testing.T) {
+	ts := startServer(t, nil)
+	c := loggedIn(t, ts)
+	c.cmd("TYPE I", 200)
+	for _, tc := range []struct {
+		pasv, line string
+	}{
+		{"PASV", "RETR missing.bin"},
+		{"EPSV", "RETR missing.bin"},
+		{"EPSV", "STOR nodir/up.bin"},
+		{"PASV", "MLSD nodir"},
+		{"EPSV", "LIST nodir"},
+	} {
+		var d net.Conn
+		if tc.pasv == "PASV" {
+			port := hardPASVPort(c)
+			d = hardConnFrom(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "127.0.0.1")
+		} else {
+			d = c.pasv()
+		}
+		c.send(tc.line)
+		if code, text := c.read(); code != 550 {
+			t.Fatalf("%s %s: got %d %s, want 550", tc.pasv, tc.line, code, text)
+		}
+		d.SetReadDeadline(time.Now().Add(hardWaitLimit))
+		n, err := d.Read(make([]byte, 1))
+		if n != 0 || !errors.Is(err, io.EOF) {
+			if errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("%s %s: the data connection was reset after the 550", tc.pasv, tc.line)
+			}
+			t.Fatalf("%s %s: data read = %d, %v; want EOF", tc.pasv, tc.line, n, err)
+		}
+	}
+	// The session goes on.
+	writeFile(t, filepath.Join(ts.home, "f.txt"), []byte("ok"))
+	if got := c.retr("f.txt"); string(got) != "ok" {
+		t.Fatalf("RETR afterwards: %q", got)
+	}
+}

@@ -1,0 +1,51 @@
+// Package sockopt holds Ferry's socket tricks: the options and system calls
+// that package net does not offer.
+package sockopt
+
+import (
+	"net"
+	"syscall"
+)
+
+// CloseListener closes ln without resetting the connections already queued
+// on it: each is accepted, without waiting, and closed with a FIN once ln is
+// closed. A client that connected to a passive port whose transfer was
+// refused then reads end-of-file after the reply; closing the listener with
+// the connection still queued would make the kernel reset it. Whoever sees
+// that end-of-file can rely on ln being closed already.
+func CloseListener(ln *net.TCPListener) error {
+	var queued []int
+	if rc, err := ln.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			for len(queued) < 64 {
+				nfd, _, err := syscall.Accept4(int(fd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+				if err == syscall.EINTR || err == syscall.ECONNABORTED {
+					continue
+				}
+				if err != nil {
+					return // EAGAIN: the queue is empty
+				}
+				queued = append(queued, nfd)
+			}
+		})
+	}
+	err := ln.Close()
+	for _, fd := range queued {
+		closeGently(fd)
+	}
+	return err
+}
+
+// closeGently closes a socket with a FIN: unread data would make the kernel
+// send a reset instead, so what already arrived is read and dropped.
+func closeGently(fd int) {
+	syscall.Shutdown(fd, syscall.SHUT_WR)
+	var buf [4096]byte
+	for i := 0; i < 16; i++ {
+		n, _, err := syscall.Recvfrom(fd, buf[:], syscall.MSG_DONTWAIT)
+		if n <= 0 || err != nil {
+			break
+		}
+	}
+	syscall.Close(fd)
+}
