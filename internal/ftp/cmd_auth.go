@@ -180,11 +180,11 @@ func (s *session) startSession(u *users.User, anon bool) bool {
 		s.fail(err, "login")
 		return false
 	}
-	s.user, s.anon, s.fs, s.rules = u, anon, fsys, rules
-	s.ustate = s.srv.userState(u)
-	if u.QuotaBytes > 0 || u.QuotaFiles > 0 {
-		s.ustate.loadUsage(u.Home)
+	if !anon {
+		fsys = s.srv.withQuota(s.site, fsys, u)
 	}
+	s.user, s.anon, s.fs, s.rules = u, anon, fsys, rules
+	s.rates = s.srv.userRates(u)
 	s.cwd = vpath.Root()
 	s.deadline = time.Now().Add(s.site.IdleTimeout)
 	return true

@@ -34,7 +34,7 @@ func (s *session) cmdRETR(r *request) error {
 		" (" + strconv.FormatInt(r.info.Size()-s.rest, 10) + " bytes)."
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
-	lim := s.limits(s.site.down, s.ustate.down)
+	lim := s.limits(s.site.down, s.rates.down)
 	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var src io.Reader = f
 		if of, ok := f.(storage.OSFiler); ok {
@@ -75,24 +75,12 @@ func (s *session) cmdSTOU(r *request) error {
 
 func (s *session) store(r *request, appendMode, unique bool) error {
 	p, verb := r.path, r.verb
-	old, err := s.uploadCheck(r, appendMode)
-	if err != nil {
+	if err := s.uploadCheck(r, appendMode); err != nil {
 		return err
 	}
-	if old < 0 && s.user.QuotaFiles > 0 && s.ustate.files.Load() >= s.user.QuotaFiles {
-		return reply(552, "File quota exceeded.")
-	}
 	inPlace := appendMode || s.rest > 0 || unique
-	// replaced is what the upload removes from the quota use at once
-	// (REST truncates at its offset) or on commit (a replaced file).
-	var replaced int64
-	switch {
-	case old < 0, appendMode:
-	case s.rest > 0:
-		replaced = max(old-s.rest, 0)
-	default:
-		replaced = old
-	}
+	// A quota is kept by the storage below (package quota): Create
+	// reserves a new name's file slot and each write its bytes.
 	up, err := s.fs.Create(s.ctx(), p.Rel(), storage.CreateOptions{
 		Offset:    s.rest,
 		Append:    appendMode,
@@ -108,23 +96,10 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	}
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
-	lim := s.limits(s.site.up, s.ustate.up)
-	st, quota, log, raw := s.ustate, s.user.QuotaBytes, s.log, s.raw
-	if inPlace {
-		st.bytes.Add(-replaced)
-		replaced = 0
-	}
-	var written int64
+	lim := s.limits(s.site.up, s.rates.up)
+	log, raw := s.log, s.raw
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var dst io.Writer = up
-		if quota > 0 {
-			q := &quotaWriter{w: dst, st: st, max: quota + replaced}
-			defer func() { written = q.written }()
-			dst = q
-		} else {
-			defer func() { st.bytes.Add(written) }()
-			dst = &countWriter{w: dst, n: &written}
-		}
 		if len(lim) > 0 {
 			dst = &throttledWriter{ctx: ctx, w: dst, lim: lim}
 		}
@@ -153,20 +128,13 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		if err == nil || inPlace && !full {
 			if cerr := up.Commit(); cerr != nil {
 				log.Warn("upload commit failed", "path", p.String(), "err", cerr)
-				st.bytes.Add(-written)
 				if err == nil {
 					err = cerr
 				}
-				return err
-			}
-			st.bytes.Add(-replaced)
-			if old < 0 {
-				st.files.Add(1)
 			}
 			return err
 		}
 		up.Abort()
-		st.bytes.Add(-written)
 		return err
 	})
 	return nil
@@ -175,18 +143,6 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 // errControlGone is an upload whose client closed the control connection
 // before the data connection.
 var errControlGone = errors.New("control connection closed during the upload")
-
-// countWriter counts bytes written, for quota use of users without quota.
-type countWriter struct {
-	w io.Writer
-	n *int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	*c.n += int64(n)
-	return n, err
-}
 
 // limits collects the rate limiters that apply, skipping unset ones.
 func (s *session) limits(ls ...*rateLimiter) limits {
@@ -200,25 +156,24 @@ func (s *session) limits(ls ...*rateLimiter) limits {
 }
 
 // uploadCheck applies the finer upload verbs once the row has checked
-// upload and looked the target up, and returns the size of the existing
-// file, or -1 when there is none. Replacing a file needs overwrite; writing
+// upload and looked the target up. Replacing a file needs overwrite; writing
 // at its end (APPE, or REST at its size) needs append; writing at an offset
 // inside it replaces its tail, so it is an overwrite too.
-func (s *session) uploadCheck(r *request, appendMode bool) (int64, error) {
+func (s *session) uploadCheck(r *request, appendMode bool) error {
 	fi := r.info
 	switch {
 	case fi != nil && fi.IsDir():
-		return -1, storage.ErrIsDir
+		return storage.ErrIsDir
 	case fi == nil && s.rest > 0:
-		return -1, errRestPastEnd
+		return errRestPastEnd
 	case fi == nil:
-		return -1, nil
+		return nil
 	case s.rest > fi.Size():
-		return -1, errRestPastEnd
+		return errRestPastEnd
 	case appendMode || s.rest > 0 && s.rest == fi.Size():
-		return fi.Size(), s.allow(verbAppend, r.path)
+		return s.allow(verbAppend, r.path)
 	}
-	return fi.Size(), s.allow(verbOverwrite, r.path)
+	return s.allow(verbOverwrite, r.path)
 }
 
 func (s *session) cmdREST(r *request) error {
@@ -250,8 +205,6 @@ func (s *session) cmdDELE(r *request) error {
 	if err := s.fs.Remove(s.ctx(), r.path.Rel()); err != nil {
 		return err
 	}
-	s.ustate.bytes.Add(-r.info.Size())
-	s.ustate.files.Add(-1)
 	s.reply(250, "File deleted.")
 	return nil
 }

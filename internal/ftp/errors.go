@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 
+	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -49,6 +50,8 @@ func (s *session) replyFor(err error, op string) (int, string) {
 		return 550, "Directory not empty."
 	case errors.Is(err, storage.ErrQuota):
 		return 552, "Quota exceeded; upload removed."
+	case errors.Is(err, quota.ErrBusy):
+		return 450, "File busy: an upload is writing it; try again later."
 	case errors.Is(err, storage.ErrNoSpace):
 		return 452, "Insufficient storage space; upload removed."
 	case errors.Is(err, storage.ErrNotSupported):

@@ -3,12 +3,10 @@ package ftp
 import (
 	"context"
 	"io"
-	"io/fs"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/users"
 )
@@ -76,32 +74,26 @@ func (ls limits) wait(ctx context.Context, n int) error {
 	return nil
 }
 
-// userState is what sessions of one user share: rate limiters and quota use.
-type userState struct {
+// userRates are the rate limiters that the sessions of one user share.
+// Quota usage is kept apart (Server.quotas), so a rate change never splits it.
+type userRates struct {
 	up, down *rateLimiter
-
-	once  sync.Once
-	bytes atomic.Int64 // bytes stored under the home
-	files atomic.Int64 // files stored under the home
 }
 
-// userState returns the shared state of a user, creating it on first login.
-func (srv *Server) userState(u *users.User) *userState {
+// userRates returns the shared limiters of a user; a login with other rates
+// than the user's last one gets new limiters.
+func (srv *Server) userRates(u *users.User) *userRates {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
-	if srv.users == nil {
-		srv.users = map[string]*userState{}
+	if srv.rates == nil {
+		srv.rates = map[string]*userRates{}
 	}
-	st := srv.users[u.Name]
-	if st == nil || st.up.rateOf() != u.UploadRate || st.down.rateOf() != u.DownloadRate {
-		old := st
-		st = &userState{up: newRateLimiter(u.UploadRate), down: newRateLimiter(u.DownloadRate)}
-		if old != nil {
-			st.once, st.bytes, st.files = sync.Once{}, atomic.Int64{}, atomic.Int64{}
-		}
-		srv.users[u.Name] = st
+	r := srv.rates[u.Name]
+	if r == nil || r.up.rateOf() != u.UploadRate || r.down.rateOf() != u.DownloadRate {
+		r = &userRates{up: newRateLimiter(u.UploadRate), down: newRateLimiter(u.DownloadRate)}
+		srv.rates[u.Name] = r
 	}
-	return st
+	return r
 }
 
 func (l *rateLimiter) rateOf() int64 {
@@ -111,45 +103,25 @@ func (l *rateLimiter) rateOf() int64 {
 	return int64(l.rate)
 }
 
-// loadUsage counts what the user's home holds, once per server run; the
-// counters then follow uploads and deletes.
-func (st *userState) loadUsage(home string) {
-	st.once.Do(func() {
-		var b, f int64
-		filepath.WalkDir(home, func(_ string, d fs.DirEntry, err error) error {
-			if err == nil && d.Type().IsRegular() {
-				if fi, err := d.Info(); err == nil {
-					b += fi.Size()
-					f++
-				}
-			}
-			return nil
-		})
-		st.bytes.Store(b)
-		st.files.Store(f)
-	})
-}
+// usageKey names a user's quota usage: the same user with another home
+// stores elsewhere.
+func usageKey(name, home string) string { return name + "\x00" + home }
 
-// quotaWriter enforces a byte quota while an upload streams: each write
-// reserves its bytes first, so concurrent sessions of a user share it.
-type quotaWriter struct {
-	w       io.Writer
-	st      *userState
-	max     int64
-	written int64
-}
-
-func (q *quotaWriter) Write(p []byte) (int, error) {
-	if q.st.bytes.Add(int64(len(p))) > q.max {
-		q.st.bytes.Add(-int64(len(p)))
-		return 0, storage.ErrQuota
+// withQuota wraps a named user's storage in the user's quota accounting
+// (package quota). The usage is shared by the user's sessions and counted
+// once, in the background, from the first login with a quota; the session's
+// first counting operation waits for that count. A login without a quota
+// forgets the usage, so a quota set later counts afresh.
+func (srv *Server) withQuota(st *Site, fsys storage.FS, u *users.User) storage.FS {
+	key := usageKey(u.Name, u.Home)
+	if u.QuotaBytes <= 0 && u.QuotaFiles <= 0 {
+		srv.quotas.Forget(key)
+		return fsys
 	}
-	n, err := q.w.Write(p)
-	q.written += int64(n)
-	if n < len(p) {
-		q.st.bytes.Add(-int64(len(p) - n))
-	}
-	return n, err
+	usage := srv.quotas.Get(key)
+	home := u.Home
+	usage.Load(srv.background, func() (storage.FS, error) { return st.OpenFS(home) })
+	return quota.Wrap(fsys, usage, quota.Limits{Bytes: u.QuotaBytes, Files: u.QuotaFiles})
 }
 
 // throttledWriter waits on rate limiters before each write.

@@ -102,7 +102,7 @@ func TestUserRateLimits(t *testing.T) {
 		srv.init()
 		var l *rateLimiter
 		l, down = fakeLimiter(1 << 20)
-		srv.users = map[string]*userState{"alice": {down: l}}
+		srv.rates = map[string]*userRates{"alice": {down: l}}
 	})
 	ts.auth.mu.Lock()
 	m := ts.auth.users["alice"]

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ban"
+	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
 )
@@ -37,12 +38,18 @@ type Server struct {
 	perIP      map[netip.Addr]int
 	active     int // admitted connections, guarded by mu
 	perUser    map[string]int
-	users      map[string]*userState // rate limiters and quota use, by user name
+	rates      map[string]*userRates // per-user rate limiters, by user name
+	quotas     quota.Table           // quota usage, by usageKey
 	inShutdown atomic.Bool
 	done       chan struct{} // closed by Shutdown
 	wg         sync.WaitGroup
 	nextID     atomic.Uint64
 	initOnce   sync.Once
+
+	// background is cancelled by Shutdown: work that outlives a session
+	// (the quota usage scan) runs under it.
+	background     context.Context
+	stopBackground context.CancelFunc
 }
 
 // Defender scores misbehaviour and refuses banned addresses.
@@ -69,6 +76,7 @@ func (srv *Server) init() {
 		srv.perIP = map[netip.Addr]int{}
 		srv.perUser = map[string]int{}
 		srv.done = make(chan struct{})
+		srv.background, srv.stopBackground = context.WithCancel(context.Background())
 		if srv.Logger == nil {
 			srv.Logger = slog.New(slog.DiscardHandler)
 		}
@@ -264,6 +272,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Lock()
 	if !srv.inShutdown.Swap(true) {
 		close(srv.done)
+		srv.stopBackground()
 	}
 	for ln := range srv.listeners {
 		ln.Close()

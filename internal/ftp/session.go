@@ -51,7 +51,7 @@ type session struct {
 	failures int
 	fs       storage.FS
 	rules    access.Rules // the user's permission table
-	ustate   *userState   // shared with the user's other sessions
+	rates    *userRates   // shared with the user's other sessions
 	cwd      vpath.Path
 	host     string // from HOST
 

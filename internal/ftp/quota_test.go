@@ -1,0 +1,297 @@
+package ftp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/quota"
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/users"
+)
+
+// quotaUser adds a user with a quota and returns the home.
+func quotaUser(ts *testServer, name string, qbytes, qfiles int64) string {
+	home := filepath.Join(ts.data, "home", name)
+	hardAddUser(ts, "pw", users.User{Name: name, Home: home, QuotaBytes: qbytes, QuotaFiles: qfiles})
+	return home
+}
+
+// quotaExact fails unless the server's usage of the user equals a fresh
+// scan of the home.
+func quotaExact(t *testing.T, ts *testServer, name, home string) {
+	t.Helper()
+	fsys, err := local.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	b, f, err := quota.Scan(context.Background(), fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := ts.srv.quotas.Get(usageKey(name, home))
+	if err := u.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if gb, gf := u.Counts(); gb != b || gf != f {
+		t.Fatalf("usage of %s counts %d bytes, %d files; the home holds %d bytes, %d files", name, gb, gf, b, f)
+	}
+}
+
+// homeBytes sums the regular files of a home, temporary files excluded.
+func homeBytes(t *testing.T, home string) (int64, int) {
+	t.Helper()
+	var n int64
+	files := 0
+	filepath.Walk(home, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && !bytes.HasPrefix([]byte(fi.Name()), []byte(storage.TempPrefix)) {
+			n += fi.Size()
+			files++
+		}
+		return nil
+	})
+	return n, files
+}
+
+// TestQuotaConcurrentNewFiles: eight sessions start STORs of new names under
+// a three-file quota before any of them commits. Exactly three may upload;
+// the rest are refused with 552 before any data is accepted.
+func TestQuotaConcurrentNewFiles(t *testing.T) {
+	ts := startServer(t, nil)
+	for round := range 3 {
+		name := fmt.Sprintf("eight%d", round)
+		home := quotaUser(ts, name, 0, 3)
+		type started struct {
+			c *client
+			d net.Conn
+		}
+		var (
+			mu      sync.Mutex
+			ok      []started
+			refused int
+			wg      sync.WaitGroup
+		)
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := dial(t, ts.addr)
+				c.login(name, "pw")
+				d := c.pasv()
+				c.send(fmt.Sprintf("STOR f%d", i))
+				code, text := c.read()
+				mu.Lock()
+				defer mu.Unlock()
+				switch code {
+				case 150:
+					ok = append(ok, started{c, d})
+				case 552:
+					refused++
+				default:
+					t.Errorf("STOR f%d: %d %s", i, code, text)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, s := range ok { // every STOR has its answer: now send the data
+			s.d.Write([]byte("data"))
+			s.d.Close()
+			s.c.expect(226)
+		}
+		if len(ok) != 3 || refused != 5 {
+			t.Fatalf("round %d: %d uploads started, %d refused under a 3-file quota", round, len(ok), refused)
+		}
+		if _, n := homeBytes(t, home); n != 3 {
+			t.Fatalf("round %d: %d files stored under a 3-file quota", round, n)
+		}
+		quotaExact(t, ts, name, home)
+	}
+}
+
+// TestQuotaOverwriteWhileRemoved: a file removed (DELE) or moved away
+// (RNFR/RNTO) while an upload replaces it must not let the upload use the
+// old file's room twice: what is stored never passes the quota.
+func TestQuotaOverwriteWhileRemoved(t *testing.T) {
+	const limit = 100 << 10
+	ts := startServer(t, nil)
+	// Sizes that fit the old file's room counted twice but not the quota.
+	for i, tc := range []struct {
+		how  string
+		size int
+	}{{"DELE", 150000}, {"RNTO", 100000}} {
+		how := tc.how
+		for round := range 3 {
+			name := fmt.Sprintf("over%d%d", i, round)
+			home := quotaUser(ts, name, limit, 0)
+			hardWrite(t, filepath.Join(home, "f"), hardPattern(80000, 1))
+			up := dial(t, ts.addr)
+			up.login(name, "pw")
+			up.cmd("TYPE I", 200)
+			d := up.pasv()
+			up.cmd("STOR f", 150)
+			other := dial(t, ts.addr)
+			other.login(name, "pw")
+			if how == "DELE" {
+				other.cmd("DELE f", 250)
+			} else {
+				other.cmd("RNFR f", 350)
+				other.cmd("RNTO g", 250)
+			}
+			go func() { d.Write(hardPattern(tc.size, 2)); d.Close() }()
+			if code, text := up.read(); code != 552 && code != 226 {
+				t.Fatalf("%s: STOR: %d %s", how, code, text)
+			}
+			if stored, _ := homeBytes(t, home); stored > limit {
+				t.Fatalf("%s round %d: %d bytes stored under a %d-byte quota", how, round, stored, limit)
+			}
+			quotaExact(t, ts, name, home)
+		}
+	}
+}
+
+// TestQuotaDELESymlink: deleting a link removes the link only, so the
+// quota still counts its target.
+func TestQuotaDELESymlink(t *testing.T) {
+	ts := startServer(t, nil)
+	home := quotaUser(ts, "links", 1500, 1)
+	hardWrite(t, filepath.Join(home, "target"), hardPattern(1000, 1))
+	os.Symlink("target", filepath.Join(home, "link"))
+	c := dial(t, ts.addr)
+	c.login("links", "pw")
+	c.cmd("DELE link", 250)
+	quotaExact(t, ts, "links", home)
+	c.pasv()
+	c.cmd("STOR new", 552) // the target still takes the only file slot
+	if _, err := os.Stat(filepath.Join(home, "target")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQuotaRNTOOverFile: a rename over a file subtracts the replaced file.
+func TestQuotaRNTOOverFile(t *testing.T) {
+	ts := startServer(t, nil)
+	home := quotaUser(ts, "renamer", 2500, 2)
+	hardWrite(t, filepath.Join(home, "a"), hardPattern(1000, 1))
+	hardWrite(t, filepath.Join(home, "b"), hardPattern(1000, 2))
+	c := dial(t, ts.addr)
+	c.login("renamer", "pw")
+	c.cmd("TYPE I", 200)
+	c.cmd("RNFR a", 350)
+	c.cmd("RNTO b", 250)
+	quotaExact(t, ts, "renamer", home)
+	c.stor("STOR", "c", hardPattern(1400, 3)) // room for a file and 1400 bytes again
+	quotaExact(t, ts, "renamer", home)
+}
+
+// TestQuotaRateChangeKeepsUsage: a user whose rates change between logins
+// keeps one usage across the old and the new sessions.
+func TestQuotaRateChangeKeepsUsage(t *testing.T) {
+	ts := startServer(t, nil)
+	home := quotaUser(ts, "rated", 0, 2)
+	first := dial(t, ts.addr)
+	first.login("rated", "pw")
+	ts.auth.mu.Lock()
+	m := ts.auth.users["rated"]
+	m.u.UploadRate = 1 << 30
+	ts.auth.users["rated"] = m
+	ts.auth.mu.Unlock()
+	second := dial(t, ts.addr)
+	second.login("rated", "pw")
+	first.stor("STOR", "a", []byte("a"))
+	second.stor("STOR", "b", []byte("b"))
+	first.pasv()
+	first.cmd("STOR c", 552)
+	second.pasv()
+	second.cmd("STOR c", 552)
+	if _, n := homeBytes(t, home); n != 2 {
+		t.Fatalf("%d files stored under a 2-file quota", n)
+	}
+	quotaExact(t, ts, "rated", home)
+}
+
+// scanGate is a local FS whose usage scan waits for release.
+type scanGate struct {
+	*local.FS
+	started chan struct{}
+	release chan struct{}
+	once    *sync.Once
+}
+
+func (g scanGate) ScanUsage(ctx context.Context) (int64, int64, error) {
+	g.once.Do(func() { close(g.started) })
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	return g.FS.ScanUsage(ctx)
+}
+
+// TestQuotaLoadInBackground: the first login of a user with a quota starts
+// the usage scan through the storage layer and gets its 230 while the scan
+// runs; the first upload waits for it, and the scan does not count a
+// leftover temporary upload file.
+func TestQuotaLoadInBackground(t *testing.T) {
+	gate := scanGate{started: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
+	ts := startServer(t, func(st *Site, _ *Server) {
+		st.OpenFS = func(root string) (storage.FS, error) {
+			fsys, err := local.Open(root)
+			if err != nil {
+				return nil, err
+			}
+			g := gate
+			g.FS = fsys
+			return g, nil
+		}
+	})
+	home := quotaUser(ts, "scanned", 6000, 0)
+	hardWrite(t, filepath.Join(home, storage.TempPrefix+"0123456789abcdef-old"), hardPattern(5000, 1))
+	hardWrite(t, filepath.Join(home, "kept"), hardPattern(1000, 2))
+	c := dial(t, ts.addr)
+	c.login("scanned", "pw") // 230 while the scan is held
+	select {
+	case <-gate.started:
+	case <-time.After(hardWaitLimit):
+		t.Fatal("the login did not start a usage scan through the storage layer")
+	}
+	c.cmd("NOOP", 200)
+	c.cmd("TYPE I", 200)
+	d := c.pasv()
+	c.send("STOR new")
+	close(gate.release)
+	c.expect(150)
+	d.Write(hardPattern(4000, 3))
+	d.Close()
+	c.expect(226) // 1000 + 4000 fit in 6000: the temporary file is not counted
+	quotaExact(t, ts, "scanned", home)
+}
+
+// TestQuotaAPPEBusy: a file being appended to cannot be deleted or renamed
+// by the user's other sessions (450), which keeps its size the upload's to
+// count.
+func TestQuotaAPPEBusy(t *testing.T) {
+	ts := startServer(t, nil)
+	home := quotaUser(ts, "appender", 1<<20, 0)
+	hardWrite(t, filepath.Join(home, "log"), hardPattern(100, 1))
+	c := dial(t, ts.addr)
+	c.login("appender", "pw")
+	d := hardStartUpload(t, c, "APPE", "log", hardPattern(500, 2))
+	other := dial(t, ts.addr)
+	other.login("appender", "pw")
+	other.cmd("DELE log", 450)
+	other.cmd("RNFR log", 350)
+	other.cmd("RNTO moved", 450)
+	d.Close()
+	c.expect(226)
+	quotaExact(t, ts, "appender", home)
+	other.cmd("DELE log", 250)
+	quotaExact(t, ts, "appender", home)
+}
