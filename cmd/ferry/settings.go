@@ -21,6 +21,14 @@ func engineSettings(cfg config.Config) (ftp.Settings, error) {
 	if err != nil {
 		return ftp.Settings{}, err
 	}
+	hidden, err := access.NewPatterns(cfg.HiddenPattern, cfg.PatternsCaseSensitive)
+	if err != nil {
+		return ftp.Settings{}, err
+	}
+	denyUpload, err := access.NewPatterns(cfg.DenyUpload, cfg.PatternsCaseSensitive)
+	if err != nil {
+		return ftp.Settings{}, err
+	}
 	lo, hi := cfg.PassiveRange()
 	s := ftp.Settings{
 		Banner:             cfg.Banner,
@@ -37,8 +45,8 @@ func engineSettings(cfg config.Config) (ftp.Settings, error) {
 		MaxLoginFailures:   cfg.MaxLoginFailures,
 		FileUmask:          cfg.FileUmaskBits(),
 		DirUmask:           cfg.DirUmaskBits(),
-		Hidden:             access.Patterns(cfg.HiddenPattern),
-		DenyUpload:         access.Patterns(cfg.DenyUpload),
+		Hidden:             hidden,
+		DenyUpload:         denyUpload,
 		UploadRate:         cfg.UploadRate,
 		DownloadRate:       cfg.DownloadRate,
 		TLSRequired:        policy,

@@ -23,6 +23,15 @@ func TestEngineSettings(t *testing.T) {
 		t.Errorf("defaults compiled to %+v", s)
 	}
 
+	cfg.DenyUpload, cfg.HiddenPattern = []string{"*.exe"}, []string{"*.secret"}
+	if s, _ := engineSettings(cfg); !s.DenyUpload.Match("EVIL.EXE") || !s.Hidden.Match("KEY.SECRET") {
+		t.Error("patterns compiled by default do not ignore case")
+	}
+	cfg.PatternsCaseSensitive = true
+	if s, _ := engineSettings(cfg); s.DenyUpload.Match("EVIL.EXE") || !s.DenyUpload.Match("evil.exe") || s.Hidden.Match("KEY.SECRET") {
+		t.Error("patterns_case_sensitive does not make the patterns exact")
+	}
+
 	cfg.PassivePorts = "0"
 	cfg.FileUmask, cfg.DirUmask = "077", "0007"
 	cfg.TLSRequired, cfg.TLSMinVersion, cfg.TLSSessionReuse = "all", "1.3", "optional"

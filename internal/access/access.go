@@ -8,6 +8,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"unicode"
 )
 
 // Verb is one kind of operation; FTP commands map onto these.
@@ -130,27 +131,66 @@ func within(p, dir string) bool {
 	return dir == "/" || p == dir || strings.HasPrefix(p, dir+"/")
 }
 
-// Patterns is a list of shell globs matched against single names.
-type Patterns []string
+// Patterns is a list of shell globs (path.Match syntax) matched against
+// single names, ready to match: made by NewPatterns. The zero value matches
+// nothing.
+//
+// Unless exact, a name matches in any case: letters are compared by Unicode
+// simple case folding, so "*.exe" matches "EVIL.EXE", "evil.Exe" and
+// "evil.exe". A range in a class should then have letters of one case at
+// both ends ("[a-z]" matches every letter in either case).
+type Patterns struct {
+	globs []string // folded unless exact
+	exact bool
+}
 
-// Match reports whether name matches any pattern (path.Match syntax).
+// NewPatterns compiles globs; caseSensitive makes them match exactly. It
+// reports the first malformed pattern.
+func NewPatterns(globs []string, caseSensitive bool) (Patterns, error) {
+	ps := Patterns{exact: caseSensitive}
+	for _, g := range globs {
+		if _, err := path.Match(g, ""); err != nil {
+			return Patterns{}, fmt.Errorf("access: bad pattern %q: %w", g, err)
+		}
+		if !caseSensitive {
+			g = fold(g)
+		}
+		ps.globs = append(ps.globs, g)
+	}
+	return ps, nil
+}
+
+// Len returns the number of patterns.
+func (ps Patterns) Len() int { return len(ps.globs) }
+
+// Match reports whether name matches any pattern.
 func (ps Patterns) Match(name string) bool {
-	for _, p := range ps {
-		if ok, _ := path.Match(p, name); ok {
+	if len(ps.globs) == 0 {
+		return false
+	}
+	if !ps.exact {
+		name = fold(name)
+	}
+	for _, g := range ps.globs {
+		if ok, _ := path.Match(g, name); ok {
 			return true
 		}
 	}
 	return false
 }
 
-// Validate reports the first malformed pattern.
-func (ps Patterns) Validate() error {
-	for _, p := range ps {
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("access: bad pattern %q: %w", p, err)
+// fold maps every rune of s to the smallest rune of its simple case-folding
+// orbit (k, K and the Kelvin sign all become K), so two strings fold alike
+// exactly when they are equal ignoring case (strings.EqualFold). It keeps
+// the number of runes, so "?" still matches one character.
+func fold(s string) string {
+	return strings.Map(func(r rune) rune {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
 		}
-	}
-	return nil
+		return m
+	}, s)
 }
 
 // Under returns the paths of the rules at p or below it, from the root down:

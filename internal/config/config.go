@@ -46,8 +46,11 @@ type Config struct {
 	DirUmask      string   `toml:"dir_umask" flag:"dir-umask" help:"umask for created directories, octal 000-777"`
 	HiddenPattern []string `toml:"hidden_patterns" flag:"hidden-patterns" help:"glob patterns (path.Match) of names never listed nor reachable"`
 	DenyUpload    []string `toml:"deny_upload_patterns" flag:"deny-upload-patterns" help:"glob patterns (path.Match) of names that cannot be uploaded"`
-	UploadRate    int64    `toml:"upload_rate" flag:"upload-rate" help:"server-wide upload limit, bytes/s; 0 unlimited"`
-	DownloadRate  int64    `toml:"download_rate" flag:"download-rate" help:"server-wide download limit, bytes/s; 0 unlimited"`
+	// PatternsCaseSensitive makes hidden_patterns and deny_upload_patterns
+	// match exactly; by default they match names in any case.
+	PatternsCaseSensitive bool  `toml:"patterns_case_sensitive" flag:"patterns-case-sensitive" help:"match hidden_patterns and deny_upload_patterns exactly; false: in any case (*.exe also refuses EVIL.EXE)"`
+	UploadRate            int64 `toml:"upload_rate" flag:"upload-rate" help:"server-wide upload limit, bytes/s; 0 unlimited"`
+	DownloadRate          int64 `toml:"download_rate" flag:"download-rate" help:"server-wide download limit, bytes/s; 0 unlimited"`
 
 	TLSCert            string   `toml:"tls_cert" flag:"tls-cert" help:"PEM certificate (chain) file; empty: a self-signed one in the data directory"`
 	TLSKey             string   `toml:"tls_key" flag:"tls-key" help:"PEM private key file"`

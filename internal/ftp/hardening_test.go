@@ -29,7 +29,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/users"
@@ -1066,7 +1065,7 @@ func TestHardeningBobPermissions(t *testing.T) {
 }
 
 func TestHardeningHiddenPatterns(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) { c.Hidden = access.Patterns{"*.secret"} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.Hidden = mustPatterns(false, "*.secret") })
 	hardWrite(t, filepath.Join(ts.home, "plain.txt"), []byte("plain"))
 	hardWrite(t, filepath.Join(ts.home, "a.secret"), []byte("HIDDEN-A"))
 	hardWrite(t, filepath.Join(ts.home, "d.secret", "inner.txt"), []byte("HIDDEN-B"))
@@ -1115,7 +1114,7 @@ func TestHardeningHiddenPatterns(t *testing.T) {
 }
 
 func TestHardeningDenyUpload(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) { c.DenyUpload = access.Patterns{"*.exe"} })
+	ts := startServer(t, func(c *Site, _ *Server) { c.DenyUpload = mustPatterns(false, "*.exe") })
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	for _, line := range []string{"STOR a.exe", "STOR sub/../b.exe", "APPE c.exe", "STOR /d.exe"} {
@@ -1213,7 +1212,10 @@ func TestHardeningAnonymousReadOnly(t *testing.T) {
 }
 
 func TestHardeningAnonymousDropBox(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) { c.DropBox = mustPath("/incoming"); c.DenyUpload = access.Patterns{"*.exe"} })
+	ts := startServer(t, func(c *Site, _ *Server) {
+		c.DropBox = mustPath("/incoming")
+		c.DenyUpload = mustPatterns(false, "*.exe")
+	})
 	pub := filepath.Join(ts.data, "public")
 	os.MkdirAll(filepath.Join(pub, "incoming"), 0o755)
 	hardWrite(t, filepath.Join(pub, "incoming", "earlier.txt"), []byte("SOMEONE-ELSES-UPLOAD"))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferryftp/ferry/internal/testenv"
 
+	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -90,6 +91,15 @@ func testSettings(data string) Settings {
 		TLSMinVersion:    tls.VersionTLS12,
 		TLSSessionReuse:  ReuseRequired,
 	}
+}
+
+// mustPatterns compiles globs or panics.
+func mustPatterns(caseSensitive bool, globs ...string) access.Patterns {
+	ps, err := access.NewPatterns(globs, caseSensitive)
+	if err != nil {
+		panic(err)
+	}
+	return ps
 }
 
 // mustPath resolves an absolute virtual path or panics.

@@ -109,7 +109,8 @@ type Settings struct {
 	FileUmask fs.FileMode
 	DirUmask  fs.FileMode
 	// Hidden are names never listed nor reachable; DenyUpload names that
-	// cannot be uploaded. Both match single names.
+	// cannot be uploaded. Both match single names (in any case unless
+	// made exact).
 	Hidden     access.Patterns
 	DenyUpload access.Patterns
 	// UploadRate and DownloadRate limit all transfers of the site,
