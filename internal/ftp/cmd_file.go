@@ -7,9 +7,11 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
+	"github.com/ferryftp/ferry/internal/sockopt"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -48,6 +50,10 @@ func (s *session) cmdRETR(r *request) error {
 	return nil
 }
 
+// refusedTLSLinger bounds how long a refused transfer's TLS data
+// connection is held for the client to close it.
+const refusedTLSLinger = 5 * time.Second
+
 // errRestPastEnd refuses a REST offset beyond the end of the file, for
 // downloads and uploads alike (ProFTPD answers 554 too): a restarted upload
 // must not make a sparse file of any size.
@@ -59,6 +65,14 @@ var errRestPastEnd = reply(554, "Restart offset is beyond the end of the file.")
 // takes a reset data connection for a failure of its own and never reads the
 // reply).
 func (s *session) abandonData() {
+	if p := s.pasv; p != nil && s.protP {
+		// Under PROT P a client that connected is in its TLS handshake:
+		// the connection is held until it closes it after the reply, a
+		// few seconds at most (sockopt.CloseListenerLinger).
+		p.timer.Stop()
+		sockopt.CloseListenerLinger(p.ln, refusedTLSLinger)
+		s.pasv = nil
+	}
 	s.closePassive()
 	s.activeSet = false
 }
