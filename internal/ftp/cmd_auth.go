@@ -230,12 +230,18 @@ func (s *session) cmdACCT(r *request) error {
 
 // cmdREIN returns the session to its state just after connect (RFC 959
 // §4.1.1), keeping the TLS layer of the control connection.
+//
+// The login deadline counts from connect: REIN before a login never moves
+// it, or a client could hold a connection without ever logging in. REIN
+// after a login starts a new one.
 func (s *session) cmdREIN(r *request) error {
+	if s.user != nil {
+		s.loginBy = time.Now().Add(s.site.LoginTimeout)
+	}
 	s.closePassive()
 	s.logout()
 	s.userName, s.activeSet, s.rest, s.renameFrom = "", false, 0, nil
 	s.typ, s.epsvAll, s.host = 0, false, ""
-	s.loginBy = time.Now().Add(s.site.LoginTimeout)
 	s.deadline = s.loginBy
 	s.reply(220, s.site.Banner)
 	return nil

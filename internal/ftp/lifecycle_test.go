@@ -12,6 +12,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -59,5 +60,40 @@ func TestLifecycleRefusedTransferClosesData(t *testing.T) {
 	writeFile(t, filepath.Join(ts.home, "f.txt"), []byte("ok"))
 	if got := c.retr("f.txt"); string(got) != "ok" {
 		t.Fatalf("RETR afterwards: %q", got)
+	}
+}
+
+// TestLifecycleREINKeepsLoginDeadline: REIN before a login does not restart
+// the login timer, so a client that never logs in is closed at the login
+// deadline however often it sends REIN; REIN after a login starts a new
+// login deadline, not the idle one.
+func TestLifecycleREINKeepsLoginDeadline(t *testing.T) {
+	const login = 500 * time.Millisecond
+	ts := startServer(t, func(st *Site, _ *Server) { st.LoginTimeout = login })
+	for _, loggedIn := range []bool{false, true} {
+		c := dial(t, ts.addr)
+		if loggedIn {
+			c.login("alice", "secret")
+		}
+		// Without the fix REIN keeps the connection forever: give up
+		// after many login timeouts.
+		giveUp := time.Now().Add(20 * login)
+		for {
+			if time.Now().After(giveUp) {
+				t.Fatalf("logged in %v: REIN kept an unauthenticated connection past its login deadline", loggedIn)
+			}
+			c.send("REIN")
+			code, text := c.read()
+			if code == 421 {
+				if !strings.Contains(text, "Login timeout") {
+					t.Fatalf("logged in %v: got 421 %s, want the login timeout", loggedIn, text)
+				}
+				break
+			}
+			if code != 220 {
+				t.Fatalf("REIN: got %d %s", code, text)
+			}
+			time.Sleep(login / 10) // pacing, not synchronisation
+		}
 	}
 }

@@ -73,7 +73,7 @@ type session struct {
 
 	xfer     *transfer // the running transfer, or nil
 	deadline time.Time // login or idle deadline
-	loginBy  time.Time // login deadline, from connect or REIN
+	loginBy  time.Time // login deadline, from connect or a REIN after login
 	closing  bool
 	reading  bool // the reader goroutine runs
 }
@@ -109,9 +109,12 @@ func (s *session) serve(implicit bool) {
 		s.cleanup()
 	}()
 	s.log.Info("connect", "local", s.local.String(), "implicit_tls", implicit)
+	// The login deadline counts from connect, the implicit TLS handshake
+	// included.
+	s.loginBy = time.Now().Add(s.site.LoginTimeout)
 	if implicit {
 		tc := tls.Server(s.raw, s.controlTLSConfig())
-		tc.SetDeadline(time.Now().Add(s.site.LoginTimeout))
+		tc.SetDeadline(s.loginBy)
 		if err := tc.Handshake(); err != nil {
 			s.log.Info("implicit TLS handshake failed", "err", err)
 			return
@@ -122,7 +125,6 @@ func (s *session) serve(implicit bool) {
 		s.logTLS("control", tc.ConnectionState(), "")
 	}
 	s.reply(220, s.site.Banner)
-	s.loginBy = time.Now().Add(s.site.LoginTimeout)
 	s.deadline = s.loginBy
 	s.reading = true
 	go s.readLoop(s.conn)
