@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/ferryftp/ferry/internal/access"
 )
 
 // ErrInvalid is returned (wrapped, with the reason: "users: invalid user name
@@ -61,8 +63,8 @@ func ValidatePassword(password string) error {
 }
 
 // Validate reports the first problem that keeps u from being stored: a bad
-// name, a home that is not an absolute clean path, an unknown TLSRequired, or
-// a negative limit.
+// name, a home that is not an absolute clean path, an unknown TLSRequired, a
+// permission spec that internal/access cannot parse, or a negative limit.
 func (u *User) Validate() error {
 	if err := ValidateName(u.Name); err != nil {
 		return err
@@ -74,6 +76,9 @@ func (u *User) Validate() error {
 	case "", "none", "control", "data", "all":
 	default:
 		return fmt.Errorf("%w user %s: tls_required %q must be empty, none, control, data or all", ErrInvalid, u.Name, u.TLSRequired)
+	}
+	if _, err := access.Parse(u.Perms); err != nil {
+		return fmt.Errorf("%w user %s: perms: %v", ErrInvalid, u.Name, err)
 	}
 	for _, f := range []struct {
 		name string

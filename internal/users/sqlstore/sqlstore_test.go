@@ -96,7 +96,7 @@ func TestCRUD(t *testing.T) {
 	before := time.Now().Add(-time.Second)
 
 	full := users.User{
-		Name: "alice", Home: "/srv/alice", TLSRequired: "all", Perms: "read,write",
+		Name: "alice", Home: "/srv/alice", TLSRequired: "all", Perms: "/=read;/incoming=read,upload",
 		QuotaBytes: 1 << 40, QuotaFiles: 1000, MaxSessions: 3, UploadRate: 1 << 20, DownloadRate: 2 << 20,
 		AllowFXP: true, CertRequired: true, CertLogin: true,
 	}
