@@ -44,7 +44,7 @@ func openUserStore(dataDir string) (*sqlstore.Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	return sqlstore.Open(filepath.Join(dataDir, userDBFile))
+	return sqlstore.Open(filepath.Join(dataDir, userDBFile), sqlstore.Options{})
 }
 
 // userCommand is one `ferry user` subcommand.

@@ -28,7 +28,7 @@ func TestRunUser(t *testing.T) {
 	defer server.Close()
 	ctx := context.Background()
 	login := func(name, pw string) error {
-		_, err := server.Authenticate(ctx, name, pw)
+		_, err := server.Authenticate(ctx, users.LoginRequest{Name: name, Password: pw})
 		return err
 	}
 

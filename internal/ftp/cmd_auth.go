@@ -48,49 +48,56 @@ func (s *session) cmdUSER(r *request) error {
 	return nil
 }
 
-// certUser returns the account a verified client certificate logs in
-// without a password: the user must be marked CertLogin and the
-// certificate's subject or SAN must name it.
+// certUser returns the account that a verified client certificate logs in
+// without a password (users.CertLogin), when the Authenticator has the
+// users.Lookup capability; otherwise nil, and the login goes on with PASS.
 func (s *session) certUser(name string) *users.User {
-	look, ok := s.site.Auth.(interface {
-		Get(ctx context.Context, name string) (*users.User, error)
-	})
-	if !ok || !s.certNames(name) {
+	look, ok := s.site.Auth.(users.Lookup)
+	if !ok {
 		return nil
 	}
-	u, err := look.Get(context.Background(), name)
-	if err != nil || u.Disabled || !u.CertLogin {
+	req := s.loginRequest(name, "")
+	if req.Cert == nil {
+		return nil
+	}
+	ctx, cancel := s.loginCtx()
+	defer cancel()
+	u, err := users.CertLogin(ctx, look, req)
+	if err != nil {
+		if !errors.Is(err, users.ErrAuth) {
+			s.log.Error("user store failed", "user", name, "err", err)
+		}
 		return nil
 	}
 	return u
 }
 
+// loginRequest describes a login as name with password on this connection.
+func (s *session) loginRequest(name, password string) users.LoginRequest {
+	req := users.LoginRequest{Name: name, Password: password, Host: s.host, Remote: s.remote}
+	if tc, ok := s.conn.(*tls.Conn); ok && s.tlsOn {
+		cs := tc.ConnectionState()
+		req.TLS = &cs
+		if len(cs.VerifiedChains) > 0 {
+			req.Cert = cs.VerifiedChains[0][0]
+		}
+	}
+	return req
+}
+
+// loginCtx is the context of an authentication call: the session's, ending
+// at the login deadline.
+func (s *session) loginCtx() (context.Context, context.CancelFunc) {
+	if s.loginBy.IsZero() {
+		return context.WithCancel(s.ctx())
+	}
+	return context.WithDeadline(s.ctx(), s.loginBy)
+}
+
 // certNames reports whether the control connection's verified client
-// certificate names the user: common name, DNS or e-mail SAN.
+// certificate names the user.
 func (s *session) certNames(name string) bool {
-	tc, ok := s.conn.(*tls.Conn)
-	if !ok {
-		return false
-	}
-	cs := tc.ConnectionState()
-	if len(cs.VerifiedChains) == 0 {
-		return false
-	}
-	leaf := cs.VerifiedChains[0][0]
-	if leaf.Subject.CommonName == name {
-		return true
-	}
-	for _, n := range leaf.DNSNames {
-		if n == name {
-			return true
-		}
-	}
-	for _, e := range leaf.EmailAddresses {
-		if e == name {
-			return true
-		}
-	}
-	return false
+	return users.CertNames(s.loginRequest(name, "").Cert, name)
 }
 
 func (s *session) cmdPASS(r *request) error {
@@ -117,8 +124,19 @@ func (s *session) cmdPASS(r *request) error {
 		s.reply(230, "Anonymous access granted, restrictions apply.")
 		return nil
 	}
-	u, err := s.site.Auth.Authenticate(context.Background(), name, arg)
+	ctx, cancel := s.loginCtx()
+	u, err := s.site.Auth.Authenticate(ctx, s.loginRequest(name, arg))
+	cancel()
 	if err != nil {
+		if errors.Is(err, users.ErrBusy) {
+			// The password checks in progress hold the memory budget
+			// (auth_hash_memory) until the login deadline: not the
+			// client's fault, so no score, and the same for every name.
+			s.log.Warn("login", "user", name, "result", "busy", "err", err)
+			s.reply(421, "Too many logins in progress; try again later.")
+			s.closing = true
+			return nil
+		}
 		if !errors.Is(err, users.ErrAuth) {
 			// The store is down: not the client's fault, so no score.
 			s.log.Error("user store failed", "user", name, "err", err)
@@ -129,6 +147,8 @@ func (s *session) cmdPASS(r *request) error {
 		s.loginFailed(name, err.Error(), EventFailedLogin)
 		return nil
 	}
+	// The Authenticator has refused these before checking the password
+	// (users.Verifier.Login); checked again in case it did not.
 	if !s.tlsOn && (u.TLSRequired == "control" || u.TLSRequired == "all") {
 		s.loginFailed(name, "user requires TLS", EventFailedLogin)
 		return nil

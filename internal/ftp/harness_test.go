@@ -33,11 +33,11 @@ type memUser struct {
 	u    users.User
 }
 
-func (a *memAuth) Authenticate(_ context.Context, name, pass string) (*users.User, error) {
+func (a *memAuth) Authenticate(_ context.Context, req users.LoginRequest) (*users.User, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	m, ok := a.users[name]
-	if !ok || m.pass != pass || m.u.Disabled {
+	m, ok := a.users[req.Name]
+	if !ok || m.pass != req.Password || m.u.Disabled {
 		return nil, users.ErrAuth
 	}
 	u := m.u

@@ -1,8 +1,12 @@
 package ftp
 
 import (
+	"context"
+	"crypto/tls"
 	"net/netip"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,23 +16,23 @@ import (
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
-// sqlAuth opens an SQLite user store in dir with carol (password "right"),
-// for tests that need the real store's behaviour rather than memAuth's.
-func sqlAuth(t *testing.T, dir string, carol users.User) *sqlstore.Store {
+// sqlAuth opens an SQLite user store in dir holding the accounts given
+// (password "right"; home DIR/home/NAME when not set), for tests that need
+// the real store's behaviour rather than memAuth's.
+func sqlAuth(t *testing.T, dir string, accounts ...users.User) *sqlstore.Store {
 	t.Helper()
-	st, err := sqlstore.Open(filepath.Join(dir, "users.db"))
+	st, err := sqlstore.Open(filepath.Join(dir, "users.db"), sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if carol.Name == "" {
-		carol.Name = "carol"
-	}
-	if carol.Home == "" {
-		carol.Home = filepath.Join(dir, "home", carol.Name)
-	}
-	if err := st.Add(t.Context(), carol, "right"); err != nil {
-		t.Fatal(err)
+	for _, u := range accounts {
+		if u.Home == "" {
+			u.Home = filepath.Join(dir, "home", u.Name)
+		}
+		if err := st.Add(t.Context(), u, "right"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return st
 }
@@ -41,7 +45,7 @@ func TestLoginBanScoreIgnoresExistence(t *testing.T) {
 	d := ban.NewDefender(ban.NewMemoryStore(), ban.Options{Threshold: 3, Window: time.Hour, Duration: time.Hour})
 	ts := startServer(t, func(c *Site, s *Server) {
 		c.MaxLoginFailures = 0
-		c.Auth = sqlAuth(t, filepath.Dir(c.AnonymousRoot), users.User{})
+		c.Auth = sqlAuth(t, filepath.Dir(c.AnonymousRoot), users.User{Name: "carol"})
 		s.Defender = BanDefender(d)
 	})
 	cases := map[string]string{"127.0.0.3": "carol", "127.0.0.4": "nobody"}
@@ -81,4 +85,89 @@ func TestLoginBanScoreIgnoresExistence(t *testing.T) {
 			t.Errorf("%s (%s) not banned after 3 failures, threshold 3", from, name)
 		}
 	}
+}
+
+// TestLoginRefusedBeforePassword: an account that requires TLS, or a client
+// certificate, is refused over a plaintext connection before its password is
+// checked, so the connection it forbids is no password oracle: the right and
+// a wrong password get the same reply as a name that does not exist, and the
+// logged reason shows that the password played no part.
+func TestLoginRefusedBeforePassword(t *testing.T) {
+	ts := startServer(t, func(c *Site, s *Server) {
+		c.MaxLoginFailures = 0
+		c.Auth = sqlAuth(t, filepath.Dir(c.AnonymousRoot),
+			users.User{Name: "carol", TLSRequired: "control"},
+			users.User{Name: "dave", TLSRequired: "all"},
+			users.User{Name: "erin", CertRequired: true})
+	})
+	reply := func(name, pass string) string {
+		c := dial(t, ts.addr)
+		c.cmd("USER "+name, 331)
+		c.send("PASS " + pass)
+		code, text := c.read()
+		return strconv.Itoa(code) + " " + text
+	}
+	want := reply("nobody", "right")
+	if !strings.HasPrefix(want, "530 ") {
+		t.Fatalf("unknown user: %q; want 530", want)
+	}
+	for _, name := range []string{"carol", "dave", "erin"} {
+		for _, pass := range []string{"right", "wrong"} {
+			if got := reply(name, pass); got != want {
+				t.Errorf("%s with the %s password over plaintext: %q; want %q as for an unknown name", name, pass, got, want)
+			}
+		}
+	}
+	logs := ts.logs.String()
+	if n := strings.Count(logs, "wrong password"); n != 0 {
+		t.Errorf("%d passwords were checked before the TLS or certificate refusal", n)
+	}
+	for reason, n := range map[string]int{"user requires TLS": 4, "user requires a client certificate": 2} {
+		if got := strings.Count(logs, reason); got != n {
+			t.Errorf("%d logins logged %q; want %d", got, reason, n)
+		}
+	}
+}
+
+// TestLoginStoreOverTLS: with the SQLite store, an account that requires
+// TLS logs in over AUTH TLS, and the HOST, remote address and TLS state
+// reach the store.
+func TestLoginStoreOverTLS(t *testing.T) {
+	f := newFTPSFixture(t)
+	rec := &recordingAuth{}
+	ts := startFTPS(t, f, func(c *Site, s *Server) {
+		rec.Authenticator = sqlAuth(t, filepath.Dir(c.AnonymousRoot), users.User{Name: "carol", TLSRequired: "all"})
+		c.Auth = rec
+	})
+	c := dialFTPS(t, ts.addr, f.client(tls.VersionTLS13, nil))
+	c.cmd("HOST 127.0.0.1", 220)
+	c.cmd("USER carol", 331)
+	c.cmd("PASS wrong", 530)
+	c.cmd("USER carol", 331)
+	c.cmd("PASS right", 230)
+	req := rec.last()
+	if req.Name != "carol" || req.Host != "127.0.0.1" || !req.Remote.Addr().IsLoopback() ||
+		req.TLS == nil || req.TLS.Version != tls.VersionTLS13 || req.Cert != nil {
+		t.Errorf("the store saw %+v", req)
+	}
+}
+
+// recordingAuth remembers the last request it passed on.
+type recordingAuth struct {
+	users.Authenticator
+	mu  sync.Mutex
+	req users.LoginRequest
+}
+
+func (r *recordingAuth) Authenticate(ctx context.Context, req users.LoginRequest) (*users.User, error) {
+	r.mu.Lock()
+	r.req = req
+	r.mu.Unlock()
+	return r.Authenticator.Authenticate(ctx, req)
+}
+
+func (r *recordingAuth) last() users.LoginRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.req
 }

@@ -4,7 +4,10 @@ package users
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -49,17 +52,51 @@ type User struct {
 	Updated      time.Time
 }
 
-// Authenticator checks a login. It is all the protocol engine needs.
-type Authenticator interface {
-	// Authenticate returns the user when name and password match an enabled
-	// account, and ErrAuth (possibly wrapped) otherwise.
-	Authenticate(ctx context.Context, name, password string) (*User, error)
+// LoginRequest is one login attempt as the protocol engine sees it: the
+// account's name and password and what is known of the connection, so that
+// an Authenticator can refuse a login by its account's rules (TLS required,
+// certificate required) before it checks the password.
+type LoginRequest struct {
+	Name     string
+	Password string
+	// Host is the argument of HOST (RFC 7151), empty without one.
+	Host string
+	// Remote is the client's address on the control connection.
+	Remote netip.AddrPort
+	// TLS is the control connection's TLS state; nil while it is plaintext.
+	TLS *tls.ConnectionState
+	// Cert is the client's certificate when it was verified against the
+	// server's client CAs (the leaf of the first verified chain); nil
+	// otherwise.
+	Cert *x509.Certificate
 }
 
-// Store is the full account store used by the CLI and admin tools.
+// Authenticator checks a login. It is all the protocol engine needs.
+type Authenticator interface {
+	// Authenticate returns the user when req names an enabled account whose
+	// password is req.Password and whose TLS and certificate requirements
+	// req meets, and an error wrapping ErrAuth otherwise, the same for every
+	// reason (see ErrAuth; Verifier.Login implements the rules). A password
+	// check that could not start before ctx ended wraps ErrBusy; any other
+	// error is the store's own failure.
+	Authenticate(ctx context.Context, req LoginRequest) (*User, error)
+}
+
+// Lookup is an optional capability of an Authenticator: finding an account
+// by name alone. The engine uses it for certificate logins (see CertLogin);
+// with an Authenticator that lacks it, a certificate never logs anyone in
+// without a password. Every Store has it.
+type Lookup interface {
+	// Get returns the user called name, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, name string) (*User, error)
+}
+
+// Store is the full account store used by the CLI and admin tools. Add and
+// Update refuse (ErrInvalid) a user that Validate refuses. The conformance
+// suite in package userstest checks every implementation.
 type Store interface {
 	Authenticator
-	Get(ctx context.Context, name string) (*User, error)
+	Lookup
 	List(ctx context.Context) ([]User, error)
 	// Add creates the user with the given password (hashed before storing).
 	Add(ctx context.Context, u User, password string) error

@@ -35,15 +35,23 @@ const busyTimeout = 5 * time.Second
 
 // Store is a users.Store in one SQLite file. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db  *sql.DB
+	ver *users.Verifier
 }
 
 var _ users.Store = (*Store)(nil)
 
+// Options are the optional settings of Open.
+type Options struct {
+	// Verifier checks passwords in Authenticate within its memory budget;
+	// nil means users.DefaultVerifier().
+	Verifier *users.Verifier
+}
+
 // Open opens the user database at path, creating it (mode 0600, since it
 // holds password hashes) and its schema when missing. The directory must
 // exist. Open fails on a database written by a newer schema version.
-func Open(path string) (*Store, error) {
+func Open(path string, o Options) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
@@ -69,7 +77,10 @@ func Open(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: open %s: %w", abs, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, ver: o.Verifier}
+	if s.ver == nil {
+		s.ver = users.DefaultVerifier()
+	}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: %s: %w", abs, err)
@@ -181,32 +192,22 @@ func (s *Store) List(ctx context.Context) ([]users.User, error) {
 	return list, nil
 }
 
-// Authenticate returns the user when name and password match an enabled
-// account. For an unknown user, a wrong password, an unusable stored hash or
-// a disabled account it returns an error wrapping users.ErrAuth with the
-// reason, for the log; any other error is the database's. The password is
-// verified in every case, against a dummy hash for an unknown user, so that
-// timing does not tell whether the name exists.
-func (s *Store) Authenticate(ctx context.Context, name, password string) (*users.User, error) {
+// Authenticate implements users.Authenticator with users.Verifier.Login: it
+// returns the user when req names an enabled account whose password and
+// TLS and certificate rules req meets, and otherwise an error wrapping
+// users.ErrAuth with the reason, for the log, after the time of one
+// password check whatever the reason. A check that could not start before
+// ctx ended wraps users.ErrBusy; any other error is the database's.
+func (s *Store) Authenticate(ctx context.Context, req users.LoginRequest) (*users.User, error) {
 	var hash string
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+columns+`, password_hash FROM users WHERE name = ?`, name), &hash)
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+columns+`, password_hash FROM users WHERE name = ?`, req.Name), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
-		users.VerifyDummy(password)
-		return nil, fmt.Errorf("%w: unknown user", users.ErrAuth)
+		u, err = nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: authenticate: %w", err)
 	}
-	ok, err := users.VerifyPassword(hash, password)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%w: stored password hash: %v", users.ErrAuth, err)
-	case !ok:
-		return nil, fmt.Errorf("%w: wrong password", users.ErrAuth)
-	case u.Disabled:
-		return nil, fmt.Errorf("%w: account disabled", users.ErrAuth)
-	}
-	return u, nil
+	return s.ver.Login(ctx, req, u, hash)
 }
 
 // Add creates u with password, or returns users.ErrExists when the name is

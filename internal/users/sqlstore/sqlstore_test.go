@@ -17,7 +17,7 @@ import (
 func openTemp(t *testing.T) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "users.db")
-	s, err := Open(path)
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestOpenCreatesPrivateWALDatabase(t *testing.T) {
 		t.Errorf("schema version %d, %v; want %d", v, err, schemaVersion)
 	}
 	// Opening again keeps the schema and does not apply it twice.
-	s2, err := Open(path)
+	s2, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestOpenOddPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "users.db")
-	s, err := Open(path)
+	s, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +77,14 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if _, err := s.db.Exec("INSERT INTO schema_version (version) VALUES (?)", schemaVersion+1); err != nil {
 		t.Fatal(err)
 	}
-	if s2, err := Open(path); err == nil {
+	if s2, err := Open(path, Options{}); err == nil {
 		s2.Close()
 		t.Fatal("Open accepted a newer schema")
 	}
 }
 
 func TestOpenMissingDir(t *testing.T) {
-	if s, err := Open(filepath.Join(t.TempDir(), "no", "such", "users.db")); err == nil {
+	if s, err := Open(filepath.Join(t.TempDir(), "no", "such", "users.db"), Options{}); err == nil {
 		s.Close()
 		t.Fatal("Open succeeded in a missing directory")
 	}
@@ -152,17 +152,17 @@ func TestCRUD(t *testing.T) {
 	if err := s.Update(ctx, upd); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, "alice", "pw-alice"); err != nil {
+	if _, err := s.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "pw-alice"}); err != nil {
 		t.Errorf("password changed by Update: %v", err)
 	}
 
 	if err := s.SetPassword(ctx, "alice", "new-pw"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, "alice", "pw-alice"); !errors.Is(err, users.ErrAuth) {
+	if _, err := s.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "pw-alice"}); !errors.Is(err, users.ErrAuth) {
 		t.Errorf("old password still works: %v", err)
 	}
-	if _, err := s.Authenticate(ctx, "alice", "new-pw"); err != nil {
+	if _, err := s.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "new-pw"}); err != nil {
 		t.Errorf("new password refused: %v", err)
 	}
 
@@ -222,7 +222,7 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	// The duplicate Add left the first alice alone.
-	if u, err := s.Authenticate(ctx, "alice", "pw"); err != nil || u.Home != "/srv/alice" {
+	if u, err := s.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "pw"}); err != nil || u.Home != "/srv/alice" {
 		t.Errorf("after duplicate Add: %+v, %v", u, err)
 	}
 }
@@ -268,7 +268,7 @@ func TestAuthenticate(t *testing.T) {
 		{"dave", "pw-alice", false},
 		{"eve", "garbage", false},
 	} {
-		u, err := s.Authenticate(ctx, tc.name, tc.pw)
+		u, err := s.Authenticate(ctx, users.LoginRequest{Name: tc.name, Password: tc.pw})
 		if tc.ok {
 			if err != nil || u == nil || u.Name != tc.name {
 				t.Errorf("Authenticate(%q, %q) = %+v, %v; want the user", tc.name, tc.pw, u, err)
@@ -293,7 +293,7 @@ func TestAuthenticateTiming(t *testing.T) {
 		best := time.Hour
 		for range 3 {
 			start := time.Now()
-			s.Authenticate(ctx, name, "wrong")
+			s.Authenticate(ctx, users.LoginRequest{Name: name, Password: "wrong"})
 			best = min(best, time.Since(start))
 		}
 		return best
@@ -311,20 +311,20 @@ func TestAuthenticateTiming(t *testing.T) {
 // each other instead of failing.
 func TestTwoHandles(t *testing.T) {
 	server, path := openTemp(t)
-	cli, err := Open(path)
+	cli, err := Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
 	ctx := context.Background()
 
-	if _, err := server.Authenticate(ctx, "alice", "pw"); !errors.Is(err, users.ErrAuth) {
+	if _, err := server.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "pw"}); !errors.Is(err, users.ErrAuth) {
 		t.Fatalf("before add: %v", err)
 	}
 	if err := cli.Add(ctx, users.User{Name: "alice", Home: "/srv/alice"}, "pw"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.Authenticate(ctx, "alice", "pw"); err != nil {
+	if _, err := server.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "pw"}); err != nil {
 		t.Errorf("server does not see the added user: %v", err)
 	}
 	u, _ := cli.Get(ctx, "alice")
@@ -332,7 +332,7 @@ func TestTwoHandles(t *testing.T) {
 	if err := cli.Update(ctx, *u); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := server.Authenticate(ctx, "alice", "pw"); !errors.Is(err, users.ErrAuth) {
+	if _, err := server.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "pw"}); !errors.Is(err, users.ErrAuth) {
 		t.Errorf("server still lets a disabled user in: %v", err)
 	}
 	if err := server.Delete(ctx, "alice"); err != nil {
