@@ -274,24 +274,34 @@ func TestQuotaLoadInBackground(t *testing.T) {
 	quotaExact(t, ts, "scanned", home)
 }
 
-// TestQuotaAPPEBusy: a file being appended to cannot be deleted or renamed
-// by the user's other sessions (450), which keeps its size the upload's to
-// count.
+// TestQuotaAPPEBusy: a file being appended to cannot be deleted, renamed
+// onto or uploaded again by the user's other sessions (450), which keeps its
+// size the upload's to count; renaming it is allowed, and the upload is
+// counted where it went.
 func TestQuotaAPPEBusy(t *testing.T) {
 	ts := startServer(t, nil)
 	home := quotaUser(ts, "appender", 1<<20, 0)
 	hardWrite(t, filepath.Join(home, "log"), hardPattern(100, 1))
+	hardWrite(t, filepath.Join(home, "other"), hardPattern(100, 2))
 	c := dial(t, ts.addr)
 	c.login("appender", "pw")
-	d := hardStartUpload(t, c, "APPE", "log", hardPattern(500, 2))
+	d := hardStartUpload(t, c, "APPE", "log", hardPattern(500, 3))
 	other := dial(t, ts.addr)
 	other.login("appender", "pw")
 	other.cmd("DELE log", 450)
+	other.cmd("RNFR other", 350)
+	other.cmd("RNTO log", 450)
+	other.pasv()
+	other.cmd("STOR log", 450)
 	other.cmd("RNFR log", 350)
-	other.cmd("RNTO moved", 450)
+	other.cmd("RNTO moved", 250)
+	d.Write(hardPattern(300, 4))
 	d.Close()
 	c.expect(226)
 	quotaExact(t, ts, "appender", home)
-	other.cmd("DELE log", 250)
+	if fi, err := os.Stat(filepath.Join(home, "moved")); err != nil || fi.Size() != 900 {
+		t.Fatalf("the appended file after its rename: %v, %v", fi, err)
+	}
+	other.cmd("DELE moved", 250)
 	quotaExact(t, ts, "appender", home)
 }

@@ -82,8 +82,8 @@ func (q *FS) Remove(ctx context.Context, name string) error {
 	}
 	q.u.mu.Lock()
 	defer q.u.mu.Unlock()
-	if q.u.writing(name) {
-		return ErrBusy
+	if q.u.busy(name, false) {
+		return ErrBusy // its upload would write an unlinked file
 	}
 	size, counted := q.regular(ctx, name)
 	if err := q.fsys.Remove(ctx, name); err != nil {
@@ -96,15 +96,16 @@ func (q *FS) Remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// Rename moves from to to and subtracts the regular file it replaced.
+// Rename moves from to to and subtracts the regular file it replaced. The
+// uploads it carries along are counted under their new names.
 func (q *FS) Rename(ctx context.Context, from, to string) error {
 	if err := q.u.Wait(ctx); err != nil {
 		return err
 	}
 	q.u.mu.Lock()
 	defer q.u.mu.Unlock()
-	if q.u.writing(from) || q.u.writing(to) {
-		return ErrBusy
+	if q.u.busy(to, false) {
+		return ErrBusy // its upload would write an unlinked file
 	}
 	var size int64
 	counted := false
@@ -125,6 +126,9 @@ func (q *FS) Rename(ctx context.Context, from, to string) error {
 		q.u.bytes -= size
 		q.u.files--
 	}
+	if from != to {
+		q.u.moved(from, to)
+	}
 	return nil
 }
 
@@ -140,38 +144,36 @@ func (q *FS) Create(ctx context.Context, name string, o storage.CreateOptions) (
 	if o.Append || o.Offset > 0 || o.Exclusive {
 		return q.createInPlace(ctx, name, o)
 	}
+	// Under the lock until the upload is tracked: a rename must not
+	// move its directory in between.
 	q.u.mu.Lock()
-	if c := q.u.busy[name]; c != nil && c.inPlace > 0 {
-		q.u.mu.Unlock()
+	defer q.u.mu.Unlock()
+	if q.u.busy(name, false) {
 		return nil, ErrBusy
 	}
 	_, exists := q.regular(ctx, name)
 	if err := q.u.reserve(q.l, 0, !exists); err != nil {
-		q.u.mu.Unlock()
 		return nil, err
 	}
-	q.u.open(name, false)
-	q.u.mu.Unlock()
 	up, err := q.fsys.Create(ctx, name, o)
 	if err != nil {
-		q.u.mu.Lock()
-		q.u.close(name, false)
 		if !exists {
 			q.u.files--
 		}
-		q.u.mu.Unlock()
 		return nil, err
 	}
-	return &atomicUpload{upload: upload{up: up, q: q, name: name, ctx: context.WithoutCancel(ctx)}, slot: !exists}, nil
+	a := &atomicUpload{upload: upload{up: up, q: q, name: name, ctx: context.WithoutCancel(ctx)}, slot: !exists}
+	q.u.track(&a.upload)
+	return a, nil
 }
 
-// createInPlace starts an upload that writes the visible file. Its name is
-// busy until Commit or Abort, so the file's size is this upload's to
-// measure.
+// createInPlace starts an upload that writes the visible file. Until
+// Commit or Abort no other upload of the name starts and nothing removes or
+// replaces it (ErrBusy), so the file's size is this upload's to measure.
 func (q *FS) createInPlace(ctx context.Context, name string, o storage.CreateOptions) (storage.Upload, error) {
 	q.u.mu.Lock()
 	defer q.u.mu.Unlock()
-	if q.u.busy[name] != nil {
+	if q.u.busy(name, true) {
 		if _, err := lstat(ctx, q.fsys, name); err == nil && o.Exclusive {
 			return nil, fs.ErrExist
 		}
@@ -204,8 +206,9 @@ func (q *FS) createInPlace(ctx context.Context, name string, o storage.CreateOpt
 	if err != nil {
 		return nil, err
 	}
-	q.u.open(name, true)
-	return &inPlaceUpload{upload: upload{up: up, q: q, name: name, ctx: context.WithoutCancel(ctx)}, expect: after, file: exists}, nil
+	p := &inPlaceUpload{upload: upload{up: up, q: q, name: name, inPlace: true, ctx: context.WithoutCancel(ctx)}, expect: after, file: exists}
+	q.u.track(&p.upload)
+	return p, nil
 }
 
 // size returns the size of the regular file that name resolves to (Stat
@@ -221,11 +224,12 @@ func (q *FS) size(ctx context.Context, name string) (int64, bool) {
 // upload reserves the bytes of each write before passing them on. It has no
 // ReadFrom on purpose: bytes must not reach the backend unreserved.
 type upload struct {
-	up   storage.Upload
-	q    *FS
-	name string
-	ctx  context.Context // the Create's values, never cancelled: accounting finishes
-	n    int64           // bytes reserved and written
+	up      storage.Upload
+	q       *FS
+	name    string // where the upload lands, guarded by q.u.mu
+	inPlace bool
+	ctx     context.Context // the Create's values, never cancelled: accounting finishes
+	n       int64           // bytes reserved and written
 }
 
 func (w *upload) Write(p []byte) (int, error) {
@@ -258,7 +262,7 @@ func (a *atomicUpload) Commit() error {
 	q, u := a.q, a.q.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.close(a.name, false)
+	u.untrack(&a.upload)
 	old, exists := q.regular(a.ctx, a.name)
 	switch {
 	case exists && a.slot:
@@ -287,7 +291,7 @@ func (a *atomicUpload) Commit() error {
 func (a *atomicUpload) Abort() error {
 	a.q.u.mu.Lock()
 	defer a.q.u.mu.Unlock()
-	a.q.u.close(a.name, false)
+	a.q.u.untrack(&a.upload)
 	a.release()
 	return a.up.Abort()
 }
@@ -316,7 +320,7 @@ func (p *inPlaceUpload) end(f func() error) error {
 	u := p.q.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.close(p.name, true)
+	u.untrack(&p.upload)
 	err := f()
 	size, exists := p.q.size(p.ctx, p.name)
 	counted := p.expect + p.n

@@ -26,8 +26,11 @@ import (
 	"github.com/ferryftp/ferry/internal/storage"
 )
 
-// ErrBusy refuses an operation on a name that an in-place upload (REST,
-// APPE, STOU) of the same user is writing: RFC 959's 450 "file busy".
+// ErrBusy refuses, while an in-place upload (REST, APPE, STOU) of the same
+// user writes a name, to remove it, rename onto it or start another upload
+// of it, and refuses an in-place upload of a name that any upload is
+// writing: RFC 959's 450 "file busy". Renaming the file or a directory
+// above it is allowed; the upload follows.
 var ErrBusy = errors.New("quota: file busy")
 
 // Limits are the limits of one session; 0 is unlimited.
@@ -43,9 +46,9 @@ type Usage struct {
 	// bytes and files are the committed regular files plus the
 	// reservations of open uploads.
 	bytes, files int64
-	// busy counts the open uploads by name: inPlace ones write the visible
-	// file, atomic ones a temporary file that replaces it on commit.
-	busy map[string]*openCount
+	// open holds the open uploads; their names follow renames of the
+	// directories above them (and of the file an in-place one writes).
+	open map[*upload]struct{}
 
 	load    sync.Mutex    // guards ready, loadErr, loading
 	ready   chan struct{} // closed when the current load attempt ends
@@ -53,8 +56,6 @@ type Usage struct {
 	loading bool
 	loadErr error
 }
-
-type openCount struct{ inPlace, atomic int }
 
 // Load starts counting the home in the background, once: open gives the
 // scan its own view of the storage (closed after the scan if it is an
@@ -149,48 +150,40 @@ func (u *Usage) reserve(l Limits, n int64, file bool) error {
 	return nil
 }
 
-// open registers an upload of name; call with mu held.
-func (u *Usage) open(name string, inPlace bool) {
-	if u.busy == nil {
-		u.busy = map[string]*openCount{}
+// track and untrack add and remove an open upload; call with mu held.
+func (u *Usage) track(w *upload) {
+	if u.open == nil {
+		u.open = map[*upload]struct{}{}
 	}
-	c := u.busy[name]
-	if c == nil {
-		c = &openCount{}
-		u.busy[name] = c
-	}
-	if inPlace {
-		c.inPlace++
-	} else {
-		c.atomic++
-	}
+	u.open[w] = struct{}{}
 }
 
-// close unregisters an upload of name; call with mu held.
-func (u *Usage) close(name string, inPlace bool) {
-	c := u.busy[name]
-	if c == nil {
-		return
-	}
-	if inPlace {
-		c.inPlace--
-	} else {
-		c.atomic--
-	}
-	if c.inPlace == 0 && c.atomic == 0 {
-		delete(u.busy, name)
-	}
-}
+func (u *Usage) untrack(w *upload) { delete(u.open, w) }
 
-// writing reports whether an in-place upload writes name or a name below
-// it; call with mu held.
-func (u *Usage) writing(name string) bool {
-	for n, c := range u.busy {
-		if c.inPlace > 0 && within(n, name) {
+// busy reports whether an open upload of name conflicts with a new use of
+// it: any upload when inPlace, else an in-place one. Call with mu held.
+func (u *Usage) busy(name string, inPlace bool) bool {
+	for w := range u.open {
+		if w.name == name && (inPlace || w.inPlace) {
 			return true
 		}
 	}
 	return false
+}
+
+// moved renames the open uploads that a rename of from to to carries
+// along: those below from, and an in-place one writing from itself (a
+// whole upload of from still commits under its own name). Call with mu
+// held.
+func (u *Usage) moved(from, to string) {
+	for w := range u.open {
+		switch {
+		case w.name == from && w.inPlace:
+			w.name = to
+		case len(w.name) > len(from) && within(w.name, from):
+			w.name = to + w.name[len(from):]
+		}
+	}
 }
 
 // within reports whether name is dir or below it.

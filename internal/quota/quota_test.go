@@ -429,15 +429,11 @@ func TestInPlace(t *testing.T) {
 			if _, err := q.Create(ctx, "x", storage.CreateOptions{Exclusive: true}); !errors.Is(err, storage.ErrQuota) {
 				t.Fatalf("fourth file: %v, want ErrQuota", err)
 			}
-			for op, err := range map[string]error{
-				"Remove":      q.Remove(ctx, "u"),
-				"Rename from": q.Rename(ctx, "u", "v"),
-				"Rename to":   q.Rename(ctx, "f", "u"),
-				"Rename root": q.Rename(ctx, ".", "v"),
-			} {
-				if !errors.Is(err, quota.ErrBusy) {
-					t.Errorf("%s of a name being written: %v, want ErrBusy", op, err)
-				}
+			if err := q.Remove(ctx, "u"); !errors.Is(err, quota.ErrBusy) {
+				t.Errorf("Remove of a name being written: %v, want ErrBusy", err)
+			}
+			if err := q.Rename(ctx, "f", "u"); !errors.Is(err, quota.ErrBusy) {
+				t.Errorf("Rename onto a name being written: %v, want ErrBusy", err)
 			}
 			if _, err := q.Create(ctx, "u", storage.CreateOptions{}); !errors.Is(err, quota.ErrBusy) {
 				t.Errorf("whole upload of a name being written: %v, want ErrBusy", err)
@@ -445,12 +441,71 @@ func TestInPlace(t *testing.T) {
 			if _, err := q.Create(ctx, "u", storage.CreateOptions{Append: true}); !errors.Is(err, quota.ErrBusy) {
 				t.Errorf("second in-place upload: %v, want ErrBusy", err)
 			}
+			// Renaming the file being written is allowed: the upload
+			// follows it, and is measured where it went.
+			if err := q.Rename(ctx, "u", "v"); err != nil {
+				t.Fatal(err)
+			}
+			up.Write(make([]byte, 10))
 			if err := up.Abort(); err != nil {
 				t.Fatal(err)
 			}
 			exact(t, inner, u)
 			if err := q.Remove(ctx, "f"); err != nil {
 				t.Fatal(err)
+			}
+			exact(t, inner, u)
+		})
+	}
+}
+
+// TestUploadsFollowDirectoryRenames: an upload below a directory that is
+// renamed is counted where it lands (or released where the backend cannot
+// commit it).
+func TestUploadsFollowDirectoryRenames(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			inner, _ := b.new(t)
+			u := loaded(t, inner)
+			q := quota.Wrap(inner, u, quota.Limits{Files: 10})
+			ctx := t.Context()
+			for _, d := range []string{"a", "b"} {
+				if err := q.Mkdir(ctx, d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustPut(t, q, "b/old", make([]byte, 100))
+			whole, err := q.Create(ctx, "a/new", storage.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole.Write(make([]byte, 10))
+			over, err := q.Create(ctx, "b/old", storage.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			over.Write(make([]byte, 20))
+			app, err := q.Create(ctx, "b/old", storage.CreateOptions{Append: true})
+			if !errors.Is(err, quota.ErrBusy) {
+				t.Fatalf("APPE while a whole upload runs: %v, %v", app, err)
+			}
+			if err := put(q, "a/in", storage.CreateOptions{Append: true}, make([]byte, 5)); err != nil {
+				t.Fatal(err)
+			}
+			inPlace, err := q.Create(ctx, "a/in", storage.CreateOptions{Append: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inPlace.Write(make([]byte, 7))
+			if err := q.Rename(ctx, "a", "c"); err != nil {
+				t.Fatal(err)
+			}
+			if err := q.Rename(ctx, "b", "d"); err != nil {
+				t.Fatal(err)
+			}
+			inPlace.Write(make([]byte, 3))
+			for _, up := range []storage.Upload{whole, over, inPlace} {
+				up.Commit() // the backend may refuse a commit into a moved directory
 			}
 			exact(t, inner, u)
 		})
