@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
+	"github.com/ferryftp/ferry/internal/rate"
 	"github.com/ferryftp/ferry/internal/sockopt"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/vpath"
@@ -36,7 +37,7 @@ func (s *session) cmdRETR(r *request) error {
 		" (" + strconv.FormatInt(r.info.Size()-s.rest, 10) + " bytes)."
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
-	lim := s.limits(s.site.down, s.rates.down)
+	lim := rate.Of(s.site.down, s.rates.down)
 	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var src io.Reader = f
 		if of, ok := f.(storage.OSFiler); ok {
@@ -110,13 +111,11 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	}
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
-	lim := s.limits(s.site.up, s.rates.up)
+	lim := rate.Of(s.site.up, s.rates.up)
 	log, raw := s.log, s.raw
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var dst io.Writer = up
-		if len(lim) > 0 {
-			dst = &throttledWriter{ctx: ctx, w: dst, lim: lim}
-		}
+		dst = lim.Writer(ctx, dst)
 		var dec *wire.ASCIIDecoder
 		if ascii {
 			dec = wire.NewASCIIDecoder(dst)
@@ -157,17 +156,6 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 // errControlGone is an upload whose client closed the control connection
 // before the data connection.
 var errControlGone = errors.New("control connection closed during the upload")
-
-// limits collects the rate limiters that apply, skipping unset ones.
-func (s *session) limits(ls ...*rateLimiter) limits {
-	var out limits
-	for _, l := range ls {
-		if l != nil {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // uploadCheck applies the finer upload verbs once the row has checked
 // upload and looked the target up. Replacing a file needs overwrite; writing

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/rate"
 )
 
 // fakeClock stands still until a limiter sleeps on it, so rates are checked
@@ -38,28 +40,9 @@ func (c *fakeClock) total() time.Duration {
 	return c.slept
 }
 
-func fakeLimiter(rate int64) (*rateLimiter, *fakeClock) {
+func fakeLimiter(bytesPerSec int64) (*rate.Limiter, *fakeClock) {
 	c := &fakeClock{t: time.Unix(1e9, 0)}
-	l := newRateLimiter(rate)
-	l.now, l.sleep, l.last = c.now, c.sleep, c.t
-	return l, c
-}
-
-func TestRateLimiterArithmetic(t *testing.T) {
-	l, c := fakeLimiter(1 << 20)
-	for range 10 {
-		l.wait(context.Background(), 1<<20)
-	}
-	if got := c.total(); got < 9*time.Second || got > 10*time.Second {
-		t.Fatalf("10 MiB at 1 MiB/s slept %v, want 9-10 s", got)
-	}
-	if newRateLimiter(0) != nil {
-		t.Fatal("rate 0 must mean no limiter")
-	}
-	var nilLim *rateLimiter
-	if err := nilLim.wait(context.Background(), 1<<30); err != nil {
-		t.Fatal(err)
-	}
+	return rate.New(bytesPerSec).WithClock(c.now, c.sleep), c
 }
 
 // TestRateLimitsApplyToTransfers checks that downloads and uploads pass
@@ -100,7 +83,7 @@ func TestUserRateLimits(t *testing.T) {
 	var down *fakeClock
 	ts := startServer(t, func(cfg *Site, srv *Server) {
 		srv.init()
-		var l *rateLimiter
+		var l *rate.Limiter
 		l, down = fakeLimiter(1 << 20)
 		srv.rates = map[string]*userRates{"alice": {down: l}}
 	})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/quota"
+	"github.com/ferryftp/ferry/internal/rate"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
 )
@@ -96,10 +97,10 @@ func (srv *Server) SetSite(st *Site) error {
 		st.tlsConfig = sessionTLSConfig(st.TLS, st.TLSMinVersion)
 	}
 	if st.up == nil {
-		st.up = newRateLimiter(st.UploadRate)
+		st.up = rate.New(st.UploadRate)
 	}
 	if st.down == nil {
-		st.down = newRateLimiter(st.DownloadRate)
+		st.down = rate.New(st.DownloadRate)
 	}
 	srv.site.Store(st)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/rate"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/vpath"
@@ -149,8 +150,8 @@ type Site struct {
 	// renewed certificate reaches new handshakes.
 	TLS *tls.Config
 
-	tlsConfig *tls.Config  // TLS with Ferry's session settings; nil without TLS
-	up, down  *rateLimiter // the site's rates; SetSite makes them unless set
+	tlsConfig *tls.Config   // TLS with Ferry's session settings; nil without TLS
+	up, down  *rate.Limiter // the site's rates; SetSite makes them unless set
 
 	mu     sync.Mutex
 	anonFS storage.FS // the shared anonymous tree, guarded by mu

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/rate"
 )
 
 // xferEvent is what a transfer goroutine tells its session. It never writes
@@ -197,7 +199,7 @@ const chunk = 256 << 10
 // copyOut sends src to c, refreshing the write deadline as data moves and
 // waiting on the rate limits. An *os.File source reaches a plain TCP
 // connection through sendfile.
-func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim limits) (int64, error) {
+func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim rate.Limits) (int64, error) {
 	if tc, ok := c.(*net.TCPConn); ok && len(lim) == 0 {
 		if f, ok := src.(*os.File); ok {
 			return sendFile(ctx, tc, f, timeout)
@@ -210,7 +212,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 	}
 	if _, plain := c.(*net.TCPConn); plain {
 		for {
-			if err := lim.wait(ctx, int(step)); err != nil {
+			if err := lim.Wait(ctx, int(step)); err != nil {
 				return total, err
 			}
 			c.SetWriteDeadline(time.Now().Add(timeout))
@@ -230,7 +232,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
-			if err := lim.wait(ctx, n); err != nil {
+			if err := lim.Wait(ctx, n); err != nil {
 				return total, err
 			}
 			c.SetWriteDeadline(time.Now().Add(timeout))
