@@ -294,12 +294,15 @@ func (s *session) reply(code int, text string) {
 		return
 	}
 	s.out = wire.AppendReply(s.out[:0], code, text)
-	s.writeOut()
+	s.write(s.out)
+	if cap(s.out) > 4096 {
+		s.out = nil // don't keep a big FEAT buffer per idle session
+	}
 }
 
-// writeOut writes s.out to the control connection under the write
-// deadline; a failed write ends the session.
-func (s *session) writeOut() {
+// write writes b to the control connection under the write deadline; a
+// failed write ends the session.
+func (s *session) write(b []byte) {
 	// A client that never reads must not outlive its timeouts: before
 	// login the login deadline (plus a grace for the final 421) bounds
 	// every write.
@@ -310,11 +313,8 @@ func (s *session) writeOut() {
 		}
 	}
 	s.conn.SetWriteDeadline(dl)
-	if _, err := s.conn.Write(s.out); err != nil {
+	if _, err := s.conn.Write(b); err != nil {
 		s.closing = true
-	}
-	if cap(s.out) > 4096 {
-		s.out = nil // don't keep a big FEAT buffer per idle session
 	}
 }
 
@@ -334,7 +334,8 @@ type longReply struct {
 	s       *session
 	code    int
 	first   string
-	started bool   // the first line is in s.out or written
+	started bool   // the first line is in buf or written
+	buf     []byte // encoded lines not written yet; about replyChunk at most
 	part    []byte // the start of a line whose LF has not come yet
 }
 
@@ -345,7 +346,7 @@ func (s *session) newLongReply(code int, first string) *longReply {
 func (r *longReply) start() {
 	if !r.started {
 		r.started = true
-		r.s.out = wire.AppendReplyStart(r.s.out[:0], r.code, r.first)
+		r.buf = wire.AppendReplyStart(r.buf[:0], r.code, r.first)
 	}
 }
 
@@ -368,15 +369,15 @@ func (r *longReply) Write(p []byte) (int, error) {
 			r.part = append(r.part, line...)
 			line = r.part
 		}
-		s.out = wire.AppendReplyMiddle(s.out, bytes.TrimSuffix(line, []byte{'\r'}))
+		r.buf = wire.AppendReplyMiddle(r.buf, bytes.TrimSuffix(line, []byte{'\r'}))
 		r.part = r.part[:0]
 		p = p[i+1:]
-		if len(s.out) >= replyChunk {
-			s.writeOut()
+		if len(r.buf) >= replyChunk {
+			s.write(r.buf)
 			if s.closing {
 				return n - len(p), net.ErrClosed
 			}
-			s.out = s.out[:0]
+			r.buf = r.buf[:0]
 		}
 	}
 	return n, nil
@@ -390,10 +391,11 @@ func (r *longReply) end(last string) {
 	}
 	r.start()
 	if len(r.part) > 0 {
-		s.out = wire.AppendReplyMiddle(s.out, r.part)
+		r.buf = wire.AppendReplyMiddle(r.buf, r.part)
 	}
-	s.out = wire.AppendReplyEnd(s.out, r.code, last)
-	s.writeOut()
+	r.buf = wire.AppendReplyEnd(r.buf, r.code, last)
+	s.write(r.buf)
+	r.buf, r.part = nil, nil
 }
 
 // record reports misbehaviour to the brute-force defence; a ban ends the session.
