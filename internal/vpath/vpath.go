@@ -6,14 +6,37 @@ package vpath
 
 import (
 	"errors"
+	"fmt"
 	"path"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ferryftp/ferry/internal/escape"
 )
 
 // ErrBadName is returned for names a client may not use: NUL, CR, LF, or
 // invalid UTF-8.
 var ErrBadName = errors.New("vpath: invalid character in path")
+
+// ErrControlName is returned for a new name holding a control character; it
+// is an ErrBadName.
+var ErrControlName = fmt.Errorf("%w: control character in a new name", ErrBadName)
+
+// CheckNewName reports whether a file or directory may be created under
+// name (the last element of its path): by upload, MKD or RNTO. Besides what
+// Check refuses, a new name may hold no control character (C0 bytes, DEL,
+// and C1 controls U+0080–U+009F when the name is UTF-8; see package
+// escape), so no client can plant a name that drives the terminal of
+// whoever lists it. Existing names are not refused: listings escape them.
+func CheckNewName(name string) error {
+	if err := Check(name); err != nil {
+		return err
+	}
+	if escape.HasControl(name) {
+		return ErrControlName
+	}
+	return nil
+}
 
 // Path is a cleaned absolute path in a user's virtual tree, "/" being the
 // user's root. The zero Path is the root.

@@ -1,6 +1,9 @@
 package vpath
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestResolve(t *testing.T) {
 	cwd, _ := Resolve(Root(), "/home/a")
@@ -96,4 +99,22 @@ func splitSlash(s string) []string {
 		}
 	}
 	return out
+}
+
+func TestCheckNewName(t *testing.T) {
+	for _, name := range []string{"report.pdf", "日本語.txt", "café", `back\slash`, "nbsp\u00a0", "a?b*c"} {
+		if err := CheckNewName(name); err != nil {
+			t.Errorf("CheckNewName(%q) = %v, want nil", name, err)
+		}
+	}
+	for _, name := range []string{"\x1b]0;pwned\x07", "a\x1b[2J", "tab\t", "del\x7f", "csi\u009b", "nel\u0085", "bel\x07"} {
+		if err := CheckNewName(name); !errors.Is(err, ErrControlName) || !errors.Is(err, ErrBadName) {
+			t.Errorf("CheckNewName(%q) = %v, want ErrControlName (an ErrBadName)", name, err)
+		}
+	}
+	for _, name := range []string{"nul\x00", "cr\r", "lf\n"} {
+		if err := CheckNewName(name); !errors.Is(err, ErrBadName) {
+			t.Errorf("CheckNewName(%q) = %v, want ErrBadName", name, err)
+		}
+	}
 }
