@@ -40,6 +40,10 @@ type command struct {
 	stat statRule
 	// notRoot refuses the user's root directory itself (RMD, RNFR, DELE).
 	notRoot bool
+	// newName commands may create the path's last element (uploads, MKD,
+	// RNTO): it must pass vpath.CheckNewName, so no client plants a name
+	// with control characters.
+	newName bool
 	// feat is the line FEAT advertises for the command, if any.
 	feat string
 	// help is the one-line syntax shown by HELP CMD.
@@ -115,19 +119,19 @@ func init() {
 
 		// Service commands.
 		"RETR": {handler: (*session).cmdRETR, argument: true, data: true, path: pathArg, verb: access.Download, stat: statFile, help: "RETR <path>"},
-		"STOR": {handler: (*session).cmdSTOR, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, help: "STOR <path>"},
-		"STOU": {handler: (*session).cmdSTOU, data: true, path: pathUnique, verb: access.Upload, help: "STOU [<name>]"},
-		"APPE": {handler: (*session).cmdAPPE, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, help: "APPE <path>"},
+		"STOR": {handler: (*session).cmdSTOR, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, newName: true, help: "STOR <path>"},
+		"STOU": {handler: (*session).cmdSTOU, data: true, path: pathUnique, verb: access.Upload, newName: true, help: "STOU [<name>]"},
+		"APPE": {handler: (*session).cmdAPPE, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, newName: true, help: "APPE <path>"},
 		"ALLO": {handler: (*session).cmdALLO, argument: true, help: "ALLO <bytes>"},
 		"REST": {handler: (*session).cmdREST, argument: true, feat: "REST STREAM", help: "REST <offset>"},
 		"RNFR": {handler: (*session).cmdRNFR, argument: true, path: pathArg, verb: access.Rename, stat: statExists, notRoot: true, help: "RNFR <path>"},
-		"RNTO": {handler: (*session).cmdRNTO, argument: true, path: pathArg, verb: access.Rename, stat: statMaybe, help: "RNTO <path>"},
+		"RNTO": {handler: (*session).cmdRNTO, argument: true, path: pathArg, verb: access.Rename, stat: statMaybe, newName: true, help: "RNTO <path>"},
 		"ABOR": {handler: (*session).cmdABOR, midTransfer: true, help: "ABOR"},
 		"DELE": {handler: (*session).cmdDELE, argument: true, path: pathArg, verb: access.Delete, stat: statExists, notRoot: true, help: "DELE <path>"},
 		"RMD":  {handler: (*session).cmdRMD, argument: true, path: pathArg, verb: access.Rmdir, notRoot: true, help: "RMD <path>"},
 		"XRMD": {handler: (*session).cmdRMD, argument: true, path: pathArg, verb: access.Rmdir, notRoot: true, help: "XRMD <path>"},
-		"MKD":  {handler: (*session).cmdMKD, argument: true, path: pathArg, verb: access.Mkdir, help: "MKD <path>"},
-		"XMKD": {handler: (*session).cmdMKD, argument: true, path: pathArg, verb: access.Mkdir, help: "XMKD <path>"},
+		"MKD":  {handler: (*session).cmdMKD, argument: true, path: pathArg, verb: access.Mkdir, newName: true, help: "MKD <path>"},
+		"XMKD": {handler: (*session).cmdMKD, argument: true, path: pathArg, verb: access.Mkdir, newName: true, help: "XMKD <path>"},
 		"PWD":  {handler: (*session).cmdPWD, help: "PWD"},
 		"XPWD": {handler: (*session).cmdPWD, help: "XPWD"},
 		"LIST": {handler: (*session).cmdLIST, data: true, path: pathList, verb: access.List, stat: statExists, help: "LIST [-la] [<path>]"},
@@ -279,6 +283,11 @@ func (s *session) target(c *command, r *request) error {
 	}
 	if err := s.allow(v, p); err != nil {
 		return err
+	}
+	if c.newName && !p.IsRoot() {
+		if err := vpath.CheckNewName(p.Base()); err != nil {
+			return err
+		}
 	}
 	r.path = p
 	if stat == statNone {
