@@ -408,6 +408,13 @@ func FuzzAppendReply(f *testing.F) {
 				t.Fatalf("reply %q in parts is %q", out, parts)
 			}
 		}
+		if utf8.ValidString(text) {
+			for _, r := range out {
+				if r >= 0x80 && r <= 0x9f {
+					t.Fatalf("reply %q holds the C1 control %U", out, r)
+				}
+			}
+		}
 		lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
 		if len(lines) != strings.Count(text, "\n")+1 {
 			t.Fatalf("reply %q has %d lines for text %q", out, len(lines), text)

@@ -1,6 +1,9 @@
 package wire
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // AppendReply appends a complete reply (RFC 959 §4.2) to buf and returns the
 // extended buffer.
@@ -13,7 +16,9 @@ import "strings"
 //
 // The reply cannot be forged from its text: CR, NUL and every other control
 // byte except '\n' (0x00–0x1F, 0x7F) become '?', so a file name cannot end a
-// line early or inject one. 0xFF is doubled (IAC IAC, RFC 854) so a Telnet
+// line early or inject one; so do the C1 controls (U+0080–U+009F, such as
+// the CSI U+009B) when the text is valid UTF-8, so a name cannot drive the
+// client's terminal either. 0xFF is doubled (IAC IAC, RFC 854) so a Telnet
 // client reads it as data.
 //
 // AppendReply panics if code is outside 100..599.
@@ -85,9 +90,10 @@ func appendCode(buf []byte, code int, sep byte) []byte {
 }
 
 // appendReplyText appends one line of reply text, neutralising control bytes
-// and escaping IAC.
+// (and the C1 controls U+0080–U+009F when the text is UTF-8) and escaping IAC.
 func appendReplyText[T string | []byte](buf []byte, s T) []byte {
 	start := 0
+	utf := 0 // 1: s is valid UTF-8, -1: it is not, 0: not known yet
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -95,6 +101,19 @@ func appendReplyText[T string | []byte](buf []byte, s T) []byte {
 			buf = append(buf, s[start:i]...)
 			buf = append(buf, '?')
 			start = i + 1
+		case c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f:
+			if utf == 0 {
+				utf = -1
+				if utf8.Valid([]byte(s)) {
+					utf = 1
+				}
+			}
+			if utf > 0 {
+				buf = append(buf, s[start:i]...)
+				buf = append(buf, '?')
+				i++
+				start = i + 1
+			}
 		case c == telnetIAC:
 			buf = append(buf, s[start:i]...)
 			buf = append(buf, telnetIAC, telnetIAC)

@@ -62,6 +62,9 @@ func TestAppendReply(t *testing.T) {
 		{550, "a\rb", "550 a?b\r\n"},
 		{550, "a\x00b", "550 a?b\r\n"},
 		{550, "\t\x1b\x7f", "550 ???\r\n"},
+		// C1 controls in UTF-8 text (CSI, NEL); raw bytes of other text stay.
+		{550, "a\u009b2Jé\u0085", "550 a?2Jé?\r\n"},
+		{550, "caf\xe9\xc2\x9b", "550 caf\xe9\xc2\x9b\r\n"},
 		{257, "\"a\r226 x\"", "257 \"a?226 x\"\r\n"},
 		// IAC doubled (RFC 854).
 		{257, "a\xffb", "257 a\xff\xffb\r\n"},
