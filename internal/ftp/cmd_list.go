@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/vpath"
@@ -58,12 +59,15 @@ func (s *session) newLister(format listFormat) *lister {
 }
 
 // entry appends the line for one entry; names that could forge protocol
-// lines are skipped (they cannot be created through Ferry).
+// lines are skipped, and other control characters are shown as '?'
+// (escape.Listing), so a name found on disk cannot drive the terminal of
+// whoever lists it. Neither can be created through Ferry.
 // self is the entry's own path (for the perm fact).
 func (l *lister) entry(fi fs.FileInfo, self vpath.Path, name, mlsType string) {
 	if strings.ContainsAny(name, "\r\n\x00") {
 		return
 	}
+	name = escape.Listing(name)
 	switch l.format {
 	case formatNLST:
 		l.buf = append(l.buf, name...)

@@ -1,8 +1,10 @@
 package ftp
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -37,4 +39,54 @@ func TestNewNamesWithControlsRefused(t *testing.T) {
 	c.cmd("MKD café\u00a0日本", 257)
 	c.cmd("RNFR good.txt", 350)
 	c.cmd("RNTO naïve.txt", 250)
+}
+
+// TestListingsEscapeControls: a file that already holds control characters
+// on disk (placed there by other means) is listed with each of them shown
+// as '?' by LIST, NLST, MLSD, MLST and STAT, and stays reachable by its raw
+// name.
+func TestListingsEscapeControls(t *testing.T) {
+	ts := startServer(t, nil)
+	dir := filepath.Join(ts.home, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range controlNames {
+		writeFile(t, filepath.Join(dir, n), []byte("payload"))
+	}
+	want := []string{"t?]0;pwned?", "e?[2J", "csi?2J", "del?", "tab?x"}
+	c := loggedIn(t, ts)
+	check := func(what, out string) {
+		t.Helper()
+		for _, bad := range []string{"\x1b", "\x07", "\u009b", "\x7f", "\t"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s holds %q: %q", what, bad, out)
+			}
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s lacks %q: %q", what, w, out)
+			}
+		}
+	}
+	check("LIST", c.listing("LIST d"))
+	check("NLST", c.listing("NLST d"))
+	check("MLSD", c.listing("MLSD d"))
+	c.send("STAT d")
+	check("STAT", strings.Join(c.rawReply(), "\n"))
+	var mlst []string
+	for _, n := range controlNames {
+		c.send("MLST d/" + n)
+		mlst = append(mlst, c.rawReply()...)
+		// NLST of a single file prints its path.
+		if got := c.listing("NLST d/" + n); strings.ContainsAny(got, "\x1b\x07\x7f\t") || strings.Contains(got, "\u009b") {
+			t.Errorf("NLST of one file: %q", got)
+		}
+	}
+	check("MLST", strings.Join(mlst, "\n"))
+
+	// The raw name still reaches the file.
+	if got := c.retr("d/" + controlNames[0]); string(got) != "payload" {
+		t.Errorf("RETR by raw name: %q", got)
+	}
 }
