@@ -1,6 +1,7 @@
 package ftp
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,9 +45,10 @@ func TestNewNamesWithControlsRefused(t *testing.T) {
 // TestListingsEscapeControls: a file that already holds control characters
 // on disk (placed there by other means) is listed with each of them shown
 // as '?' by LIST, NLST, MLSD, MLST and STAT, and stays reachable by its raw
-// name.
+// name; the logs show its name escaped.
 func TestListingsEscapeControls(t *testing.T) {
-	ts := startServer(t, nil)
+	logs := &syncBuffer{}
+	ts := startServer(t, jsonLogs(logs))
 	dir := filepath.Join(ts.home, "d")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -85,8 +87,44 @@ func TestListingsEscapeControls(t *testing.T) {
 	}
 	check("MLST", strings.Join(mlst, "\n"))
 
-	// The raw name still reaches the file.
+	// The raw name still reaches the file; the log escapes it.
 	if got := c.retr("d/" + controlNames[0]); string(got) != "payload" {
 		t.Errorf("RETR by raw name: %q", got)
 	}
+	c.cmd("QUIT", 221)
+	checkLog(t, logs.String(), `t\\x1b]0;pwned\\x07`)
+}
+
+// jsonLogs makes the server log JSON to logs: JSON escapes C0 controls by
+// itself but not C1 ones, and nothing but Ferry escapes them as \xNN.
+func jsonLogs(logs *syncBuffer) func(*Site, *Server) {
+	return func(_ *Site, srv *Server) {
+		srv.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+}
+
+// checkLog: the log holds no control character, raw or JSON-escaped, and
+// holds want.
+func checkLog(t *testing.T, logs, want string) {
+	t.Helper()
+	for _, bad := range []string{"\x1b", "\x07", "\u009b", `\u001b`, `\u0007`} {
+		if strings.Contains(logs, bad) {
+			t.Errorf("the log holds %q:\n%s", bad, logs)
+		}
+	}
+	if !strings.Contains(logs, want) {
+		t.Errorf("the log lacks %s:\n%s", want, logs)
+	}
+}
+
+// TestLogEscapesUserName: a user name with escape sequences is logged
+// escaped, even for a failed login.
+func TestLogEscapesUserName(t *testing.T) {
+	logs := &syncBuffer{}
+	ts := startServer(t, jsonLogs(logs))
+	c := dial(t, ts.addr)
+	c.cmd("USER eve\x1b[2J\u009b", 331)
+	c.cmd("PASS x", 530)
+	c.cmd("QUIT", 221)
+	checkLog(t, logs.String(), `eve\\x1b[2J\\u009b`)
 }

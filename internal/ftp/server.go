@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ban"
+	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/rate"
 	"github.com/ferryftp/ferry/internal/storage"
@@ -27,6 +28,8 @@ import (
 // (SetSite), then call Serve; the fields must not change afterwards.
 type Server struct {
 	// Logger receives one line per connect, login, transfer and disconnect.
+	// Serve wraps its handler so that values holding control characters
+	// are escaped (package escape).
 	Logger *slog.Logger
 	// Defender, when set, refuses banned addresses and scores failures.
 	Defender Defender
@@ -81,6 +84,8 @@ func (srv *Server) init() {
 		if srv.Logger == nil {
 			srv.Logger = slog.New(slog.DiscardHandler)
 		}
+		// Paths, names and user names come from clients and disks.
+		srv.Logger = slog.New(escape.Handler(srv.Logger.Handler()))
 	})
 }
 
