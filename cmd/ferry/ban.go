@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/escape"
 )
 
 const banUsage = `Usage:
@@ -180,7 +181,7 @@ func (c *banRun) list() error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tUNTIL\tCOUNT\tREASON")
 	for _, b := range bans {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", banTarget(b.IP), b.Until.Local().Format(time.RFC3339), b.Count, b.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", banTarget(b.IP), b.Until.Local().Format(time.RFC3339), b.Count, escape.Display(b.Reason))
 	}
 	return tw.Flush()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/certs"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/ftp"
 	"github.com/ferryftp/ferry/internal/storage/local"
 )
@@ -90,10 +91,12 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	// Logged values (paths, names, user names) come from clients and
+	// disks: control characters in them are escaped (package escape).
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(escape.Handler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(escape.Handler(slog.NewTextHandler(w, opts)))
 }
 
 // serve runs the server until ctx ends, then shuts down gracefully.

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 	"golang.org/x/term"
@@ -206,7 +207,7 @@ func (c *userRun) add() error {
 		}
 		return err
 	}
-	fmt.Fprintf(c.stdout, "added user %s (home %s)\n", c.name, home)
+	fmt.Fprintf(c.stdout, "added user %s (home %s)\n", escape.Display(c.name), escape.Display(home))
 	return nil
 }
 
@@ -222,7 +223,7 @@ func (c *userRun) list() error {
 		if u.Disabled {
 			disabled = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Home, disabled)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", escape.Display(u.Name), escape.Display(u.Home), disabled)
 	}
 	return tw.Flush()
 }
@@ -251,7 +252,7 @@ func (c *userRun) del() error {
 	if err := c.store.Delete(c.ctx, c.name); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "deleted user %s (home %s kept)\n", c.name, u.Home)
+	fmt.Fprintf(c.stdout, "deleted user %s (home %s kept)\n", escape.Display(c.name), escape.Display(u.Home))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
@@ -148,7 +149,9 @@ func (c *userRun) show() error {
 
 func printUser(c *userRun, u *users.User) {
 	tw := tabwriter.NewWriter(c.stdout, 0, 8, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	// Every value may come from the database: control characters in it
+	// are shown escaped, never sent to the terminal.
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%s\n", k, escape.Display(fmt.Sprint(v))) }
 	row("name", u.Name)
 	row("home", u.Home)
 	row("disabled", u.Disabled)
