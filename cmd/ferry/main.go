@@ -207,8 +207,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			return err
 		}
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Running transfers get shutdown_grace to finish (Shutdown reads it
+	// from the site's settings); a second signal aborts them at once.
+	log.Info("shutting down", "grace", cfg.ShutdownGrace.Duration.String())
+	sctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	return srv.Shutdown(sctx)
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	go func() {
+		select {
+		case <-again:
+			log.Info("second signal: aborting the running transfers")
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }

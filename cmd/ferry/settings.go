@@ -39,6 +39,7 @@ func engineSettings(cfg config.Config) (ftp.Settings, error) {
 		IdleTimeout:        cfg.IdleTimeout.Duration,
 		DataTimeout:        cfg.DataTimeout.Duration,
 		MaxLineBytes:       cfg.MaxLineBytes,
+		ShutdownGrace:      cfg.ShutdownGrace.Duration,
 		MaxSessions:        cfg.MaxSessions,
 		MaxSessionsPerIP:   cfg.MaxSessionsPerIP,
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser,

@@ -31,6 +31,8 @@ type Config struct {
 	IdleTimeout  Duration `toml:"idle_timeout" flag:"idle-timeout" help:"time allowed between commands when no transfer runs"`
 	DataTimeout  Duration `toml:"data_timeout" flag:"data-timeout" help:"time a data connection may wait to connect or stall"`
 	MaxLineBytes int      `toml:"max_line_bytes" flag:"max-line-bytes" help:"longest control line accepted, bytes"`
+	// ShutdownGrace is how long running transfers may go on after SIGTERM.
+	ShutdownGrace Duration `toml:"shutdown_grace" flag:"shutdown-grace" help:"time running transfers get to finish on shutdown (SIGTERM, SIGINT) before they are aborted"`
 
 	MaxSessions        int `toml:"max_sessions" flag:"max-sessions" help:"maximum concurrent control connections; 0 unlimited"`
 	MaxSessionsPerIP   int `toml:"max_sessions_per_ip" flag:"max-sessions-per-ip" help:"maximum concurrent connections from one client IP; 0 unlimited"`
@@ -78,6 +80,7 @@ func Defaults() Config {
 		IdleTimeout:      Duration{5 * time.Minute},
 		DataTimeout:      Duration{30 * time.Second},
 		MaxLineBytes:     4096,
+		ShutdownGrace:    Duration{30 * time.Second},
 		MaxSessions:      2000,
 		MaxSessionsPerIP: 50,
 		MaxLoginFailures: 3,

@@ -7,9 +7,11 @@ package ftp
 //	go test -race ./internal/ftp/ -run 'Lifecycle'
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -95,5 +97,94 @@ func TestLifecycleREINKeepsLoginDeadline(t *testing.T) {
 			}
 			time.Sleep(login / 10) // pacing, not synchronisation
 		}
+	}
+}
+
+// lifeBigFile makes a sparse file far larger than the loopback socket
+// buffers, so that a download of it stays in flight while the client does
+// not read.
+func lifeBigFile(t *testing.T, path string) int64 {
+	t.Helper()
+	const size = 64 << 20
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	return size
+}
+
+// lifeShutdown runs Shutdown in the background and returns its result.
+func lifeShutdown(srv *Server) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	return done
+}
+
+// lifeClosed asserts that the server sends nothing more and closes c.
+func lifeClosed(t *testing.T, c *client) {
+	t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(hardWaitLimit))
+	rest, err := io.ReadAll(c.r)
+	if len(rest) > 0 || err != nil {
+		t.Fatalf("after the 421: %q, %v; want the connection closed", rest, err)
+	}
+}
+
+// TestLifecycleShutdownLetsTransfersFinish: Shutdown ends idle sessions with
+// 421 at once, lets a running download finish within the grace period (226,
+// then 421) and returns once it has.
+func TestLifecycleShutdownLetsTransfersFinish(t *testing.T) {
+	ts := startServer(t, func(st *Site, _ *Server) { st.ShutdownGrace = time.Minute })
+	size := lifeBigFile(t, filepath.Join(ts.home, "big.bin"))
+	idle := loggedIn(t, ts)
+	c := loggedIn(t, ts)
+	c.cmd("TYPE I", 200)
+	d := c.pasv()
+	c.cmd("RETR big.bin", 150)
+
+	done := lifeShutdown(ts.srv)
+	idle.expect(421)
+	lifeClosed(t, idle)
+	hardWait(t, "the session to wait for its transfer", func() bool {
+		return strings.Contains(ts.logs.String(), "shutdown: waiting for the running transfer")
+	})
+	d.SetReadDeadline(time.Now().Add(time.Minute))
+	n, err := io.Copy(io.Discard, d)
+	if err != nil || n != size {
+		t.Fatalf("download during shutdown: %d of %d bytes, %v", n, size, err)
+	}
+	c.expect(226)
+	c.expect(421)
+	lifeClosed(t, c)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestLifecycleShutdownGraceEnds: a transfer still running when the grace
+// period ends is aborted: 426, then 421, and no 226 for an ABOR the client
+// never sent.
+func TestLifecycleShutdownGraceEnds(t *testing.T) {
+	ts := startServer(t, func(st *Site, _ *Server) { st.ShutdownGrace = 200 * time.Millisecond })
+	lifeBigFile(t, filepath.Join(ts.home, "big.bin"))
+	c := loggedIn(t, ts)
+	c.cmd("TYPE I", 200)
+	c.pasv() // never read
+	c.cmd("RETR big.bin", 150)
+
+	done := lifeShutdown(ts.srv)
+	c.expect(426)
+	c.expect(421)
+	lifeClosed(t, c)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }

@@ -54,6 +54,10 @@ type Server struct {
 	// (the quota usage scan) runs under it.
 	background     context.Context
 	stopBackground context.CancelFunc
+	// base is the context every session's derives from; cancelled when
+	// Shutdown's grace period ends, which aborts the running transfers.
+	base    context.Context
+	endBase context.CancelFunc
 }
 
 // Defender scores misbehaviour and refuses banned addresses.
@@ -81,6 +85,7 @@ func (srv *Server) init() {
 		srv.perUser = map[string]int{}
 		srv.done = make(chan struct{})
 		srv.background, srv.stopBackground = context.WithCancel(context.Background())
+		srv.base, srv.endBase = context.WithCancel(context.Background())
 		if srv.Logger == nil {
 			srv.Logger = slog.New(slog.DiscardHandler)
 		}
@@ -270,9 +275,18 @@ func (srv *Server) Sessions() int {
 	return len(srv.sessions)
 }
 
-// Shutdown closes the listeners, tells every session to finish (421 after
-// the running transfer, if any) and waits for them until ctx ends, when the
-// remaining connections are closed.
+// abortWait bounds how long Shutdown waits for sessions to write their
+// final replies once it has aborted them, before closing their connections.
+const abortWait = 5 * time.Second
+
+// Shutdown shuts the server down gracefully. It closes the listeners and
+// ends every idle session with 421 at once; a session whose transfer runs
+// lets it finish (226, then 421) until the grace period ends: the current
+// site's ShutdownGrace, or ctx, whichever ends first. Then the remaining
+// transfers are aborted (426, then 421, and no 226: the client sent no
+// ABOR) and every session's context is cancelled. Sessions that are still
+// open abortWait later are closed. Shutdown returns ctx.Err() when ctx
+// ended before the sessions, nil otherwise.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.init()
 	srv.mu.Lock()
@@ -286,23 +300,43 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Unlock()
 	finished := make(chan struct{})
 	go func() { srv.wg.Wait(); close(finished) }()
+	var grace time.Duration
+	if st := srv.site.Load(); st != nil {
+		grace = st.ShutdownGrace
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
 	select {
 	case <-finished:
+		srv.endBase()
 		return nil
+	case <-timer.C:
 	case <-ctx.Done():
-		srv.mu.Lock()
-		for s := range srv.sessions {
-			s.raw.Close()
-		}
-		srv.mu.Unlock()
-		// Closed connections end their sessions at once; don't hang on
-		// one that cannot end.
-		select {
-		case <-finished:
-		case <-time.After(5 * time.Second):
-		}
-		return ctx.Err()
 	}
+	srv.endBase()
+	wait := time.NewTimer(abortWait)
+	defer wait.Stop()
+	select {
+	case <-finished:
+		return ctx.Err()
+	case <-wait.C:
+	}
+	srv.mu.Lock()
+	for s := range srv.sessions {
+		s.raw.Close()
+	}
+	srv.mu.Unlock()
+	// Closed connections end their sessions at once; don't hang on one
+	// that cannot end.
+	wait.Reset(abortWait)
+	select {
+	case <-finished:
+	case <-wait.C:
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.New("ftp: sessions still open after the shutdown grace")
 }
 
 // PrepareData creates the data directory layout on first start: public/ for

@@ -75,6 +75,7 @@ type session struct {
 	deadline time.Time // login or idle deadline
 	loginBy  time.Time // login deadline, from connect or a REIN after login
 	closing  bool
+	draining bool // shutting down once the running transfer ends
 	reading  bool // the reader goroutine runs
 }
 
@@ -137,9 +138,17 @@ func (s *session) serve(implicit bool) {
 			s.dispatch(line)
 			continue
 		}
+		if s.draining && s.xfer == nil {
+			s.reply(421, "Server shutting down.")
+			return
+		}
 		var xferEvents <-chan xferEvent
 		if s.xfer != nil {
 			xferEvents = s.xfer.events
+		}
+		shutdown := s.srv.done
+		if s.draining {
+			shutdown = nil
 		}
 		select {
 		case m, ok := <-s.lines:
@@ -156,7 +165,7 @@ func (s *session) serve(implicit bool) {
 				if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, io.ErrUnexpectedEOF) && !errors.Is(m.err, net.ErrClosed) {
 					s.log.Debug("control read failed", "err", m.err)
 				}
-				s.abortTransfer()
+				s.abortTransfer(false)
 				return
 			}
 			s.handleLine(m.line)
@@ -180,8 +189,18 @@ func (s *session) serve(implicit bool) {
 				s.log.Info("timeout", "logged_in", s.user != nil)
 				return
 			}
-		case <-s.srv.done:
-			s.abortTransfer()
+		case <-shutdown:
+			if s.xfer == nil {
+				s.reply(421, "Server shutting down.")
+				return
+			}
+			// The running transfer may finish within the grace
+			// period; its reply then comes before the 421.
+			s.draining = true
+			s.log.Info("shutdown: waiting for the running transfer", "cmd", s.xfer.verb)
+		case <-s.srv.base.Done():
+			// The grace period is over.
+			s.abortTransfer(false)
 			s.reply(421, "Server shutting down.")
 			return
 		}
@@ -412,7 +431,7 @@ func (s *session) record(e int) {
 
 // cleanup releases everything the session holds, on every exit path.
 func (s *session) cleanup() {
-	s.abortTransfer()
+	s.abortTransfer(false)
 	s.closePassive()
 	s.logout()
 	s.conn.Close()

@@ -95,6 +95,9 @@ type Settings struct {
 	DataTimeout time.Duration
 	// MaxLineBytes is the longest control line accepted.
 	MaxLineBytes int
+	// ShutdownGrace is how long Server.Shutdown lets running transfers
+	// finish before it aborts them; 0 aborts them at once.
+	ShutdownGrace time.Duration
 
 	// MaxSessions, MaxSessionsPerIP and MaxSessionsPerUser limit
 	// concurrent connections; 0 means unlimited.

@@ -29,7 +29,8 @@ type transfer struct {
 	events  chan xferEvent
 	cancel  context.CancelFunc
 	opened  bool
-	aborted bool
+	aborted bool // cancelled by the session
+	abor    bool // by the client's ABOR, which gets its 226
 	verb    string
 	path    string
 	dir     string // "download", "upload" or "list"
@@ -45,7 +46,7 @@ type work func(ctx context.Context, c net.Conn) (int64, error)
 // returns the final one (an upload's commit can still fail).
 func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup func(err error) error) {
 	spec := s.takeData()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.srv.base)
 	t := &transfer{
 		events: make(chan xferEvent, 2),
 		cancel: cancel,
@@ -148,17 +149,19 @@ func (s *session) finishTransfer(ev xferEvent) {
 		attrs = append(attrs, "err", ev.err.Error())
 	}
 	s.log.Info("transfer", attrs...)
-	if t.aborted {
+	if t.abor {
 		s.reply(226, "ABOR successful.")
 	}
 }
 
-// abortTransfer cancels the running transfer and waits for it to end.
-func (s *session) abortTransfer() {
+// abortTransfer cancels the running transfer and waits for it to end; abor
+// says the client asked for it, with ABOR (RFC 959 §4.1.3: 426, then 226).
+func (s *session) abortTransfer(abor bool) {
 	if s.xfer == nil {
 		return
 	}
 	s.xfer.aborted = true
+	s.xfer.abor = abor
 	s.xfer.cancel()
 	for ev := range s.xfer.events {
 		if ev.opened {
@@ -177,7 +180,7 @@ func (s *session) cmdABOR(r *request) error {
 		s.reply(225, "No transfer to abort.")
 		return nil
 	}
-	s.abortTransfer()
+	s.abortTransfer(true)
 	return nil
 }
 
