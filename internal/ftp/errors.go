@@ -48,6 +48,8 @@ func (s *session) replyFor(err error, op string) (int, string) {
 		return 550, "Not a directory."
 	case errors.Is(err, storage.ErrNotEmpty):
 		return 550, "Directory not empty."
+	case errors.Is(err, quota.ErrFiles):
+		return 552, "File quota exceeded."
 	case errors.Is(err, storage.ErrQuota):
 		return 552, "Quota exceeded; upload removed."
 	case errors.Is(err, quota.ErrBusy):

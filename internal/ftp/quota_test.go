@@ -90,10 +90,10 @@ func TestQuotaConcurrentNewFiles(t *testing.T) {
 				code, text := c.read()
 				mu.Lock()
 				defer mu.Unlock()
-				switch code {
-				case 150:
+				switch {
+				case code == 150:
 					ok = append(ok, started{c, d})
-				case 552:
+				case code == 552 && text == "File quota exceeded.":
 					refused++
 				default:
 					t.Errorf("STOR f%d: %d %s", i, code, text)

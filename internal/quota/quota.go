@@ -20,6 +20,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -32,6 +33,10 @@ import (
 // writing: RFC 959's 450 "file busy". Renaming the file or a directory
 // above it is allowed; the upload follows.
 var ErrBusy = errors.New("quota: file busy")
+
+// ErrFiles is the storage.ErrQuota of a full file quota: a new name finds
+// no free slot.
+var ErrFiles = fmt.Errorf("%w (files)", storage.ErrQuota)
 
 // Limits are the limits of one session; 0 is unlimited.
 type Limits struct {
@@ -141,7 +146,7 @@ func (u *Usage) reserve(l Limits, n int64, file bool) error {
 		return storage.ErrQuota
 	}
 	if file && l.Files > 0 && u.files >= l.Files {
-		return storage.ErrQuota
+		return ErrFiles
 	}
 	u.bytes += n
 	if file {
