@@ -24,6 +24,8 @@ import (
 	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/ftp"
 	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -109,7 +111,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err := ftp.PrepareData(data); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	store, err := openUserStore(data)
+	// One Verifier for the whole server: its budget bounds the memory of
+	// every password check at once.
+	store, err := openUserStore(data, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
 	if err != nil {
 		return fmt.Errorf("user store: %w", err)
 	}

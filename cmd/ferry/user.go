@@ -41,11 +41,11 @@ const userDBFile = "users.db"
 // openUserStore opens the user database of the data directory dataDir,
 // creating the directory (0700) and the database when missing. `ferry serve`
 // and `ferry user` both use it, so they always share one file.
-func openUserStore(dataDir string) (*sqlstore.Store, error) {
+func openUserStore(dataDir string, o sqlstore.Options) (*sqlstore.Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	return sqlstore.Open(filepath.Join(dataDir, userDBFile), sqlstore.Options{})
+	return sqlstore.Open(filepath.Join(dataDir, userDBFile), o)
 }
 
 // userCommand is one `ferry user` subcommand.
@@ -142,7 +142,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		c.name = pos[0]
 	}
 
-	c.store, err = openUserStore(c.data)
+	c.store, err = openUserStore(c.data, sqlstore.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry user %s: %v\n", sub, err)
 		return 1

@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
 func TestUserSet(t *testing.T) {
@@ -36,7 +38,7 @@ func TestUserSet(t *testing.T) {
 			t.Errorf("%v: code %d stderr %q; want %d containing %q", tt.args, code, e, tt.code, tt.err)
 		}
 	}
-	st, err := openUserStore(data)
+	st, err := openUserStore(data, sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
 // TestRunUser runs one `ferry user` session step by step against one data
@@ -21,7 +22,7 @@ func TestRunUser(t *testing.T) {
 	bobHome := filepath.Join(tmp, "homes", "bob")
 
 	// The "server" opens the store first and keeps it open throughout.
-	server, err := openUserStore(data)
+	server, err := openUserStore(data, sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,11 @@ type Config struct {
 	MaxSessionsPerIP   int `toml:"max_sessions_per_ip" flag:"max-sessions-per-ip" help:"maximum concurrent connections from one client IP; 0 unlimited"`
 	MaxSessionsPerUser int `toml:"max_sessions_per_user" flag:"max-sessions-per-user" help:"maximum concurrent sessions of one user; 0 unlimited"`
 	MaxLoginFailures   int `toml:"max_login_failures" flag:"max-login-failures" help:"failed logins allowed on one connection before it is closed"`
+	// AuthHashMemory bounds the memory of the password checks that run at
+	// once, server-wide (an argon2id check holds its memory cost, 19 MiB
+	// for new hashes); further logins wait for their turn until the login
+	// deadline.
+	AuthHashMemory int64 `toml:"auth_hash_memory" flag:"auth-hash-memory" help:"bytes that concurrent password checks may hold together (19 MiB each for new hashes); further logins wait, and get 421 at the login deadline; at least 1048576"`
 
 	BanThreshold int      `toml:"ban_threshold" flag:"ban-threshold" help:"score (failed logins, protocol errors) within ban_window that bans an IP; 0 disables bans"`
 	BanWindow    Duration `toml:"ban_window" flag:"ban-window" help:"window over which the ban score is counted"`
@@ -84,6 +89,7 @@ func Defaults() Config {
 		MaxSessions:      2000,
 		MaxSessionsPerIP: 50,
 		MaxLoginFailures: 3,
+		AuthHashMemory:   256 << 20,
 		BanThreshold:     20,
 		BanWindow:        Duration{10 * time.Minute},
 		BanDuration:      Duration{15 * time.Minute},

@@ -26,6 +26,7 @@ import (
 //     ".." elements (fs.ValidPath);
 //   - banner holds no CR, LF or NUL (it is sent on one reply line);
 //   - max_line_bytes is between 512 and 65536;
+//   - auth_hash_memory is at least 1 MiB (1048576 bytes);
 //   - every entry of ban_allow and tls_reuse_exempt is a CIDR prefix or a
 //     bare IP address (meaning /32 or /128);
 //   - file_umask and dir_umask are octal from 000 to 777;
@@ -95,6 +96,9 @@ func (c *Config) problems() []*Problem {
 	}
 	if n := c.MaxLineBytes; n < 512 || n > 65536 {
 		add("max_line_bytes", "%d is not between 512 and 65536", n)
+	}
+	if n := c.AuthHashMemory; n < 1<<20 {
+		add("auth_hash_memory", "%d is less than 1048576 bytes (1 MiB)", n)
 	}
 	for _, s := range c.BanAllow {
 		_, err := parsePrefix(s)

@@ -3,6 +3,8 @@ package ftp
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -170,4 +172,36 @@ func (r *recordingAuth) last() users.LoginRequest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.req
+}
+
+// busyAuth is a store whose password checks never get their share of the
+// memory budget: it waits for the end of the context it is given.
+type busyAuth struct{ users.Authenticator }
+
+func (busyAuth) Authenticate(ctx context.Context, _ users.LoginRequest) (*users.User, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		return nil, errors.New("the login context has no deadline")
+	}
+	<-ctx.Done()
+	return nil, fmt.Errorf("%w: %w", users.ErrBusy, ctx.Err())
+}
+
+// TestLoginBusy: a login whose password check cannot start before the login
+// deadline gets 421 and the connection closes, with no ban score.
+func TestLoginBusy(t *testing.T) {
+	d := ban.NewDefender(ban.NewMemoryStore(), ban.Options{Threshold: 1, Window: time.Hour, Duration: time.Hour})
+	ts := startServer(t, func(c *Site, s *Server) {
+		c.LoginTimeout = time.Second
+		c.Auth = busyAuth{}
+		s.Defender = BanDefender(d)
+	})
+	c := dial(t, ts.addr)
+	c.cmd("USER alice", 331)
+	if text := c.cmd("PASS secret", 421); !strings.Contains(text, "Too many logins in progress") {
+		t.Errorf("421 text %q", text)
+	}
+	hardClosed(c)
+	if _, banned := d.Banned(t.Context(), netip.MustParseAddr("127.0.0.1")); banned {
+		t.Error("a busy login was scored")
+	}
 }
