@@ -71,7 +71,39 @@ type Config struct {
 
 	LogLevel  string `toml:"log_level" flag:"log-level" help:"log level: debug|info|warn|error"`
 	LogFormat string `toml:"log_format" flag:"log-format" help:"log format: text|json"`
+
+	// The tables below are set only in the file, never by flags: a struct
+	// field is a TOML table ([storage]), a slice of structs an array of
+	// tables ([[vhost]]). Their keys are decoded as strictly as the rest.
+	Storage  Storage  `toml:"storage" help:"where the files users see are kept"`
+	Database Database `toml:"database" help:"the user store"`
+	Metrics  Metrics  `toml:"metrics" help:"reserved for a metrics endpoint, which Ferry does not have yet"`
+	VHosts   []VHost  `toml:"vhost" help:"virtual hosts, chosen by the HOST command (RFC 7151). Not supported yet: a file with a [[vhost]] table is refused"`
 }
+
+// Storage is the [storage] table.
+type Storage struct {
+	Backend string `toml:"backend" help:"storage backend; only \"local\" exists: the disk under the data directory (public/, home/)"`
+}
+
+// Database is the [database] table.
+type Database struct {
+	URL string `toml:"url" help:"user store as sqlite:PATH; a relative PATH is inside the data directory"`
+}
+
+// Metrics is the [metrics] table.
+type Metrics struct {
+	Listen string `toml:"listen" help:"host:port of a metrics endpoint; must stay empty, since none exists yet"`
+}
+
+// VHost is one [[vhost]] table.
+type VHost struct {
+	Name   string `toml:"name" help:"host name a client sends with HOST; required and unique"`
+	Banner string `toml:"banner" help:"greeting of this host; empty: the server's banner"`
+}
+
+// DefaultDatabaseURL is the user store when [database] does not name one.
+const DefaultDatabaseURL = "sqlite:users.db"
 
 // Defaults returns the settings used when neither a flag nor the file sets one.
 func Defaults() Config {
@@ -100,5 +132,7 @@ func Defaults() Config {
 		TLSSessionReuse:  "required",
 		LogLevel:         "info",
 		LogFormat:        "text",
+		Storage:          Storage{Backend: "local"},
+		Database:         Database{URL: DefaultDatabaseURL},
 	}
 }

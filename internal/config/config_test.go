@@ -49,8 +49,8 @@ func others() Config {
 
 func TestFieldsAreConsistent(t *testing.T) {
 	fs := fields() // panics on a missing tag or an unsupported type
-	if len(fs) != reflect.TypeFor[Config]().NumField() {
-		t.Fatalf("fields() has %d entries, Config %d fields", len(fs), reflect.TypeFor[Config]().NumField())
+	if n := len(fs) + len(tables()); n != reflect.TypeFor[Config]().NumField() {
+		t.Fatalf("fields() and tables() have %d entries, Config %d fields", n, reflect.TypeFor[Config]().NumField())
 	}
 	for _, f := range fs {
 		// The usage and the example promise --max-line-bytes is max_line_bytes.

@@ -39,13 +39,26 @@ func (k kind) typeName() string {
 	return "?"
 }
 
-// field describes one Config field, taken from its tags.
+// field describes one Config field, taken from its tags, or one key of a
+// table (then flag is empty and index is in the table's struct).
 type field struct {
 	key   string // TOML key, from the `toml` tag
 	flag  string // flag name without dashes, from the `flag` tag
 	help  string // one-line help, from the `help` tag
-	index int    // index in Config
+	index int    // index in Config (or in the table's struct)
 	kind  kind
+}
+
+// table describes a Config field that is a TOML table ([storage], a struct)
+// or an array of tables ([[vhost]], a slice of structs). Tables are set only
+// in the file: they are not flags.
+type table struct {
+	key    string // TOML name, from the `toml` tag
+	help   string // one-line help, from the `help` tag
+	index  int    // index in Config
+	array  bool   // an array of tables
+	elem   reflect.Type
+	fields []field // its keys, in declaration order
 }
 
 var (
@@ -53,52 +66,116 @@ var (
 	rawDurationType = reflect.TypeFor[time.Duration]()
 )
 
-// fields lists the fields of Config in declaration order. A field without
-// the three tags, a duplicate name or an unsupported type is a programming
+// layout is Config's fields, read from its tags once: the flat ones (keys and
+// flags) and the tables.
+type layout struct {
+	fields []field
+	tables []table
+}
+
+// fields lists the flat fields of Config in declaration order. A field
+// without its tags, a duplicate name or an unsupported type is a programming
 // error and panics on first use (the package tests catch it).
-var fields = sync.OnceValue(func() []field {
+func fields() []field { return configLayout().fields }
+
+// tables lists the tables of Config in declaration order.
+func tables() []table { return configLayout().tables }
+
+var configLayout = sync.OnceValue(func() layout {
 	t := reflect.TypeFor[Config]()
-	out := make([]field, 0, t.NumField())
+	var l layout
 	seen := map[string]string{}
+	dup := func(owner, name string) {
+		if prev, ok := seen[name]; ok {
+			panic(fmt.Sprintf("config: fields %s and %s share the %s", prev, owner, name))
+		}
+		seen[name] = owner
+	}
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		f := field{
-			key:   sf.Tag.Get("toml"),
-			flag:  sf.Tag.Get("flag"),
-			help:  sf.Tag.Get("help"),
-			index: i,
+		elem, array := sf.Type, false
+		if elem.Kind() == reflect.Slice && elem.Elem().Kind() == reflect.Struct {
+			elem, array = elem.Elem(), true
 		}
-		if !sf.IsExported() || f.key == "" || f.flag == "" || f.help == "" {
-			panic(fmt.Sprintf("config: field %s needs toml, flag and help tags", sf.Name))
-		}
-		for _, name := range []string{"key " + f.key, "flag " + f.flag} {
-			if prev, dup := seen[name]; dup {
-				panic(fmt.Sprintf("config: fields %s and %s share the %s", prev, sf.Name, name))
+		if elem.Kind() == reflect.Struct && elem != durationType {
+			tb := table{key: sf.Tag.Get("toml"), help: sf.Tag.Get("help"), index: i, array: array, elem: elem}
+			if !sf.IsExported() || tb.key == "" || tb.help == "" || sf.Tag.Get("flag") != "" {
+				panic(fmt.Sprintf("config: table %s needs toml and help tags and no flag", sf.Name))
 			}
-			seen[name] = sf.Name
+			dup(sf.Name, "key "+tb.key)
+			sub := map[string]bool{}
+			for j := range elem.NumField() {
+				f := newField(elem.Field(j), j, false)
+				if sub[f.key] {
+					panic(fmt.Sprintf("config: table %s has two keys %s", sf.Name, f.key))
+				}
+				sub[f.key] = true
+				tb.fields = append(tb.fields, f)
+			}
+			l.tables = append(l.tables, tb)
+			continue
 		}
-		switch {
-		case sf.Type == durationType:
-			f.kind = kindDuration
-		case sf.Type == rawDurationType:
-			panic(fmt.Sprintf("config: field %s: use config.Duration, not time.Duration", sf.Name))
-		case sf.Type.Kind() == reflect.String:
-			f.kind = kindString
-		case sf.Type.Kind() == reflect.Bool:
-			f.kind = kindBool
-		case sf.Type.Kind() == reflect.Int:
-			f.kind = kindInt
-		case sf.Type.Kind() == reflect.Int64:
-			f.kind = kindInt64
-		case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
-			f.kind = kindStrings
-		default:
-			panic(fmt.Sprintf("config: field %s has unsupported type %s", sf.Name, sf.Type))
-		}
-		out = append(out, f)
+		f := newField(sf, i, true)
+		dup(sf.Name, "key "+f.key)
+		dup(sf.Name, "flag "+f.flag)
+		l.fields = append(l.fields, f)
 	}
-	return out
+	return l
 })
+
+// newField reads the tags and kind of struct field sf at index i; a flat
+// Config field (isFlag) needs a flag tag, a table's key must have none.
+func newField(sf reflect.StructField, i int, isFlag bool) field {
+	f := field{key: sf.Tag.Get("toml"), flag: sf.Tag.Get("flag"), help: sf.Tag.Get("help"), index: i}
+	if !sf.IsExported() || f.key == "" || f.help == "" || (f.flag == "") == isFlag {
+		panic(fmt.Sprintf("config: field %s needs toml and help tags, and a flag tag exactly when it is not in a table", sf.Name))
+	}
+	switch {
+	case sf.Type == durationType:
+		f.kind = kindDuration
+	case sf.Type == rawDurationType:
+		panic(fmt.Sprintf("config: field %s: use config.Duration, not time.Duration", sf.Name))
+	case sf.Type.Kind() == reflect.String:
+		f.kind = kindString
+	case sf.Type.Kind() == reflect.Bool:
+		f.kind = kindBool
+	case sf.Type.Kind() == reflect.Int:
+		f.kind = kindInt
+	case sf.Type.Kind() == reflect.Int64:
+		f.kind = kindInt64
+	case sf.Type.Kind() == reflect.Slice && sf.Type.Elem().Kind() == reflect.String:
+		f.kind = kindStrings
+	default:
+		panic(fmt.Sprintf("config: field %s has unsupported type %s", sf.Name, sf.Type))
+	}
+	return f
+}
+
+// tableByKey returns the table named k.
+func tableByKey(k string) (table, bool) {
+	for _, t := range tables() {
+		if t.key == k {
+			return t, true
+		}
+	}
+	return table{}, false
+}
+
+// sub returns the key k of table t.
+func (t table) sub(k string) (field, bool) {
+	for _, f := range t.fields {
+		if f.key == k {
+			return f, true
+		}
+	}
+	return field{}, false
+}
+
+// value returns the addressable table field of c: a struct, or a slice of
+// structs for an array.
+func (t table) value(c *Config) reflect.Value {
+	return reflect.ValueOf(c).Elem().Field(t.index)
+}
 
 // fieldByKey returns the field with TOML key k.
 func fieldByKey(k string) (field, bool) {
@@ -126,8 +203,10 @@ func (f field) value(c *Config) reflect.Value {
 }
 
 // toml renders the field's value in c as a TOML value.
-func (f field) toml(c *Config) string {
-	v := f.value(c)
+func (f field) toml(c *Config) string { return f.tomlOf(f.value(c)) }
+
+// tomlOf renders v, a value of the field's kind, as a TOML value.
+func (f field) tomlOf(v reflect.Value) string {
 	switch f.kind {
 	case kindString:
 		return quoteTOML(v.String())

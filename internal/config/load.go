@@ -39,9 +39,11 @@ func (p *Problem) Error() string {
 }
 
 // Load reads the TOML file at path into c. Decoding is strict: a key that is
-// not a Config field is an error naming the key and its line, and so is a
+// not a Config field (or, inside a table such as [storage] or [[vhost]], not
+// a key of that table) is an error naming the key and its line, and so is a
 // value of the wrong type; every such problem is reported, not just the
-// first. Keys absent from the file keep the value c had. On error c is left
+// first. Table keys are named "storage.backend" and, in the n-th (from 1)
+// [[vhost]] table, "vhost[n].name". Keys absent from the file keep the value c had. On error c is left
 // unchanged. Load does not validate; see Validate and Check.
 func Load(path string, c *Config) error {
 	tmp := *c
@@ -87,6 +89,10 @@ func load(path string, c *Config) (lines map[string]int, problems []error) {
 	for _, k := range topKeys(md.Keys()) {
 		prim := top[k]
 		line := keyLine(&md, prim, toml.Key{k})
+		if t, ok := tableByKey(k); ok {
+			problems = append(problems, t.load(path, string(data), &md, prim, line, c, lines)...)
+			continue
+		}
 		f, known := fieldByKey(k)
 		if !known {
 			problems = append(problems, &Problem{File: path, Line: line, Key: k, Msg: unknownKey(k)})
@@ -96,13 +102,146 @@ func load(path string, c *Config) (lines map[string]int, problems []error) {
 		var raw any
 		err := md.PrimitiveDecode(prim, &raw)
 		if err == nil {
-			err = f.set(c, raw)
+			err = f.set(f.value(c), raw)
 		}
 		if err != nil {
 			problems = append(problems, &Problem{File: path, Line: line, Key: k, Msg: k + ": " + err.Error()})
 		}
 	}
 	return lines, problems
+}
+
+// load decodes the table t (held by prim, whose key is on line) into c,
+// recording the line of each key in lines, and returns the problems met.
+func (t table) load(path, src string, md *toml.MetaData, prim toml.Primitive, line int, c *Config, lines map[string]int) []error {
+	var problems []error
+	bad := func(key string, line int, msg string) {
+		problems = append(problems, &Problem{File: path, Line: line, Key: key, Msg: msg})
+	}
+	// Decoding a Primitive into a map does not check its type: look first.
+	var raw any
+	md.PrimitiveDecode(prim, &raw)
+	var elems []map[string]toml.Primitive
+	if t.array {
+		if !isTableArray(raw) || md.PrimitiveDecode(prim, &elems) != nil {
+			bad(t.key, line, t.key+": "+wrongType("an array of tables [["+t.key+"]]", raw).Error())
+			return problems
+		}
+	} else {
+		var m map[string]toml.Primitive
+		if _, ok := raw.(map[string]any); !ok || md.PrimitiveDecode(prim, &m) != nil {
+			bad(t.key, line, t.key+": "+wrongType("a table ["+t.key+"]", raw).Error())
+			return problems
+		}
+		elems = []map[string]toml.Primitive{m}
+	}
+	// BurntSushi/toml keeps one position per key path, so the keys of
+	// the n-th [[vhost]] are found in the source, below its header.
+	headers := arrayHeaders(src, t.key)
+	out := t.value(c)
+	if t.array {
+		out.Set(reflect.MakeSlice(out.Type(), 0, len(elems)))
+	}
+	for i, m := range elems {
+		name, from, to := t.key, 0, 0
+		elem := reflect.New(t.elem).Elem()
+		if t.array {
+			name = fmt.Sprintf("%s[%d]", t.key, i+1)
+			if i < len(headers) {
+				from = headers[i]
+				if i+1 < len(headers) {
+					to = headers[i+1]
+				}
+				lines[name] = from
+			} else {
+				lines[name] = line
+			}
+		} else {
+			elem.Set(out)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		kline := func(k string) int {
+			if t.array {
+				if l := keyLineIn(src, from, to, k); l > 0 {
+					return l
+				}
+				return lines[name]
+			}
+			return keyLine(md, m[k], toml.Key{t.key, k})
+		}
+		slices.SortFunc(keys, func(a, b string) int { return kline(a) - kline(b) })
+		for _, k := range keys {
+			key, l := name+"."+k, kline(k)
+			f, ok := t.sub(k)
+			if !ok {
+				bad(key, l, t.unknownKey(name, k))
+				continue
+			}
+			lines[key] = l
+			var raw any
+			err := md.PrimitiveDecode(m[k], &raw)
+			if err == nil {
+				err = f.set(elem.Field(f.index), raw)
+			}
+			if err != nil {
+				bad(key, l, key+": "+err.Error())
+			}
+		}
+		if t.array {
+			out.Set(reflect.Append(out, elem))
+		} else {
+			out.Set(elem)
+		}
+	}
+	return problems
+}
+
+// isTableArray reports an array of tables, [[x]] or x = [{...}, {...}].
+func isTableArray(raw any) bool {
+	switch v := raw.(type) {
+	case []map[string]any:
+		return true
+	case []any:
+		for _, e := range v {
+			if _, ok := e.(map[string]any); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// arrayHeaders returns the 1-based lines of the "[[name]]" headers in src.
+func arrayHeaders(src, name string) []int {
+	var out []int
+	for i, l := range strings.Split(src, "\n") {
+		l = strings.TrimSpace(l)
+		if rest, ok := strings.CutPrefix(l, "[["); ok {
+			if h, _, ok := strings.Cut(rest, "]]"); ok && strings.TrimSpace(h) == name {
+				out = append(out, i+1)
+			}
+		}
+	}
+	return out
+}
+
+// keyLineIn returns the line of "key =" in src between the lines from and
+// to (exclusive; 0: the end), or 0.
+func keyLineIn(src string, from, to int, key string) int {
+	for i, l := range strings.Split(src, "\n") {
+		n := i + 1
+		if n <= from || (to > 0 && n >= to) {
+			continue
+		}
+		if k, _, ok := strings.Cut(l, "="); ok && strings.Trim(strings.TrimSpace(k), `"'`) == key {
+			return n
+		}
+	}
+	return 0
 }
 
 // topKeys returns the distinct top-level keys of a document in the order they
@@ -148,10 +287,9 @@ func keyLine(md *toml.MetaData, p toml.Primitive, key toml.Key) int {
 	return 0
 }
 
-// set stores raw, a value decoded from TOML, in field f of c, or says why it
-// cannot.
-func (f field) set(c *Config, raw any) error {
-	v := f.value(c)
+// set stores raw, a value decoded from TOML, in v (the field f of a Config
+// or of a table), or says why it cannot.
+func (f field) set(v reflect.Value, raw any) error {
 	switch f.kind {
 	case kindString:
 		if s, ok := raw.(string); ok {
@@ -231,20 +369,41 @@ func wrongType(want string, raw any) error {
 	return fmt.Errorf("want %s, got %s", want, got)
 }
 
-// unknownKey says k is not a setting, suggesting the nearest key.
+// unknownKey says k is not a setting, suggesting the nearest key or table.
 func unknownKey(k string) string {
-	msg := fmt.Sprintf("unknown key %q", k)
+	keys := make([]string, 0, len(fields())+len(tables()))
+	for _, f := range fields() {
+		keys = append(keys, f.key)
+	}
+	for _, t := range tables() {
+		keys = append(keys, t.key)
+	}
+	return fmt.Sprintf("unknown key %q", k) + suggest(k, keys)
+}
+
+// unknownKey says k is not a key of the table, whose element is called
+// name ("storage", "vhost[2]").
+func (t table) unknownKey(name, k string) string {
+	keys := make([]string, len(t.fields))
+	for i, f := range t.fields {
+		keys[i] = f.key
+	}
+	return fmt.Sprintf("unknown key %q", name+"."+k) + suggest(k, keys)
+}
+
+// suggest returns " (did you mean ...?)" naming the key nearest to k, or "".
+func suggest(k string, keys []string) string {
 	norm := strings.ToLower(strings.ReplaceAll(k, "-", "_"))
 	best, bestDist := "", 3 // suggest only within an edit distance of 2
-	for _, f := range fields() {
-		if d := editDistance(norm, f.key); d < bestDist {
-			best, bestDist = f.key, d
+	for _, key := range keys {
+		if d := editDistance(norm, key); d < bestDist {
+			best, bestDist = key, d
 		}
 	}
-	if best != "" {
-		msg += fmt.Sprintf(" (did you mean %q?)", best)
+	if best == "" {
+		return ""
 	}
-	return msg
+	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes.

@@ -35,6 +35,11 @@ import (
 //   - tls_required is none|control|data|all, tls_min_version 1.2|1.3,
 //     tls_session_reuse required|optional, log_level
 //     debug|info|warn|error, log_format text|json.
+//   - storage.backend is "local"; database.url is sqlite:PATH;
+//     metrics.listen is empty (a valid host:port is still refused: there
+//     is no metrics endpoint yet);
+//   - every [[vhost]] has a unique host name and a one-line banner, and
+//     any [[vhost]] at all is refused: virtual hosts are not supported yet.
 func (c *Config) Validate() error {
 	ps := c.problems()
 	errs := make([]error, len(ps))
@@ -130,12 +135,84 @@ func (c *Config) problems() []*Problem {
 	oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf("log_format", c.LogFormat, "text", "json")
 
-	order := map[string]int{}
-	for i, f := range fields() {
-		order[f.key] = i
+	oneOf("storage.backend", c.Storage.Backend, "local")
+	if _, err := c.Database.SQLitePath(); err != nil {
+		add("database.url", "%v", err)
 	}
-	slices.SortStableFunc(ps, func(a, b *Problem) int { return order[a.Key] - order[b.Key] })
+	if l := c.Metrics.Listen; l != "" {
+		if err := checkHostPort(l); err != nil {
+			add("metrics.listen", "%v", err)
+		} else {
+			add("metrics.listen", "Ferry has no metrics endpoint yet: leave it empty")
+		}
+	}
+	names := map[string]int{}
+	for i, v := range c.VHosts {
+		key := fmt.Sprintf("vhost[%d]", i+1)
+		switch n := strings.ToLower(v.Name); {
+		case v.Name == "":
+			add(key+".name", "must be set")
+		case !validHostName(v.Name):
+			add(key+".name", "%q is not a host name like \"ftp.example.com\"", v.Name)
+		case names[n] > 0:
+			add(key+".name", "%q is also the name of vhost[%d]", v.Name, names[n])
+		default:
+			names[n] = i + 1
+		}
+		if strings.ContainsAny(v.Banner, "\r\n\x00") {
+			add(key+".banner", "must not contain CR, LF or NUL")
+		}
+	}
+	if len(c.VHosts) > 0 {
+		add("vhost[1]", "virtual hosts are not supported yet: remove the [[vhost]] tables")
+	}
+
+	order := map[string]int{}
+	for _, f := range fields() {
+		order[f.key] = f.index
+	}
+	for _, t := range tables() {
+		order[t.key] = t.index
+	}
+	base := func(key string) string {
+		if i := strings.IndexAny(key, ".["); i >= 0 {
+			return key[:i]
+		}
+		return key
+	}
+	slices.SortStableFunc(ps, func(a, b *Problem) int { return order[base(a.Key)] - order[base(b.Key)] })
 	return ps
+}
+
+// SQLitePath returns the file of a "sqlite:PATH" url; a relative PATH is
+// relative to the data directory.
+func (d Database) SQLitePath() (string, error) {
+	p, ok := strings.CutPrefix(d.URL, "sqlite:")
+	if !ok || p == "" || strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("%q is not sqlite:PATH, like %q (the only database for now)", d.URL, DefaultDatabaseURL)
+	}
+	return p, nil
+}
+
+// validHostName reports a DNS name: dot-separated labels of letters, digits
+// and inner hyphens, 1 to 63 bytes each, 253 in all, with an optional final
+// dot.
+func validHostName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for l := range strings.SplitSeq(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkHostPort accepts "host:port" where host may be empty and port is a

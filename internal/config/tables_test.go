@@ -1,0 +1,179 @@
+package config
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestTablesLoad sets every key of every table from a file.
+func TestTablesLoad(t *testing.T) {
+	src := `banner = "hi"
+
+[storage]
+backend = "local"
+
+[database]
+url = "sqlite:/var/lib/ferry/users.db"
+
+[metrics]
+listen = ""
+
+[[vhost]]
+name = "a.example.com"
+banner = "A"
+
+[[vhost]]
+name = "b.example.com"
+`
+	c := Defaults()
+	if err := Load(writeFile(t, src), &c); err != nil {
+		t.Fatal(err)
+	}
+	want := Defaults()
+	want.Banner = "hi"
+	want.Database.URL = "sqlite:/var/lib/ferry/users.db"
+	want.VHosts = []VHost{{Name: "a.example.com", Banner: "A"}, {Name: "b.example.com"}}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v %+v %+v %+v, want %+v %+v %+v %+v", c.Storage, c.Database, c.Metrics, c.VHosts,
+			want.Storage, want.Database, want.Metrics, want.VHosts)
+	}
+	// Inline forms are tables too.
+	c = Defaults()
+	if err := Load(writeFile(t, "vhost = [{name = \"a.example.com\"}]\nstorage = {backend = \"local\"}\n"), &c); err != nil ||
+		len(c.VHosts) != 1 || c.VHosts[0].Name != "a.example.com" {
+		t.Errorf("inline tables: %v, %+v", err, c.VHosts)
+	}
+	// A table that leaves a key out keeps its default.
+	c = Defaults()
+	if err := Load(writeFile(t, "[database]\n"), &c); err != nil || c.Database.URL != DefaultDatabaseURL {
+		t.Errorf("empty [database]: %v, url %q", err, c.Database.URL)
+	}
+}
+
+// TestTablesStrict: unknown keys inside tables, values of the wrong type and
+// a table written as a plain key are errors naming the key and its line.
+func TestTablesStrict(t *testing.T) {
+	src := `listen = ":21"
+[storage]
+backend = "local"
+backnd = "s3"
+
+[database]
+url = 7
+
+[[vhost]]
+name = "a.example.com"
+
+[[vhost]]
+# second
+name = "b.example.com"
+banr = "x"
+`
+	c := Defaults()
+	err := Load(writeFile(t, src), &c)
+	for _, want := range []string{
+		`ferry.toml:4: unknown key "storage.backnd" (did you mean "backend"?)`,
+		`ferry.toml:7: database.url: want a string, got integer 7`,
+		`ferry.toml:15: unknown key "vhost[2].banr" (did you mean "banner"?)`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load: %v\nwant a line %q", err, want)
+		}
+	}
+	if c.Listen != Defaults().Listen {
+		t.Error("Load changed c despite errors")
+	}
+	for src, want := range map[string]string{
+		`storage = "local"`:               `ferry.toml:1: storage: want a table [storage], got string "local"`,
+		"[[storage]]\nx = 1\n":            `storage: want a table [storage], got an array`,
+		"[vhost]\nname = \"a\"\n":         `vhost: want an array of tables [[vhost]], got a table`,
+		"[storag]\nbackend = \"local\"\n": `unknown key "storag" (did you mean "storage"?)`,
+	} {
+		c := Defaults()
+		err := Load(writeFile(t, src), &c)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load(%q): %v\nwant %q", src, err, want)
+		}
+	}
+}
+
+// TestTablesValidate checks what Validate says about each table, with the
+// lines Check finds.
+func TestTablesValidate(t *testing.T) {
+	src := `[storage]
+backend = "s3"
+
+[database]
+url = "postgres://db/ferry"
+
+[metrics]
+listen = ":9100"
+
+[[vhost]]
+name = "a.example.com"
+
+[[vhost]]
+name = "A.example.com"
+banner = "two\nlines"
+
+[[vhost]]
+name = "not a host"
+`
+	_, err := Check(writeFile(t, src))
+	for _, want := range []string{
+		`ferry.toml:2: storage.backend: "s3" is not one of local`,
+		`ferry.toml:5: database.url: "postgres://db/ferry" is not sqlite:PATH`,
+		`ferry.toml:8: metrics.listen: Ferry has no metrics endpoint yet: leave it empty`,
+		`ferry.toml:14: vhost[2].name: "A.example.com" is also the name of vhost[1]`,
+		`ferry.toml:15: vhost[2].banner: must not contain CR, LF or NUL`,
+		`ferry.toml:18: vhost[3].name: "not a host" is not a host name`,
+		`ferry.toml:10: vhost[1]: virtual hosts are not supported yet: remove the [[vhost]] tables`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Check: %v\nwant a line %q", err, want)
+		}
+	}
+	var p *Problem
+	if !errors.As(err, &p) {
+		t.Fatalf("Check's error holds no *Problem: %v", err)
+	}
+
+	for _, tc := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Metrics.Listen = "nowhere" }, `metrics.listen: "nowhere" is not host:port`},
+		{func(c *Config) { c.Database.URL = "sqlite:" }, `database.url: "sqlite:" is not sqlite:PATH`},
+		{func(c *Config) { c.VHosts = []VHost{{}} }, `vhost[1].name: must be set`},
+	} {
+		c := Defaults()
+		tc.mod(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate: %v, want %q", err, tc.want)
+		}
+	}
+	if p, err := (Database{URL: "sqlite:x/users.db"}).SQLitePath(); p != "x/users.db" || err != nil {
+		t.Errorf("SQLitePath = %q, %v", p, err)
+	}
+}
+
+// TestTablesAreNotFlags: tables are set only in the file.
+func TestTablesAreNotFlags(t *testing.T) {
+	_, err := Resolve([]string{"--storage=local"}, "ferry serve", nil)
+	if err == nil || !strings.Contains(err.Error(), "flag provided but not defined") {
+		t.Errorf("Resolve(--storage): %v", err)
+	}
+	var usage strings.Builder
+	Resolve([]string{"-h"}, "ferry serve", &usage)
+	if strings.Contains(usage.String(), "--storage") || strings.Contains(usage.String(), "--vhost") {
+		t.Errorf("usage lists a table as a flag:\n%s", usage.String())
+	}
+	// Resolve reports problems of table keys with their file and line.
+	path := writeFile(t, "\n[metrics]\nlisten = \"127.0.0.1:9100\"\n")
+	_, err = Resolve([]string{"--config", path}, "ferry serve", nil)
+	if err == nil || !strings.Contains(err.Error(), path+":3: metrics.listen:") {
+		t.Errorf("Resolve: %v", err)
+	}
+}
