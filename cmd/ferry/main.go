@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	}
 	// One Verifier for the whole server: its budget bounds the memory of
 	// every password check at once.
-	store, err := openUserStore(data, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
+	store, err := openUserStore(data, cfg.Database.URL, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
 	if err != nil {
 		return fmt.Errorf("user store: %w", err)
 	}

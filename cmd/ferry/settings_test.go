@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/ftp"
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
 func TestEngineSettings(t *testing.T) {
@@ -56,5 +62,47 @@ func TestEngineSettings(t *testing.T) {
 		t.Errorf("anonymous_upload_dir compiled to %v", s.DropBox)
 	case s.PublicIP != netip.MustParseAddr("198.51.100.4"):
 		t.Errorf("public_host compiled to %v", s.PublicIP)
+	}
+}
+
+// TestOpenUserStoreURL: the [database] url names the store; a relative
+// sqlite path is inside the data directory, and `ferry user --database`
+// reaches the same file.
+func TestOpenUserStoreURL(t *testing.T) {
+	data := t.TempDir()
+	abs := filepath.Join(t.TempDir(), "elsewhere.db")
+	for url, file := range map[string]string{
+		config.DefaultDatabaseURL: filepath.Join(data, "users.db"),
+		"sqlite:db/u.db":          filepath.Join(data, "db", "u.db"),
+		"sqlite:" + abs:           abs,
+	} {
+		if file != abs {
+			os.MkdirAll(filepath.Dir(file), 0o700)
+		}
+		st, err := openUserStore(data, url, sqlstore.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+		st.Close()
+		if _, err := os.Stat(file); err != nil {
+			t.Errorf("%s did not create %s: %v", url, file, err)
+		}
+	}
+	if _, err := openUserStore(data, "postgres://x", sqlstore.Options{}); err == nil {
+		t.Error("openUserStore accepted a postgres url")
+	}
+	var out, errb bytes.Buffer
+	code := runUser([]string{"add", "carol", "--data", data, "--database", "sqlite:" + abs, "--password-stdin"},
+		strings.NewReader("pw\n"), &out, &errb)
+	if code != 0 {
+		t.Fatalf("ferry user add --database: %d %s", code, errb.String())
+	}
+	st, err := openUserStore(data, "sqlite:"+abs, sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Get(context.Background(), "carol"); err != nil {
+		t.Errorf("carol is not in %s: %v", abs, err)
 	}
 }

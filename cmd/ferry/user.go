@@ -30,22 +30,29 @@ const userUsage = `Usage:
   ferry user show NAME                                  print every setting of a user
 
 Every command takes --data DIR (default ./ferry-data); users are kept in
-DIR/users.db, and a new user's home defaults to DIR/home/NAME. The password is
+DIR/users.db (or where --database sqlite:PATH says, as the [database] url of
+the server's file), and a new user's home defaults to DIR/home/NAME. The password is
 asked twice on a terminal, or read as one line from standard input. A running
 server sees every change at the next login.
 `
 
-// userDBFile is the user database's name inside the data directory.
-const userDBFile = "users.db"
-
-// openUserStore opens the user database of the data directory dataDir,
-// creating the directory (0700) and the database when missing. `ferry serve`
-// and `ferry user` both use it, so they always share one file.
-func openUserStore(dataDir string, o sqlstore.Options) (*sqlstore.Store, error) {
+// openUserStore opens the user database named by url (the [database] url
+// setting, "sqlite:PATH" with a relative PATH inside dataDir), creating the
+// data directory (0700) and the database when missing. `ferry serve` and
+// `ferry user` both use it, so given the same settings they share one file.
+// o holds the store's options (the server's password Verifier).
+func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, error) {
+	p, err := config.Database{URL: url}.SQLitePath()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	return sqlstore.Open(filepath.Join(dataDir, userDBFile), o)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dataDir, p)
+	}
+	return sqlstore.Open(p, o)
 }
 
 // userCommand is one `ferry user` subcommand.
@@ -74,6 +81,7 @@ type userRun struct {
 	ctx            context.Context
 	store          *sqlstore.Store
 	data           string
+	database       string // --database, a sqlite:PATH url
 	name           string // NAME, for the commands that take one
 	home           string // --home
 	passwordStdin  bool   // --password-stdin
@@ -108,6 +116,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	c.flagSet = fs
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.data, "data", config.Defaults().Data, "data directory; users are kept in `DIR`/users.db")
+	fs.StringVar(&c.database, "database", config.DefaultDatabaseURL, "user store as sqlite:`PATH`, a relative PATH being inside the data directory (the server's [database] url)")
 	if cmd.home {
 		fs.StringVar(&c.home, "home", "", "home `DIR` of the user (default DATA/home/NAME)")
 	}
@@ -142,7 +151,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		c.name = pos[0]
 	}
 
-	c.store, err = openUserStore(c.data, sqlstore.Options{})
+	c.store, err = openUserStore(c.data, c.database, sqlstore.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry user %s: %v\n", sub, err)
 		return 1

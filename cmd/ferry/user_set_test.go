@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
@@ -38,7 +39,7 @@ func TestUserSet(t *testing.T) {
 			t.Errorf("%v: code %d stderr %q; want %d containing %q", tt.args, code, e, tt.code, tt.err)
 		}
 	}
-	st, err := openUserStore(data, sqlstore.Options{})
+	st, err := openUserStore(data, config.DefaultDatabaseURL, sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
@@ -22,7 +23,7 @@ func TestRunUser(t *testing.T) {
 	bobHome := filepath.Join(tmp, "homes", "bob")
 
 	// The "server" opens the store first and keeps it open throughout.
-	server, err := openUserStore(data, sqlstore.Options{})
+	server, err := openUserStore(data, config.DefaultDatabaseURL, sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
