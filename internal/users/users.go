@@ -91,18 +91,25 @@ type Lookup interface {
 	Get(ctx context.Context, name string) (*User, error)
 }
 
-// Store is the full account store used by the CLI and admin tools. Add and
-// Update refuse (ErrInvalid) a user that Validate refuses. The conformance
-// suite in package userstest checks every implementation.
+// Store is the full account store used by the CLI and admin tools. The
+// conformance suite in package userstest checks every implementation.
 type Store interface {
 	Authenticator
 	Lookup
+	// List returns every user, ordered by name (bytewise).
 	List(ctx context.Context) ([]User, error)
-	// Add creates the user with the given password (hashed before storing).
+	// Add creates the user with the given password (hashed before
+	// storing). It returns ErrExists when the name is taken and ErrInvalid
+	// when Validate or ValidatePassword refuses u or the password. Created
+	// is kept when set (an import); Updated is now.
 	Add(ctx context.Context, u User, password string) error
-	// Update changes every field but the name, the password and Created.
+	// Update changes every field but the name, the password and Created,
+	// and sets Updated to now. It returns ErrNotFound for a missing user
+	// and ErrInvalid when Validate refuses u.
 	Update(ctx context.Context, u User) error
+	// SetPassword replaces the password of name; ErrNotFound, ErrInvalid.
 	SetPassword(ctx context.Context, name, password string) error
+	// Delete removes name, or returns ErrNotFound.
 	Delete(ctx context.Context, name string) error
 	Close() error
 }

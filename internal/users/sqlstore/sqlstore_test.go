@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/users/userstest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -365,4 +366,16 @@ func TestTwoHandles(t *testing.T) {
 	if list, err := server.List(ctx); err != nil || len(list) != 8 {
 		t.Errorf("List after concurrent adds: %d users, %v", len(list), err)
 	}
+}
+
+// TestConformance runs the user-store suite against SQLite.
+func TestConformance(t *testing.T) {
+	userstest.Run(t, func(t *testing.T) users.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "users.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
