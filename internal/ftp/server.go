@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,6 +107,9 @@ func (srv *Server) SetSite(st *Site) error {
 	if st.TLS != nil {
 		st.tlsConfig = sessionTLSConfig(st.TLS, st.TLSMinVersion)
 	}
+	// The only slice of Settings: the caller keeps theirs, the site a copy
+	// nobody else holds (Patterns are opaque and never change).
+	st.TLSReuseExempt = slices.Clone(st.TLSReuseExempt)
 	if st.up == nil {
 		st.up = rate.New(st.UploadRate)
 	}

@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -78,4 +79,20 @@ func TestSessionKeepsItsSite(t *testing.T) {
 	}
 	old.cmd("USER anonymous", 331)
 	old.cmd("PASS x@example.com", 230)
+}
+
+// TestSetSiteKeepsItsOwnSlices: changing the caller's slice after SetSite
+// does not change the installed settings.
+func TestSetSiteKeepsItsOwnSlices(t *testing.T) {
+	exempt := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	st := &Site{Settings: testSettings(t.TempDir()), Auth: &memAuth{}}
+	st.TLSReuseExempt = exempt
+	var srv Server
+	if err := srv.SetSite(st); err != nil {
+		t.Fatal(err)
+	}
+	exempt[0] = netip.MustParsePrefix("0.0.0.0/0")
+	if got := srv.siteFor(nil).TLSReuseExempt[0]; got != netip.MustParsePrefix("192.0.2.0/24") {
+		t.Errorf("installed tls_reuse_exempt changed with the caller's slice: %v", got)
+	}
 }
