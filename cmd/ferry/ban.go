@@ -25,8 +25,9 @@ const banUsage = `Usage:
   ferry ban del IP                                 lift a ban and forget the address's history
 
 Every command takes --data DIR (default ./ferry-data); bans are kept in
-DIR/bans.db, which a running server shares, and changes reach it within a
-second. IPv6 clients are banned per /64: any address of the network names it.
+DIR/bans.db, or beside the user database that --database sqlite:PATH names
+(the server's [database] url), which a running server shares, and changes
+reach it within a second. IPv6 clients are banned per /64: any address of the network names it.
 Bans are enforced only while ban_threshold is above 0.
 `
 
@@ -45,12 +46,13 @@ var banCommands = map[string]banCommand{
 
 // banRun is one `ferry ban` invocation after its arguments are parsed.
 type banRun struct {
-	ctx    context.Context
-	data   string
-	ip     netip.Addr // the key (see ban.Key) of IP, for add and del
-	dur    time.Duration
-	reason string
-	stdout io.Writer
+	ctx      context.Context
+	data     string
+	database string     // --database, a sqlite:PATH url
+	ip       netip.Addr // the key (see ban.Key) of IP, for add and del
+	dur      time.Duration
+	reason   string
+	stdout   io.Writer
 }
 
 // runBan runs `ferry ban SUBCOMMAND ...` (args start after "ban") and
@@ -77,6 +79,7 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("ferry ban "+sub, flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	fset.StringVar(&c.data, "data", config.Defaults().Data, "data directory; bans are kept in `DIR`/"+ban.DBFile)
+	fset.StringVar(&c.database, "database", config.DefaultDatabaseURL, "user store as sqlite:`PATH`, a relative PATH being inside the data directory (the server's [database] url); bans are kept in "+ban.DBFile+" beside it")
 	if cmd.flags {
 		fset.DurationVar(&c.dur, "for", 24*time.Hour, "how long the ban lasts (`DURATION` like 90m or 48h)")
 		fset.StringVar(&c.reason, "reason", "added by an operator", "why, as shown by ferry ban list")
@@ -149,9 +152,12 @@ func parseBanTarget(s string) (netip.Addr, error) {
 // open opens the ban database. Only add creates it (and the data directory):
 // reading commands must not leave an empty database behind a mistyped --data.
 func (c *banRun) open(create bool) (*ban.SQLStore, error) {
-	path := filepath.Join(c.data, ban.DBFile)
+	_, path, err := databasePaths(c.data, c.database)
+	if err != nil {
+		return nil, err
+	}
 	if create {
-		if err := os.MkdirAll(c.data, 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
 	} else if _, err := os.Stat(path); err != nil {

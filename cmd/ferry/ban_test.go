@@ -142,3 +142,31 @@ func TestRunBanUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestBanDatabase: `ferry ban --database sqlite:PATH` keeps bans in bans.db
+// beside that user database, where `ferry serve` with the same [database]
+// url looks; the default stays DATA/bans.db; PostgreSQL is refused.
+func TestBanDatabase(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	dir := filepath.Join(t.TempDir(), "db")
+	url := "sqlite:" + filepath.Join(dir, "users.db")
+	if code, _, errs := banCLI("add", "192.0.2.9", "--data", data, "--database", url); code != 0 {
+		t.Fatalf("add --database: %d %s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ban.DBFile)); err != nil {
+		t.Fatalf("bans.db is not beside the user database: %v", err)
+	}
+	if code, out, errs := banCLI("list", "--data", data, "--database", url); code != 0 || !strings.Contains(out, "192.0.2.9") {
+		t.Errorf("list --database: %d %q %q", code, out, errs)
+	}
+	if code, out, _ := banCLI("list", "--data", data); code != 0 || !strings.Contains(out, "no bans") {
+		t.Errorf("list of the default database: %d %q; want no bans", code, out)
+	}
+	if _, bans, err := databasePaths(data, "sqlite:users.db"); err != nil || bans != filepath.Join(data, ban.DBFile) {
+		t.Errorf("default bans database = %q, %v", bans, err)
+	}
+	code, _, errs := banCLI("list", "--data", data, "--database", "postgres://ferry:secret@db/ferry")
+	if code != 1 || !strings.Contains(errs, "PostgreSQL is not supported yet") || strings.Contains(errs, "secret") {
+		t.Errorf("list with a postgres url: %d %q", code, errs)
+	}
+}

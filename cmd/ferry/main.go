@@ -152,7 +152,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	if cfg.BanThreshold > 0 {
-		bans, err := ban.OpenSQL(filepath.Join(data, ban.DBFile))
+		_, bansDB, err := databasePaths(data, cfg.Database.URL)
+		if err != nil {
+			return err
+		}
+		bans, err := ban.OpenSQL(bansDB)
 		if err != nil {
 			return fmt.Errorf("ban store: %w", err)
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/users"
@@ -36,21 +37,32 @@ asked twice on a terminal, or read as one line from standard input. A running
 server sees every change at the next login.
 `
 
-// openUserStore opens the user database named by url (the [database] url
-// setting, "sqlite:PATH" with a relative PATH inside dataDir), creating the
-// data directory (0700) and the database when missing. `ferry serve` and
-// `ferry user` both use it, so given the same settings they share one file.
-// o holds the store's options (the server's password Verifier).
-func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, error) {
+// databasePaths resolves the [database] url setting ("sqlite:PATH", a
+// relative PATH inside dataDir) to the user database and the ban database
+// beside it (bans.db in the same directory), so that the default keeps the
+// data directory's users.db and bans.db. `ferry serve`, `ferry user` and
+// `ferry ban` all use it, so given the same settings they share the files.
+func databasePaths(dataDir, url string) (usersDB, bansDB string, err error) {
 	p, err := config.Database{URL: url}.SQLitePath()
+	if err != nil {
+		return "", "", err
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dataDir, p)
+	}
+	return p, filepath.Join(filepath.Dir(p), ban.DBFile), nil
+}
+
+// openUserStore opens the user database named by url (see databasePaths),
+// creating the data directory (0700) and the database when missing. o holds
+// the store's options (the server's password Verifier).
+func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, error) {
+	p, _, err := databasePaths(dataDir, url)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
-	}
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dataDir, p)
 	}
 	return sqlstore.Open(p, o)
 }

@@ -124,7 +124,7 @@ name = "not a host"
 	_, err := Check(writeFile(t, src))
 	for _, want := range []string{
 		`ferry.toml:2: storage.backend: "s3" is not one of local`,
-		`ferry.toml:5: database.url: "postgres://db/ferry" is not sqlite:PATH`,
+		`ferry.toml:5: database.url: "postgres://db/ferry": PostgreSQL is not supported yet`,
 		`ferry.toml:8: metrics.listen: Ferry has no metrics endpoint yet: leave it empty`,
 		`ferry.toml:14: vhost[2].name: "A.example.com" is also the name of vhost[1]`,
 		`ferry.toml:15: vhost[2].banner: must not contain CR, LF or NUL`,
@@ -146,6 +146,7 @@ name = "not a host"
 	}{
 		{func(c *Config) { c.Metrics.Listen = "nowhere" }, `metrics.listen: "nowhere" is not host:port`},
 		{func(c *Config) { c.Database.URL = "sqlite:" }, `database.url: "sqlite:" is not sqlite:PATH`},
+		{func(c *Config) { c.Database.URL = "postgresql://ferry:hunter2@db/ferry" }, `database.url: "postgresql://ferry:xxxxx@db/ferry": PostgreSQL is not supported yet`},
 		{func(c *Config) { c.VHosts = []VHost{{}} }, `vhost[1].name: must be set`},
 	} {
 		c := Defaults()

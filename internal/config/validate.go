@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"path"
 	"slices"
 	"strconv"
@@ -187,11 +188,24 @@ func (c *Config) problems() []*Problem {
 // SQLitePath returns the file of a "sqlite:PATH" url; a relative PATH is
 // relative to the data directory.
 func (d Database) SQLitePath() (string, error) {
+	if strings.HasPrefix(d.URL, "postgres://") || strings.HasPrefix(d.URL, "postgresql://") {
+		return "", fmt.Errorf("%q: PostgreSQL is not supported yet; use sqlite:PATH, like %q", redactURL(d.URL), DefaultDatabaseURL)
+	}
 	p, ok := strings.CutPrefix(d.URL, "sqlite:")
 	if !ok || p == "" || strings.ContainsRune(p, 0) {
 		return "", fmt.Errorf("%q is not sqlite:PATH, like %q (the only database for now)", d.URL, DefaultDatabaseURL)
 	}
 	return p, nil
+}
+
+// redactURL hides the password of a database url, which must not reach a
+// message or a log.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
 }
 
 // validHostName reports a DNS name: dot-separated labels of letters, digits
