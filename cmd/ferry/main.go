@@ -204,7 +204,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	fmt.Fprintf(stdout, "Passive ports: %s\n", ports)
 	fmt.Fprintf(stdout, "Data directory: %s (anonymous users see %s)\n", data, filepath.Join(data, "public"))
 	fmt.Fprintf(stdout, "TLS certificate SHA-256: %s\n", cm.Fingerprint())
-	fmt.Fprintf(stdout, "Add a user: printf 'secret\\n' | ferry user add NAME --data %s --password-stdin\n", cfg.Data)
+	dbFlag := ""
+	if cfg.Database.URL != config.DefaultDatabaseURL {
+		dbFlag = " --database '" + cfg.Database.URL + "'"
+	}
+	fmt.Fprintf(stdout, "Add a user: printf 'secret\\n' | ferry user add NAME --data %s%s --password-stdin\n", cfg.Data, dbFlag)
 	log.Info("started", "listen", ln.Addr().String(), "passive_ports", cfg.PassivePorts, "anonymous", cfg.Anonymous, "version", version)
 
 	select {

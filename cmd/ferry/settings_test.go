@@ -76,9 +76,6 @@ func TestOpenUserStoreURL(t *testing.T) {
 		"sqlite:db/u.db":          filepath.Join(data, "db", "u.db"),
 		"sqlite:" + abs:           abs,
 	} {
-		if file != abs {
-			os.MkdirAll(filepath.Dir(file), 0o700)
-		}
 		st, err := openUserStore(data, url, sqlstore.Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", url, err)

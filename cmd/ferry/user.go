@@ -54,7 +54,8 @@ func databasePaths(dataDir, url string) (usersDB, bansDB string, err error) {
 }
 
 // openUserStore opens the user database named by url (see databasePaths),
-// creating the data directory (0700) and the database when missing. o holds
+// creating the data directory, the database's directory (0700) and the
+// database when missing. o holds
 // the store's options (the server's password Verifier).
 func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, error) {
 	p, _, err := databasePaths(dataDir, url)
@@ -62,6 +63,9 @@ func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, er
 		return nil, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, err
 	}
 	return sqlstore.Open(p, o)
