@@ -127,6 +127,8 @@ func Resolve(args []string, progName string, stderr io.Writer) (Config, error) {
 	fs.Usage = func() {}
 	var file string
 	fs.StringVar(&file, "config", "", "TOML settings file; flags given too override it")
+	var database string
+	fs.StringVar(&database, "database", "", databaseHelp)
 	fromFlags := Defaults()
 	setFlags := BindFlags(fs, &fromFlags)
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +153,14 @@ func Resolve(args []string, progName string, stderr io.Writer) (Config, error) {
 		f.value(&c).Set(f.value(&fromFlags))
 		byKey[f.key] = name
 	}
+	// --database is the one flag of a table key: `ferry user` and `ferry
+	// ban` take it too, so that all three name the same database alike.
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "database" {
+			c.Database.URL = database
+			byKey["database.url"] = "database"
+		}
+	})
 	for _, p := range c.problems() {
 		if fl, ok := byKey[p.Key]; ok {
 			p.Flag = fl
@@ -165,6 +175,9 @@ func Resolve(args []string, progName string, stderr io.Writer) (Config, error) {
 	return c, nil
 }
 
+// databaseHelp is the help of --database, which sets database.url.
+const databaseHelp = "the [database] url: user store as sqlite:PATH, a relative PATH being inside the data directory; bans are kept in bans.db beside it"
+
 // writeUsage writes the help of `ferry serve`: every flag in declaration
 // order with its help and default.
 func writeUsage(w io.Writer, progName string) {
@@ -175,6 +188,8 @@ func writeUsage(w io.Writer, progName string) {
 		"`ferry config example` prints a commented file with every key and its default.", 78, ""))
 	b.WriteString("\nFlags:\n  --config FILE\n")
 	b.WriteString(wrap("TOML settings file; flags given too override it", 78, "        "))
+	b.WriteString("  --database URL\n")
+	b.WriteString(wrap(databaseHelp+" (default \""+DefaultDatabaseURL+"\")", 78, "        "))
 	def := Defaults()
 	for _, f := range fields() {
 		b.WriteString("  --" + f.flag)

@@ -2,6 +2,9 @@ package config
 
 import (
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -176,5 +179,31 @@ func TestTablesAreNotFlags(t *testing.T) {
 	_, err = Resolve([]string{"--config", path}, "ferry serve", nil)
 	if err == nil || !strings.Contains(err.Error(), path+":3: metrics.listen:") {
 		t.Errorf("Resolve: %v", err)
+	}
+}
+
+// TestDatabaseFlag: --database sets the [database] url over the file, and
+// its problems name the flag.
+func TestDatabaseFlag(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ferry.toml")
+	if err := os.WriteFile(file, []byte("[database]\nurl = \"sqlite:from-file.db\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Resolve([]string{"--config", file}, "ferry serve", io.Discard)
+	if err != nil || c.Database.URL != "sqlite:from-file.db" {
+		t.Fatalf("file only: %q, %v", c.Database.URL, err)
+	}
+	c, err = Resolve([]string{"--config", file, "--database", "sqlite:/var/lib/ferry/users.db"}, "ferry serve", io.Discard)
+	if err != nil || c.Database.URL != "sqlite:/var/lib/ferry/users.db" {
+		t.Fatalf("--database over the file: %q, %v", c.Database.URL, err)
+	}
+	_, err = Resolve([]string{"--database", "postgres://db/ferry"}, "ferry serve", io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--database") || !strings.Contains(err.Error(), "not supported yet") {
+		t.Errorf("--database postgres://: %v", err)
+	}
+	var usage strings.Builder
+	Resolve([]string{"-h"}, "ferry serve", &usage)
+	if !strings.Contains(usage.String(), "--database URL") {
+		t.Errorf("usage lacks --database:\n%s", usage.String())
 	}
 }
