@@ -39,7 +39,7 @@ func (s *session) cmdUSER(r *request) error {
 	if u := s.certUser(arg); u != nil {
 		// RFC 2228 §3: 232, logged in by the security exchange.
 		if s.admitUser(u) {
-			s.log.Info("login", "user", u.Name, "result", "ok", "method", "certificate")
+			s.emit(Event{Kind: KindLogin, User: u.Name, Result: "ok", Method: "certificate"})
 			s.reply(232, "User logged in, authorized by client certificate.")
 		}
 		return nil
@@ -120,7 +120,7 @@ func (s *session) cmdPASS(r *request) error {
 		if !s.startSession(&users.User{Name: "anonymous", Home: root}, true) {
 			return nil
 		}
-		s.log.Info("login", "user", "anonymous", "password", sanitizeEmail(arg), "result", "ok")
+		s.emit(Event{Kind: KindLogin, User: "anonymous", Result: "ok", Method: "anonymous", Detail: sanitizeEmail(arg)})
 		s.reply(230, "Anonymous access granted, restrictions apply.")
 		return nil
 	}
@@ -132,7 +132,7 @@ func (s *session) cmdPASS(r *request) error {
 			// The password checks in progress hold the memory budget
 			// (auth_hash_memory) until the login deadline: not the
 			// client's fault, so no score, and the same for every name.
-			s.log.Warn("login", "user", name, "result", "busy", "err", err)
+			s.emit(Event{Kind: KindLogin, User: name, Result: "busy", Method: "password", Err: err})
 			s.reply(421, "Too many logins in progress; try again later.")
 			s.closing = true
 			return nil
@@ -158,7 +158,7 @@ func (s *session) cmdPASS(r *request) error {
 		return nil
 	}
 	if s.admitUser(u) {
-		s.log.Info("login", "user", name, "result", "ok")
+		s.emit(Event{Kind: KindLogin, User: name, Result: "ok", Method: "password"})
 		s.reply(230, "Login successful.")
 	}
 	return nil
@@ -167,7 +167,7 @@ func (s *session) cmdPASS(r *request) error {
 // admitUser applies the per-user session limit and starts the session.
 func (s *session) admitUser(u *users.User) bool {
 	if !s.srv.loginUser(u.Name, u.MaxSessions, s.site.MaxSessionsPerUser) {
-		s.log.Warn("login refused", "user", u.Name, "reason", "too many sessions of this user")
+		s.emit(Event{Kind: KindLogin, User: u.Name, Result: "refused", Reason: "too many sessions of this user"})
 		s.reply(421, "Too many sessions of this user; try again later.")
 		s.closing = true
 		return false
@@ -213,7 +213,7 @@ func (s *session) startSession(u *users.User, anon bool) bool {
 // loginFailed answers 530 after a delay, and closes the connection after
 // too many failures. The reason is logged, never sent.
 func (s *session) loginFailed(name, reason string, ev int) {
-	s.log.Warn("login", "user", name, "result", "failed", "reason", reason)
+	s.emit(Event{Kind: KindLogin, User: name, Result: "failed", Reason: reason})
 	s.userName = ""
 	s.failures++
 	s.record(ev)

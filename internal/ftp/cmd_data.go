@@ -94,7 +94,7 @@ func (s *session) setActive(ap netip.AddrPort) {
 	fxp := s.user != nil && s.user.AllowFXP
 	if ap.Addr().Unmap() != s.remote.Addr() && !fxp {
 		// Not scored: clients behind NAT send their private address.
-		s.log.Warn("active address refused", "target", ap.String())
+		s.emit(Event{Kind: KindData, Result: "refused", Reason: "active address", Peer: ap})
 		s.reply(504, "Active mode address must be your own.")
 		return
 	}

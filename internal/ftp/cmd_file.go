@@ -121,7 +121,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 			dec = wire.NewASCIIDecoder(dst)
 			dst = dec
 		}
-		n, err := copyIn(dst, c, timeout)
+		n, err := copyIn(ctx, dst, c, timeout)
 		if err == nil && dec != nil {
 			err = dec.Close()
 		}

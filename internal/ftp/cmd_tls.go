@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -170,7 +169,7 @@ func (s *session) cmdAUTH(r *request) error {
 	err := tc.Handshake()
 	s.raw.SetDeadline(time.Time{})
 	if err != nil {
-		s.log.Info("TLS handshake failed", "err", err)
+		s.emit(Event{Kind: KindTLS, Conn: "control", Result: "failed", Err: err})
 		s.closing = true
 		return nil
 	}
@@ -296,20 +295,13 @@ func (c *afterCCC) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// logTLS logs the parameters of a TLS connection.
+// logTLS reports a TLS connection: established, or refused with a reason.
 func (s *session) logTLS(kind string, cs tls.ConnectionState, refusal string) {
-	attrs := []any{
-		slog.String("conn", kind),
-		slog.String("tls_version", tls.VersionName(cs.Version)),
-		slog.String("cipher", tls.CipherSuiteName(cs.CipherSuite)),
-		slog.Bool("resumed", cs.DidResume),
-	}
+	e := Event{Kind: KindTLS, Conn: kind, Result: "ok", TLS: &cs}
 	if refusal != "" {
-		attrs = append(attrs, slog.String("refused", refusal))
-		s.log.Warn("TLS data connection refused", attrs...)
-		return
+		e.Result, e.Reason = "refused", refusal
 	}
-	s.log.Info("TLS established", attrs...)
+	s.emit(e)
 }
 
 var _ net.Conn = (*tls.Conn)(nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -57,7 +56,7 @@ func (s *session) openPassive() (*passive, error) {
 		}
 	}
 	if err != nil {
-		s.log.Warn("no passive port available", "err", err)
+		s.emit(Event{Kind: KindData, Result: "refused", Reason: "no passive port", Err: err})
 		return nil, reply(425, "No passive port available; try again later.")
 	}
 	p := &passive{ln: ln}
@@ -86,7 +85,7 @@ type dataSpec struct {
 	tls      *tls.Config // nil for PROT C
 	bind     *tlsBinding
 	reuseReq bool
-	log      *slog.Logger
+	emit     func(Event) // the session's emitter, safe on the transfer goroutine
 }
 
 // takeData moves the data-connection settings into a spec for one transfer.
@@ -98,7 +97,7 @@ func (s *session) takeData() *dataSpec {
 		peer:    s.remote.Addr(),
 		anyPeer: s.user != nil && s.user.AllowFXP,
 		timeout: s.site.DataTimeout,
-		log:     s.log,
+		emit:    s.emitter(),
 	}
 	if d.pasv != nil {
 		d.pasv.timer.Stop()
@@ -132,7 +131,7 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 			}
 			if got := addrPort(tc.RemoteAddr()); got.Addr() != d.peer && !d.anyPeer {
 				tc.Close()
-				d.log.Warn("data connection refused", "reason", "foreign address", "from", got.String())
+				d.emit(Event{Kind: KindData, Result: "refused", Reason: "foreign address", Peer: got})
 				continue
 			}
 			c = tc

@@ -77,7 +77,7 @@ func (s *session) transferReply(err error, op string) (int, string) {
 		s.logTLS("data", refusal.state, refusal.why)
 		return 522, "Data connection refused: " + refusal.why + "."
 	case errors.Is(err, errDataTLS):
-		s.log.Info("data TLS handshake failed", "err", err)
+		s.emit(Event{Kind: KindTLS, Conn: "data", Result: "failed", Err: err})
 		return 425, "Can't open data connection: TLS handshake failed."
 	case isNetErr(err):
 		return 426, "Connection closed; transfer aborted."

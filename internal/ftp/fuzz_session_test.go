@@ -78,7 +78,7 @@ func FuzzSession(f *testing.F) {
 		}
 		<-done
 		checkReplyStream(t, out)
-		if log := ts.logs.String(); strings.Contains(log, `msg="session panic"`) {
+		if log := ts.logText(); strings.Contains(log, `msg="session panic"`) {
 			t.Fatalf("the server panicked:\n%s", tail(log[strings.Index(log, `msg="session panic"`):]))
 		}
 	})

@@ -316,8 +316,8 @@ func TestHardeningPassiveForeignPeer(t *testing.T) {
 		}
 		c.expect(226)
 	}
-	if !strings.Contains(ts.logs.String(), "data connection refused") {
-		t.Fatalf("the refusal was not logged:\n%s", ts.logs.String())
+	if !strings.Contains(ts.logText(), "data connection refused") {
+		t.Fatalf("the refusal was not logged:\n%s", ts.logText())
 	}
 	if got, err := os.ReadFile(filepath.Join(ts.home, "up.txt")); err != nil || !bytes.Equal(got, secret) {
 		t.Fatalf("STOR after a foreign connect stored %q, %v", got, err)

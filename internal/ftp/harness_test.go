@@ -160,10 +160,20 @@ func startServerData(t testing.TB, addr, data string, mod func(*Site, *Server)) 
 		defer cancel()
 		srv.Shutdown(ctx)
 		if t.Failed() {
+			srv.syncObservers(ctx)
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
 	return &testServer{srv: srv, addr: ln.Addr().String(), data: data, home: home, auth: auth, logs: logs}
+}
+
+// logText returns the server's log once every event so far is in it: the
+// log is an observer that writes on its own goroutine.
+func (ts *testServer) logText() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ts.srv.syncObservers(ctx)
+	return ts.logs.String()
 }
 
 // client speaks raw protocol lines.

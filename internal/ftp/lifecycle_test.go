@@ -154,7 +154,7 @@ func TestLifecycleShutdownLetsTransfersFinish(t *testing.T) {
 	idle.expect(421)
 	lifeClosed(t, idle)
 	hardWait(t, "the session to wait for its transfer", func() bool {
-		return strings.Contains(ts.logs.String(), "shutdown: waiting for the running transfer")
+		return strings.Contains(ts.logText(), "shutdown: waiting for the running transfer")
 	})
 	d.SetReadDeadline(time.Now().Add(time.Minute))
 	n, err := io.Copy(io.Discard, d)

@@ -120,7 +120,7 @@ func TestLoginRefusedBeforePassword(t *testing.T) {
 			}
 		}
 	}
-	logs := ts.logs.String()
+	logs := ts.logText()
 	if n := strings.Count(logs, "wrong password"); n != 0 {
 		t.Errorf("%d passwords were checked before the TLS or certificate refusal", n)
 	}

@@ -92,6 +92,7 @@ func TestListingsEscapeControls(t *testing.T) {
 		t.Errorf("RETR by raw name: %q", got)
 	}
 	c.cmd("QUIT", 221)
+	ts.logText()
 	checkLog(t, logs.String(), `t\\x1b]0;pwned\\x07`)
 }
 
@@ -126,5 +127,6 @@ func TestLogEscapesUserName(t *testing.T) {
 	c.cmd("USER eve\x1b[2J\u009b", 331)
 	c.cmd("PASS x", 530)
 	c.cmd("QUIT", 221)
+	ts.logText()
 	checkLog(t, logs.String(), `eve\\x1b[2J\\u009b`)
 }

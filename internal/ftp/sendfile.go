@@ -35,9 +35,12 @@ func sendFile(ctx context.Context, c *net.TCPConn, f *os.File, timeout time.Dura
 	in := int(f.Fd())
 	var total int64
 	for {
-		n, err := syscall.Sendfile(out, in, nil, 1<<30)
+		// 8 MiB a call: the transfer's progress
+		// moves in steps small enough to watch (SessionSnapshots).
+		n, err := syscall.Sendfile(out, in, nil, 8<<20)
 		if n > 0 {
 			total += int64(n)
+			addProgress(ctx, int64(n))
 		}
 		switch {
 		case errors.Is(err, syscall.EINTR):

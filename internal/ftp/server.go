@@ -28,14 +28,22 @@ import (
 // Server serves FTP on any number of listeners. Set the fields and the site
 // (SetSite), then call Serve; the fields must not change afterwards.
 type Server struct {
-	// Logger receives one line per connect, login, transfer and disconnect.
-	// Serve wraps its handler so that values holding control characters
-	// are escaped (package escape).
+	// Logger receives one line per connect, login, transfer and disconnect:
+	// it is one observer of the sessions' events (see Observe), with a
+	// queue of LogQueue events. Serve wraps its handler so that values
+	// holding control characters are escaped (package escape).
 	Logger *slog.Logger
+	// LogQueue is the length of the Logger's event queue;
+	// DefaultObserverQueue when 0.
+	LogQueue int
 	// Defender, when set, refuses banned addresses and scores failures.
 	Defender Defender
 
 	site atomic.Pointer[Site] // the current site; swapped whole, never edited
+
+	obsMu  sync.Mutex                      // serialises changes of subs
+	subs   atomic.Pointer[[]*Subscription] // the observers; copied on change
+	logSub *Subscription                   // the Logger's
 
 	mu         sync.Mutex
 	listeners  map[net.Listener]struct{}
@@ -92,6 +100,10 @@ func (srv *Server) init() {
 		}
 		// Paths, names and user names come from clients and disks.
 		srv.Logger = slog.New(escape.Handler(srv.Logger.Handler()))
+		srv.subs.Store(&[]*Subscription{})
+		lo := &logObserver{log: srv.Logger}
+		lo.sub = srv.observe(lo, srv.LogQueue)
+		srv.logSub = lo.sub
 	})
 }
 
@@ -189,7 +201,7 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 
 	if srv.Defender != nil {
 		if until, banned := srv.Defender.Banned(context.Background(), remote.Addr()); banned {
-			log.Warn("refused banned address", "until", until.UTC().Format(time.RFC3339))
+			srv.publish(Event{Kind: KindConnect, Time: time.Now(), Session: id, Remote: remote, Result: "refused", Reason: "banned", Until: until})
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			fmt.Fprintf(c, "421 Too many failures from your address; try again later.\r\n")
 			c.Close()
@@ -198,7 +210,7 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 	}
 	site := srv.siteFor(c)
 	if msg := srv.admit(site, remote.Addr()); msg != "" {
-		log.Warn("refused connection", "reason", msg)
+		srv.publish(Event{Kind: KindConnect, Time: time.Now(), Session: id, Remote: remote, Result: "refused", Reason: msg})
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		fmt.Fprintf(c, "421 %s\r\n", msg)
 		c.Close()
@@ -216,9 +228,9 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 		srv.mu.Lock()
 		delete(srv.sessions, s)
 		srv.mu.Unlock()
-		// Logged once the session no longer counts, so whoever reads
-		// the line sees the server's state after it.
-		log.Info("disconnect", "user", s.userName, "duration", time.Since(start).Round(time.Millisecond))
+		// Sent once the session no longer counts, so whoever reads
+		// the event sees the server's state after it.
+		s.emit(Event{Kind: KindDisconnect, Duration: time.Since(start)})
 	}()
 	s.serve(implicit)
 }
@@ -293,6 +305,12 @@ const abortWait = 5 * time.Second
 // ended before the sessions, nil otherwise.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.init()
+	defer func() {
+		// The last events reach the logs.
+		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		srv.syncObservers(c)
+		cancel()
+	}()
 	srv.mu.Lock()
 	if !srv.inShutdown.Swap(true) {
 		close(srv.done)

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
@@ -36,6 +37,11 @@ type session struct {
 	remote netip.AddrPort
 	local  netip.AddrPort
 	out    []byte // reply scratch buffer
+	// lastCode is the code of the last reply written, for the command
+	// event.
+	lastCode int
+	started  time.Time                    // when the connection was accepted
+	state    atomic.Pointer[sessionState] // published for Server.Sessions
 
 	lines  chan lineMsg  // from the reader goroutine
 	resume chan net.Conn // to the reader: continue (on a new conn after AUTH)
@@ -86,18 +92,20 @@ type lineMsg struct {
 
 func newSession(srv *Server, site *Site, c net.Conn, id string, log *slog.Logger) *session {
 	s := &session{
-		srv:    srv,
-		site:   site,
-		conn:   c,
-		raw:    c,
-		id:     id,
-		log:    log,
-		remote: addrPort(c.RemoteAddr()),
-		local:  addrPort(c.LocalAddr()),
-		lines:  make(chan lineMsg),
-		resume: make(chan net.Conn),
-		facts:  wire.DefaultFacts,
+		srv:     srv,
+		site:    site,
+		conn:    c,
+		raw:     c,
+		id:      id,
+		log:     log,
+		remote:  addrPort(c.RemoteAddr()),
+		local:   addrPort(c.LocalAddr()),
+		lines:   make(chan lineMsg),
+		resume:  make(chan net.Conn),
+		facts:   wire.DefaultFacts,
+		started: time.Now(),
 	}
+	s.publishState()
 	return s
 }
 
@@ -109,7 +117,7 @@ func (s *session) serve(implicit bool) {
 		}
 		s.cleanup()
 	}()
-	s.log.Info("connect", "local", s.local.String(), "implicit_tls", implicit)
+	s.emit(Event{Kind: KindConnect, Result: "ok", Local: s.local, ImplicitTLS: implicit})
 	// The login deadline counts from connect, the implicit TLS handshake
 	// included.
 	s.loginBy = time.Now().Add(s.site.LoginTimeout)
@@ -117,7 +125,7 @@ func (s *session) serve(implicit bool) {
 		tc := tls.Server(s.raw, s.controlTLSConfig())
 		tc.SetDeadline(s.loginBy)
 		if err := tc.Handshake(); err != nil {
-			s.log.Info("implicit TLS handshake failed", "err", err)
+			s.emit(Event{Kind: KindTLS, Conn: "implicit", Result: "failed", Err: err})
 			return
 		}
 		tc.SetDeadline(time.Time{})
@@ -132,6 +140,7 @@ func (s *session) serve(implicit bool) {
 	timer := time.NewTimer(time.Until(s.deadline))
 	defer timer.Stop()
 	for !s.closing {
+		s.publishState()
 		if len(s.queue) > 0 && (s.xfer == nil || s.xfer.opened && midTransfer(s.queue[0])) {
 			line := s.queue[0]
 			s.queue = s.queue[1:]
@@ -268,6 +277,13 @@ func (s *session) dispatch(line string) {
 		s.deadline = s.loginBy // commands never extend the login timeout
 	}
 	verb, arg := wire.Split(line)
+	s.lastCode = 0
+	defer func() {
+		if verb == "PASS" {
+			arg = ""
+		}
+		s.emit(Event{Kind: KindCommand, Cmd: verb, Arg: arg, Code: s.lastCode})
+	}()
 	if verb == "" {
 		s.reply(500, "Empty command.")
 		return
@@ -281,9 +297,6 @@ func (s *session) dispatch(line string) {
 			s.record(EventProtocolError)
 		}
 		return
-	}
-	if verb != "PASS" {
-		s.log.Debug("command", "cmd", verb, "arg", arg)
 	}
 	if verb != "RNTO" && verb != "RNFR" {
 		s.renameFrom = nil
@@ -312,6 +325,7 @@ func (s *session) reply(code int, text string) {
 	if s.closing {
 		return
 	}
+	s.lastCode = code
 	s.out = wire.AppendReply(s.out[:0], code, text)
 	s.write(s.out)
 	if cap(s.out) > 4096 {
@@ -423,7 +437,11 @@ func (s *session) record(e int) {
 		return
 	}
 	if s.srv.Defender.Record(context.Background(), s.remote.Addr(), e) {
-		s.log.Warn("address banned", "event", e)
+		reason := "failed logins"
+		if e == EventProtocolError {
+			reason = "protocol errors"
+		}
+		s.emit(Event{Kind: KindBan, Reason: reason})
 		s.reply(421, "Too many failures from your address; try again later.")
 		s.closing = true
 	}

@@ -105,7 +105,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	c = dialFTPS(t, ts.addr, withCert("alice"))
 	c.login("alice", "secret")
 	c.cmd("PWD", 257)
-	if !strings.Contains(ts.logs.String(), "user requires a client certificate") {
+	if !strings.Contains(ts.logText(), "user requires a client certificate") {
 		t.Error("the refusal reason was not logged")
 	}
 

@@ -424,7 +424,7 @@ func ftpsFingerprint(cert *x509.Certificate) string {
 func ftpsLogLines(ts *testServer, subs ...string) []string {
 	var out []string
 next:
-	for _, l := range strings.Split(ts.logs.String(), "\n") {
+	for _, l := range strings.Split(ts.logText(), "\n") {
 		for _, s := range subs {
 			if !strings.Contains(l, s) {
 				continue next

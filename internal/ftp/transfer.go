@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ type transfer struct {
 	dir     string // "download", "upload" or "list"
 	start   time.Time
 	note    string // 150 text
+	// progress counts the bytes moved so far; the transfer goroutine adds
+	// to it (addProgress) while Server.SessionSnapshots reads it.
+	progress atomic.Int64
 }
 
 // work moves the data of one transfer over an open data connection.
@@ -58,6 +62,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 	}
 	s.xfer = t
 	s.rest = 0
+	ctx = context.WithValue(ctx, progressKey{}, &t.progress)
 	go func() {
 		defer cancel()
 		c, err := spec.open(ctx)
@@ -116,6 +121,7 @@ func (s *session) transferEvent(ev xferEvent) {
 	t := s.xfer
 	if ev.opened {
 		t.opened = true
+		s.emit(Event{Kind: KindData, Result: "opened"})
 		s.reply(150, t.note)
 		return
 	}
@@ -128,7 +134,7 @@ func (s *session) finishTransfer(ev xferEvent) {
 	s.xfer = nil
 	t.cancel()
 	if ev.tls != nil {
-		s.logTLS("data", *ev.tls, "")
+		s.emit(Event{Kind: KindTLS, Conn: "data", Result: "ok", TLS: ev.tls})
 	}
 	result := "ok"
 	switch {
@@ -143,12 +149,12 @@ func (s *session) finishTransfer(ev xferEvent) {
 		result = "failed"
 		s.reply(s.transferReply(ev.err, t.verb))
 	}
-	attrs := []any{"user", s.userName, "cmd", t.verb, "path", t.path, "direction", t.dir,
-		"bytes", ev.bytes, "duration", time.Since(t.start).Round(time.Microsecond), "result", result}
-	if ev.err != nil && result != "ok" {
-		attrs = append(attrs, "err", ev.err.Error())
+	e := Event{Kind: KindTransfer, Cmd: t.verb, Path: t.path, Direction: t.dir, Bytes: ev.bytes,
+		Duration: time.Since(t.start), Result: result}
+	if result != "ok" {
+		e.Err = ev.err
 	}
-	s.log.Info("transfer", attrs...)
+	s.emit(e)
 	if t.abor {
 		s.reply(226, "ABOR successful.")
 	}
@@ -166,6 +172,7 @@ func (s *session) abortTransfer(abor bool) {
 	for ev := range s.xfer.events {
 		if ev.opened {
 			s.xfer.opened = true
+			s.emit(Event{Kind: KindData, Result: "opened"})
 			continue
 		}
 		s.finishTransfer(ev)
@@ -221,6 +228,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 			c.SetWriteDeadline(time.Now().Add(timeout))
 			n, err := io.CopyN(c, src, step)
 			total += n
+			addProgress(ctx, n)
 			if err == io.EOF {
 				return total, nil
 			}
@@ -243,6 +251,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 				return total, err
 			}
 			total += int64(n)
+			addProgress(ctx, int64(n))
 		}
 		if rerr == io.EOF {
 			return total, nil
@@ -254,7 +263,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 }
 
 // copyIn receives from c into dst until the client closes the connection.
-func copyIn(dst io.Writer, c net.Conn, timeout time.Duration) (int64, error) {
+func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duration) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -267,6 +276,7 @@ func copyIn(dst io.Writer, c net.Conn, timeout time.Duration) (int64, error) {
 				return total, err
 			}
 			total += int64(n)
+			addProgress(ctx, int64(n))
 		}
 		if rerr == io.EOF {
 			return total, nil

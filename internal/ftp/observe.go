@@ -1,0 +1,426 @@
+package ftp
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// The kinds of Event, in the order a session produces them.
+const (
+	KindConnect    EventKind = iota + 1 // a connection was accepted (Result "ok") or refused ("refused", Reason)
+	KindTLS                             // a TLS handshake: Conn, TLS; Result "ok", "refused" (Reason) or "failed" (Err)
+	KindLogin                           // a login: Result "ok", "failed", "busy" or "refused"; Reason, Method
+	KindCommand                         // a command ran: Cmd, Arg, Code
+	KindData                            // a data connection: Result "opened" or "refused" (Reason, Peer, Err)
+	KindTransfer                        // a transfer ended: Cmd, Path, Direction, Bytes, Duration, Result, Err
+	KindBan                             // the session's address was banned: Reason
+	KindDisconnect                      // the session ended: Duration
+)
+
+var kindNames = [...]string{"", "connect", "tls", "login", "command", "data", "transfer", "ban", "disconnect"}
+
+func (k EventKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Event is one thing that happened on a control connection. The fields a
+// kind does not use are zero. Events of one session reach each observer in
+// the order they happened.
+type Event struct {
+	Kind    EventKind
+	Time    time.Time
+	Session string         // the session's ID, as in the logs
+	Remote  netip.AddrPort // the client's address
+	User    string         // the user name given (with USER, or the login's), if any
+
+	Local       netip.AddrPort       // KindConnect: the address the client reached
+	ImplicitTLS bool                 // KindConnect: on an implicit-TLS listener
+	Conn        string               // KindTLS: "control" or "data"
+	TLS         *tls.ConnectionState // KindTLS: the negotiated state, when the handshake completed
+	Method      string               // KindLogin: "password", "certificate" or "anonymous"
+	Detail      string               // KindLogin: the anonymous password (an address, sanitised)
+	Cmd         string               // KindCommand, KindTransfer: the verb
+	Arg         string               // KindCommand: the argument ("" for PASS)
+	// Code is KindCommand's last reply code written while the command ran;
+	// 0 when it answers later (a transfer: see KindData and KindTransfer).
+	Code      int
+	Path      string         // KindTransfer: the path
+	Direction string         // KindTransfer: "download", "upload" or "list"
+	Bytes     int64          // KindTransfer
+	Duration  time.Duration  // KindTransfer, KindDisconnect
+	Result    string         // see the kinds
+	Reason    string         // why something was refused or failed
+	Peer      netip.AddrPort // KindData: the foreign address refused, or the active target refused
+	Until     time.Time      // KindConnect refused for a ban: when it ends
+	Err       error          // the error behind a failure, if any
+}
+
+// Observer receives events. Observe runs on a goroutine of its own for each
+// observer, never on a session's, so a slow observer delays only itself.
+type Observer interface {
+	Observe(Event)
+}
+
+// ObserverFunc adapts a function to Observer.
+type ObserverFunc func(Event)
+
+// Observe calls f(e).
+func (f ObserverFunc) Observe(e Event) { f(e) }
+
+// DefaultObserverQueue is the queue length of an observer registered with
+// a length <= 0.
+const DefaultObserverQueue = 1024
+
+// Subscription is an observer's registration. Its queue is bounded: when it
+// is full, events for this observer are dropped and counted, and no session
+// ever waits.
+type Subscription struct {
+	o       Observer
+	ch      chan Event
+	quit    chan struct{}
+	stopped sync.Once
+	dropped atomic.Uint64
+	// barrier events are Syncs: the goroutine closes the channel instead
+	// of calling the observer.
+}
+
+// barrierKind marks the event a Sync sends through the queue.
+const barrierKind EventKind = 255
+
+// Observe registers o for the events of every session from now on, with a
+// queue of queue events (DefaultObserverQueue when queue <= 0).
+func (srv *Server) Observe(o Observer, queue int) *Subscription {
+	srv.init()
+	return srv.observe(o, queue)
+}
+
+func (srv *Server) observe(o Observer, queue int) *Subscription {
+	if queue <= 0 {
+		queue = DefaultObserverQueue
+	}
+	sub := &Subscription{o: o, ch: make(chan Event, queue), quit: make(chan struct{})}
+	go sub.run()
+	srv.obsMu.Lock()
+	defer srv.obsMu.Unlock()
+	subs := append(append([]*Subscription(nil), *srv.subs.Load()...), sub)
+	srv.subs.Store(&subs)
+	return sub
+}
+
+func (sub *Subscription) run() {
+	for {
+		select {
+		case e := <-sub.ch:
+			if e.Kind == barrierKind {
+				close(e.Err.(barrier))
+				continue
+			}
+			sub.o.Observe(e)
+		case <-sub.quit:
+			return
+		}
+	}
+}
+
+// barrier is the channel a Sync waits on, carried in the event's Err.
+type barrier chan struct{}
+
+func (barrier) Error() string { return "barrier" }
+
+// Dropped reports how many events this observer missed because its queue
+// was full.
+func (sub *Subscription) Dropped() uint64 { return sub.dropped.Load() }
+
+// Sync waits until the observer has handled every event queued before the
+// call, or ctx ends. Unlike sessions, it waits for room in a full queue.
+func (sub *Subscription) Sync(ctx context.Context) error {
+	b := make(barrier)
+	select {
+	case sub.ch <- Event{Kind: barrierKind, Err: b}:
+	case <-sub.quit:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-b:
+		return nil
+	case <-sub.quit:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// StopObserving unregisters sub; events still queued are not delivered.
+func (srv *Server) StopObserving(sub *Subscription) {
+	srv.obsMu.Lock()
+	var subs []*Subscription
+	for _, x := range *srv.subs.Load() {
+		if x != sub {
+			subs = append(subs, x)
+		}
+	}
+	srv.subs.Store(&subs)
+	srv.obsMu.Unlock()
+	sub.stopped.Do(func() { close(sub.quit) })
+}
+
+// publish hands e to every observer without waiting: a full queue drops it
+// for that observer.
+func (srv *Server) publish(e Event) {
+	for _, sub := range *srv.subs.Load() {
+		select {
+		case sub.ch <- e:
+		default:
+			sub.dropped.Add(1)
+		}
+	}
+}
+
+// syncObservers waits until every observer has handled what is queued.
+func (srv *Server) syncObservers(ctx context.Context) {
+	for _, sub := range *srv.subs.Load() {
+		sub.Sync(ctx)
+	}
+}
+
+// emit publishes an event of this session, filling in the session's
+// fields. Only the session goroutine calls it; see emitter.
+func (s *session) emit(e Event) { s.emitter()(e) }
+
+// emitter returns an emit function for other goroutines (a transfer's),
+// with the session's fields as they are now.
+func (s *session) emitter() func(Event) {
+	srv, id, remote, user := s.srv, s.id, s.remote, s.userName
+	return func(e Event) {
+		e.Time = time.Now()
+		e.Session, e.Remote = id, remote
+		if e.User == "" {
+			e.User = user
+		}
+		srv.publish(e)
+	}
+}
+
+// ---- snapshots ----
+
+// SessionInfo is a snapshot of one live session, for an admin API.
+type SessionInfo struct {
+	ID        string
+	Remote    netip.AddrPort
+	Connected time.Time
+	User      string // the user name given, if any
+	LoggedIn  bool
+	Cwd       string // the current directory, when logged in
+	TLS       bool   // the control connection is protected
+	// Transfer is the running transfer, or nil.
+	Transfer *TransferInfo
+}
+
+// TransferInfo describes a running transfer.
+type TransferInfo struct {
+	Cmd       string
+	Path      string
+	Direction string // "download", "upload" or "list"
+	Started   time.Time
+	Bytes     int64 // moved so far
+}
+
+// sessionState is what a session publishes for SessionSnapshots: immutable once
+// stored; the session goroutine stores a new one when something changes.
+type sessionState struct {
+	user     string
+	loggedIn bool
+	cwd      string
+	tls      bool
+	xfer     *transfer // its fixed fields and progress only
+}
+
+// publishState stores a new snapshot when the session's visible state
+// changed; the session goroutine calls it before it waits for the next
+// line or transfer event.
+func (s *session) publishState() {
+	st := sessionState{user: s.userName, loggedIn: s.user != nil, tls: s.tlsOn, xfer: s.xfer}
+	if st.loggedIn {
+		st.cwd = s.cwd.String()
+	}
+	if old := s.state.Load(); old != nil && *old == st {
+		return
+	}
+	s.state.Store(&st)
+}
+
+// SessionSnapshots returns a snapshot of every live session. It is safe to
+// call from any goroutine at any time; a transfer's Bytes is read as it
+// runs.
+func (srv *Server) SessionSnapshots() []SessionInfo {
+	srv.init()
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	out := make([]SessionInfo, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		info := SessionInfo{ID: s.id, Remote: s.remote, Connected: s.started}
+		if st := s.state.Load(); st != nil {
+			info.User, info.LoggedIn, info.Cwd, info.TLS = st.user, st.loggedIn, st.cwd, st.tls
+			if t := st.xfer; t != nil {
+				info.Transfer = &TransferInfo{Cmd: t.verb, Path: t.path, Direction: t.dir, Started: t.start, Bytes: t.progress.Load()}
+			}
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// progressKey finds a transfer's byte counter in its context.
+type progressKey struct{}
+
+// addProgress counts n bytes moved by the transfer running under ctx.
+func addProgress(ctx context.Context, n int64) {
+	if p, ok := ctx.Value(progressKey{}).(*atomic.Int64); ok {
+		p.Add(n)
+	}
+}
+
+// ---- the log observer ----
+
+// logObserver writes the events as the server's log lines.
+type logObserver struct {
+	log  *slog.Logger
+	sub  *Subscription
+	seen uint64 // drops already reported
+}
+
+func (l *logObserver) Observe(e Event) {
+	if d := l.sub.Dropped(); d > l.seen {
+		l.log.Warn("log events dropped: observer queue full", "dropped", d-l.seen)
+		l.seen = d
+	}
+	log := l.log.With("session", e.Session, "remote", e.Remote.String())
+	level, msg := slog.LevelInfo, ""
+	var attrs []slog.Attr
+	add := func(a ...slog.Attr) { attrs = append(attrs, a...) }
+	switch e.Kind {
+	case KindConnect:
+		switch {
+		case e.Result == "ok":
+			msg = "connect"
+			add(slog.String("local", e.Local.String()), slog.Bool("implicit_tls", e.ImplicitTLS))
+		case !e.Until.IsZero():
+			level, msg = slog.LevelWarn, "refused banned address"
+			add(slog.String("until", e.Until.UTC().Format(time.RFC3339)))
+		default:
+			level, msg = slog.LevelWarn, "refused connection"
+			add(slog.String("reason", e.Reason))
+		}
+	case KindTLS:
+		switch {
+		case e.Result == "failed":
+			msg = "TLS handshake failed"
+			switch e.Conn {
+			case "implicit":
+				msg = "implicit TLS handshake failed"
+			case "data":
+				msg = "data TLS handshake failed"
+			}
+			add(slog.Any("err", e.Err))
+		default:
+			cs := e.TLS
+			if cs == nil {
+				cs = &tls.ConnectionState{}
+			}
+			add(slog.String("conn", e.Conn), slog.String("tls_version", tls.VersionName(cs.Version)),
+				slog.String("cipher", tls.CipherSuiteName(cs.CipherSuite)), slog.Bool("resumed", cs.DidResume))
+			msg = "TLS established"
+			if e.Result == "refused" {
+				level, msg = slog.LevelWarn, "TLS data connection refused"
+				add(slog.String("refused", e.Reason))
+			}
+		}
+	case KindLogin:
+		msg = "login"
+		add(slog.String("user", e.User))
+		switch e.Result {
+		case "ok":
+			if e.Method == "anonymous" {
+				add(slog.String("password", e.Detail))
+			}
+			add(slog.String("result", "ok"))
+			if e.Method == "certificate" {
+				add(slog.String("method", "certificate"))
+			}
+		case "refused":
+			level, msg = slog.LevelWarn, "login refused"
+			add(slog.String("reason", e.Reason))
+		default: // failed, busy
+			level = slog.LevelWarn
+			add(slog.String("result", e.Result))
+			if e.Reason != "" {
+				add(slog.String("reason", e.Reason))
+			}
+			if e.Err != nil {
+				add(slog.Any("err", e.Err))
+			}
+		}
+	case KindCommand:
+		level, msg = slog.LevelDebug, "command"
+		add(slog.String("cmd", e.Cmd), slog.String("arg", e.Arg), slog.Int("code", e.Code))
+	case KindData:
+		if e.Result == "opened" {
+			level, msg = slog.LevelDebug, "data connection opened"
+			break
+		}
+		level = slog.LevelWarn
+		switch e.Reason {
+		case "active address":
+			msg = "active address refused"
+			add(slog.String("target", e.Peer.String()))
+		case "no passive port":
+			msg = "no passive port available"
+			add(slog.Any("err", e.Err))
+		default:
+			msg = "data connection refused"
+			add(slog.String("reason", e.Reason))
+			if e.Peer.IsValid() {
+				add(slog.String("from", e.Peer.String()))
+			}
+			if e.Err != nil {
+				add(slog.Any("err", e.Err))
+			}
+		}
+	case KindTransfer:
+		msg = "transfer"
+		add(slog.String("user", e.User), slog.String("cmd", e.Cmd), slog.String("path", e.Path),
+			slog.String("direction", e.Direction), slog.Int64("bytes", e.Bytes),
+			slog.Duration("duration", e.Duration.Round(time.Microsecond)), slog.String("result", e.Result))
+		if e.Err != nil && e.Result != "ok" {
+			add(slog.String("err", e.Err.Error()))
+		}
+	case KindBan:
+		level, msg = slog.LevelWarn, "address banned"
+		add(slog.String("reason", e.Reason))
+	case KindDisconnect:
+		msg = "disconnect"
+		add(slog.String("user", e.User), slog.Duration("duration", e.Duration.Round(time.Millisecond)))
+	default:
+		return
+	}
+	ctx := context.Background()
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(e.Time, level, msg, 0)
+	r.AddAttrs(attrs...)
+	log.Handler().Handle(ctx, r)
+}
