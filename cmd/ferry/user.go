@@ -55,8 +55,8 @@ func databasePaths(dataDir, url string) (usersDB, bansDB string, err error) {
 
 // openUserStore opens the user database named by url (see databasePaths),
 // creating the data directory, the database's directory (0700) and the
-// database when missing. o holds
-// the store's options (the server's password Verifier).
+// database when missing. o holds the store's options (the server's password
+// Verifier).
 func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, error) {
 	p, _, err := databasePaths(dataDir, url)
 	if err != nil {
