@@ -147,8 +147,21 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	// Local disk storage: no home may expose the server's own files, and
+	// the anonymous tree is checked now, so a bad layout fails the start.
+	keyFile := cfg.TLSKey
+	if keyFile != "" {
+		keyFile, _ = filepath.Abs(keyFile)
+	}
+	opener := &local.Opener{
+		Protected: protectedPaths(data, cfg.Database.URL, keyFile),
+		SweepDirs: []string{filepath.Join(data, "public"), filepath.Join(data, "home")},
+	}
+	if err := local.CheckRoot(settings.AnonymousRoot, opener.Protected); err != nil {
+		return fmt.Errorf("anonymous root: %w", err)
+	}
 	srv := &ftp.Server{Logger: log}
-	if err := srv.SetSite(&ftp.Site{Settings: settings, Auth: store, TLS: tlsCfg}); err != nil {
+	if err := srv.SetSite(&ftp.Site{Settings: settings, Auth: store, TLS: tlsCfg, Storage: opener}); err != nil {
 		return err
 	}
 	if cfg.BanThreshold > 0 {
@@ -174,10 +187,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	// temporary ones go.
 	started := time.Now()
 	go func() {
-		for _, dir := range []string{filepath.Join(data, "public"), filepath.Join(data, "home")} {
-			if n, err := local.SweepBefore(dir, started); n > 0 || err != nil {
-				log.Info("swept interrupted uploads", "dir", dir, "removed", n, "err", err)
-			}
+		if n, err := opener.Sweep(ctx, started); n > 0 || err != nil {
+			log.Info("swept interrupted uploads", "removed", n, "err", err)
 		}
 	}()
 
@@ -239,4 +250,28 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	return nil
+}
+
+// protectedPaths are the server's own files that no user's home may equal
+// or contain: the data directory (with the ban database and the self-signed
+// certificate's key), its tls/, the user database named by dbURL (wherever
+// it lives) and the directory of a configured TLS key. Paths are made
+// absolute.
+func protectedPaths(dataDir, dbURL, tlsKey string) []string {
+	paths := []string{dataDir, filepath.Join(dataDir, "tls")}
+	if p, err := (config.Database{URL: dbURL}).SQLitePath(); err == nil {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dataDir, p)
+		}
+		paths = append(paths, p)
+	}
+	if tlsKey != "" {
+		paths = append(paths, filepath.Dir(tlsKey))
+	}
+	for i, p := range paths {
+		if abs, err := filepath.Abs(p); err == nil {
+			paths[i] = abs
+		}
+	}
+	return paths
 }

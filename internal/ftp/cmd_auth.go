@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"os"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
@@ -180,21 +179,27 @@ func (s *session) admitUser(u *users.User) bool {
 }
 
 // startSession opens the user's storage and resets the per-login state.
+// A home the storage refuses to open because it holds the server's own
+// files (storage.ErrProtected) fails the login with 530.
 func (s *session) startSession(u *users.User, anon bool) bool {
-	if err := os.MkdirAll(u.Home, 0o755); err != nil {
-		s.fail(err, "login")
-		return false
+	var err error
+	if hm, ok := s.site.Storage.(storage.HomeMaker); ok {
+		err = hm.MakeHome(s.ctx(), u.Home)
 	}
-	rules, err := access.Parse(u.Perms)
-	if err != nil {
-		s.fail(err, "login")
-		return false
+	var rules access.Rules
+	if err == nil {
+		rules, err = access.Parse(u.Perms)
 	}
 	var fsys storage.FS
-	if anon {
-		fsys, err = s.site.publicFS()
-	} else {
-		fsys, err = s.site.OpenFS(u.Home)
+	if err == nil && anon {
+		fsys, err = s.site.publicFS(s.ctx())
+	} else if err == nil {
+		fsys, err = s.site.Storage.Open(s.ctx(), u.Home)
+	}
+	if errors.Is(err, storage.ErrProtected) {
+		s.log.Error("login refused: the home exposes the server's own files; change the user's home", "user", u.Name, "err", err)
+		s.reply(530, "Login refused: home directory not available.")
+		return false
 	}
 	if err != nil {
 		s.fail(err, "login")

@@ -93,13 +93,20 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	if err := s.uploadCheck(r, appendMode); err != nil {
 		return err
 	}
+	if (appendMode || s.rest > 0) && !s.caps().Has(storage.CapWriteAt) {
+		return storage.ErrNotSupported // REST+STOR and APPE need in-place writes
+	}
 	inPlace := appendMode || s.rest > 0 || unique
+	// A whole upload by a user who may not overwrite must not replace a
+	// file that appears under the name while it runs (the drop box).
+	noReplace := !inPlace && s.allow(verbOverwrite, p) != nil
 	// A quota is kept by the storage below (package quota): Create
 	// reserves a new name's file slot and each write its bytes.
 	up, err := s.fs.Create(s.ctx(), p.Rel(), storage.CreateOptions{
 		Offset:    s.rest,
 		Append:    appendMode,
 		Exclusive: unique,
+		NoReplace: noReplace,
 		Perm:      0o666 &^ s.site.FileUmask,
 	})
 	if err != nil {
@@ -112,7 +119,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
 	lim := rate.Of(s.site.up, s.rates.up)
-	log, raw := s.log, s.raw
+	log, raw, sctx := s.log, s.raw, s.ctx()
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var dst io.Writer = up
 		dst = lim.Writer(ctx, dst)
@@ -139,7 +146,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		// or quota removes the partial data.
 		full := errors.Is(err, storage.ErrQuota) || errors.Is(err, storage.ErrNoSpace)
 		if err == nil || inPlace && !full {
-			if cerr := up.Commit(); cerr != nil {
+			if cerr := up.Commit(sctx); cerr != nil {
 				log.Warn("upload commit failed", "path", p.String(), "err", cerr)
 				if err == nil {
 					err = cerr
@@ -147,7 +154,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 			}
 			return err
 		}
-		up.Abort()
+		up.Abort(context.WithoutCancel(sctx)) // cleans up even after a cancel
 		return err
 	})
 	return nil
@@ -300,6 +307,9 @@ func (s *session) cmdMDTM(r *request) error {
 
 // cmdMFMT sets a file's modification time (draft-somers-ftp-mfxx).
 func (s *session) cmdMFMT(r *request) error {
+	if !s.caps().Has(storage.CapChtimes) { // reached from MDTM too
+		return storage.ErrNotSupported
+	}
 	if err := s.fs.Chtimes(s.ctx(), r.path.Rel(), r.mtime); err != nil {
 		return err
 	}

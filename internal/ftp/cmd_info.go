@@ -7,6 +7,7 @@ import (
 	"github.com/ferryftp/ferry/internal/access"
 
 	"github.com/ferryftp/ferry/internal/ftp/wire"
+	"github.com/ferryftp/ferry/internal/storage"
 )
 
 func (s *session) cmdSYST(*request) error { s.reply(215, "UNIX Type: L8"); return nil }
@@ -122,7 +123,7 @@ func (s *session) cmdMODE(r *request) error {
 // main table (path, verb, stat), applied by the same dispatcher.
 var siteCommands = map[string]*command{
 	"HELP":  {handler: (*session).cmdSiteHELP, help: "SITE HELP"},
-	"CHMOD": {handler: (*session).cmdSiteCHMOD, path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
+	"CHMOD": {handler: (*session).cmdSiteCHMOD, needs: storage.CapChmod, path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
 }
 
 // cmdSITE dispatches a SITE subcommand through its row.
@@ -138,6 +139,10 @@ func (s *session) cmdSITE(r *request) error {
 }
 
 func (s *session) cmdSiteHELP(*request) error {
+	if !s.caps().Has(storage.CapChmod) {
+		s.reply(214, "SITE commands: HELP\nHelp OK.")
+		return nil
+	}
 	s.reply(214, "SITE commands: CHMOD HELP\nHelp OK.")
 	return nil
 }

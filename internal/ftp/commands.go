@@ -44,6 +44,9 @@ type command struct {
 	// RNTO): it must pass vpath.CheckNewName, so no client plants a name
 	// with control characters.
 	newName bool
+	// needs are the storage capabilities the command relies on: without
+	// them FEAT leaves its line out and the command answers 502.
+	needs storage.Capabilities
 	// feat is the line FEAT advertises for the command, if any.
 	feat string
 	// help is the one-line syntax shown by HELP CMD.
@@ -121,7 +124,7 @@ func init() {
 		"RETR": {handler: (*session).cmdRETR, argument: true, data: true, path: pathArg, verb: access.Download, stat: statFile, help: "RETR <path>"},
 		"STOR": {handler: (*session).cmdSTOR, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, newName: true, help: "STOR <path>"},
 		"STOU": {handler: (*session).cmdSTOU, data: true, path: pathUnique, verb: access.Upload, newName: true, help: "STOU [<name>]"},
-		"APPE": {handler: (*session).cmdAPPE, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, newName: true, help: "APPE <path>"},
+		"APPE": {handler: (*session).cmdAPPE, argument: true, data: true, needs: storage.CapWriteAt, path: pathArg, verb: access.Upload, stat: statMaybe, newName: true, help: "APPE <path>"},
 		"ALLO": {handler: (*session).cmdALLO, argument: true, help: "ALLO <bytes>"},
 		"REST": {handler: (*session).cmdREST, argument: true, feat: "REST STREAM", help: "REST <offset>"},
 		"RNFR": {handler: (*session).cmdRNFR, argument: true, path: pathArg, verb: access.Rename, stat: statExists, notRoot: true, help: "RNFR <path>"},
@@ -147,7 +150,7 @@ func init() {
 		"OPTS": {handler: (*session).cmdOPTS, public: true, argument: true, help: "OPTS UTF8 ON|MLST <facts>"},
 		"SIZE": {handler: (*session).cmdSIZE, argument: true, path: pathArg, verb: access.List, stat: statFile, feat: "SIZE", help: "SIZE <path>"},
 		"MDTM": {handler: (*session).cmdMDTM, argument: true, path: pathMDTM, verb: access.List, stat: statNotDir, feat: "MDTM", help: "MDTM <path>"},
-		"MFMT": {handler: (*session).cmdMFMT, argument: true, path: pathTime, verb: access.Chmod, feat: "MFMT", help: "MFMT <YYYYMMDDHHMMSS> <path>"},
+		"MFMT": {handler: (*session).cmdMFMT, argument: true, needs: storage.CapChtimes, path: pathTime, verb: access.Chmod, feat: "MFMT", help: "MFMT <YYYYMMDDHHMMSS> <path>"},
 		"MLST": {handler: (*session).cmdMLST, path: pathOpt, verb: access.List, stat: statExists, help: "MLST [<path>]"},
 		"MLSD": {handler: (*session).cmdMLSD, data: true, path: pathOpt, verb: access.List, stat: statExists, help: "MLSD [<path>]"},
 		"HOST": {handler: (*session).cmdHOST, public: true, preTLS: true, argument: true, feat: "HOST", help: "HOST <name>"},
@@ -166,6 +169,15 @@ func init() {
 
 func notImplemented(*session, *request) error { return reply(502, "Command not implemented.") }
 
+// caps are the capabilities of the session's storage; before login, those
+// the server's opener reports.
+func (s *session) caps() storage.Capabilities {
+	if s.fs != nil {
+		return storage.CapsOf(s.fs)
+	}
+	return storage.CapsOf(s.site.Storage)
+}
+
 // featLines renders the FEAT body (RFC 2389 §3.2) from the table plus the
 // features that are not one command each.
 func (s *session) featLines() []string {
@@ -173,8 +185,9 @@ func (s *session) featLines() []string {
 	if s.site.tlsConfig != nil {
 		lines = append(lines, "AUTH TLS")
 	}
+	caps := s.caps()
 	for _, c := range commands {
-		if c.feat != "" {
+		if c.feat != "" && caps.Has(c.needs) {
 			lines = append(lines, c.feat)
 		}
 	}
@@ -210,7 +223,12 @@ func helpText() string {
 // file, so a denied path answers the same whether it exists or not.
 func (s *session) run(c *command, verb, arg string) {
 	r := &request{verb: verb, arg: arg}
-	err := s.target(c, r)
+	var err error
+	if !s.caps().Has(c.needs) {
+		err = storage.ErrNotSupported // 502, before the path is looked at
+	} else {
+		err = s.target(c, r)
+	}
 	if err == nil {
 		err = c.handler(s, r)
 	}

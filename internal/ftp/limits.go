@@ -46,6 +46,6 @@ func (srv *Server) withQuota(st *Site, fsys storage.FS, u *users.User) storage.F
 	}
 	usage := srv.quotas.Get(key)
 	home := u.Home
-	usage.Load(srv.background, func() (storage.FS, error) { return st.OpenFS(home) })
+	usage.Load(srv.background, func() (storage.FS, error) { return st.Storage.Open(srv.background, home) })
 	return quota.Wrap(fsys, usage, quota.Limits{Bytes: u.QuotaBytes, Files: u.QuotaFiles})
 }

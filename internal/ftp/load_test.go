@@ -192,9 +192,9 @@ type loadSharedFS struct{ storage.FS }
 // Descriptors are the limit: this machine's hard RLIMIT_NOFILE is 20,000
 // and root here lacks CAP_SYS_RESOURCE to raise it. So the clients run in a
 // child process (this test binary again, TestLoadClientProcess), and the
-// anonymous sessions share one os.Root of DATA/public through Site.OpenFS,
+// anonymous sessions share one os.Root of DATA/public through Site.Storage,
 // which leaves one descriptor per session in the server's process. The
-// per-session os.Root that the default OpenFS opens is covered at a smaller
+// per-session os.Root that the default opener opens is covered at a smaller
 // scale by TestLoadSessionStorageReleased.
 func TestLoadManySessions(t *testing.T) {
 	n := loadRaiseNOFILE(t, loadSessions, 1)
@@ -210,12 +210,12 @@ func TestLoadManySessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { shared.Close() })
-		c.OpenFS = func(root string) (storage.FS, error) {
+		c.Storage = storage.OpenerFunc(func(_ context.Context, root string) (storage.FS, error) {
 			if root == public {
 				return loadSharedFS{shared}, nil
 			}
 			return local.Open(root)
-		}
+		})
 	})
 	runtime.GC()
 	baseG, baseFD := runtime.NumGoroutine(), loadOpenFDs(t)

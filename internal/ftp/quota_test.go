@@ -242,7 +242,7 @@ func (g scanGate) ScanUsage(ctx context.Context) (int64, int64, error) {
 func TestQuotaLoadInBackground(t *testing.T) {
 	gate := scanGate{started: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
 	ts := startServer(t, func(st *Site, _ *Server) {
-		st.OpenFS = func(root string) (storage.FS, error) {
+		st.Storage = storage.OpenerFunc(func(_ context.Context, root string) (storage.FS, error) {
 			fsys, err := local.Open(root)
 			if err != nil {
 				return nil, err
@@ -250,7 +250,7 @@ func TestQuotaLoadInBackground(t *testing.T) {
 			g := gate
 			g.FS = fsys
 			return g, nil
-		}
+		})
 	})
 	home := quotaUser(ts, "scanned", 6000, 0)
 	hardWrite(t, filepath.Join(home, storage.TempPrefix+"0123456789abcdef-old"), hardPattern(5000, 1))

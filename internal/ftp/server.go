@@ -113,8 +113,8 @@ func (srv *Server) SetSite(st *Site) error {
 	if st == nil || st.Auth == nil {
 		return errors.New("ftp: a site needs an authenticator")
 	}
-	if st.OpenFS == nil {
-		st.OpenFS = func(root string) (storage.FS, error) { return local.Open(root) }
+	if st.Storage == nil {
+		st.Storage = &local.Opener{}
 	}
 	if st.TLS != nil {
 		st.tlsConfig = sessionTLSConfig(st.TLS, st.TLSMinVersion)
@@ -383,11 +383,11 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // publicFS returns the site's anonymous tree, opened once and shared by
 // every anonymous session: one descriptor instead of one per session.
-func (st *Site) publicFS() (storage.FS, error) {
+func (st *Site) publicFS(ctx context.Context) (storage.FS, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.anonFS == nil {
-		fsys, err := st.OpenFS(st.AnonymousRoot)
+		fsys, err := st.Storage.Open(ctx, st.AnonymousRoot)
 		if err != nil {
 			return nil, err
 		}

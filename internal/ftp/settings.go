@@ -146,8 +146,10 @@ type Site struct {
 	Settings
 	// Auth checks named logins; never nil.
 	Auth users.Authenticator
-	// OpenFS opens the storage of a user's root; nil means local disk.
-	OpenFS func(root string) (storage.FS, error)
+	// Storage opens a user's storage at the location the account names as
+	// its home, and the anonymous tree at Settings.AnonymousRoot; nil
+	// means local disk without protected paths.
+	Storage storage.Opener
 	// TLS, when set, enables AUTH TLS and implicit FTPS: the certificate
 	// source. Its certificate comes from GetCertificate, so that a
 	// renewed certificate reaches new handshakes.

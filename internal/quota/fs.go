@@ -258,7 +258,7 @@ type atomicUpload struct {
 
 // Commit measures what the upload replaces now, under the lock: the name
 // may have been removed, renamed or replaced since Create.
-func (a *atomicUpload) Commit() error {
+func (a *atomicUpload) Commit(ctx context.Context) error {
 	q, u := a.q, a.q.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -270,11 +270,11 @@ func (a *atomicUpload) Commit() error {
 	case !exists && !a.slot:
 		if err := u.reserve(q.l, 0, true); err != nil {
 			a.release()
-			a.up.Abort()
+			a.up.Abort(context.WithoutCancel(ctx))
 			return err
 		}
 	}
-	if err := a.up.Commit(); err != nil {
+	if err := a.up.Commit(ctx); err != nil {
 		// The target is untouched; the temporary file is gone.
 		u.bytes -= a.n
 		if !exists {
@@ -288,12 +288,12 @@ func (a *atomicUpload) Commit() error {
 	return nil
 }
 
-func (a *atomicUpload) Abort() error {
+func (a *atomicUpload) Abort(ctx context.Context) error {
 	a.q.u.mu.Lock()
 	defer a.q.u.mu.Unlock()
 	a.q.u.untrack(&a.upload)
 	a.release()
-	return a.up.Abort()
+	return a.up.Abort(ctx)
 }
 
 // release gives back what the upload holds; call with mu held.
@@ -311,17 +311,17 @@ type inPlaceUpload struct {
 	file   bool  // the file is counted
 }
 
-func (p *inPlaceUpload) Commit() error { return p.end(p.up.Commit) }
-func (p *inPlaceUpload) Abort() error  { return p.end(p.up.Abort) }
+func (p *inPlaceUpload) Commit(ctx context.Context) error { return p.end(ctx, p.up.Commit) }
+func (p *inPlaceUpload) Abort(ctx context.Context) error  { return p.end(ctx, p.up.Abort) }
 
 // end runs the backend's Commit or Abort and counts the file as it is then:
 // an abort cuts it back or removes it.
-func (p *inPlaceUpload) end(f func() error) error {
+func (p *inPlaceUpload) end(ctx context.Context, f func(context.Context) error) error {
 	u := p.q.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.untrack(&p.upload)
-	err := f()
+	err := f(ctx)
 	size, exists := p.q.size(p.ctx, p.name)
 	counted := p.expect + p.n
 	u.bytes += size - counted

@@ -80,12 +80,12 @@ func put(fsys storage.FS, name string, o storage.CreateOptions, data []byte) err
 	for p := data; len(p) > 0; {
 		n := min(len(p), 4096)
 		if _, err := up.Write(p[:n]); err != nil {
-			up.Abort()
+			up.Abort(context.Background())
 			return err
 		}
 		p = p[n:]
 	}
-	return up.Commit()
+	return up.Commit(context.Background())
 }
 
 func mustPut(t *testing.T, fsys storage.FS, name string, data []byte) {
@@ -317,7 +317,7 @@ func TestOverwriteNeedsSlotAtCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustPut(t, q, "g", []byte("takes the slot"))
-	if err := up.Commit(); !errors.Is(err, storage.ErrQuota) {
+	if err := up.Commit(t.Context()); !errors.Is(err, storage.ErrQuota) {
 		t.Fatalf("commit without a slot: %v, want ErrQuota", err)
 	}
 	if _, err := inner.Stat(t.Context(), "f"); !errors.Is(err, fs.ErrNotExist) {
@@ -447,7 +447,7 @@ func TestInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 			up.Write(make([]byte, 10))
-			if err := up.Abort(); err != nil {
+			if err := up.Abort(ctx); err != nil {
 				t.Fatal(err)
 			}
 			exact(t, inner, u)
@@ -505,7 +505,7 @@ func TestUploadsFollowDirectoryRenames(t *testing.T) {
 			}
 			inPlace.Write(make([]byte, 3))
 			for _, up := range []storage.Upload{whole, over, inPlace} {
-				up.Commit() // the backend may refuse a commit into a moved directory
+				up.Commit(ctx) // the backend may refuse a commit into a moved directory
 			}
 			exact(t, inner, u)
 		})

@@ -21,6 +21,9 @@ var (
 	ErrNotEmpty     = errors.New("storage: directory not empty")
 	ErrIsDir        = errors.New("storage: is a directory")
 	ErrNotDir       = errors.New("storage: not a directory")
+	// ErrProtected refuses to open a root that holds one of the server's
+	// own files (its data directory, TLS key or user database).
+	ErrProtected = errors.New("storage: root contains a protected server path")
 )
 
 // FS is one user's view of a storage backend, rooted at the user's home.
@@ -51,6 +54,10 @@ type CreateOptions struct {
 	Perm   fs.FileMode // permission bits of a new file (after umask)
 	// Exclusive fails with fs.ErrExist when the name exists (STOU).
 	Exclusive bool
+	// NoReplace makes a whole upload's Commit fail with fs.ErrExist when
+	// the name exists by then, even if it appeared during the upload: for
+	// users who may not overwrite (the anonymous drop box).
+	NoReplace bool
 }
 
 // File is an open file being read.
@@ -58,15 +65,18 @@ type File interface {
 	io.ReadCloser
 }
 
-// Upload is a file being written. Exactly one of Commit or Abort must be called.
+// Upload is a file being written. Exactly one of Commit or Abort must be
+// called; after a failed Commit nothing of the upload is left to abort.
 type Upload interface {
 	io.Writer
 	// Commit makes the data visible under the target name; for an in-place
 	// upload it keeps what arrived, so a cut upload can be resumed.
-	Commit() error
+	Commit(ctx context.Context) error
 	// Abort discards what was written: a replaced file keeps its old
-	// content, an in-place upload is cut back to where it started.
-	Abort() error
+	// content, an in-place upload is cut back to where it started and a
+	// file the upload created is removed. It cleans up even when ctx is
+	// done.
+	Abort(ctx context.Context) error
 }
 
 // DirIter yields directory entries in batches, so listings stream.
@@ -85,6 +95,76 @@ type OSFiler interface {
 // SpaceReporter is an optional FS capability reporting free bytes.
 type SpaceReporter interface {
 	Free(ctx context.Context) (int64, error)
+}
+
+// Capabilities says which optional parts of the FS contract a backend
+// implements; the engine's FEAT and command rules follow it.
+type Capabilities uint32
+
+const (
+	// CapWriteAt: uploads in place at an offset or at the end (REST+STOR,
+	// APPE). Without it Create refuses Offset and Append with
+	// ErrNotSupported; Exclusive still works.
+	CapWriteAt Capabilities = 1 << iota
+	// CapChtimes: Chtimes sets modification times (MFMT).
+	CapChtimes
+	// CapChmod: Chmod sets permission bits (SITE CHMOD).
+	CapChmod
+
+	// CapAll is what a backend without a Capabilities method offers.
+	CapAll = CapWriteAt | CapChtimes | CapChmod
+)
+
+// Has reports whether every capability in want is present.
+func (c Capabilities) Has(want Capabilities) bool { return c&want == want }
+
+// Capable is an optional capability of an FS or an Opener.
+type Capable interface {
+	Capabilities() Capabilities
+}
+
+// CapsOf reports the capabilities of an FS or Opener: CapAll unless it
+// says otherwise, none for nil. A wrapper without a Capabilities method of
+// its own is seen through its Unwrap() FS method.
+func CapsOf(v any) Capabilities {
+	for v != nil {
+		switch w := v.(type) {
+		case Capable:
+			return w.Capabilities()
+		case interface{ Unwrap() FS }:
+			v = w.Unwrap()
+			continue
+		}
+		return CapAll
+	}
+	return 0
+}
+
+// Opener opens the storage of a location: what a user's account names as
+// its home. The location means what the backend says (a host directory for
+// local disk, a key prefix for an object store); the engine never
+// interprets it.
+type Opener interface {
+	Open(ctx context.Context, location string) (FS, error)
+}
+
+// OpenerFunc adapts a function to an Opener.
+type OpenerFunc func(ctx context.Context, location string) (FS, error)
+
+// Open calls f.
+func (f OpenerFunc) Open(ctx context.Context, location string) (FS, error) { return f(ctx, location) }
+
+// HomeMaker is an optional Opener capability: it creates a location's root
+// when missing, before the first Open. Without it a location must exist.
+type HomeMaker interface {
+	MakeHome(ctx context.Context, location string) error
+}
+
+// Sweeper is an optional Opener capability: it removes the leftovers of
+// uploads cut by a crash (names starting with TempPrefix) last written
+// before cutoff, so that it may run while new uploads go on.
+type Sweeper interface {
+	Sweep(ctx context.Context, cutoff time.Time) (removed int, err error)
 }
 
 // TempPrefix starts the names of in-progress uploads. The engine never lists

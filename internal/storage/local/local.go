@@ -12,9 +12,12 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ferryftp/ferry/internal/storage"
 )
@@ -151,63 +154,98 @@ func (f *FS) Create(_ context.Context, name string, o storage.CreateOptions) (st
 	} else if err == nil && !fi.Mode().IsRegular() && inPlaceMode {
 		return nil, fs.ErrPermission // never write into devices or FIFOs
 	}
-	if inPlaceMode {
-		// REST+STOR and APPE write in place: resuming needs the partial
-		// data. STOU too, and it never touches an existing file.
-		flag := os.O_WRONLY | os.O_CREATE | syscall.O_NONBLOCK
-		if o.Exclusive {
-			flag |= os.O_EXCL
-		}
-		fl, err := f.root.OpenFile(name, flag, o.Perm)
-		if errors.Is(err, syscall.ENXIO) {
-			err = fs.ErrPermission // a FIFO swapped in after the Stat
-		}
-		if err != nil {
-			return nil, mapErr(err)
-		}
-		if fi, err := fl.Stat(); err != nil || !fi.Mode().IsRegular() {
-			fl.Close()
-			if err == nil {
-				err = fs.ErrPermission
-			}
-			return nil, mapErr(err)
-		}
-		var pos int64
-		if o.Append {
-			pos, err = fl.Seek(0, io.SeekEnd)
-		} else if err = fl.Truncate(o.Offset); err == nil {
-			pos, err = fl.Seek(o.Offset, io.SeekStart)
-		}
-		if err != nil {
-			fl.Close()
-			return nil, mapErr(err)
-		}
-		u := &inPlace{f: fl, start: pos}
-		if o.Exclusive {
-			u.removeOnAbort = func() { f.root.Remove(name) }
-		}
-		return u, nil
+	// The upload holds its directory open: commit and abort act on the
+	// directory wherever a rename moves it, so no temporary file is left
+	// behind in a moved directory.
+	dirName, base := path.Split(name)
+	if dirName == "" {
+		dirName = "."
 	}
-	dir, base := path.Split(name)
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := dir + storage.TempPrefix + hex.EncodeToString(rnd[:]) + "-" + base
-	if len(tmp)-len(dir) > 255 {
-		tmp = dir + storage.TempPrefix + hex.EncodeToString(rnd[:])
-	}
-	fl, err := f.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, o.Perm)
+	dir, err := f.root.OpenFile(dirName, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return &atomic{f: fl, root: f.root, tmp: tmp, name: name}, nil
+	if inPlaceMode {
+		u, err := f.createInPlace(name, o)
+		if err != nil {
+			dir.Close()
+			return nil, err
+		}
+		u.dir, u.base = dir, base
+		return u, nil
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := storage.TempPrefix + hex.EncodeToString(rnd[:]) + "-" + base
+	if len(tmp) > 255 {
+		tmp = storage.TempPrefix + hex.EncodeToString(rnd[:])
+	}
+	// O_CREAT|O_EXCL never follows a symlink; tmp is one path element.
+	fd, err := unix.Openat(int(dir.Fd()), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, uint32(o.Perm))
+	if err != nil {
+		dir.Close()
+		return nil, mapErr(err)
+	}
+	return &atomic{f: os.NewFile(uintptr(fd), tmp), dir: dir, tmp: tmp, base: base, noReplace: o.NoReplace}, nil
+}
+
+// createInPlace opens name for writing where it is (REST, APPE, STOU),
+// creating it when missing; it remembers whether it did, so that Abort
+// removes a file nobody had before.
+func (f *FS) createInPlace(name string, o storage.CreateOptions) (*inPlace, error) {
+	var fl *os.File
+	var err error
+	created := false
+	for try := 0; try < 2 && fl == nil; try++ {
+		if !o.Exclusive {
+			fl, err = f.root.OpenFile(name, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+			if err == nil || !errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+		}
+		fl, err = f.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NONBLOCK, o.Perm)
+		if err == nil {
+			created = true
+		} else if o.Exclusive || !errors.Is(err, fs.ErrExist) {
+			break // an existing name (or a name appearing now) is retried once
+		}
+	}
+	if errors.Is(err, syscall.ENXIO) {
+		err = fs.ErrPermission // a FIFO swapped in after the Stat
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	u := &inPlace{f: fl, created: created}
+	fi, err := fl.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fs.ErrPermission
+	}
+	if err == nil && o.Append {
+		u.start, err = fl.Seek(0, io.SeekEnd)
+	} else if err == nil {
+		if err = fl.Truncate(o.Offset); err == nil {
+			u.start, err = fl.Seek(o.Offset, io.SeekStart)
+		}
+	}
+	if err != nil {
+		fl.Close()
+		if created {
+			f.root.Remove(name)
+		}
+		return nil, mapErr(err)
+	}
+	return u, nil
 }
 
 // atomic writes a temporary file beside the target and renames it over the
 // target on Commit, so a failed upload never harms the previous file.
 type atomic struct {
 	f         *os.File
-	root      *os.Root
-	tmp, name string
+	dir       *os.File // the directory of tmp and the target, held open
+	tmp, base string   // names inside dir
+	noReplace bool
+	done      bool
 }
 
 func (u *atomic) Write(p []byte) (int, error) {
@@ -221,29 +259,61 @@ func (u *atomic) ReadFrom(r io.Reader) (int64, error) {
 	return n, mapErr(err)
 }
 
-func (u *atomic) Commit() error {
-	if err := u.f.Close(); err != nil {
-		u.root.Remove(u.tmp)
-		return mapErr(err)
+func (u *atomic) Commit(context.Context) error {
+	if u.done {
+		return nil
 	}
-	if err := u.root.Rename(u.tmp, u.name); err != nil {
-		u.root.Remove(u.tmp)
+	u.done = true
+	defer u.dir.Close()
+	dfd := int(u.dir.Fd())
+	err := u.f.Close()
+	if err == nil && u.noReplace {
+		err = renameNoReplace(dfd, u.tmp, u.base)
+	} else if err == nil {
+		err = unix.Renameat(dfd, u.tmp, dfd, u.base)
+	}
+	if err != nil {
+		unix.Unlinkat(dfd, u.tmp, 0)
 		return mapErr(err)
 	}
 	return nil
 }
 
-func (u *atomic) Abort() error {
+// renameNoReplace renames from over to only when to does not exist, with
+// renameat2(RENAME_NOREPLACE), or with link and unlink on file systems
+// without it.
+func renameNoReplace(dfd int, from, to string) error {
+	err := unix.Renameat2(dfd, from, dfd, to, unix.RENAME_NOREPLACE)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	if err := unix.Linkat(dfd, from, dfd, to, 0); err != nil {
+		return err
+	}
+	return unix.Unlinkat(dfd, from, 0)
+}
+
+func (u *atomic) Abort(context.Context) error {
+	if u.done {
+		return nil
+	}
+	u.done = true
 	u.f.Close()
-	return mapErr(u.root.Remove(u.tmp))
+	err := unix.Unlinkat(int(u.dir.Fd()), u.tmp, 0)
+	u.dir.Close()
+	return mapErr(err)
 }
 
 // inPlace writes straight into the target (REST, APPE, STOU). Abort cuts
-// the file back to where this upload started.
+// the file back to where this upload started, or removes it when the
+// upload created it.
 type inPlace struct {
-	f             *os.File
-	start         int64
-	removeOnAbort func()
+	f       *os.File
+	start   int64
+	created bool
+	dir     *os.File // the target's directory, held open
+	base    string
+	done    bool
 }
 
 func (u *inPlace) Write(p []byte) (int, error) {
@@ -256,15 +326,34 @@ func (u *inPlace) ReadFrom(r io.Reader) (int64, error) {
 	return n, mapErr(err)
 }
 
-func (u *inPlace) Commit() error { return mapErr(u.f.Close()) }
-
-func (u *inPlace) Abort() error {
-	u.f.Truncate(u.start)
-	err := u.f.Close()
-	if u.removeOnAbort != nil {
-		u.removeOnAbort()
+func (u *inPlace) Commit(context.Context) error {
+	if u.done {
+		return nil
 	}
-	return mapErr(err)
+	u.done = true
+	u.dir.Close()
+	return mapErr(u.f.Close())
+}
+
+func (u *inPlace) Abort(context.Context) error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	defer u.dir.Close()
+	if u.created {
+		// Only the file this upload made, wherever its directory moved:
+		// not one that replaced it under the same name since.
+		var mine, there unix.Stat_t
+		if unix.Fstat(int(u.f.Fd()), &mine) == nil &&
+			unix.Fstatat(int(u.dir.Fd()), u.base, &there, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+			mine.Dev == there.Dev && mine.Ino == there.Ino {
+			u.f.Close()
+			return mapErr(unix.Unlinkat(int(u.dir.Fd()), u.base, 0))
+		}
+	}
+	u.f.Truncate(u.start)
+	return mapErr(u.f.Close())
 }
 
 func (f *FS) Mkdir(_ context.Context, name string, perm fs.FileMode) error {
@@ -375,34 +464,143 @@ func SweepBefore(dir string, cutoff time.Time) (removed int, err error) {
 		return 0, err
 	}
 	defer root.Close()
-	return sweepDir(root, ".", cutoff), nil
+	walk(context.Background(), root, ".", func(p string, e fs.DirEntry) {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), storage.TempPrefix) {
+			if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) && root.Remove(p) == nil {
+				removed++
+			}
+		}
+	})
+	return removed, nil
 }
 
-// sweepDir walks one directory in batches, so a directory of a million
-// entries costs the memory of one batch (fs.WalkDir would read it whole).
-func sweepDir(root *os.Root, dir string, cutoff time.Time) (removed int) {
-	d, err := root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
+// walk calls fn for every entry below dir, depth first, reading each
+// directory in batches, so a directory of a million entries costs the
+// memory of one batch (fs.WalkDir would read it whole). Symlinks are not
+// followed; unreadable parts are skipped. It stops when ctx ends.
+func walk(ctx context.Context, root *os.Root, dir string, fn func(p string, e fs.DirEntry)) error {
+	d, err := root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		return 0 // unreadable parts are skipped, not fatal
+		return nil
 	}
 	defer d.Close()
 	for {
 		entries, err := d.ReadDir(256)
 		for _, e := range entries {
 			p := path.Join(dir, e.Name())
-			switch {
-			case e.IsDir():
-				removed += sweepDir(root, p, cutoff)
-			case strings.HasPrefix(e.Name(), storage.TempPrefix):
-				if fi, err := e.Info(); err == nil && fi.ModTime().Before(cutoff) && root.Remove(p) == nil {
-					removed++
+			if e.IsDir() {
+				if err := walk(ctx, root, p, fn); err != nil {
+					return err
 				}
+				continue
 			}
+			fn(p, e)
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
 		}
 		if err != nil {
-			return removed
+			return nil
 		}
 	}
+}
+
+// Opener opens local-disk storage: a location is an absolute host
+// directory.
+type Opener struct {
+	// Protected lists host paths that no root may equal or contain: the
+	// data directory, the TLS key's directory, the user database. Open
+	// and MakeHome refuse such a root with storage.ErrProtected.
+	Protected []string
+	// SweepDirs are the directories Sweep cleans of crash leftovers.
+	SweepDirs []string
+}
+
+var (
+	_ storage.Opener    = (*Opener)(nil)
+	_ storage.HomeMaker = (*Opener)(nil)
+	_ storage.Sweeper   = (*Opener)(nil)
+)
+
+// Open roots a file system at the directory location.
+func (o *Opener) Open(_ context.Context, location string) (storage.FS, error) {
+	if err := CheckRoot(location, o.Protected); err != nil {
+		return nil, err
+	}
+	return Open(location)
+}
+
+// MakeHome creates the directory location (and its parents) when missing.
+func (o *Opener) MakeHome(_ context.Context, location string) error {
+	if err := CheckRoot(location, o.Protected); err != nil {
+		return err
+	}
+	return os.MkdirAll(location, 0o755)
+}
+
+// Sweep removes, below every SweepDirs entry, the temporary files of
+// uploads last written before cutoff.
+func (o *Opener) Sweep(_ context.Context, cutoff time.Time) (removed int, err error) {
+	for _, d := range o.SweepDirs {
+		n, serr := SweepBefore(d, cutoff)
+		removed += n
+		if serr != nil && !errors.Is(serr, fs.ErrNotExist) {
+			err = errors.Join(err, serr)
+		}
+	}
+	return removed, err
+}
+
+// CheckRoot refuses, with storage.ErrProtected, a root directory that is
+// or contains one of the protected host paths, so that no user can
+// download the server's key or database. Symlinks and bind mounts are seen
+// through: every ancestor of each protected path is compared with the root
+// by device and inode, and the paths are compared after resolving links.
+func CheckRoot(dir string, protected []string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%w: %q is not an absolute path", storage.ErrBadName, dir)
+	}
+	clean := filepath.Clean(dir)
+	real, err := filepath.EvalSymlinks(clean)
+	if err != nil {
+		real = clean
+	}
+	rootInfo, statErr := os.Stat(real)
+	for _, p := range protected {
+		if p == "" {
+			continue
+		}
+		pp := filepath.Clean(p)
+		rp, err := filepath.EvalSymlinks(pp)
+		if err != nil {
+			rp = pp
+		}
+		for _, cand := range [][2]string{{clean, pp}, {real, rp}} {
+			if within(cand[1], cand[0]) {
+				return fmt.Errorf("%w: %s contains %s", storage.ErrProtected, dir, p)
+			}
+		}
+		if statErr != nil {
+			continue
+		}
+		for a := rp; ; a = filepath.Dir(a) {
+			if fi, err := os.Stat(a); err == nil && os.SameFile(fi, rootInfo) {
+				return fmt.Errorf("%w: %s contains %s", storage.ErrProtected, dir, p)
+			}
+			if a == filepath.Dir(a) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	if dir == "/" {
+		return true
+	}
+	return p == dir || strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
 // mapErr turns OS errors into storage's vocabulary; the path inside

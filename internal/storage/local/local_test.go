@@ -200,7 +200,7 @@ func TestJailSymlinksOut(t *testing.T) {
 			up, err := fsys.Create(ctx, name, o)
 			if err == nil {
 				up.Write([]byte("planted"))
-				up.Commit()
+				up.Commit(t.Context())
 				t.Errorf("Create(%q, %+v) succeeded", name, o)
 				continue
 			}
@@ -317,7 +317,7 @@ func TestCreateOnSymlinkToDir(t *testing.T) {
 	for _, o := range []storage.CreateOptions{{}, {Offset: 1}, {Append: true}, {Exclusive: true}} {
 		up, err := j.fsys.Create(t.Context(), "in", o)
 		if err == nil {
-			up.Abort()
+			up.Abort(t.Context())
 		}
 		s.Want(fmt.Sprintf("Create(in, %+v)", o), err, storage.ErrIsDir, fs.ErrExist)
 	}
@@ -327,7 +327,7 @@ func TestCreateOnSymlinkToDir(t *testing.T) {
 	up, err := j.fsys.Create(t.Context(), "in", storage.CreateOptions{})
 	if err == nil {
 		up.Write([]byte("x"))
-		up.Commit()
+		up.Commit(t.Context())
 		if fi, err := os.Lstat(filepath.Join(j.root, "in")); err == nil && fi.Mode().IsRegular() {
 			t.Errorf("Create+Commit on a link to a directory replaced the link with a file")
 		}
@@ -435,9 +435,9 @@ func TestJailRace(t *testing.T) {
 					if up, err := fsys.Create(ctx, name, o); err == nil {
 						up.Write([]byte("planted"))
 						if i%2 == 0 {
-							up.Commit()
+							up.Commit(t.Context())
 						} else {
-							up.Abort()
+							up.Abort(t.Context())
 						}
 					}
 				}
@@ -509,7 +509,7 @@ func TestErrorsHideHostPath(t *testing.T) {
 		if err == nil {
 			_, err = up.Write([]byte("x"))
 			s.Clean(fmt.Sprintf("Write at %d", off), err)
-			s.Clean("Abort", up.Abort())
+			s.Clean("Abort", up.Abort(t.Context()))
 		}
 		f, err := fsys.Open(ctx, "f", off)
 		s.Clean(fmt.Sprintf("Open(f, %d)", off), err)
@@ -534,13 +534,13 @@ func TestErrorsHideHostPathAfterClose(t *testing.T) {
 	for _, o := range []storage.CreateOptions{{}, {Append: true}} {
 		up, err := fsys.Create(ctx, "f", o)
 		s.OK("Create", err)
-		s.OK("Commit", up.Commit())
+		s.OK("Commit", up.Commit(t.Context()))
 		_, err = up.Write([]byte("late"))
 		if err == nil {
 			t.Errorf("Write after Commit (%+v) succeeded", o)
 		}
 		s.Clean(fmt.Sprintf("Write after Commit (%+v)", o), err)
-		s.Clean(fmt.Sprintf("Commit twice (%+v)", o), up.Commit())
+		s.Clean(fmt.Sprintf("Commit twice (%+v)", o), up.Commit(t.Context()))
 	}
 	f, err := fsys.Open(ctx, "f", 0)
 	s.OK("Open", err)
@@ -616,7 +616,7 @@ func TestSweep(t *testing.T) {
 	if d := beforeOut.Diff(storagetest.Snapshot(t, outside)); d != "" {
 		t.Errorf("Sweep changed the outside: %s", d)
 	}
-	up.Abort()
+	up.Abort(t.Context())
 	if n, err := local.Sweep(root); n != 0 || err != nil {
 		t.Errorf("second Sweep = %d, %v; want 0, nil", n, err)
 	}
@@ -711,7 +711,7 @@ func TestSpecialFiles(t *testing.T) {
 			err = callNear(t, fifo, fmt.Sprintf("Create(%s, %+v)", name, o), func() error {
 				up, err := fsys.Create(ctx, name, o)
 				if err == nil {
-					up.Abort()
+					up.Abort(t.Context())
 				}
 				return err
 			})
@@ -735,7 +735,7 @@ func TestSpecialFiles(t *testing.T) {
 	for _, o := range []storage.CreateOptions{{Offset: 1}, {Append: true}} {
 		up, err := fsys.Create(ctx, "zero", o)
 		if err == nil {
-			up.Abort()
+			up.Abort(t.Context())
 		}
 		s.Want(fmt.Sprintf("Create(zero, %+v)", o), err, fs.ErrPermission)
 	}
@@ -857,9 +857,9 @@ func FuzzLocalNames(f *testing.F) {
 			_, err = up.Write([]byte("fuzz"))
 			s.Clean("Write", err)
 			if i%2 == 0 {
-				s.Clean("Commit", up.Commit())
+				s.Clean("Commit", up.Commit(t.Context()))
 			} else {
-				s.Clean("Abort", up.Abort())
+				s.Clean("Abort", up.Abort(t.Context()))
 			}
 		}
 		s.Clean("Mkdir", fsys.Mkdir(ctx, rel, 0o755))
@@ -901,5 +901,81 @@ func restoreJail(t *testing.T, root, outside string) {
 			t.Fatal(err)
 		}
 		symlink(t, l.target, p)
+	}
+}
+
+// TestCheckRoot refuses roots that expose the server's own files: the data
+// directory, a directory holding it, the TLS key's directory, through a
+// symlink too; homes inside the data directory stay fine.
+func TestCheckRoot(t *testing.T) {
+	base := t.TempDir()
+	data := filepath.Join(base, "data")
+	tlsDir := filepath.Join(data, "tls")
+	db := filepath.Join(data, "users.db")
+	for _, d := range []string{tlsDir, filepath.Join(data, "home", "alice"), filepath.Join(base, "elsewhere")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(db, nil, 0o600)
+	if err := os.Symlink(data, filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	protected := []string{data, tlsDir, db}
+	for _, tc := range []struct {
+		dir string
+		ok  bool
+	}{
+		{data, false},
+		{base, false},
+		{tlsDir, false},
+		{"/", false},
+		{filepath.Join(base, "link"), false},
+		{filepath.Join(base, "link", "tls"), false},
+		{filepath.Join(data, "home", "alice"), true},
+		{filepath.Join(data, "home"), true},
+		{filepath.Join(base, "elsewhere"), true},
+		{filepath.Join(base, "new", "home"), true},
+	} {
+		err := local.CheckRoot(tc.dir, protected)
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, storage.ErrProtected) {
+			t.Errorf("CheckRoot(%s) = %v, want ok %v", tc.dir, err, tc.ok)
+		}
+		op := &local.Opener{Protected: protected}
+		fsys, err := op.Open(t.Context(), tc.dir)
+		if err == nil {
+			fsys.(*local.FS).Close()
+		}
+		if !tc.ok && !errors.Is(err, storage.ErrProtected) {
+			t.Errorf("Opener.Open(%s) = %v, want storage.ErrProtected", tc.dir, err)
+		}
+		if err := op.MakeHome(t.Context(), tc.dir); tc.ok != (err == nil) {
+			t.Errorf("Opener.MakeHome(%s) = %v, want ok %v", tc.dir, err, tc.ok)
+		}
+	}
+}
+
+// TestOpenerSweep removes old temporary files below its directories and
+// keeps new ones and ordinary files.
+func TestOpenerSweep(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "a", storage.TempPrefix+"old")
+	keep := filepath.Join(dir, "a", "file")
+	os.MkdirAll(filepath.Dir(old), 0o755)
+	os.WriteFile(old, []byte("x"), 0o644)
+	os.WriteFile(keep, []byte("x"), 0o644)
+	past := time.Now().Add(-time.Hour)
+	os.Chtimes(old, past, past)
+	cutoff := time.Now().Add(-time.Minute)
+	fresh := filepath.Join(dir, storage.TempPrefix+"new")
+	os.WriteFile(fresh, []byte("x"), 0o644)
+	n, err := (&local.Opener{SweepDirs: []string{dir, filepath.Join(dir, "missing")}}).Sweep(t.Context(), cutoff)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1, nil", n, err)
+	}
+	for p, want := range map[string]bool{old: false, keep: true, fresh: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", p, err == nil, want)
+		}
 	}
 }

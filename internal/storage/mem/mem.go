@@ -16,18 +16,30 @@ import (
 	"github.com/ferryftp/ferry/internal/storage"
 )
 
-// FS is a tree of nodes under one lock. Its zero value is not usable: call New.
+// FS is a tree of nodes under one lock. Its zero value is not usable: call
+// New. Set the exported fields before the first use.
 type FS struct {
+	// Caps are the capabilities the FS reports and enforces (New: all),
+	// so tests can play a backend that lacks some.
+	Caps storage.Capabilities
+	// MaxBytes, when positive, is the space of the FS: writes beyond it
+	// (counting uploads in progress) fail with storage.ErrNoSpace.
+	MaxBytes int64
+
 	mu   sync.Mutex
 	root *node
+	used int64 // bytes of every file and upload in progress, guarded by mu
 }
 
 var _ storage.FS = (*FS)(nil)
 
 // New returns an empty file system.
 func New() *FS {
-	return &FS{root: &node{name: ".", mode: fs.ModeDir | 0o755, mtime: time.Now(), kids: map[string]*node{}}}
+	return &FS{Caps: storage.CapAll, root: &node{name: ".", mode: fs.ModeDir | 0o755, mtime: time.Now(), kids: map[string]*node{}}}
 }
+
+// Capabilities reports Caps.
+func (m *FS) Capabilities() storage.Capabilities { return m.Caps }
 
 type node struct {
 	name  string
@@ -35,6 +47,7 @@ type node struct {
 	data  []byte
 	mtime time.Time
 	kids  map[string]*node // directories only
+	gone  bool             // removed from the tree
 }
 
 func (n *node) info() fs.FileInfo {
@@ -163,12 +176,16 @@ func (m *FS) Create(_ context.Context, name string, o storage.CreateOptions) (st
 		return nil, storage.ErrIsDir
 	case old != nil && o.Exclusive:
 		return nil, fs.ErrExist
+	case (o.Append || o.Offset > 0) && !m.Caps.Has(storage.CapWriteAt):
+		return nil, storage.ErrNotSupported
 	}
 	newNode := func() *node {
 		return &node{name: base, mode: o.Perm & fs.ModePerm, mtime: time.Now()}
 	}
-	if !o.Append && o.Offset == 0 && !o.Exclusive {
-		return &memUpload{m: m, dir: dir, base: base, n: newNode(), atomic: true}, nil
+	if !o.Append && o.Offset == 0 && (!o.Exclusive || !m.Caps.Has(storage.CapWriteAt)) {
+		// Without in-place writes a unique upload is a whole one that
+		// must not replace anything.
+		return &upload{m: m, dir: dir, base: base, n: newNode(), atomic: true, noReplace: o.NoReplace || o.Exclusive}, nil
 	}
 	n := old
 	if n == nil {
@@ -178,54 +195,100 @@ func (m *FS) Create(_ context.Context, name string, o storage.CreateOptions) (st
 	start := int64(len(n.data))
 	if !o.Append {
 		start = o.Offset
+		if grow := o.Offset - int64(len(n.data)); grow > 0 && m.MaxBytes > 0 && m.used+grow > m.MaxBytes {
+			if old == nil {
+				delete(dir.kids, base)
+			}
+			return nil, storage.ErrNoSpace
+		}
+		m.used += o.Offset - int64(len(n.data))
 		n.data = append(n.data, make([]byte, max(0, o.Offset-int64(len(n.data))))...)[:o.Offset]
 	}
-	return &memUpload{m: m, dir: dir, base: base, n: n, start: start, fresh: old == nil && o.Exclusive}, nil
+	return &upload{m: m, dir: dir, base: base, n: n, start: start, created: old == nil}, nil
 }
 
-// memUpload writes a detached node (atomic: linked on Commit) or the
-// target itself (in place: cut back to start on Abort).
-type memUpload struct {
-	m      *FS
-	dir    *node
-	base   string
-	n      *node
-	start  int64
-	atomic bool
-	fresh  bool // created by an exclusive upload: Abort removes it
+// upload writes a detached node (atomic: linked on Commit) or the target
+// itself (in place: cut back to start on Abort). It holds its directory's
+// node, so it follows the directory through renames.
+type upload struct {
+	m         *FS
+	dir       *node
+	base      string
+	n         *node
+	start     int64
+	atomic    bool
+	noReplace bool // atomic only: Commit fails if base exists by then
+	created   bool // in place: the upload made the file, Abort removes it
+	done      bool
 }
 
-func (u *memUpload) Write(p []byte) (int, error) {
+func (u *upload) Write(p []byte) (int, error) {
 	u.m.mu.Lock()
 	defer u.m.mu.Unlock()
+	if !u.n.gone { // a removed file's bytes are no longer counted
+		if u.m.MaxBytes > 0 && u.m.used+int64(len(p)) > u.m.MaxBytes {
+			return 0, storage.ErrNoSpace
+		}
+		u.m.used += int64(len(p))
+	}
 	u.n.data = append(u.n.data, p...)
 	u.n.mtime = time.Now()
 	return len(p), nil
 }
 
-func (u *memUpload) Commit() error {
+func (u *upload) Commit(context.Context) error {
 	u.m.mu.Lock()
 	defer u.m.mu.Unlock()
-	if u.atomic {
-		if old := u.dir.kids[u.base]; old != nil && old.mode.IsDir() {
-			return storage.ErrIsDir
-		}
-		u.dir.kids[u.base] = u.n
+	if u.done {
+		return nil
 	}
+	u.done = true
+	if !u.atomic {
+		return nil
+	}
+	old := u.dir.kids[u.base]
+	var err error
+	switch {
+	case u.dir.gone:
+		err = fs.ErrNotExist
+	case old != nil && old.mode.IsDir():
+		err = storage.ErrIsDir
+	case old != nil && u.noReplace:
+		err = fs.ErrExist
+	}
+	if err != nil {
+		u.m.used -= int64(len(u.n.data))
+		return err
+	}
+	if old != nil {
+		u.m.used -= int64(len(old.data))
+		old.gone = true
+	}
+	u.dir.kids[u.base] = u.n
 	return nil
 }
 
-func (u *memUpload) Abort() error {
+func (u *upload) Abort(context.Context) error {
 	u.m.mu.Lock()
 	defer u.m.mu.Unlock()
+	if u.done {
+		return nil
+	}
+	u.done = true
 	switch {
+	case u.n.gone:
 	case u.atomic:
-	case u.fresh:
+		u.m.used -= int64(len(u.n.data))
+	case u.created:
+		u.m.used -= int64(len(u.n.data))
 		if u.dir.kids[u.base] == u.n {
 			delete(u.dir.kids, u.base)
 		}
+		u.n.gone = true
 	default:
-		u.n.data = u.n.data[:min(u.start, int64(len(u.n.data)))]
+		cut := min(u.start, int64(len(u.n.data)))
+		u.m.used -= int64(len(u.n.data)) - cut
+		u.n.data = u.n.data[:cut]
 	}
 	return nil
 }
@@ -266,6 +329,8 @@ func (m *FS) remove(name string, wantDir bool) error {
 		return storage.ErrNotEmpty
 	}
 	delete(dir.kids, base)
+	n.gone = true
+	m.used -= int64(len(n.data))
 	return nil
 }
 
@@ -293,8 +358,13 @@ func (m *FS) Rename(_ context.Context, from, to string) error {
 	if to == from || strings.HasPrefix(to, from+"/") {
 		return storage.ErrBadName
 	}
-	if old := tdir.kids[tbase]; old != nil && old.mode.IsDir() {
+	old := tdir.kids[tbase]
+	if old != nil && old.mode.IsDir() {
 		return storage.ErrIsDir
+	}
+	if old != nil && old != n {
+		old.gone = true
+		m.used -= int64(len(old.data))
 	}
 	delete(fdir.kids, fbase)
 	n.name = tbase
@@ -303,6 +373,9 @@ func (m *FS) Rename(_ context.Context, from, to string) error {
 }
 
 func (m *FS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
+	if !m.Caps.Has(storage.CapChmod) {
+		return storage.ErrNotSupported
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -314,6 +387,9 @@ func (m *FS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
 }
 
 func (m *FS) Chtimes(_ context.Context, name string, mtime time.Time) error {
+	if !m.Caps.Has(storage.CapChtimes) {
+		return storage.ErrNotSupported
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)

@@ -52,6 +52,11 @@ func Run(t *testing.T, newFS NewFS) {
 		{"CreateAppend", testCreateAppend},
 		{"CreateExclusive", testCreateExclusive},
 		{"CreatePerm", testCreatePerm},
+		{"CreateNoReplace", testCreateNoReplace},
+		{"AbortCreated", testAbortCreated},
+		{"UploadDirRenamed", testUploadDirRenamed},
+		{"Usage", testUsage},
+		{"Capabilities", testCapabilities},
 		{"ReaderFrom", testReaderFrom},
 		{"Mkdir", testMkdir},
 		{"Remove", testRemove},
@@ -143,9 +148,9 @@ func (s *S) Upload(name string, opts storage.CreateOptions, data string, commit 
 	s.OK(fmt.Sprintf("Create(%q, %+v)", name, opts), err)
 	s.WriteAll(up, data)
 	if commit {
-		s.OK(fmt.Sprintf("Commit(%q)", name), up.Commit())
+		s.OK(fmt.Sprintf("Commit(%q)", name), up.Commit(s.Ctx))
 	} else {
-		s.OK(fmt.Sprintf("Abort(%q)", name), up.Abort())
+		s.OK(fmt.Sprintf("Abort(%q)", name), up.Abort(s.Ctx))
 	}
 }
 
@@ -446,7 +451,7 @@ func testReadDirLarge(s *S) {
 		}
 		up, err := s.FS.Create(s.Ctx, "big/"+name, storage.CreateOptions{Exclusive: true, Perm: 0o644})
 		s.OK("Create", err)
-		s.OK("Commit", up.Commit())
+		s.OK("Commit", up.Commit(s.Ctx))
 	}
 	it, err := s.FS.ReadDir(s.Ctx, "big")
 	s.OK("ReadDir(big)", err)
@@ -540,14 +545,14 @@ func testCreateAtomicNew(s *S) {
 	// name appears beside it.
 	s.Missing("d/new")
 	s.OnlyNames("d", "other")
-	s.OK("Commit", up.Commit())
+	s.OK("Commit", up.Commit(s.Ctx))
 	s.Content("d/new", "fresh")
 	s.OnlyNames("d", "new", "other")
 
 	up, err = s.FS.Create(s.Ctx, "d/gone", storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.WriteAll(up, "never")
-	s.OK("Abort", up.Abort())
+	s.OK("Abort", up.Abort(s.Ctx))
 	s.Missing("d/gone")
 	s.OnlyNames("d", "new", "other")
 	if names := s.Names("d"); slices.ContainsFunc(names, isTemp) {
@@ -557,7 +562,7 @@ func testCreateAtomicNew(s *S) {
 	// An empty upload commits an empty file.
 	up, err = s.FS.Create(s.Ctx, "d/empty", storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
-	s.OK("Commit", up.Commit())
+	s.OK("Commit", up.Commit(s.Ctx))
 	s.Content("d/empty", "")
 }
 
@@ -577,7 +582,7 @@ func testCreateAtomicReplace(s *S) {
 		s.Errorf("Stat(f) during the upload = %v, %v", fi, err)
 	}
 	s.OnlyNames(".", "f")
-	s.OK("Commit", up.Commit())
+	s.OK("Commit", up.Commit(s.Ctx))
 	if b, err := io.ReadAll(r); err != nil || string(b) != "old content" {
 		s.Errorf("reader opened before Commit read %q, %v; want the old content", b, err)
 	}
@@ -591,7 +596,7 @@ func testCreateAtomicReplace(s *S) {
 	up, err = s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.WriteAll(up, "discarded, and longer than the old one")
-	s.OK("Abort", up.Abort())
+	s.OK("Abort", up.Abort(s.Ctx))
 	s.Content("f", "new data")
 	if names := s.Names("."); !slices.Equal(names, []string{"f"}) {
 		s.Errorf("ReadDir after Abort = %q, want [f]", names)
@@ -621,8 +626,24 @@ func testCreateErrors(s *S) {
 	s.OnlyNames("d")
 }
 
+// writeAt reports whether the backend writes in place; when it does not,
+// it checks that such uploads are refused with storage.ErrNotSupported.
+func (s *S) writeAt(o storage.CreateOptions) bool {
+	s.Helper()
+	if storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
+		return true
+	}
+	_, err := s.FS.Create(s.Ctx, "f", o)
+	s.Want(fmt.Sprintf("Create(%+v) without CapWriteAt", o), err, storage.ErrNotSupported)
+	return false
+}
+
 func testCreateOffset(s *S) {
 	s.Write("f", "0123456789")
+	if !s.writeAt(storage.CreateOptions{Offset: 4, Perm: 0o644}) {
+		s.Content("f", "0123456789")
+		return
+	}
 	// REST: data goes in place from the offset; what followed is cut.
 	s.Upload("f", storage.CreateOptions{Offset: 4, Perm: 0o644}, "ab", true)
 	s.Content("f", "0123ab")
@@ -643,6 +664,10 @@ func testCreateOffset(s *S) {
 
 func testCreateAppend(s *S) {
 	s.Write("f", "abc")
+	if !s.writeAt(storage.CreateOptions{Append: true, Perm: 0o644}) {
+		s.Content("f", "abc")
+		return
+	}
 	s.Upload("f", storage.CreateOptions{Append: true, Perm: 0o644}, "def", true)
 	s.Content("f", "abcdef")
 	s.Upload("f", storage.CreateOptions{Append: true, Perm: 0o644}, "", true)
@@ -658,17 +683,17 @@ func testCreateAppend(s *S) {
 }
 
 func testCreateExclusive(s *S) {
-	for _, o := range []storage.CreateOptions{
-		{Exclusive: true},
-		{Exclusive: true, Offset: 2},
-		{Exclusive: true, Append: true},
-	} {
+	modes := []storage.CreateOptions{{Exclusive: true}}
+	if storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
+		modes = append(modes, storage.CreateOptions{Exclusive: true, Offset: 2}, storage.CreateOptions{Exclusive: true, Append: true})
+	}
+	for _, o := range modes {
 		s.Write("f", "keep")
 		o.Perm = 0o644
 		up, err := s.FS.Create(s.Ctx, "f", o)
 		s.Want(fmt.Sprintf("Create(existing, %+v)", o), err, fs.ErrExist)
 		if err == nil {
-			up.Abort()
+			up.Abort(s.Ctx)
 		}
 		s.Content("f", "keep")
 	}
@@ -680,14 +705,185 @@ func testCreateExclusive(s *S) {
 	s.Upload("v", storage.CreateOptions{Exclusive: true, Perm: 0o644}, "lost", false)
 	s.Missing("v")
 	s.OnlyNames(".", "f", "u")
-	// While one exclusive upload runs, a second one for the name fails.
+	// While one exclusive upload runs, a second one for the name fails,
+	// at Create or (a backend without in-place writes) at Commit.
 	up, err := s.FS.Create(s.Ctx, "w", storage.CreateOptions{Exclusive: true, Perm: 0o644})
 	s.OK("Create(w)", err)
-	_, err = s.FS.Create(s.Ctx, "w", storage.CreateOptions{Exclusive: true, Perm: 0o644})
-	s.Want("second Create(w)", err, fs.ErrExist)
+	second, err := s.FS.Create(s.Ctx, "w", storage.CreateOptions{Exclusive: true, Perm: 0o644})
+	if err != nil || storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
+		s.Want("second Create(w)", err, fs.ErrExist)
+	}
 	s.WriteAll(up, "w")
-	s.OK("Commit(w)", up.Commit())
+	s.OK("Commit(w)", up.Commit(s.Ctx))
+	if err == nil {
+		s.WriteAll(second, "second")
+		s.Want("second Commit(w)", second.Commit(s.Ctx), fs.ErrExist)
+	}
 	s.Content("w", "w")
+}
+
+// testCreateNoReplace checks that a whole upload with NoReplace never
+// replaces a file, not even one stored under its name while it ran.
+func testCreateNoReplace(s *S) {
+	o := storage.CreateOptions{NoReplace: true, Perm: 0o644}
+	s.Upload("new", o, "mine", true)
+	s.Content("new", "mine")
+
+	up, err := s.FS.Create(s.Ctx, "raced", o)
+	s.OK("Create(raced)", err)
+	s.WriteAll(up, "late upload")
+	s.Write("raced", "stored first") // another session, meanwhile
+	s.Want("Commit over a file that appeared", up.Commit(s.Ctx), fs.ErrExist)
+	s.Content("raced", "stored first")
+
+	// An existing name fails at Create or at Commit, and keeps its content.
+	if up, err := s.FS.Create(s.Ctx, "new", o); err != nil {
+		s.Want("Create(existing, NoReplace)", err, fs.ErrExist)
+	} else {
+		s.WriteAll(up, "other")
+		s.Want("Commit(existing, NoReplace)", up.Commit(s.Ctx), fs.ErrExist)
+	}
+	s.Content("new", "mine")
+	s.OnlyNames(".", "new", "raced")
+	if names := s.Names("."); slices.ContainsFunc(names, isTemp) {
+		s.Errorf("temporary name left after a refused Commit: %q", names)
+	}
+}
+
+// testAbortCreated checks that an aborted in-place upload of a new name
+// (APPE or REST+STOR of a missing file, as after a full disk) leaves
+// nothing behind, and never removes a file that replaced it meanwhile.
+func testAbortCreated(s *S) {
+	if !storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
+		return // covered by CreateOffset and CreateAppend
+	}
+	for _, o := range []storage.CreateOptions{{Append: true}, {Offset: 3}} {
+		o.Perm = 0o644
+		s.Upload("new", o, "partial", false)
+		s.Missing("new")
+		up, err := s.FS.Create(s.Ctx, "new", o)
+		s.OK(fmt.Sprintf("Create(new, %+v)", o), err)
+		s.Abort0(up)
+		s.Missing("new")
+	}
+	up, err := s.FS.Create(s.Ctx, "n", storage.CreateOptions{Append: true, Perm: 0o644})
+	s.OK("Create(n, append)", err)
+	s.WriteAll(up, "appended")
+	// Another upload replaces the name while this one runs (a backend or
+	// wrapper may refuse that while the name is written in place).
+	replaced := false
+	if w, err := s.FS.Create(s.Ctx, "n", storage.CreateOptions{Perm: 0o644}); err == nil {
+		s.WriteAll(w, "whole")
+		s.OK("Commit(n)", w.Commit(s.Ctx))
+		replaced = true
+	} else {
+		s.Clean("Create(n) during an in-place upload", err)
+	}
+	s.OK("Abort", up.Abort(s.Ctx))
+	if replaced {
+		s.Content("n", "whole")
+		s.OnlyNames(".", "n")
+	} else {
+		s.OnlyNames(".")
+	}
+}
+
+// Abort0 aborts up without writing.
+func (s *S) Abort0(up storage.Upload) {
+	s.Helper()
+	s.OK("Abort", up.Abort(s.Ctx))
+}
+
+// testUploadDirRenamed renames the directory of running uploads: Commit
+// lands in the moved directory (or fails), Abort leaves nothing, and no
+// temporary file stays behind in either place.
+func testUploadDirRenamed(s *S) {
+	s.Mkdir("d")
+	up, err := s.FS.Create(s.Ctx, "d/f", storage.CreateOptions{Perm: 0o644})
+	s.OK("Create(d/f)", err)
+	s.WriteAll(up, "moved")
+	s.OK("Rename(d, e)", s.FS.Rename(s.Ctx, "d", "e"))
+	if err := up.Commit(s.Ctx); err == nil {
+		s.Content("e/f", "moved")
+	} else {
+		s.Clean("Commit after its directory moved", err)
+		s.Missing("e/f")
+	}
+	s.Missing("d")
+	keep := s.VisibleNames("e")
+
+	modes := []storage.CreateOptions{{}}
+	if storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
+		modes = append(modes, storage.CreateOptions{Append: true}, storage.CreateOptions{Offset: 1})
+	}
+	from := "e"
+	for i, o := range modes {
+		o.Perm = 0o644
+		up, err := s.FS.Create(s.Ctx, from+"/g", o)
+		s.OK(fmt.Sprintf("Create(%s/g, %+v)", from, o), err)
+		s.WriteAll(up, "aborted")
+		to := fmt.Sprintf("m%d", i)
+		// A backend or wrapper may refuse to move a file being written
+		// in place; a whole upload's directory always moves.
+		if err := s.FS.Rename(s.Ctx, from, to); err != nil && (o.Append || o.Offset > 0) {
+			s.Clean("Rename during an in-place upload", err)
+			to = from
+		} else {
+			s.OK("Rename", err)
+		}
+		s.OK("Abort after its directory moved", up.Abort(s.Ctx))
+		s.OnlyNames(to, keep...)
+		if names := s.Names(to); slices.ContainsFunc(names, isTemp) {
+			s.Errorf("temporary name left in the moved directory: %q", names)
+		}
+		from = to
+	}
+}
+
+// testUsage checks a backend's ScanUsage (quota.UsageScanner), when it has
+// one: regular files and their bytes, without uploads in progress. The
+// ReadDir walk that replaces it elsewhere is quota's own test.
+func testUsage(s *S) {
+	scanner, ok := s.FS.(interface {
+		ScanUsage(ctx context.Context) (bytes, files int64, err error)
+	})
+	if !ok {
+		return
+	}
+	usage := func(wantBytes, wantFiles int64) {
+		s.Helper()
+		b, f, err := scanner.ScanUsage(s.Ctx)
+		s.OK("Usage", err)
+		if b != wantBytes || f != wantFiles {
+			s.Errorf("Usage = %d bytes, %d files; want %d, %d", b, f, wantBytes, wantFiles)
+		}
+	}
+	usage(0, 0)
+	s.Write("a", "abc")
+	s.Mkdir("d")
+	s.Mkdir("d/e")
+	s.Write("d/e/b", "12345")
+	usage(8, 2)
+	up, err := s.FS.Create(s.Ctx, "d/c", storage.CreateOptions{Perm: 0o644})
+	s.OK("Create", err)
+	s.WriteAll(up, strings.Repeat("x", 100))
+	usage(8, 2) // the temporary file of a running upload is not counted
+	s.OK("Commit", up.Commit(s.Ctx))
+	usage(108, 3)
+}
+
+// testCapabilities checks that what a backend lacks is refused with
+// storage.ErrNotSupported, not half done.
+func testCapabilities(s *S) {
+	caps := storage.CapsOf(s.FS)
+	s.Write("f", "x")
+	if !caps.Has(storage.CapChtimes) {
+		s.Want("Chtimes without CapChtimes", s.FS.Chtimes(s.Ctx, "f", time.Unix(1e9, 0)), storage.ErrNotSupported)
+	}
+	if !caps.Has(storage.CapChmod) {
+		s.Want("Chmod without CapChmod", s.FS.Chmod(s.Ctx, "f", 0o600), storage.ErrNotSupported)
+	}
+	s.Content("f", "x")
 }
 
 // chmodSupported reports whether the backend keeps permission bits.
@@ -738,6 +934,9 @@ func testReaderFrom(s *S) {
 		{storage.CreateOptions{Exclusive: true}, "from a reader"},
 	} {
 		s.Write("f", "0123456789")
+		if (tc.opts.Offset > 0 || tc.opts.Append) && !storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
+			continue
+		}
 		name := "f"
 		if tc.opts.Exclusive {
 			name = "excl"
@@ -748,7 +947,7 @@ func testReaderFrom(s *S) {
 		rf, ok := up.(io.ReaderFrom)
 		if !ok {
 			s.Logf("Upload for %+v does not implement io.ReaderFrom (optional)", tc.opts)
-			up.Abort()
+			up.Abort(s.Ctx)
 			continue
 		}
 		// A reader with no WriterTo and no Len, as a network connection.
@@ -758,7 +957,7 @@ func testReaderFrom(s *S) {
 		if n != int64(len("from a reader")) {
 			s.Errorf("ReadFrom(%+v) = %d bytes, want %d", tc.opts, n, len("from a reader"))
 		}
-		s.OK("Commit", up.Commit())
+		s.OK("Commit", up.Commit(s.Ctx))
 		s.Content(name, tc.want)
 	}
 }
@@ -970,9 +1169,9 @@ func testUploadsInTurn(s *S) {
 		s.WriteAll(b, "bbbbbbbbbbbb")
 	}
 	s.Content("f", "original")
-	s.OK("Commit a", a.Commit())
+	s.OK("Commit a", a.Commit(s.Ctx))
 	s.Content("f", strings.Repeat("A", 400))
-	s.OK("Commit b", b.Commit())
+	s.OK("Commit b", b.Commit(s.Ctx))
 	s.Content("f", strings.Repeat("b", 600))
 	s.OnlyNames(".", "f")
 
@@ -983,8 +1182,8 @@ func testUploadsInTurn(s *S) {
 	s.OK("Create b", err)
 	s.WriteAll(a, "first")
 	s.WriteAll(b, "second")
-	s.OK("Commit b", b.Commit())
-	s.OK("Abort a", a.Abort())
+	s.OK("Commit b", b.Commit(s.Ctx))
+	s.OK("Abort a", a.Abort(s.Ctx))
 	s.Content("f", "second")
 	s.OnlyNames(".", "f")
 }
@@ -1028,12 +1227,12 @@ func testUploadsConcurrent(s *S) {
 					n := min(len(p), 4096)
 					if _, err := up.Write(p[:n]); err != nil {
 						fail("Write: %v", err)
-						up.Abort()
+						up.Abort(s.Ctx)
 						return
 					}
 					p = p[n:]
 				}
-				if err := up.Commit(); err != nil {
+				if err := up.Commit(s.Ctx); err != nil {
 					fail("Commit: %v", err)
 					return
 				}
