@@ -15,6 +15,7 @@ import (
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/escape"
+	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 	"golang.org/x/term"
@@ -69,6 +70,14 @@ func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, er
 		return nil, err
 	}
 	return sqlstore.Open(p, o)
+}
+
+// checkHome refuses a home that would expose the server's own files.
+func (c *userRun) checkHome(home string) error {
+	if err := local.CheckRoot(home, protectedPaths(c.data, c.database, "")); err != nil {
+		return fmt.Errorf("home %s refused: it is or contains the data directory, the TLS key's directory or the user database, which the user could then download; choose a directory outside them (the default is DATA/home/NAME)", escape.Display(home))
+	}
+	return nil
 }
 
 // userCommand is one `ferry user` subcommand.
@@ -216,6 +225,9 @@ func (c *userRun) add() error {
 	}
 	home, err := filepath.Abs(home)
 	if err != nil {
+		return err
+	}
+	if err := c.checkHome(home); err != nil {
 		return err
 	}
 	password, err := c.readPassword()

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -91,6 +92,11 @@ func (c *userRun) set() error {
 	for name := range given {
 		switch name {
 		case "home":
+			if filepath.IsAbs(s.home) {
+				if err := c.checkHome(s.home); err != nil {
+					return err
+				}
+			}
 			u.Home = s.home
 		case "perms":
 			if _, err := access.Parse(s.perms); err != nil {

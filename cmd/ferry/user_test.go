@@ -21,6 +21,10 @@ func TestRunUser(t *testing.T) {
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data") // created by the first command
 	bobHome := filepath.Join(tmp, "homes", "bob")
+	fileHome := filepath.Join(tmp, "a-file")
+	if err := os.WriteFile(fileHome, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// The "server" opens the store first and keeps it open throughout.
 	server, err := openUserStore(data, config.DefaultDatabaseURL, sqlstore.Options{})
@@ -111,8 +115,31 @@ func TestRunUser(t *testing.T) {
 					t.Errorf("carol's home created: %v", err)
 				}
 			}},
-		{desc: "add home is a file", args: []string{"add", "carol", "--home", filepath.Join(data, "users.db"), "--data", data},
+		{desc: "add home is a file", args: []string{"add", "carol", "--home", fileHome, "--data", data},
 			stdin: "pw\n", code: 1, stderr: []string{"creating home"}},
+		// Homes that would let the user download the server's own files.
+		{desc: "add home is the data directory", args: []string{"add", "carol", "--home", data, "--data", data},
+			stdin: "pw\n", code: 1, stderr: []string{"home " + data + " refused", "data directory"}},
+		{desc: "add home contains the data directory", args: []string{"add", "carol", "--home", tmp, "--data", data},
+			stdin: "pw\n", code: 1, stderr: []string{"refused"}},
+		{desc: "add home is the TLS directory", args: []string{"add", "carol", "--home", filepath.Join(data, "tls"), "--data", data},
+			stdin: "pw\n", code: 1, stderr: []string{"refused"}},
+		{desc: "add home is the user database", args: []string{"add", "carol", "--home", filepath.Join(data, "users.db"), "--data", data},
+			stdin: "pw\n", code: 1, stderr: []string{"refused"},
+			check: func(t *testing.T) {
+				if _, err := server.Get(ctx, "carol"); !errors.Is(err, users.ErrNotFound) {
+					t.Errorf("carol stored with a protected home: %v", err)
+				}
+			}},
+		{desc: "set home to the data directory", args: []string{"set", "alice", "--home", data, "--data", data},
+			code: 1, stderr: []string{"refused"},
+			check: func(t *testing.T) {
+				if u, err := server.Get(ctx, "alice"); err != nil || u.Home != filepath.Join(data, "home", "alice") {
+					t.Errorf("alice after a refused set: %+v, %v", u, err)
+				}
+			}},
+		{desc: "set home to a parent of the data directory", args: []string{"set", "alice", "--home", "/", "--data", data},
+			code: 1, stderr: []string{"refused"}},
 
 		{desc: "list", args: []string{"list", "--data", data}, code: 0,
 			stdout: []string{"NAME", "HOME", "DISABLED", "alice", filepath.Join(data, "home", "alice"), "bob", bobHome}},
