@@ -91,8 +91,6 @@ type Subscription struct {
 	quit    chan struct{}
 	stopped sync.Once
 	dropped atomic.Uint64
-	// barrier events are Syncs: the goroutine closes the channel instead
-	// of calling the observer.
 }
 
 // barrierKind marks the event a Sync sends through the queue.

@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -209,5 +210,38 @@ func TestSessionSnapshotsDuringTransfer(t *testing.T) {
 	c.cmd("NOOP", 200) // the session has handled the end of the transfer
 	if s := ts.srv.SessionSnapshots(); len(s) != 1 || s[0].Transfer != nil {
 		t.Errorf("after the transfer: %+v", s)
+	}
+}
+
+// gateWriter blocks every Write until open is closed.
+type gateWriter struct {
+	open chan struct{}
+	buf  syncBuffer
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	<-g.open
+	return g.buf.Write(p)
+}
+
+// TestLogObserverReportsDrops: a log that cannot keep up holds up no
+// session, and the lines it lost are reported once it catches up.
+func TestLogObserverReportsDrops(t *testing.T) {
+	w := &gateWriter{open: make(chan struct{})}
+	ts := startServer(t, func(_ *Site, srv *Server) {
+		srv.Logger = slog.New(slog.NewTextHandler(w, nil))
+		srv.LogQueue = 1
+	})
+	c := dial(t, ts.addr) // its connect line blocks the log
+	c.login("alice", "secret")
+	for range 20 {
+		c.cmd("NOOP", 200)
+	}
+	close(w.open)
+	c.cmd("QUIT", 221)
+	c.expectEOF()
+	ts.logText()
+	if log := w.buf.String(); !strings.Contains(log, "log events dropped") {
+		t.Errorf("no report of the dropped lines:\n%s", log)
 	}
 }
