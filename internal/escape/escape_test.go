@@ -2,7 +2,9 @@ package escape
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -112,4 +114,106 @@ func TestHandler(t *testing.T) {
 	if Handler(h) != h {
 		t.Error("Handler wraps an escaping handler again")
 	}
+}
+
+// recorder is a slog.Handler that keeps every attribute it is given, with
+// the groups it was opened under, so a test can look at the values the
+// escaping handler passes on rather than at a formatter's own quoting.
+type recorder struct {
+	attrs  *[]slog.Attr
+	groups []string
+}
+
+func (r recorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r recorder) Handle(_ context.Context, rec slog.Record) error {
+	rec.Attrs(func(a slog.Attr) bool {
+		*r.attrs = append(*r.attrs, a)
+		return true
+	})
+	return nil
+}
+
+func (r recorder) WithAttrs(as []slog.Attr) slog.Handler {
+	*r.attrs = append(*r.attrs, as...)
+	return r
+}
+
+func (r recorder) WithGroup(name string) slog.Handler {
+	r.groups = append(r.groups[:len(r.groups):len(r.groups)], name)
+	*r.attrs = append(*r.attrs, slog.String("group", name))
+	return r
+}
+
+// controlIn returns the first key or string value under a that holds a
+// control character, and whether there is one.
+func controlIn(a slog.Attr) (string, bool) {
+	if HasControl(a.Key) {
+		return a.Key, true
+	}
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return v.String(), HasControl(v.String())
+	case slog.KindGroup:
+		for _, g := range v.Group() {
+			if s, ok := controlIn(g); ok {
+				return s, true
+			}
+		}
+	case slog.KindAny:
+		var s string
+		switch x := v.Any().(type) {
+		case error:
+			s = x.Error()
+		case fmt.Stringer:
+			s = x.String()
+		case []byte:
+			s = string(x)
+		}
+		return s, HasControl(s)
+	}
+	return "", false
+}
+
+// FuzzHandler: whatever keys, strings, errors, Stringers, byte slices,
+// groups and With attributes a record carries, the handler below the
+// escaping one sees no control character in any key, group name or text
+// value, and a value without one reaches it unchanged.
+func FuzzHandler(f *testing.F) {
+	for _, s := range [][3]string{
+		{"path", "/a.txt", "user"},
+		{"path", "/a\x1b[2J\u009b.txt", "eve\x1b]0;x\x07"},
+		{"k\x1b", "v", "g\x07"},
+		{"", "", ""},
+		{"err", "open:\xc2\x9b\xff", "nel\u0085"},
+		{"name", "\x00\r\n\t\x7f", "é\u009f"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, key, val, other string) {
+		var got []slog.Attr
+		log := slog.New(Handler(recorder{attrs: &got})).With(key, val).WithGroup(other)
+		log.Info("msg",
+			key, val,
+			"err", errors.New(val),
+			"str", stringer(other),
+			"raw", []byte(val),
+			slog.Group(other, key, val, slog.Group("in", other, other)),
+			"n", len(val),
+			slog.Any("lazy", slog.StringValue(other)))
+		if len(got) == 0 {
+			t.Fatal("no attributes reached the handler")
+		}
+		for _, a := range got {
+			if s, ok := controlIn(a); ok {
+				t.Fatalf("attribute %q passed on %q, which holds a control", a.Key, s)
+			}
+		}
+		if !HasControl(key) && !HasControl(val) {
+			if got[0].Key != key || got[0].Value.String() != val {
+				t.Fatalf("clean attribute %q=%q passed on as %q=%q", key, val, got[0].Key, got[0].Value)
+			}
+		}
+	})
 }

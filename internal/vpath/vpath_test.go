@@ -3,6 +3,7 @@ package vpath
 import (
 	"errors"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestResolve(t *testing.T) {
@@ -117,4 +118,38 @@ func TestCheckNewName(t *testing.T) {
 			t.Errorf("CheckNewName(%q) = %v, want ErrBadName", name, err)
 		}
 	}
+}
+
+// FuzzCheckNewName: a name CheckNewName accepts passes Check, is UTF-8 and
+// holds no control character (no rune below U+0020, none of U+007F–U+009F);
+// a name it refuses is an ErrBadName, and an ErrControlName exactly when
+// Check alone would have let it through.
+func FuzzCheckNewName(f *testing.F) {
+	for _, s := range []string{
+		"report.pdf", "日本語.txt", "café", `back\slash`, "nbsp\u00a0", "a?b*c", "", ".", "..", "a/b",
+		"\x1b]0;pwned\x07", "a\x1b[2J", "tab\t", "del\x7f", "csi\u009b", "nel\u0085", "\u00a0\u009f",
+		"nul\x00", "cr\r", "lf\n", "\xff\xfe", "\xc2\x9b", "caf\xe9\x9b", "\xc2", "\U0010ffff", "\ufeff",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		err := CheckNewName(name)
+		if err != nil {
+			if !errors.Is(err, ErrBadName) {
+				t.Fatalf("CheckNewName(%q) = %v, not an ErrBadName", name, err)
+			}
+			if errors.Is(err, ErrControlName) != (Check(name) == nil) {
+				t.Fatalf("CheckNewName(%q) = %v but Check gives %v", name, err, Check(name))
+			}
+			return
+		}
+		if Check(name) != nil || !utf8.ValidString(name) {
+			t.Fatalf("CheckNewName accepted %q, which Check refuses", name)
+		}
+		for _, r := range name {
+			if r < 0x20 || r >= 0x7f && r <= 0x9f {
+				t.Fatalf("CheckNewName accepted %q, which holds %U", name, r)
+			}
+		}
+	})
 }
