@@ -4,6 +4,8 @@ import (
 	"path"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 // verbsAt is a table row: the verbs a spec grants at a path, from base All.
@@ -319,4 +321,136 @@ func TestUnder(t *testing.T) {
 	if got := rs.Under("/nothing"); len(got) != 0 {
 		t.Errorf("Under(/nothing) = %q", got)
 	}
+}
+
+// caseVariant returns s with the runes picked by mask (bit i for the i-th
+// rune, cycling) replaced by the next rune of their case-folding orbit:
+// a string equal to s ignoring case.
+func caseVariant(s string, mask uint64) string {
+	var b strings.Builder
+	i := 0
+	for _, r := range s {
+		if mask>>(i%64)&1 != 0 {
+			r = unicode.SimpleFold(r)
+		}
+		b.WriteRune(r)
+		i++
+	}
+	return b.String()
+}
+
+// FuzzPatterns: NewPatterns accepts exactly the globs path.Match accepts,
+// in either mode; a case-sensitive pattern matches exactly as path.Match
+// does; an ignoring-case one gives the same answer for every case variant
+// of the name and of the pattern, matches whatever the exact one matches
+// when the pattern has no class, and matches a literal pattern exactly
+// when strings.EqualFold says the name equals it.
+func FuzzPatterns(f *testing.F) {
+	for _, s := range [][2]string{
+		{"*.exe", "EVIL.EXE"}, {"*.exe", "evil.exe.txt"}, {"[a-c]?.txt", "B1.TXT"}, {"[a-Z]", "_"},
+		{"\\*x", "*X"}, {"\u212a*", "kelvin"}, {"k", "\u212a"}, {"ſ", "S"}, {"\u0130", "i"}, {"ß", "ẞ"},
+		{"[^a-z]*", "Q"}, {"[unclosed", "u"}, {"a\\", "a"}, {"[z-a]", "m"}, {"readme", "README"},
+		{"?", "é"}, {"?", "\xff"}, {"*", ""}, {"", ""}, {"\xff*", "\xffX"}, {"[\\]]", "]"}, {"Σ*", "ς"},
+	} {
+		f.Add(s[0], s[1], uint64(0x5555))
+	}
+	f.Fuzz(func(t *testing.T, glob, name string, mask uint64) {
+		_, bad := path.Match(glob, "")
+		exact, errExact := NewPatterns([]string{glob}, true)
+		folded, errFolded := NewPatterns([]string{glob}, false)
+		if (errExact != nil) != (bad != nil) || (errFolded != nil) != (bad != nil) {
+			t.Fatalf("NewPatterns(%q): %v / %v, path.Match: %v", glob, errExact, errFolded, bad)
+		}
+		if bad != nil {
+			return
+		}
+		want, _ := path.Match(glob, name)
+		if got := exact.Match(name); got != want {
+			t.Fatalf("case-sensitive %q Match(%q) = %v, path.Match says %v", glob, name, got, want)
+		}
+		got := folded.Match(name)
+		if v := caseVariant(name, mask); folded.Match(v) != got {
+			t.Fatalf("%q matches %q: %v but its case variant %q: %v", glob, name, got, v, !got)
+		}
+		if gv := caseVariant(glob, mask); gv != glob {
+			ps, err := NewPatterns([]string{gv}, false)
+			if err != nil {
+				t.Fatalf("case variant %q of %q: %v", gv, glob, err)
+			}
+			if ps.Match(name) != got {
+				t.Fatalf("%q matches %q: %v but the case variant %q of the pattern: %v", glob, name, got, gv, !got)
+			}
+		}
+		if want && !got && !strings.Contains(glob, "[") {
+			t.Fatalf("%q matches %q exactly but not ignoring case", glob, name)
+		}
+		if !strings.ContainsAny(glob, "*?[\\") && utf8.ValidString(glob) && utf8.ValidString(name) {
+			if got != strings.EqualFold(glob, name) {
+				t.Fatalf("literal %q Match(%q) = %v ignoring case, EqualFold says %v", glob, name, got, !got)
+			}
+			if exact.Match(name) != (glob == name) {
+				t.Fatalf("literal %q Match(%q) = %v case-sensitively", glob, name, !(glob == name))
+			}
+		}
+	})
+}
+
+// FuzzUnder: Under(p) lists exactly the non-root rules at p or below it,
+// from the root down, and a path inside p that none of them but p's own
+// covers gets p's verbs.
+func FuzzUnder(f *testing.F) {
+	for _, s := range [][2]string{
+		{"/=all;/pub=read;/pub/archive=read;/pubx=none;/other/pub=all", "/pub"},
+		{"/=all;/pub=read", "/"}, {"/a=-delete;/a/b=+delete;/a/b/c=none", "/a"}, {"/a/b=none", "/a/b/c"},
+		{"/a=read", "a"}, {"/a=read", "/a/"}, {"/a=read", "/../a"}, {"", "/x"}, {"/ab=none;/a=read", "/a"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, spec, p string) {
+		rs, err := Parse(spec)
+		if err != nil {
+			return
+		}
+		p = path.Clean("/" + p)
+		under := rs.Under(p)
+		n := 0
+		for _, r := range rs {
+			if r.Path != "/" && within(r.Path, p) {
+				n++
+			}
+		}
+		if len(under) != n {
+			t.Fatalf("Parse(%q).Under(%q) = %q, want the %d rules at or below it", spec, p, under, n)
+		}
+		for i, u := range under {
+			if u == "/" || !within(u, p) {
+				t.Fatalf("Parse(%q).Under(%q) lists %q", spec, p, u)
+			}
+			if i > 0 && depth(u) < depth(under[i-1]) {
+				t.Fatalf("Parse(%q).Under(%q) = %q: not from the root down", spec, p, under)
+			}
+		}
+		probes := []string{path.Join(p, "child"), path.Join(p, "child", "x")}
+		for _, u := range under {
+			probes = append(probes, u, path.Join(u, "c"), u+"x", path.Dir(u))
+		}
+		for _, q := range probes {
+			if !within(q, p) {
+				continue
+			}
+			covered := false
+			for _, u := range under {
+				covered = covered || u != p && within(q, u)
+			}
+			if covered {
+				continue
+			}
+			for _, base := range []Verb{0, Read, All} {
+				if a, b := rs.Verbs(base, q), rs.Verbs(base, p); a != b {
+					t.Fatalf("Parse(%q): %q has %s, its ancestor %q %s, and Under(%q) = %q shows no rule between",
+						spec, q, verbString(a), p, verbString(b), p, under)
+				}
+			}
+		}
+	})
 }
