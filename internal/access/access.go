@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Verb is one kind of operation; FTP commands map onto these.
@@ -182,15 +183,35 @@ func (ps Patterns) Match(name string) bool {
 // fold maps every rune of s to the smallest rune of its simple case-folding
 // orbit (k, K and the Kelvin sign all become K), so two strings fold alike
 // exactly when they are equal ignoring case (strings.EqualFold). It keeps
-// the number of runes, so "?" still matches one character.
+// the number of runes, so "?" still matches one character, and it keeps
+// bytes that are not UTF-8 as they are (strings.Map would make each one
+// U+FFFD, and a legacy name "caf\xe9" would fold like "caf\xe8").
 func fold(s string) string {
-	return strings.Map(func(r rune) rune {
+	var b []byte
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
 		m := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			m = min(m, f)
+		if r != utf8.RuneError || n > 1 {
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				m = min(m, f)
+			}
 		}
-		return m
-	}, s)
+		if m != r && b == nil {
+			b = append(make([]byte, 0, len(s)), s[:i]...)
+		}
+		if b != nil {
+			if m != r {
+				b = utf8.AppendRune(b, m)
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+		}
+		i += n
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
 }
 
 // Under returns the paths of the rules at p or below it, from the root down:

@@ -228,6 +228,28 @@ func TestPatternsIgnoreCase(t *testing.T) {
 	}
 }
 
+// TestPatternsRegressions holds inputs found by FuzzPatterns.
+func TestPatternsRegressions(t *testing.T) {
+	// Folding turned each byte that is not UTF-8 into U+FFFD: "\xce*"
+	// stopped matching "\u0382" (bytes ce 82), and a legacy name
+	// "caf\xe9" folded like "caf\xe8" and like a pattern's U+FFFD.
+	for _, tt := range []struct {
+		glob, name string
+		want       bool
+	}{
+		{"\xce*", "\u0382", true},
+		{"caf\xe9", "caf\xe9", true},
+		{"caf\xe9", "CAF\xe9", true},
+		{"caf\xe9", "caf\xe8", false},
+		{"caf\ufffd", "caf\xe9", false},
+		{"caf?", "caf\xe9", true},
+	} {
+		if got := mustPatterns(t, false, tt.glob).Match(tt.name); got != tt.want {
+			t.Errorf("ignoring case, %q Match(%q) = %v, want %v", tt.glob, tt.name, got, tt.want)
+		}
+	}
+}
+
 // TestParseRegressions holds inputs found by FuzzParse.
 func TestParseRegressions(t *testing.T) {
 	// A root delta written after a deeper rule was sorted away from its
@@ -325,16 +347,17 @@ func TestUnder(t *testing.T) {
 
 // caseVariant returns s with the runes picked by mask (bit i for the i-th
 // rune, cycling) replaced by the next rune of their case-folding orbit:
-// a string equal to s ignoring case.
+// a string equal to s ignoring case. Bytes that are not UTF-8 stay.
 func caseVariant(s string, mask uint64) string {
 	var b strings.Builder
-	i := 0
-	for _, r := range s {
-		if mask>>(i%64)&1 != 0 {
-			r = unicode.SimpleFold(r)
+	for i := 0; len(s) > 0; i++ {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 || mask>>(i%64)&1 == 0 {
+			b.WriteString(s[:n]) // bytes that are not UTF-8 stay
+		} else {
+			b.WriteRune(unicode.SimpleFold(r))
 		}
-		b.WriteRune(r)
-		i++
+		s = s[n:]
 	}
 	return b.String()
 }
@@ -350,7 +373,7 @@ func FuzzPatterns(f *testing.F) {
 		{"*.exe", "EVIL.EXE"}, {"*.exe", "evil.exe.txt"}, {"[a-c]?.txt", "B1.TXT"}, {"[a-Z]", "_"},
 		{"\\*x", "*X"}, {"\u212a*", "kelvin"}, {"k", "\u212a"}, {"ſ", "S"}, {"\u0130", "i"}, {"ß", "ẞ"},
 		{"[^a-z]*", "Q"}, {"[unclosed", "u"}, {"a\\", "a"}, {"[z-a]", "m"}, {"readme", "README"},
-		{"?", "é"}, {"?", "\xff"}, {"*", ""}, {"", ""}, {"\xff*", "\xffX"}, {"[\\]]", "]"}, {"Σ*", "ς"},
+		{"?", "é"}, {"?", "\xff"}, {"\xce*", "\u0382"}, {"caf\xe9", "caf\xe8"}, {"*", ""}, {"", ""}, {"\xff*", "\xffX"}, {"[\\]]", "]"}, {"Σ*", "ς"},
 	} {
 		f.Add(s[0], s[1], uint64(0x5555))
 	}
