@@ -211,3 +211,35 @@ func TestCertLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginEveryPathWaits: every outcome of Login, refusals without a
+// password check included, passes through the budget: with the budget held
+// and the context ended, each gets ErrBusy instead of its answer. So none is
+// faster than a password check, whatever the reason.
+func TestLoginEveryPathWaits(t *testing.T) {
+	v := NewVerifier(int64(hashParams.memory) << 10) // one check of a new hash
+	good, err := HashPassword("right")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.acquire(t.Context(), int64(hashParams.memory)<<10); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	for name, tc := range map[string]struct {
+		u   *User
+		req LoginRequest
+	}{
+		"right":    {&User{Name: "a"}, LoginRequest{Name: "a", Password: "right"}},
+		"wrong":    {&User{Name: "a"}, LoginRequest{Name: "a", Password: "wrong"}},
+		"unknown":  {nil, LoginRequest{Name: "a", Password: "right"}},
+		"disabled": {&User{Name: "a", Disabled: true}, LoginRequest{Name: "a", Password: "right"}},
+		"tls":      {&User{Name: "a", TLSRequired: "control"}, LoginRequest{Name: "a", Password: "right"}},
+		"cert":     {&User{Name: "a", CertRequired: true}, LoginRequest{Name: "a", Password: "right"}},
+	} {
+		if _, err := v.Login(ctx, tc.req, tc.u, good); !errors.Is(err, ErrBusy) || errors.Is(err, ErrAuth) {
+			t.Errorf("%s: Login with the budget held = %v; want ErrBusy", name, err)
+		}
+	}
+}
