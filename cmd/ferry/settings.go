@@ -40,6 +40,7 @@ func engineSettings(cfg config.Config) (ftp.Settings, error) {
 		DataTimeout:        cfg.DataTimeout.Duration,
 		MaxLineBytes:       cfg.MaxLineBytes,
 		ShutdownGrace:      cfg.ShutdownGrace.Duration,
+		BackendTimeout:     cfg.BackendTimeout.Duration,
 		MaxSessions:        cfg.MaxSessions,
 		MaxSessionsPerIP:   cfg.MaxSessionsPerIP,
 		MaxSessionsPerUser: cfg.MaxSessionsPerUser,

@@ -31,6 +31,8 @@ type Config struct {
 	IdleTimeout  Duration `toml:"idle_timeout" flag:"idle-timeout" help:"time allowed between commands when no transfer runs"`
 	DataTimeout  Duration `toml:"data_timeout" flag:"data-timeout" help:"time a data connection may wait to connect or stall"`
 	MaxLineBytes int      `toml:"max_line_bytes" flag:"max-line-bytes" help:"longest control line accepted, bytes"`
+	// BackendTimeout bounds each command's storage, authentication and ban calls.
+	BackendTimeout Duration `toml:"backend_timeout" flag:"backend-timeout" help:"time a command's storage, user-store and ban calls may take before the command fails with 451"`
 	// ShutdownGrace is how long running transfers may go on after SIGTERM.
 	ShutdownGrace Duration `toml:"shutdown_grace" flag:"shutdown-grace" help:"time running transfers get to finish on shutdown (SIGTERM, SIGINT) before they are aborted"`
 
@@ -118,6 +120,7 @@ func Defaults() Config {
 		DataTimeout:      Duration{30 * time.Second},
 		MaxLineBytes:     4096,
 		ShutdownGrace:    Duration{30 * time.Second},
+		BackendTimeout:   Duration{30 * time.Second},
 		MaxSessions:      2000,
 		MaxSessionsPerIP: 50,
 		MaxLoginFailures: 3,

@@ -228,6 +228,7 @@ func (s *session) loginFailed(name, reason string, ev int) {
 	select {
 	case <-time.After(failedLoginDelay):
 	case <-s.srv.done:
+	case <-s.ctx().Done():
 	}
 	s.reply(530, "Login incorrect.")
 	if max := s.site.MaxLoginFailures; max > 0 && s.failures >= max {
@@ -284,5 +285,6 @@ func (s *session) cmdQUIT(r *request) error {
 	}
 	s.reply(221, "Goodbye.")
 	s.closing = true
+	s.sCancel()
 	return nil
 }

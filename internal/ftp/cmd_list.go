@@ -247,7 +247,9 @@ func (s *session) statPath(r *request) error {
 	l := s.newLister(formatLIST)
 	l.empty = s.inDropBox(p)
 	out := s.newLongReply(213, "Status of "+p.String()+":")
-	err := l.write(s.ctx(), out, p)
+	// Its length is the client's: written under the write deadline, not
+	// bounded by the backend's.
+	err := l.write(s.longCtx(), out, p)
 	switch {
 	case err == nil:
 		out.end("End of status")

@@ -1,7 +1,6 @@
 package ftp
 
 import (
-	"context"
 	"io/fs"
 	"strings"
 
@@ -39,8 +38,6 @@ func (s *session) hiddenName(name string) bool {
 	}
 	return s.site.Hidden.Match(name)
 }
-
-func (s *session) ctx() context.Context { return context.Background() }
 
 func (s *session) cmdPWD(*request) error {
 	s.reply(257, wire.QuotePath(s.cwd.String())+" is the current directory.")

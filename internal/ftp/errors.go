@@ -59,7 +59,11 @@ func (s *session) replyFor(err error, op string) (int, string) {
 	case errors.Is(err, storage.ErrNotSupported):
 		return 502, "Not supported by this storage."
 	case errors.Is(err, context.Canceled):
-		return 426, "Transfer aborted."
+		// ABOR, QUIT, a lost connection or the end of the shutdown grace.
+		return 451, "Requested action aborted."
+	case errors.Is(err, context.DeadlineExceeded):
+		s.log.Warn("backend call timed out", "op", op)
+		return 451, "Requested action aborted: storage did not answer in time."
 	}
 	var id [4]byte
 	rand.Read(id[:])
@@ -79,7 +83,7 @@ func (s *session) transferReply(err error, op string) (int, string) {
 	case errors.Is(err, errDataTLS):
 		s.emit(Event{Kind: KindTLS, Conn: "data", Result: "failed", Err: err})
 		return 425, "Can't open data connection: TLS handshake failed."
-	case isNetErr(err):
+	case isNetErr(err), errors.Is(err, context.Canceled):
 		return 426, "Connection closed; transfer aborted."
 	}
 	return s.replyFor(err, op)

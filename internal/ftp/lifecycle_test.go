@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/local"
 )
 
 // TestLifecycleRefusedTransferClosesData: a transfer refused before its
@@ -187,4 +191,94 @@ func TestLifecycleShutdownGraceEnds(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+}
+
+// hangFS is a storage whose Stat of a name starting with "hang" blocks until
+// its context ends, as a hung backend would; entered receives each such call.
+type hangFS struct {
+	storage.FS
+	entered chan string
+}
+
+func (h hangFS) Stat(ctx context.Context, name string) (fs.FileInfo, error) {
+	if strings.HasPrefix(name, "hang") {
+		h.entered <- name
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return h.FS.Stat(ctx, name)
+}
+
+// startHangServer serves alice's home through hangFS.
+func startHangServer(t *testing.T, mod func(*Site)) (*testServer, chan string) {
+	entered := make(chan string, 4)
+	ts := startServer(t, func(st *Site, _ *Server) {
+		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
+			fsys, err := (&local.Opener{}).Open(ctx, location)
+			if err != nil {
+				return nil, err
+			}
+			return hangFS{FS: fsys, entered: entered}, nil
+		})
+		if mod != nil {
+			mod(st)
+		}
+	})
+	return ts, entered
+}
+
+// TestLifecycleHungBackend: a storage call that never returns on its own
+// cannot freeze a session: ABOR and QUIT are still answered (the command
+// that hung first, in order), the backend deadline ends it, and Shutdown
+// finishes.
+func TestLifecycleHungBackend(t *testing.T) {
+	t.Run("ABOR", func(t *testing.T) {
+		ts, entered := startHangServer(t, nil)
+		c := loggedIn(t, ts)
+		c.send("CWD hang")
+		<-entered
+		c.send("ABOR")
+		if code, text := c.read(); code != 451 {
+			t.Fatalf("CWD interrupted by ABOR: got %d %s, want 451", code, text)
+		}
+		c.expect(225)
+		c.cmd("NOOP", 200)
+	})
+	t.Run("QUIT", func(t *testing.T) {
+		ts, entered := startHangServer(t, nil)
+		c := loggedIn(t, ts)
+		c.send("CWD hang")
+		<-entered
+		c.send("QUIT")
+		if code, text := c.read(); code != 451 {
+			t.Fatalf("CWD interrupted by QUIT: got %d %s, want 451", code, text)
+		}
+		c.expect(221)
+		lifeClosed(t, c)
+	})
+	t.Run("deadline", func(t *testing.T) {
+		ts, entered := startHangServer(t, func(st *Site) { st.BackendTimeout = 200 * time.Millisecond })
+		c := loggedIn(t, ts)
+		c.send("CWD hang")
+		<-entered
+		if code, text := c.read(); code != 451 || !strings.Contains(text, "in time") {
+			t.Fatalf("CWD past the backend deadline: got %d %s, want 451 ... in time", code, text)
+		}
+		c.cmd("NOOP", 200)
+	})
+	t.Run("Shutdown", func(t *testing.T) {
+		ts, entered := startHangServer(t, func(st *Site) { st.ShutdownGrace = 200 * time.Millisecond })
+		c := loggedIn(t, ts)
+		c.send("CWD hang")
+		<-entered
+		done := lifeShutdown(ts.srv)
+		if code, text := c.read(); code != 451 {
+			t.Fatalf("CWD at the end of the shutdown grace: got %d %s, want 451", code, text)
+		}
+		c.expect(421)
+		lifeClosed(t, c)
+		if err := <-done; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	})
 }

@@ -199,8 +199,15 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 	id := fmt.Sprintf("%x", srv.nextID.Add(1))
 	log := srv.Logger.With("session", id, "remote", remote.String())
 
+	site := srv.siteFor(c)
 	if srv.Defender != nil {
-		if until, banned := srv.Defender.Banned(context.Background(), remote.Addr()); banned {
+		ctx, cancel := srv.base, context.CancelFunc(func() {})
+		if d := site.BackendTimeout; d > 0 {
+			ctx, cancel = context.WithTimeout(srv.base, d)
+		}
+		until, banned := srv.Defender.Banned(ctx, remote.Addr())
+		cancel()
+		if banned {
 			srv.publish(Event{Kind: KindConnect, Time: time.Now(), Session: id, Remote: remote, Result: "refused", Reason: "banned", Until: until})
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			fmt.Fprintf(c, "421 Too many failures from your address; try again later.\r\n")
@@ -208,7 +215,6 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 			return
 		}
 	}
-	site := srv.siteFor(c)
 	if msg := srv.admit(site, remote.Addr()); msg != "" {
 		srv.publish(Event{Kind: KindConnect, Time: time.Now(), Session: id, Remote: remote, Result: "refused", Reason: msg})
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +45,7 @@ type session struct {
 	state    atomic.Pointer[sessionState] // published for Server.Sessions
 
 	lines  chan lineMsg  // from the reader goroutine
-	resume chan net.Conn // to the reader: continue (on a new conn after AUTH)
+	resume chan net.Conn // to the reader: go-ahead after a line (a new conn after AUTH); buffered, one at most
 	queue  []string      // commands received during a transfer
 	// resumeWith is the connection the reader continues on after the
 	// current line: set by AUTH TLS (and CCC), nil otherwise.
@@ -77,6 +78,21 @@ type session struct {
 	protP bool
 	tlsID [16]byte // identity bound into this session's TLS tickets
 
+	// sctx is the session's context: derived from the server's base, so
+	// the end of the shutdown grace cancels it; cancelled by QUIT and when
+	// the session ends. Transfers run under it.
+	sctx    context.Context
+	sCancel context.CancelFunc
+	// cmdCtx is the running command's context (sctx with the backend
+	// deadline); nil between commands. The reader cancels it when it reads
+	// ABOR or QUIT ahead, or loses the connection (see goAhead).
+	cmdCtx context.Context
+	// cmdLong is cmdCtx without the deadline, for work whose length is the
+	// client's (a STAT listing it reads slowly).
+	cmdLong   context.Context
+	cmdMu     sync.Mutex
+	cmdCancel context.CancelFunc // guarded by cmdMu
+
 	xfer     *transfer // the running transfer, or nil
 	deadline time.Time // login or idle deadline
 	loginBy  time.Time // login deadline, from connect or a REIN after login
@@ -101,10 +117,11 @@ func newSession(srv *Server, site *Site, c net.Conn, id string, log *slog.Logger
 		remote:  addrPort(c.RemoteAddr()),
 		local:   addrPort(c.LocalAddr()),
 		lines:   make(chan lineMsg),
-		resume:  make(chan net.Conn),
+		resume:  make(chan net.Conn, 1),
 		facts:   wire.DefaultFacts,
 		started: time.Now(),
 	}
+	s.sctx, s.sCancel = context.WithCancel(srv.base)
 	s.publishState()
 	return s
 }
@@ -217,17 +234,34 @@ func (s *session) serve(implicit bool) {
 	}
 }
 
-// readLoop feeds control lines to the session. After each line it waits for
-// the session's go-ahead, so that AUTH TLS can swap the connection before
-// another byte is read, and so a client cannot run ahead unboundedly.
+// quitWait is how long a QUIT read ahead lets the running command go on
+// before cancelling it: a client that pipelines "RETR f" and "QUIT" still
+// gets its file, a hung backend still lets the client leave.
+const quitWait = time.Second
+
+// readLoop feeds control lines to the session. After each line it reads the
+// next one ahead, but hands it over only with the session's go-ahead, so a
+// client cannot run ahead by more than a line; ABOR, QUIT or a lost
+// connection read ahead cancel the running command's context, so that a
+// hung backend call cannot keep the session from answering (goAhead). After
+// AUTH and CCC nothing is read ahead: the session swaps the connection first.
 func (s *session) readLoop(c net.Conn) {
 	defer close(s.lines)
 	r := wire.NewReader(c, s.site.MaxLineBytes)
+	pending := false // a line was handed over and its go-ahead has not come
 	for {
 		line, err := r.ReadLine()
+		if pending && !s.goAhead(line, err) {
+			return
+		}
+		pending = false
 		s.lines <- lineMsg{line, err}
 		if err != nil && !errors.Is(err, wire.ErrLineTooLong) {
 			return
+		}
+		if verb, _ := wire.Split(line); verb != "AUTH" && verb != "CCC" {
+			pending = true
+			continue
 		}
 		next, ok := <-s.resume
 		if !ok {
@@ -241,6 +275,67 @@ func (s *session) readLoop(c net.Conn) {
 			r = wire.NewReader(c, s.site.MaxLineBytes)
 		}
 	}
+}
+
+// goAhead waits for the session's go-ahead for the previous line, having
+// read the next one (line, err) ahead; false means the session has ended.
+func (s *session) goAhead(line string, err error) bool {
+	verb := ""
+	if err == nil {
+		verb, _ = wire.Split(line)
+	}
+	switch {
+	case err != nil && !errors.Is(err, wire.ErrLineTooLong), verb == "ABOR":
+		s.interrupt()
+	case verb == "QUIT":
+		t := time.NewTimer(quitWait)
+		defer t.Stop()
+		select {
+		case _, ok := <-s.resume:
+			return ok
+		case <-t.C:
+			s.interrupt()
+		}
+	}
+	_, ok := <-s.resume
+	return ok
+}
+
+// interrupt cancels the running command's context, if a command runs.
+// Called by the reader goroutine.
+func (s *session) interrupt() {
+	s.cmdMu.Lock()
+	if s.cmdCancel != nil {
+		s.cmdCancel()
+	}
+	s.cmdMu.Unlock()
+}
+
+// backendCtx is the context of backend calls (storage, authentication,
+// bans) made under parent: it ends at the site's BackendTimeout.
+func (s *session) backendCtx(parent context.Context) (context.Context, context.CancelFunc) {
+	if d := s.site.BackendTimeout; d > 0 {
+		return context.WithTimeout(parent, d)
+	}
+	return context.WithCancel(parent)
+}
+
+// ctx is the context of the running command's backend calls; between
+// commands, the session's.
+func (s *session) ctx() context.Context {
+	if s.cmdCtx != nil {
+		return s.cmdCtx
+	}
+	return s.sctx
+}
+
+// longCtx is ctx without the backend deadline: for a command's work whose
+// length the client decides (it ends with ABOR, QUIT and the session).
+func (s *session) longCtx() context.Context {
+	if s.cmdLong != nil {
+		return s.cmdLong
+	}
+	return s.sctx
 }
 
 // handleLine dispatches a line or queues it behind the running transfer.
@@ -276,6 +371,18 @@ func (s *session) dispatch(line string) {
 	} else {
 		s.deadline = s.loginBy // commands never extend the login timeout
 	}
+	long, cancel := context.WithCancel(s.sctx)
+	ctx, stop := s.backendCtx(long)
+	s.cmdMu.Lock()
+	s.cmdLong, s.cmdCtx, s.cmdCancel = long, ctx, cancel
+	s.cmdMu.Unlock()
+	defer func() {
+		s.cmdMu.Lock()
+		s.cmdLong, s.cmdCtx, s.cmdCancel = nil, nil, nil
+		s.cmdMu.Unlock()
+		stop()
+		cancel()
+	}()
 	verb, arg := wire.Split(line)
 	s.lastCode = 0
 	defer func() {
@@ -436,7 +543,9 @@ func (s *session) record(e int) {
 	if s.srv.Defender == nil {
 		return
 	}
-	if s.srv.Defender.Record(context.Background(), s.remote.Addr(), e) {
+	ctx, cancel := s.backendCtx(s.ctx())
+	defer cancel()
+	if s.srv.Defender.Record(ctx, s.remote.Addr(), e) {
 		reason := "failed logins"
 		if e == EventProtocolError {
 			reason = "protocol errors"
@@ -452,6 +561,7 @@ func (s *session) cleanup() {
 	s.abortTransfer(false)
 	s.closePassive()
 	s.logout()
+	s.sCancel()
 	s.conn.Close()
 	close(s.resume)
 	if s.reading {

@@ -95,6 +95,10 @@ type Settings struct {
 	DataTimeout time.Duration
 	// MaxLineBytes is the longest control line accepted.
 	MaxLineBytes int
+	// BackendTimeout bounds every storage, authentication and ban call of
+	// a command; 0 means no deadline. A transfer's data is not bounded by
+	// it (DataTimeout bounds a stall).
+	BackendTimeout time.Duration
 	// ShutdownGrace is how long Server.Shutdown lets running transfers
 	// finish before it aborts them; 0 aborts them at once.
 	ShutdownGrace time.Duration

@@ -50,7 +50,7 @@ type work func(ctx context.Context, c net.Conn) (int64, error)
 // returns the final one (an upload's commit can still fail).
 func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup func(err error) error) {
 	spec := s.takeData()
-	ctx, cancel := context.WithCancel(s.srv.base)
+	ctx, cancel := context.WithCancel(s.sctx)
 	t := &transfer{
 		events: make(chan xferEvent, 2),
 		cancel: cancel,
