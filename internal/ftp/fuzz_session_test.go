@@ -24,7 +24,7 @@ func FuzzSession(f *testing.F) {
 	ts := startServer(f, func(c *Site, _ *Server) {
 		c.DataTimeout = 250 * time.Millisecond
 	})
-	fixture(f, ts.home)
+	fixture(f, ts)
 	f.Cleanup(func() {
 		// SITE CHMOD may have left directories the cleanup cannot enter.
 		filepath.WalkDir(ts.data, func(p string, d fs.DirEntry, err error) error {

@@ -49,7 +49,8 @@ type testServer struct {
 	srv  *Server
 	addr string
 	data string
-	home string // alice's home
+	home string // alice's home (a host directory, or the key of a mem FS)
+	site *Site  // the site as started: its Storage reaches the files
 	auth *memAuth
 	logs *syncBuffer
 }
@@ -164,7 +165,7 @@ func startServerData(t testing.TB, addr, data string, mod func(*Site, *Server)) 
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	return &testServer{srv: srv, addr: ln.Addr().String(), data: data, home: home, auth: auth, logs: logs}
+	return &testServer{srv: srv, addr: ln.Addr().String(), data: data, home: home, site: site, auth: auth, logs: logs}
 }
 
 // logText returns the server's log once every event so far is in it: the

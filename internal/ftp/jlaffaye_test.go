@@ -174,7 +174,7 @@ func TestJlaffaye(t *testing.T) {
 // Ferry's LIST lines and uses PASV.
 func TestJlaffayeLISTandPASV(t *testing.T) {
 	ts := startServer(t, nil)
-	fixture(t, ts.home)
+	fixture(t, ts)
 	c := jlaffayeDial(t, ts, jftp.DialWithDisabledMLSD(true), jftp.DialWithDisabledEPSV(true))
 	entries, err := c.List("/")
 	if err != nil {

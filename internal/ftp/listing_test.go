@@ -35,21 +35,19 @@ func parseLIST(t testing.TB, listing string) map[string][]string {
 }
 
 // listFixture adds a dot file and a recently modified file to fixture.
-func listFixture(t testing.TB, home string) time.Time {
+func listFixture(t testing.TB, ts *testServer) time.Time {
 	t.Helper()
-	fixture(t, home)
-	writeFile(t, filepath.Join(home, ".hidden"), []byte("dot"))
+	fixture(t, ts)
+	ts.put(t, ".hidden", []byte("dot"))
 	recent := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Minute)
-	writeFile(t, filepath.Join(home, "recent.txt"), []byte("recent"))
-	if err := os.Chtimes(filepath.Join(home, "recent.txt"), recent, recent); err != nil {
-		t.Fatal(err)
-	}
+	ts.put(t, "recent.txt", []byte("recent"))
+	ts.chtimes(t, "recent.txt", recent)
 	return recent
 }
 
 func TestLIST(t *testing.T) {
 	ts := startServer(t, nil)
-	recent := listFixture(t, ts.home)
+	recent := listFixture(t, ts)
 	c := loggedIn(t, ts)
 
 	for _, line := range []string{"LIST", "list", "LIST -a", "LIST -la", "LIST -aL", "LIST -l", "LIST -la /", "LIST -- ."} {
@@ -114,7 +112,7 @@ func keys[V any](m map[string]V) []string {
 
 func TestNLST(t *testing.T) {
 	ts := startServer(t, nil)
-	listFixture(t, ts.home)
+	listFixture(t, ts)
 	c := loggedIn(t, ts)
 	for _, line := range []string{"NLST", "NLST -la", "nlst", "NLST /"} {
 		got := lines(t, c.listing(line))
@@ -179,7 +177,7 @@ func parseMLSD(t testing.TB, listing string) map[string]map[string]string {
 
 func TestMLSD(t *testing.T) {
 	ts := startServer(t, nil)
-	listFixture(t, ts.home)
+	listFixture(t, ts)
 	c := loggedIn(t, ts)
 
 	got := parseMLSD(t, c.listing("MLSD"))
@@ -259,7 +257,7 @@ func TestMLSD(t *testing.T) {
 
 func TestMLST(t *testing.T) {
 	ts := startServer(t, nil)
-	fixture(t, ts.home)
+	fixture(t, ts)
 	c := loggedIn(t, ts)
 	for _, tt := range []struct{ arg, typ, name string }{
 		{"file.txt", "file", "file.txt"},
@@ -296,7 +294,7 @@ func TestMLST(t *testing.T) {
 // (RFC 959 §4.1.3) in the LIST format.
 func TestSTATListing(t *testing.T) {
 	ts := startServer(t, nil)
-	listFixture(t, ts.home)
+	listFixture(t, ts)
 	c := loggedIn(t, ts)
 	for _, tt := range []struct {
 		arg  string
@@ -457,7 +455,7 @@ func TestMLSDLargeDirectory(t *testing.T) {
 // itself (RFC 3659 §7.5.1), so its facts equal what MLST says of it.
 func TestMLSDCdirFacts(t *testing.T) {
 	ts := startServer(t, nil)
-	fixture(t, ts.home)
+	fixture(t, ts)
 	bobHome := filepath.Join(ts.data, "home", "bob")
 	writeFile(t, filepath.Join(bobHome, "incoming", "there.txt"), []byte("already"))
 

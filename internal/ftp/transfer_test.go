@@ -591,7 +591,7 @@ func TestPassiveListenerTimeout(t *testing.T) {
 // leave the session in step.
 func TestTransferErrors(t *testing.T) {
 	ts := startServer(t, nil)
-	fixture(t, ts.home)
+	fixture(t, ts)
 	c := loggedIn(t, ts)
 	for _, tt := range []struct {
 		line string
