@@ -31,8 +31,8 @@ func fixture(t testing.TB, ts *testServer) {
 // TestCommandReplies runs every command of RFC 959, 2389, 2428, 3659 and
 // 7151 with good and malformed arguments and checks the reply codes.
 func TestCommandReplies(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ts := startOn(t, b, nil)
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
 		fixture(t, ts)
 
 		tests := []struct {
@@ -379,8 +379,8 @@ func TestCommandReplies(t *testing.T) {
 
 // TestReplyTexts checks the texts RFC 959, 2389, 3659 and 7151 define.
 func TestReplyTexts(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ts := startOn(t, b, nil)
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
 		fixture(t, ts)
 		c := dial(t, ts.addr)
 
@@ -503,8 +503,8 @@ func (c *client) rawReply() []string {
 // TestNotLoggedIn checks that every command of the table that needs a login
 // is answered 530 before one, whatever its argument.
 func TestNotLoggedIn(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ts := startOn(t, b, nil)
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
 		fixture(t, ts)
 		c := dial(t, ts.addr)
 		var verbs []string
@@ -542,8 +542,8 @@ func TestNotLoggedIn(t *testing.T) {
 // TestTelnetIAC checks that Telnet commands on the control connection
 // (RFC 854) are stripped and never reach a file name.
 func TestTelnetIAC(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ts := startOn(t, b, nil)
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
 		c := loggedIn(t, ts)
 
 		// IAC IP between the letters of a name: the name is "ab".
@@ -593,8 +593,8 @@ func TestTelnetIAC(t *testing.T) {
 // TestNames covers UTF-8 names, spaces, double quotes and the refused
 // bytes CR, LF and NUL.
 func TestNames(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ts := startOn(t, b, nil)
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
 		c := loggedIn(t, ts)
 
 		t.Run("UTF8", func(t *testing.T) {
@@ -707,8 +707,8 @@ func TestNames(t *testing.T) {
 
 // TestREIN checks that REIN forgets the user and the transfer parameters.
 func TestREIN(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ts := startOn(t, b, nil)
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
 		fixture(t, ts)
 		c := loggedIn(t, ts)
 		c.cmd("CWD dir", 250)
@@ -729,9 +729,9 @@ func TestREIN(t *testing.T) {
 // TestWrongPassword checks 530 for a bad password, and that the session
 // can log in afterwards.
 func TestWrongPassword(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
+	eachBackend(t, func(t *testing.T, be backend) {
 		t.Parallel()
-		ts := startOn(t, b, nil)
+		ts := startOn(t, be, nil)
 		c := dial(t, ts.addr)
 		c.cmd("USER alice", 331)
 		c.cmd("PASS wrong", 530)
@@ -748,8 +748,8 @@ var reply257 = regexp.MustCompile(`^"(?:[^"]|"")*" `)
 
 // TestPathReplies checks that every 257 reply starts with a correctly quoted path.
 func TestPathReplies(t *testing.T) {
-	eachBackend(t, func(t *testing.T, b backend) {
-		ts := startOn(t, b, nil)
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
 		c := loggedIn(t, ts)
 		for _, name := range []string{`x`, `"`, `""`, `a"b"c`, `sp ace`, `end"`} {
 			got := c.cmd("MKD "+name, 257)
