@@ -138,7 +138,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		// the file, so a client that died mid-upload looks like one that
 		// finished: if its control connection is gone too, the upload
 		// is not trusted.
-		if err == nil && peerGone(raw) {
+		if err == nil && sockopt.PeerGone(raw) {
 			err = errControlGone
 		}
 		// A whole upload replaces the old file. A cut in-place upload

@@ -14,13 +14,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/rate"
+	"github.com/ferryftp/ferry/internal/sockopt"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
 )
@@ -223,7 +223,7 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 		return
 	}
 	defer srv.release(remote.Addr())
-	oobInline(c)
+	sockopt.OOBInline(c)
 
 	s := newSession(srv, site, c, id, log)
 	srv.mu.Lock()
@@ -400,19 +400,6 @@ func (st *Site) publicFS(ctx context.Context) (storage.FS, error) {
 		st.anonFS = fsys
 	}
 	return st.anonFS, nil
-}
-
-// oobInline keeps TCP urgent data in the normal stream. Clients send ABOR
-// as urgent data (RFC 959 §4.1.3, Python's ftplib does): without this the
-// kernel takes its last byte out of band and the line never ends.
-func oobInline(c net.Conn) {
-	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) {
-				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_OOBINLINE, 1)
-			})
-		}
-	}
 }
 
 // BanDefender adapts the ban package's Defender to the engine's events.

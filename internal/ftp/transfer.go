@@ -9,10 +9,10 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/rate"
+	"github.com/ferryftp/ferry/internal/sockopt"
 )
 
 // xferEvent is what a transfer goroutine tells its session. It never writes
@@ -208,11 +208,15 @@ const chunk = 256 << 10
 
 // copyOut sends src to c, refreshing the write deadline as data moves and
 // waiting on the rate limits. An *os.File source reaches a plain TCP
-// connection through sendfile.
+// connection through sendfile, also under wrappers that allow it (see
+// internal/sockopt), which are told the bytes sent beneath them.
 func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim rate.Limits) (int64, error) {
-	if tc, ok := c.(*net.TCPConn); ok && len(lim) == 0 {
+	if tc := sockopt.TCP(c); tc != nil && len(lim) == 0 {
 		if f, ok := src.(*os.File); ok {
-			return sendFile(ctx, tc, f, timeout)
+			return sockopt.SendFile(ctx, tc, f, timeout, func(n int64) {
+				addProgress(ctx, n)
+				sockopt.NotifySent(c, n)
+			})
 		}
 	}
 	var total int64
@@ -285,26 +289,4 @@ func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duratio
 			return total, rerr
 		}
 	}
-}
-
-// peerGone reports whether the client has closed c (EOF or reset pending),
-// without consuming anything: a peek that never blocks.
-func peerGone(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	gone := false
-	// Control, unlike Read, does not wait for the reader goroutine's
-	// pending Read on the same connection.
-	rc.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		gone = n == 0 && err == nil || err == syscall.ECONNRESET
-	})
-	return gone
 }

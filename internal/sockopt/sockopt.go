@@ -1,5 +1,12 @@
 // Package sockopt holds Ferry's socket tricks: the options and system calls
-// that package net does not offer.
+// that package net does not offer, applied through connection wrappers.
+//
+// The wrapper convention: a net.Conn that wraps another and implements
+// Unwrap() net.Conn lets these tricks reach the socket beneath it (urgent
+// data inline, the peek of PeerGone, sendfile). Bytes that SendFile moves
+// bypass the wrappers' Write; a wrapper that counts bytes implements
+// SentFile(n int64) and is told (see NotifySent). A wrapper without Unwrap
+// hides the socket: the tricks are skipped and data goes through its Write.
 package sockopt
 
 import (
@@ -80,4 +87,84 @@ func closeGently(fd int) {
 		}
 	}
 	syscall.Close(fd)
+}
+
+// Unwrap returns the innermost connection under c, following Unwrap()
+// net.Conn methods; c itself when it wraps nothing. It stops at a
+// *tls.Conn, which has no such method: no trick may bypass TLS.
+func Unwrap(c net.Conn) net.Conn {
+	for i := 0; i < 32; i++ {
+		u, ok := c.(interface{ Unwrap() net.Conn })
+		if !ok {
+			return c
+		}
+		next := u.Unwrap()
+		if next == nil {
+			return c
+		}
+		c = next
+	}
+	return c
+}
+
+// TCP returns the TCP connection under c, or nil when c is not one or a
+// wrapper hides it.
+func TCP(c net.Conn) *net.TCPConn {
+	tc, _ := Unwrap(c).(*net.TCPConn)
+	return tc
+}
+
+// NotifySent tells every wrapper on the way from c to its socket that
+// implements SentFile(n int64) that n bytes went out beneath it.
+func NotifySent(c net.Conn, n int64) {
+	for i := 0; i < 32 && c != nil; i++ {
+		if s, ok := c.(interface{ SentFile(n int64) }); ok {
+			s.SentFile(n)
+		}
+		u, ok := c.(interface{ Unwrap() net.Conn })
+		if !ok {
+			return
+		}
+		c = u.Unwrap()
+	}
+}
+
+// control runs f on the socket under c, if c reaches one.
+func control(c net.Conn, f func(fd int)) bool {
+	sc, ok := Unwrap(c).(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	// Control, unlike Read, does not wait for a goroutine's pending Read
+	// on the same connection.
+	return rc.Control(func(fd uintptr) { f(int(fd)) }) == nil
+}
+
+// OOBInline keeps TCP urgent data in the normal stream. Clients send ABOR
+// as urgent data (RFC 959 §4.1.3, Python's ftplib does): without this the
+// kernel takes its last byte out of band and the line never ends. It
+// reports whether the option could be set.
+func OOBInline(c net.Conn) bool {
+	var err error
+	ok := control(c, func(fd int) {
+		err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_OOBINLINE, 1)
+	})
+	return ok && err == nil
+}
+
+// PeerGone reports whether the peer has closed c (end-of-file or a reset
+// pending), without consuming anything: a peek that never blocks. False
+// when c hides its socket.
+func PeerGone(c net.Conn) bool {
+	gone := false
+	control(c, func(fd int) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = n == 0 && err == nil || err == syscall.ECONNRESET
+	})
+	return gone
 }

@@ -1,4 +1,4 @@
-package ftp
+package sockopt
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// sendFile sends the rest of f over c with sendfile(2) on a blocking
+// SendFile sends the rest of f over c with sendfile(2) on a blocking
 // duplicate of the socket. The kernel then sleeps inside one sendfile call
 // while the peer drains the socket, as vsftpd does, instead of waking a
 // goroutine through the poller every time the socket buffer has room: that
@@ -18,8 +18,9 @@ import (
 //
 // SO_SNDTIMEO gives the stall timeout: a call that makes no progress for
 // timeout fails with EAGAIN. Cancelling ctx shuts the socket down, which
-// ends a blocked call at once.
-func sendFile(ctx context.Context, c *net.TCPConn, f *os.File, timeout time.Duration) (int64, error) {
+// ends a blocked call at once. progress, when set, is called with the bytes
+// of each call as they go.
+func SendFile(ctx context.Context, c *net.TCPConn, f *os.File, timeout time.Duration, progress func(n int64)) (int64, error) {
 	sf, err := c.File()
 	if err != nil {
 		return 0, err
@@ -35,12 +36,14 @@ func sendFile(ctx context.Context, c *net.TCPConn, f *os.File, timeout time.Dura
 	in := int(f.Fd())
 	var total int64
 	for {
-		// 8 MiB a call: the transfer's progress
-		// moves in steps small enough to watch (SessionSnapshots).
+		// 8 MiB a call: progress moves in steps small enough to
+		// watch.
 		n, err := syscall.Sendfile(out, in, nil, 8<<20)
 		if n > 0 {
 			total += int64(n)
-			addProgress(ctx, int64(n))
+			if progress != nil {
+				progress(int64(n))
+			}
 		}
 		switch {
 		case errors.Is(err, syscall.EINTR):
