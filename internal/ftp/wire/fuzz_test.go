@@ -461,3 +461,69 @@ func FuzzParseOptsMLST(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendReplyParts writes a multi-line reply in parts whose text may
+// itself hold CR, LF, NUL or any other byte. Each part must append exactly
+// one line, CRLF-terminated, with no control byte inside it and IAC
+// doubled, and the whole must be byte for byte what AppendReply writes for
+// the same lines once their line breaks are neutralised.
+func FuzzAppendReplyParts(f *testing.F) {
+	for _, s := range [][3]string{
+		{"Features:", "MDTM", "End"}, {"", "", ""}, {"a\r\n213 forged", "b\n", "\nc"}, {"\x00", "\r", "\n"},
+		{"x\xff", "\xff\xff", "\xff\xf4"}, {"\x1b[2J", "\u009b2J", "\xc2\x9b\xff"}, {"日本語", "é\u0085", "\x7f"},
+		{"-rw-r--r--    1 ftp      ftp             0 Jan  2 15:04 name", " leading", "213 End"},
+	} {
+		f.Add(213, s[0], s[1], s[2], uint8(3))
+	}
+	f.Add(99, "a", "b", "c", uint8(0))
+	f.Fuzz(func(t *testing.T, code int, first, middle, last string, n uint8) {
+		code = 100 + int(uint(code)%500)
+		n %= 4
+		var buf []byte
+		var lens []int
+		add := func(b []byte) {
+			lens = append(lens, len(b)-len(buf))
+			buf = b
+		}
+		add(AppendReplyStart(buf, code, first))
+		for i := range int(n) {
+			if i%2 == 0 {
+				add(AppendReplyMiddle(buf, middle))
+			} else {
+				add(AppendReplyMiddle(buf, []byte(middle)))
+			}
+		}
+		add(AppendReplyEnd(buf, code, last))
+
+		out := buf
+		for i, l := range lens {
+			line := out[:l]
+			out = out[l:]
+			if !bytes.HasSuffix(line, []byte("\r\n")) {
+				t.Fatalf("part %d %q does not end in CRLF", i, line)
+			}
+			line = line[:len(line)-2]
+			for j := 0; j < len(line); j++ {
+				if c := line[j]; c < 0x20 || c == 0x7f {
+					t.Fatalf("part %d %q holds control byte %#x", i, line, c)
+				}
+				if line[j] == 0xff {
+					if j+1 >= len(line) || line[j+1] != 0xff {
+						t.Fatalf("part %d %q holds an undoubled IAC", i, line)
+					}
+					j++
+				}
+			}
+		}
+
+		flat := func(s string) string { return strings.NewReplacer("\n", "?").Replace(s) }
+		lines := []string{flat(first)}
+		for range int(n) {
+			lines = append(lines, flat(middle))
+		}
+		lines = append(lines, flat(last))
+		if want := AppendReply(nil, code, strings.Join(lines, "\n")); !bytes.Equal(buf, want) {
+			t.Fatalf("parts %q, %d × %q, %q give %q; AppendReply gives %q", first, n, middle, last, buf, want)
+		}
+	})
+}
