@@ -3,6 +3,7 @@ package ftp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -18,6 +19,10 @@ import (
 // with well-formed replies (RFC 959 §4.2: three digits, space or hyphen,
 // text, CRLF; multi-line replies closed by the same code and a space; no
 // control bytes; IAC doubled) and must end the session with 221 or 421.
+// Whatever the path rules resolve (MDTM's set-time form, MFMT, SITE CHMOD,
+// renames, uploads), nothing outside the user's root may change: the tree
+// of the data directory around it, a file and another user's home beside
+// it included, must stay as it was.
 //
 // The seed corpus is small so that it runs as an ordinary test.
 func FuzzSession(f *testing.F) {
@@ -25,6 +30,9 @@ func FuzzSession(f *testing.F) {
 		c.DataTimeout = 250 * time.Millisecond
 	})
 	fixture(f, ts)
+	writeFile(f, filepath.Join(ts.data, "home", "outside.txt"), []byte("outside\n"))
+	writeFile(f, filepath.Join(ts.data, "home", "bob", "file.txt"), []byte("bob\n"))
+	outside := treeOutside(f, ts.data, ts.home)
 	f.Cleanup(func() {
 		// SITE CHMOD may have left directories the cleanup cannot enter.
 		filepath.WalkDir(ts.data, func(p string, d fs.DirEntry, err error) error {
@@ -53,6 +61,20 @@ func FuzzSession(f *testing.F) {
 		"REIN\r\nPWD\r\nUSER\r\nHOST a\r\nACCT x",
 		"EPSV ALL\r\nPASV\r\nPORT 127,0,0,1,4,1\r\nEPSV\r\nMLSD",
 		"MDTM 20200101000000 file.txt\r\nMFMT 2020 x\r\nSIZE dir\r\nnlst\r\nPBSZ 0\r\nPROT P\r\nAUTH TLS",
+		// MDTM's two forms are told apart by syntax: 14 digits, an optional
+		// fraction, a space and a path set the time; anything else is a path.
+		"MDTM 20200101000000.123 file.txt\r\nMDTM 20200101000000. file.txt\r\nMDTM 20200101000000x file.txt\r\n" +
+			"MDTM 2020010100000 file.txt\r\nMDTM 20201301000000 file.txt\r\nMDTM 20200101000000\r\nMDTM 20200101000000 \r\n" +
+			"MDTM ２０２００１０１００００００ file.txt\r\nMDTM 20200101000000 dir/../file.txt\r\nMDTM 20200101000000 /",
+		// Path rules must never leave the root, whatever climbs the argument holds.
+		"MDTM 20200101000000 ../outside.txt\r\nMDTM 19700101000000 ../../home/outside.txt\r\nMDTM 20200101000000 ../bob/file.txt",
+		"MFMT 20200101000000 ../outside.txt\r\nMFMT 20200101000000 /../../bob/file.txt\r\nMFMT 20200101000000 /\r\n" +
+			"MFMT 20200101000000.999999 file.txt\r\nMFMT x file.txt\r\nMFMT 20200101000000\r\nMFMT  20200101000000 file.txt",
+		"SITE CHMOD 0777 ../outside.txt\r\nSITE CHMOD 000 ../../home/bob\r\nSITE CHMOD 0755 /..\r\nSITE CHMOD 0700 /\r\n" +
+			"SITE CHMOD 755\r\nSITE CHMOD 7777 file.txt\r\nSITE CHMOD 1755 dir\r\nSITE CHMOD 644  file.txt\r\n" +
+			"SITE CHMOD u+x file.txt\r\nSITE CHMOD 99999 file.txt\r\nSITE CHMOD -1 file.txt\r\nsite chmod 0644 file.txt",
+		"DELE ../outside.txt\r\nRNFR ../outside.txt\r\nRNTO mine.txt\r\nRNFR file.txt\r\nRNTO ../../stolen.txt\r\n" +
+			"MKD ../../evil\r\nRMD ../bob\r\nPASV\r\nSTOR /../../evil.txt\r\nSTOU ../x\r\nAPPE ../../home/outside.txt",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -78,6 +100,9 @@ func FuzzSession(f *testing.F) {
 		}
 		<-done
 		checkReplyStream(t, out)
+		if now := treeOutside(t, ts.data, ts.home); now != outside {
+			t.Fatalf("the tree outside the root changed:\nbefore:\n%s\nafter:\n%s", outside, now)
+		}
 		if log := ts.logText(); strings.Contains(log, `msg="session panic"`) {
 			t.Fatalf("the server panicked:\n%s", tail(log[strings.Index(log, `msg="session panic"`):]))
 		}
@@ -134,4 +159,29 @@ func checkReplyStream(t *testing.T, b []byte) {
 	if last := codes[len(codes)-1]; last != "221" && last != "421" {
 		t.Fatalf("the session ended without 221 or 421: %v", codes)
 	}
+}
+
+// treeOutside describes every entry under data but outside root (and not
+// root itself): path, mode, size and modification time, one a line.
+func treeOutside(t testing.TB, data, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return filepath.SkipDir
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v %d %d\n", p[len(data):], fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
