@@ -207,3 +207,27 @@ func TestDatabaseFlag(t *testing.T) {
 		t.Errorf("usage lacks --database:\n%s", usage.String())
 	}
 }
+
+// TestDatabaseURLRedacted: no message about [database] url holds its
+// password, wherever the url keeps it. The inputs were found by
+// FuzzDatabaseURL: the password of a url that is not postgres:// (other
+// schemes, an upper-case one) and one in the query went out whole.
+func TestDatabaseURLRedacted(t *testing.T) {
+	for _, tt := range []struct{ url, shown string }{
+		{"postgres://u:s3cret@h/db", `"postgres://u:xxxxx@h/db"`},
+		{"postgres://u@h/db?sslmode=require&password=s3cret", `"postgres://u@h/db?…"`},
+		{"mysql://u:s3cret@h/db", `"mysql://u:xxxxx@h/db"`},
+		{"Postgres://u:s3cret@h", `"postgres://u:xxxxx@h"`},
+		{"postgres://u:s3 cret@h/db", `"(unparsable url)"`},
+		{"u:s3cret@tcp(h)/db", `"u:…"`},
+		{"mysql:u:s3cret@h", `"mysql:…"`},
+		{"host=h password=s3cret", `"(hidden: not a url)"`},
+		{"postgres://h/db#s3cret", `"postgres://h/db#…"`},
+		{"users.db", `"users.db"`},
+	} {
+		_, err := Database{URL: tt.url}.SQLitePath()
+		if err == nil || strings.Contains(err.Error(), "s3") || !strings.Contains(err.Error(), tt.shown) {
+			t.Errorf("SQLitePath(%q): %v, want it to show %s and no password", tt.url, err, tt.shown)
+		}
+	}
+}

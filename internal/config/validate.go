@@ -192,18 +192,39 @@ func (d Database) SQLitePath() (string, error) {
 		return "", fmt.Errorf("%q: PostgreSQL is not supported yet; use sqlite:PATH, like %q", redactURL(d.URL), DefaultDatabaseURL)
 	}
 	p, ok := strings.CutPrefix(d.URL, "sqlite:")
-	if !ok || p == "" || strings.ContainsRune(p, 0) {
+	if !ok {
+		return "", fmt.Errorf("%q is not sqlite:PATH, like %q (the only database for now)", redactURL(d.URL), DefaultDatabaseURL)
+	}
+	if p == "" || strings.ContainsRune(p, 0) {
 		return "", fmt.Errorf("%q is not sqlite:PATH, like %q (the only database for now)", d.URL, DefaultDatabaseURL)
 	}
 	return p, nil
 }
 
-// redactURL hides the password of a database url, which must not reach a
-// message or a log.
+// redactURL returns a database url as a message or a log may show it: with
+// no password. The password of its user part becomes "xxxxx", its query
+// (where libpq takes password=) and fragment "…", the opaque part of a
+// "scheme:opaque" value "…" when it could hold one (user:pass@host), and a
+// value that is no url but holds '@' or '=' (a MySQL or keyword DSN) is
+// not shown at all.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable url)"
+	}
+	if u.Scheme == "" && strings.ContainsAny(s, "@=") {
+		return "(hidden: not a url)"
+	}
+	if u.Opaque != "" && strings.ContainsAny(u.Opaque, "@=:") {
+		u.Opaque = "…"
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	frag := u.Fragment != ""
+	u.Fragment, u.RawFragment = "", ""
+	if frag {
+		return u.Redacted() + "#…"
 	}
 	return u.Redacted()
 }
