@@ -72,6 +72,7 @@ func (s *session) abandonData() {
 		// few seconds at most (sockopt.CloseListenerLinger).
 		p.timer.Stop()
 		sockopt.CloseListenerLinger(p.ln, refusedTLSLinger)
+		p.acc.Close()
 		s.pasv = nil
 	}
 	s.closePassive()

@@ -17,7 +17,8 @@ import (
 // until a transfer takes it; whoever holds it closes it.
 type passive struct {
 	ln    *net.TCPListener
-	timer *time.Timer // closes ln when nobody uses it in time
+	acc   net.Listener // ln as Server.WrapListener wrapped it, or ln
+	timer *time.Timer  // closes ln when nobody uses it in time
 }
 
 func (p *passive) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port) }
@@ -27,10 +28,13 @@ func (p *passive) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port)
 // queued makes the kernel reset that connection.
 func (p *passive) close() {
 	p.timer.Stop()
-	shut(p.ln)
+	p.shut()
 }
 
-func shut(ln *net.TCPListener) { sockopt.CloseListener(ln) }
+func (p *passive) shut() {
+	sockopt.CloseListener(p.ln)
+	p.acc.Close() // the wrapper's, when there is one; ln is closed already
+}
 
 // openPassive listens on the control connection's local address, on a port
 // of the configured range. Only one pending listener exists per session, so
@@ -59,8 +63,11 @@ func (s *session) openPassive() (*passive, error) {
 		s.emit(Event{Kind: KindData, Result: "refused", Reason: "no passive port", Err: err})
 		return nil, reply(425, "No passive port available; try again later.")
 	}
-	p := &passive{ln: ln}
-	p.timer = time.AfterFunc(s.site.DataTimeout, func() { shut(ln) })
+	p := &passive{ln: ln, acc: ln}
+	if w := s.srv.WrapListener; w != nil {
+		p.acc = w(PassiveConn, ln)
+	}
+	p.timer = time.AfterFunc(s.site.DataTimeout, p.shut)
 	s.pasv = p
 	return p, nil
 }
@@ -85,7 +92,8 @@ type dataSpec struct {
 	tls      *tls.Config // nil for PROT C
 	bind     *tlsBinding
 	reuseReq bool
-	emit     func(Event) // the session's emitter, safe on the transfer goroutine
+	emit     func(Event)                              // the session's emitter, safe on the transfer goroutine
+	wrap     func(kind ConnKind, c net.Conn) net.Conn // Server.WrapConn, or nil
 }
 
 // takeData moves the data-connection settings into a spec for one transfer.
@@ -98,6 +106,7 @@ func (s *session) takeData() *dataSpec {
 		anyPeer: s.user != nil && s.user.AllowFXP,
 		timeout: s.site.DataTimeout,
 		emit:    s.emitter(),
+		wrap:    s.srv.WrapConn,
 	}
 	if d.pasv != nil {
 		d.pasv.timer.Stop()
@@ -114,7 +123,7 @@ func (s *session) takeData() *dataSpec {
 func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 	var c net.Conn
 	if d.pasv != nil {
-		defer d.pasv.ln.Close()
+		defer d.pasv.shut()
 		d.pasv.ln.SetDeadline(time.Now().Add(d.timeout))
 		stop := context.AfterFunc(ctx, func() { d.pasv.ln.Close() })
 		defer stop()
@@ -122,12 +131,15 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 		// on: anyone who can reach the passive range could otherwise
 		// cancel other users' transfers.
 		for c == nil {
-			tc, err := d.pasv.ln.AcceptTCP()
+			tc, err := d.pasv.acc.Accept()
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
 				return nil, reply(425, "Can't open data connection: nobody connected in time.")
+			}
+			if d.wrap != nil {
+				tc = d.wrap(PassiveConn, tc)
 			}
 			if got := addrPort(tc.RemoteAddr()); got.Addr() != d.peer && !d.anyPeer {
 				tc.Close()
@@ -145,6 +157,9 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 				return nil, ctx.Err()
 			}
 			return nil, reply(425, "Can't open data connection to "+d.active.String()+".")
+		}
+		if d.wrap != nil {
+			c = d.wrap(ActiveConn, c)
 		}
 	}
 	return c, nil

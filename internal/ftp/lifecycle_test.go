@@ -7,6 +7,7 @@ package ftp
 //	go test -race ./internal/ftp/ -run 'Lifecycle'
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -281,4 +283,114 @@ func TestLifecycleHungBackend(t *testing.T) {
 			t.Fatalf("Shutdown: %v", err)
 		}
 	})
+}
+
+// countConn is a byte-counting connection wrapper that follows the Unwrap
+// convention; sentFile counts what sendfile sent beneath it.
+type countConn struct {
+	net.Conn
+	read, written, sentFile *atomic.Int64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+func (c *countConn) Unwrap() net.Conn    { return c.Conn }
+func (c *countConn) SentFile(n int64)    { c.sentFile.Add(n) }
+func (c *countConn) total() (r, w int64) { return c.read.Load(), c.written.Load() + c.sentFile.Load() }
+
+// countListener wraps the connections it accepts in countConn.
+type countListener struct {
+	net.Listener
+	wrapped *atomic.Int64
+}
+
+func (l countListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.wrapped.Add(1)
+	}
+	return c, err
+}
+
+// TestLifecycleWrapHooks: with every listener and connection wrapped by a
+// byte-counting hook that implements Unwrap, downloads still go through
+// sendfile (and the wrapper is told their bytes), uploads and listings are
+// intact, the counts match, and an urgent ABOR (SO_OOBINLINE) still works.
+func TestLifecycleWrapHooks(t *testing.T) {
+	var listeners, dataRead, dataWritten, dataSent, ctlRead, ctlWritten, ctlSent atomic.Int64
+	kinds := map[ConnKind]*atomic.Int64{ControlConn: {}, PassiveConn: {}, ActiveConn: {}}
+	ts := startServer(t, func(_ *Site, srv *Server) {
+		srv.WrapListener = func(kind ConnKind, ln net.Listener) net.Listener {
+			return countListener{Listener: ln, wrapped: &listeners}
+		}
+		srv.WrapConn = func(kind ConnKind, c net.Conn) net.Conn {
+			kinds[kind].Add(1)
+			if kind == ControlConn {
+				return &countConn{Conn: c, read: &ctlRead, written: &ctlWritten, sentFile: &ctlSent}
+			}
+			return &countConn{Conn: c, read: &dataRead, written: &dataWritten, sentFile: &dataSent}
+		}
+	})
+	payload := bytes.Repeat([]byte("ferry wraps "), 100000)
+	writeFile(t, filepath.Join(ts.home, "f.bin"), payload)
+	c := loggedIn(t, ts)
+	c.cmd("TYPE I", 200)
+
+	if got := c.retr("f.bin"); !bytes.Equal(got, payload) {
+		t.Fatalf("RETR through the wrappers: %d bytes, want %d", len(got), len(payload))
+	}
+	if n := dataSent.Load(); n != int64(len(payload)) {
+		t.Fatalf("sendfile reported %d bytes to the wrapper, want %d (sendfile not used?)", n, len(payload))
+	}
+	c.stor("STOR", "up.bin", payload)
+	if got, err := os.ReadFile(filepath.Join(ts.home, "up.bin")); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("STOR through the wrappers: %d bytes, %v", len(got), err)
+	}
+	if n := dataRead.Load(); n != int64(len(payload)) {
+		t.Fatalf("the data wrapper read %d bytes, want %d", n, len(payload))
+	}
+	if l := c.listing("NLST"); !strings.Contains(l, "up.bin") {
+		t.Fatalf("NLST through the wrappers: %q", l)
+	}
+
+	// Urgent ABOR (Python's ftplib.abort): the last byte of the line is
+	// out-of-band data, which only SO_OOBINLINE keeps in the line.
+	lifeBigFile(t, filepath.Join(ts.home, "big.bin"))
+	c.pasv() // never read
+	c.cmd("RETR big.bin", 150)
+	raw, err := c.conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	raw.Write(func(fd uintptr) bool {
+		serr = syscall.Sendto(int(fd), []byte("ABOR\r\n"), syscall.MSG_OOB, nil)
+		return true
+	})
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	c.expect(426)
+	c.expect(226)
+	c.cmd("NOOP", 200)
+
+	if kinds[ControlConn].Load() != 1 || kinds[PassiveConn].Load() < 4 {
+		t.Fatalf("wrapped: %d control, %d passive connections", kinds[ControlConn].Load(), kinds[PassiveConn].Load())
+	}
+	if listeners.Load() < 5 { // the control connection and four passive ones
+		t.Fatalf("wrapped listeners accepted %d connections, want 5 at least", listeners.Load())
+	}
+	if ctlRead.Load() == 0 || ctlWritten.Load() == 0 || ctlSent.Load() != 0 {
+		t.Fatalf("control wrapper counts: read %d, written %d, sendfile %d", ctlRead.Load(), ctlWritten.Load(), ctlSent.Load())
+	}
 }

@@ -38,6 +38,22 @@ type Server struct {
 	LogQueue int
 	// Defender, when set, refuses banned addresses and scores failures.
 	Defender Defender
+	// WrapListener, when set, wraps every listener the server accepts on:
+	// each one given to Serve (ControlConn) and each passive data listener
+	// (PassiveConn), for the PROXY protocol, say. The connections it
+	// accepts must report the client's address as RemoteAddr: passive data
+	// connections are checked against the control connection's.
+	WrapListener func(kind ConnKind, ln net.Listener) net.Listener
+	// WrapConn, when set, wraps every connection before anything is read
+	// or written on it (and before TLS): control connections as accepted,
+	// passive data connections as accepted and active ones as dialled,
+	// for byte counting, say. A wrapper that implements Unwrap() net.Conn
+	// keeps urgent ABOR (SO_OOBINLINE), sendfile and the upload-trust check
+	// working; one that also implements SentFile(n int64) is told the bytes
+	// sendfile sent beneath it (internal/sockopt). A wrapper without
+	// Unwrap works too, without those: downloads then pass through its
+	// Write and urgent ABOR is not recognised.
+	WrapConn func(kind ConnKind, c net.Conn) net.Conn
 
 	site atomic.Pointer[Site] // the current site; swapped whole, never edited
 
@@ -147,6 +163,9 @@ func (srv *Server) Serve(ln net.Listener, implicit bool) error {
 	if implicit && st.tlsConfig == nil {
 		return errors.New("ftp: implicit TLS needs a certificate")
 	}
+	if srv.WrapListener != nil {
+		ln = srv.WrapListener(ControlConn, ln)
+	}
 	srv.mu.Lock()
 	if srv.inShutdown.Load() {
 		srv.mu.Unlock()
@@ -195,6 +214,9 @@ func isTemporary(err error) bool {
 // handle runs one control connection after the admission checks.
 func (srv *Server) handle(c net.Conn, implicit bool) {
 	defer srv.wg.Done()
+	if srv.WrapConn != nil {
+		c = srv.WrapConn(ControlConn, c)
+	}
 	remote := addrPort(c.RemoteAddr())
 	id := fmt.Sprintf("%x", srv.nextID.Add(1))
 	log := srv.Logger.With("session", id, "remote", remote.String())
