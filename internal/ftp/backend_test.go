@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/storagetest"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
 
@@ -132,7 +133,7 @@ func fsPut(t testing.TB, fsys storage.FS, name string, data []byte) {
 	if dir := path.Dir(name); dir != "." {
 		fsMkdirAll(t, fsys, dir)
 	}
-	up, err := fsys.Create(t.Context(), name, storage.CreateOptions{Perm: 0o644})
+	up, err := fsys.Create(t.Context(), storagetest.P(name), storage.CreateOptions{Perm: 0o644})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
@@ -151,7 +152,7 @@ func fsMkdirAll(t testing.TB, fsys storage.FS, dir string) {
 	var p string
 	for _, e := range strings.Split(fsName(t, dir), "/") {
 		p = path.Join(p, e)
-		if err := fsys.Mkdir(t.Context(), p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := fsys.Mkdir(t.Context(), storagetest.P(p), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			t.Fatalf("mkdir %s: %v", p, err)
 		}
 	}
@@ -166,7 +167,7 @@ func (ts *testServer) mkdir(t testing.TB, dir string) {
 // get returns the content of name in alice's storage.
 func (ts *testServer) get(t testing.TB, name string) []byte {
 	t.Helper()
-	f, err := ts.fs(t).Open(t.Context(), fsName(t, name), 0)
+	f, err := ts.fs(t).Open(t.Context(), storagetest.P(fsName(t, name)), 0)
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}
@@ -181,7 +182,7 @@ func (ts *testServer) get(t testing.TB, name string) []byte {
 // stat describes name in alice's storage.
 func (ts *testServer) stat(t testing.TB, name string) (fs.FileInfo, error) {
 	t.Helper()
-	return ts.fs(t).Stat(t.Context(), fsName(t, name))
+	return ts.fs(t).Stat(t.Context(), storagetest.P(fsName(t, name)))
 }
 
 // has reports whether name exists in alice's storage.
@@ -194,7 +195,7 @@ func (ts *testServer) has(t testing.TB, name string) bool {
 // chtimes sets the modification time of name in alice's storage.
 func (ts *testServer) chtimes(t testing.TB, name string, mtime time.Time) {
 	t.Helper()
-	if err := ts.fs(t).Chtimes(t.Context(), fsName(t, name), mtime); err != nil {
+	if err := ts.fs(t).Chtimes(t.Context(), storagetest.P(fsName(t, name)), mtime); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -202,7 +203,7 @@ func (ts *testServer) chtimes(t testing.TB, name string, mtime time.Time) {
 // names lists dir in alice's storage, temporary names included, sorted.
 func (ts *testServer) names(t testing.TB, dir string) []string {
 	t.Helper()
-	it, err := ts.fs(t).ReadDir(t.Context(), fsName(t, dir))
+	it, err := ts.fs(t).ReadDir(t.Context(), storagetest.P(fsName(t, dir)))
 	if err != nil {
 		t.Fatal(err)
 	}

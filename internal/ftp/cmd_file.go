@@ -29,7 +29,7 @@ func (s *session) cmdRETR(r *request) error {
 	if s.rest > r.info.Size() {
 		return errRestPastEnd
 	}
-	f, err := s.fs.Open(s.ctx(), p.Rel(), s.rest)
+	f, err := s.fs.Open(s.ctx(), p, s.rest)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	noReplace := !inPlace && s.allow(verbOverwrite, p) != nil
 	// A quota is kept by the storage below (package quota): Create
 	// reserves a new name's file slot and each write its bytes.
-	up, err := s.fs.Create(s.ctx(), p.Rel(), storage.CreateOptions{
+	up, err := s.fs.Create(s.ctx(), p, storage.CreateOptions{
 		Offset:    s.rest,
 		Append:    appendMode,
 		Exclusive: unique,
@@ -212,7 +212,7 @@ func (s *session) cmdALLO(r *request) error {
 }
 
 func (s *session) cmdDELE(r *request) error {
-	if err := s.fs.Remove(s.ctx(), r.path.Rel()); err != nil {
+	if err := s.fs.Remove(s.ctx(), r.path); err != nil {
 		return err
 	}
 	s.reply(250, "File deleted.")
@@ -247,7 +247,7 @@ func (s *session) cmdRNTO(r *request) error {
 	if err := s.keepsRules(*from, p); err != nil {
 		return err
 	}
-	if err := s.fs.Rename(s.ctx(), from.Rel(), p.Rel()); err != nil {
+	if err := s.fs.Rename(s.ctx(), *from, p); err != nil {
 		return err
 	}
 	s.log.Info("rename", "user", s.userName, "from", from.String(), "path", p.String())
@@ -311,7 +311,7 @@ func (s *session) cmdMFMT(r *request) error {
 	if !s.caps().Has(storage.CapChtimes) { // reached from MDTM too
 		return storage.ErrNotSupported
 	}
-	if err := s.fs.Chtimes(s.ctx(), r.path.Rel(), r.mtime); err != nil {
+	if err := s.fs.Chtimes(s.ctx(), r.path, r.mtime); err != nil {
 		return err
 	}
 	s.reply(213, "Modify="+string(wire.AppendTime(nil, r.mtime))+"; "+r.path.Base())

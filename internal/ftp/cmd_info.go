@@ -148,7 +148,7 @@ func (s *session) cmdSiteHELP(*request) error {
 }
 
 func (s *session) cmdSiteCHMOD(r *request) error {
-	if err := s.fs.Chmod(s.ctx(), r.path.Rel(), r.mode); err != nil {
+	if err := s.fs.Chmod(s.ctx(), r.path, r.mode); err != nil {
 		return err
 	}
 	s.reply(200, "SITE CHMOD command ok.")

@@ -100,7 +100,7 @@ func (r renamedInfo) Name() string { return r.name }
 
 // write streams the listing of dir (or of the single file p) to w.
 func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
-	fi, err := l.fsys.Stat(ctx, p.Rel())
+	fi, err := l.fsys.Stat(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 		_, err := w.Write(l.buf)
 		return err
 	}
-	it, err := l.fsys.ReadDir(ctx, p.Rel())
+	it, err := l.fsys.ReadDir(ctx, p)
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,7 @@ func (s *session) cmdCWD(r *request) error {
 }
 
 func (s *session) cmdMKD(r *request) error {
-	if err := s.fs.Mkdir(s.ctx(), r.path.Rel(), 0o777&^s.site.DirUmask); err != nil {
+	if err := s.fs.Mkdir(s.ctx(), r.path, 0o777&^s.site.DirUmask); err != nil {
 		return err
 	}
 	s.reply(257, wire.QuotePath(r.path.String())+" created.")
@@ -60,7 +60,7 @@ func (s *session) cmdMKD(r *request) error {
 }
 
 func (s *session) cmdRMD(r *request) error {
-	if err := s.fs.RemoveDir(s.ctx(), r.path.Rel()); err != nil {
+	if err := s.fs.RemoveDir(s.ctx(), r.path); err != nil {
 		return err
 	}
 	s.reply(250, "Directory removed.")

@@ -311,7 +311,7 @@ func (s *session) target(c *command, r *request) error {
 	if stat == statNone {
 		return nil
 	}
-	fi, err := s.fs.Stat(s.ctx(), p.Rel())
+	fi, err := s.fs.Stat(s.ctx(), p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && stat == statMaybe:
 		return nil

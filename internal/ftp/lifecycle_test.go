@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // TestLifecycleRefusedTransferClosesData: a transfer refused before its
@@ -202,9 +203,9 @@ type hangFS struct {
 	entered chan string
 }
 
-func (h hangFS) Stat(ctx context.Context, name string) (fs.FileInfo, error) {
-	if strings.HasPrefix(name, "hang") {
-		h.entered <- name
+func (h hangFS) Stat(ctx context.Context, name vpath.Path) (fs.FileInfo, error) {
+	if strings.HasPrefix(name.Rel(), "hang") {
+		h.entered <- name.Rel()
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}

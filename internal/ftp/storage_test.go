@@ -12,6 +12,7 @@ import (
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/storage/mem"
+	"github.com/ferryftp/ferry/internal/storage/storagetest"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
@@ -305,7 +306,7 @@ func TestStorageNoSpaceNewName(t *testing.T) {
 			t.Errorf("%s of a new name on a full disk: %d %s, want 452", verb, code, text)
 		}
 		c.cmd("SIZE new.bin", 550)
-		if _, err := op.fs(ts.home).Stat(t.Context(), "new.bin"); err == nil {
+		if _, err := op.fs(ts.home).Stat(t.Context(), storagetest.P("new.bin")); err == nil {
 			t.Errorf("%s of a new name on a full disk left a file", verb)
 		}
 	}

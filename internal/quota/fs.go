@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // FS is a storage.FS that keeps a Usage exact and enforces Limits.
@@ -36,33 +37,33 @@ func (q *FS) Close() error {
 	return nil
 }
 
-func (q *FS) Stat(ctx context.Context, name string) (fs.FileInfo, error) {
-	return q.fsys.Stat(ctx, name)
+func (q *FS) Stat(ctx context.Context, p vpath.Path) (fs.FileInfo, error) {
+	return q.fsys.Stat(ctx, p)
 }
 
-func (q *FS) ReadDir(ctx context.Context, name string) (storage.DirIter, error) {
-	return q.fsys.ReadDir(ctx, name)
+func (q *FS) ReadDir(ctx context.Context, p vpath.Path) (storage.DirIter, error) {
+	return q.fsys.ReadDir(ctx, p)
 }
 
-func (q *FS) Open(ctx context.Context, name string, offset int64) (storage.File, error) {
-	return q.fsys.Open(ctx, name, offset)
+func (q *FS) Open(ctx context.Context, p vpath.Path, offset int64) (storage.File, error) {
+	return q.fsys.Open(ctx, p, offset)
 }
 
-func (q *FS) Mkdir(ctx context.Context, name string, perm fs.FileMode) error {
-	return q.fsys.Mkdir(ctx, name, perm)
+func (q *FS) Mkdir(ctx context.Context, p vpath.Path, perm fs.FileMode) error {
+	return q.fsys.Mkdir(ctx, p, perm)
 }
 
 // RemoveDir removes an empty directory, which holds nothing counted.
-func (q *FS) RemoveDir(ctx context.Context, name string) error {
-	return q.fsys.RemoveDir(ctx, name)
+func (q *FS) RemoveDir(ctx context.Context, p vpath.Path) error {
+	return q.fsys.RemoveDir(ctx, p)
 }
 
-func (q *FS) Chmod(ctx context.Context, name string, mode fs.FileMode) error {
-	return q.fsys.Chmod(ctx, name, mode)
+func (q *FS) Chmod(ctx context.Context, p vpath.Path, mode fs.FileMode) error {
+	return q.fsys.Chmod(ctx, p, mode)
 }
 
-func (q *FS) Chtimes(ctx context.Context, name string, mtime time.Time) error {
-	return q.fsys.Chtimes(ctx, name, mtime)
+func (q *FS) Chtimes(ctx context.Context, p vpath.Path, mtime time.Time) error {
+	return q.fsys.Chtimes(ctx, p, mtime)
 }
 
 // regular returns the size of name when its own entry is a regular file.
@@ -76,7 +77,8 @@ func (q *FS) regular(ctx context.Context, name string) (size int64, ok bool) {
 
 // Remove deletes a file and subtracts what it was: a symbolic link removes
 // nothing counted.
-func (q *FS) Remove(ctx context.Context, name string) error {
+func (q *FS) Remove(ctx context.Context, p vpath.Path) error {
+	name := p.Rel()
 	if err := q.u.Wait(ctx); err != nil {
 		return err
 	}
@@ -86,7 +88,7 @@ func (q *FS) Remove(ctx context.Context, name string) error {
 		return ErrBusy // its upload would write an unlinked file
 	}
 	size, counted := q.regular(ctx, name)
-	if err := q.fsys.Remove(ctx, name); err != nil {
+	if err := q.fsys.Remove(ctx, p); err != nil {
 		return err
 	}
 	if counted {
@@ -98,7 +100,8 @@ func (q *FS) Remove(ctx context.Context, name string) error {
 
 // Rename moves from to to and subtracts the regular file it replaced. The
 // uploads it carries along are counted under their new names.
-func (q *FS) Rename(ctx context.Context, from, to string) error {
+func (q *FS) Rename(ctx context.Context, fromP, toP vpath.Path) error {
+	from, to := fromP.Rel(), toP.Rel()
 	if err := q.u.Wait(ctx); err != nil {
 		return err
 	}
@@ -119,7 +122,7 @@ func (q *FS) Rename(ctx context.Context, from, to string) error {
 			size = fiTo.Size()
 		}
 	}
-	if err := q.fsys.Rename(ctx, from, to); err != nil {
+	if err := q.fsys.Rename(ctx, fromP, toP); err != nil {
 		return err
 	}
 	if counted {
@@ -137,7 +140,8 @@ func (q *FS) Rename(ctx context.Context, from, to string) error {
 // in-place upload (offset, append, exclusive) takes it and any growth from
 // the offset before the backend touches the file. Every write then reserves
 // its bytes before they are accepted.
-func (q *FS) Create(ctx context.Context, name string, o storage.CreateOptions) (storage.Upload, error) {
+func (q *FS) Create(ctx context.Context, p vpath.Path, o storage.CreateOptions) (storage.Upload, error) {
+	name := p.Rel()
 	if err := q.u.Wait(ctx); err != nil {
 		return nil, err
 	}
@@ -155,7 +159,7 @@ func (q *FS) Create(ctx context.Context, name string, o storage.CreateOptions) (
 	if err := q.u.reserve(q.l, 0, !exists); err != nil {
 		return nil, err
 	}
-	up, err := q.fsys.Create(ctx, name, o)
+	up, err := q.fsys.Create(ctx, p, o)
 	if err != nil {
 		if !exists {
 			q.u.files--
@@ -188,7 +192,7 @@ func (q *FS) createInPlace(ctx context.Context, name string, o storage.CreateOpt
 	if err := q.u.reserve(q.l, growth, !existed); err != nil {
 		return nil, err
 	}
-	up, err := q.fsys.Create(ctx, name, o)
+	up, err := q.fsys.Create(ctx, rel(name), o)
 	// Measure what the backend did, failed or not: a failed create may
 	// still have left a file behind.
 	after, exists := q.size(ctx, name)
@@ -214,7 +218,7 @@ func (q *FS) createInPlace(ctx context.Context, name string, o storage.CreateOpt
 // size returns the size of the regular file that name resolves to (Stat
 // semantics) and whether there is one.
 func (q *FS) size(ctx context.Context, name string) (int64, bool) {
-	fi, err := q.fsys.Stat(ctx, name)
+	fi, err := q.fsys.Stat(ctx, rel(name))
 	if err != nil || !fi.Mode().IsRegular() {
 		return 0, false
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/storage/mem"
 	"github.com/ferryftp/ferry/internal/storage/storagetest"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // backends are the file systems every accounting test runs on.
@@ -73,7 +74,7 @@ func exact(t *testing.T, fsys storage.FS, u *quota.Usage) {
 
 // put stores data under name through fsys.
 func put(fsys storage.FS, name string, o storage.CreateOptions, data []byte) error {
-	up, err := fsys.Create(context.Background(), name, o)
+	up, err := fsys.Create(context.Background(), storagetest.P(name), o)
 	if err != nil {
 		return err
 	}
@@ -142,7 +143,7 @@ func TestScan(t *testing.T) {
 
 	m := mem.New()
 	mustPut(t, m, "x", make([]byte, 7))
-	m.Mkdir(t.Context(), "d", 0o755)
+	m.Mkdir(t.Context(), storagetest.P("d"), 0o755)
 	mustPut(t, m, "d/y", make([]byte, 8))
 	if b, f, err := quota.Scan(t.Context(), noScanner{m}); err != nil || b != 15 || f != 2 {
 		t.Errorf("mem: Scan = %d bytes, %d files, %v; want 15, 2", b, f, err)
@@ -157,7 +158,7 @@ type blockingFS struct {
 	once    sync.Once
 }
 
-func (b *blockingFS) ReadDir(ctx context.Context, name string) (storage.DirIter, error) {
+func (b *blockingFS) ReadDir(ctx context.Context, name vpath.Path) (storage.DirIter, error) {
 	b.once.Do(func() { close(b.started) })
 	<-b.release
 	return b.FS.ReadDir(ctx, name)
@@ -175,10 +176,10 @@ func TestLoadInBackground(t *testing.T) {
 	q := quota.Wrap(m, u, quota.Limits{Files: 2})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if _, err := q.Create(ctx, "new", storage.CreateOptions{}); !errors.Is(err, context.Canceled) {
+	if _, err := q.Create(ctx, storagetest.P("new"), storage.CreateOptions{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Create before the load ended: %v, want context.Canceled", err)
 	}
-	if err := q.Remove(ctx, "old"); !errors.Is(err, context.Canceled) {
+	if err := q.Remove(ctx, storagetest.P("old")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Remove before the load ended: %v, want context.Canceled", err)
 	}
 	done := make(chan error, 1)
@@ -195,7 +196,7 @@ func TestLoadInBackground(t *testing.T) {
 		t.Fatalf("third file: %v, want ErrQuota", err)
 	}
 	// A never-loaded Usage refuses to count.
-	if _, err := quota.Wrap(m, &quota.Usage{}, quota.Limits{}).Create(t.Context(), "x", storage.CreateOptions{}); err == nil {
+	if _, err := quota.Wrap(m, &quota.Usage{}, quota.Limits{}).Create(t.Context(), storagetest.P("x"), storage.CreateOptions{}); err == nil {
 		t.Fatal("Create on an unloaded usage succeeded")
 	}
 }
@@ -283,11 +284,11 @@ func TestOverwriteRaces(t *testing.T) {
 				for i := range 60 {
 					switch i % 3 {
 					case 0:
-						q.Remove(ctx, "f")
+						q.Remove(ctx, storagetest.P("f"))
 					case 1:
-						q.Rename(ctx, "f", "g")
+						q.Rename(ctx, storagetest.P("f"), storagetest.P("g"))
 					case 2:
-						q.Rename(ctx, "g", "f")
+						q.Rename(ctx, storagetest.P("g"), storagetest.P("f"))
 					}
 					check()
 				}
@@ -308,19 +309,19 @@ func TestOverwriteNeedsSlotAtCommit(t *testing.T) {
 	u := loaded(t, inner)
 	q := quota.Wrap(inner, u, quota.Limits{Files: 1})
 	mustPut(t, q, "f", []byte("old"))
-	up, err := q.Create(t.Context(), "f", storage.CreateOptions{})
+	up, err := q.Create(t.Context(), storagetest.P("f"), storage.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	up.Write([]byte("new"))
-	if err := q.Remove(t.Context(), "f"); err != nil {
+	if err := q.Remove(t.Context(), storagetest.P("f")); err != nil {
 		t.Fatal(err)
 	}
 	mustPut(t, q, "g", []byte("takes the slot"))
 	if err := up.Commit(t.Context()); !errors.Is(err, storage.ErrQuota) {
 		t.Fatalf("commit without a slot: %v, want ErrQuota", err)
 	}
-	if _, err := inner.Stat(t.Context(), "f"); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := inner.Stat(t.Context(), storagetest.P("f")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("f after the refused commit: %v", err)
 	}
 	exact(t, inner, u)
@@ -338,21 +339,21 @@ func TestSymlinks(t *testing.T) {
 	u := loaded(t, inner)
 	q := quota.Wrap(inner, u, quota.Limits{})
 	ctx := t.Context()
-	if err := q.Remove(ctx, "l1"); err != nil {
+	if err := q.Remove(ctx, storagetest.P("l1")); err != nil {
 		t.Fatal(err)
 	}
 	exact(t, inner, u)
 	os.WriteFile(filepath.Join(dir, "small"), make([]byte, 10), 0o644)
 	u = loaded(t, inner)
 	q = quota.Wrap(inner, u, quota.Limits{})
-	if err := q.Rename(ctx, "small", "l2"); err != nil { // replaces the link
+	if err := q.Rename(ctx, storagetest.P("small"), storagetest.P("l2")); err != nil { // replaces the link
 		t.Fatal(err)
 	}
 	exact(t, inner, u)
 	mustPut(t, q, "l3", []byte("new file over a link"))
 	exact(t, inner, u)
 	os.Symlink("target", filepath.Join(dir, "l4"))
-	if err := q.Rename(ctx, "l4", "l2"); err != nil { // a link replaces a file
+	if err := q.Rename(ctx, storagetest.P("l4"), storagetest.P("l2")); err != nil { // a link replaces a file
 		t.Fatal(err)
 	}
 	exact(t, inner, u)
@@ -369,7 +370,7 @@ func TestRenameOverFile(t *testing.T) {
 			ctx := t.Context()
 			mustPut(t, q, "a", make([]byte, 10))
 			mustPut(t, q, "b", make([]byte, 20))
-			if err := q.Rename(ctx, "a", "b"); err != nil {
+			if err := q.Rename(ctx, storagetest.P("a"), storagetest.P("b")); err != nil {
 				t.Fatal(err)
 			}
 			if gb, gf := u.Counts(); gb != 10 || gf != 1 {
@@ -380,7 +381,7 @@ func TestRenameOverFile(t *testing.T) {
 				os.Link(filepath.Join(dir, "b"), filepath.Join(dir, "c"))
 				u = loaded(t, inner)
 				q = quota.Wrap(inner, u, quota.Limits{})
-				if err := q.Rename(ctx, "b", "c"); err != nil {
+				if err := q.Rename(ctx, storagetest.P("b"), storagetest.P("c")); err != nil {
 					t.Fatal(err)
 				}
 				exact(t, inner, u)
@@ -420,30 +421,30 @@ func TestInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 			exact(t, inner, u)
-			up, err := q.Create(ctx, "u", storage.CreateOptions{Exclusive: true})
+			up, err := q.Create(ctx, storagetest.P("u"), storage.CreateOptions{Exclusive: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			up.Write(make([]byte, 40))
 			exact(t, inner, u)
-			if _, err := q.Create(ctx, "x", storage.CreateOptions{Exclusive: true}); !errors.Is(err, storage.ErrQuota) {
+			if _, err := q.Create(ctx, storagetest.P("x"), storage.CreateOptions{Exclusive: true}); !errors.Is(err, storage.ErrQuota) {
 				t.Fatalf("fourth file: %v, want ErrQuota", err)
 			}
-			if err := q.Remove(ctx, "u"); !errors.Is(err, quota.ErrBusy) {
+			if err := q.Remove(ctx, storagetest.P("u")); !errors.Is(err, quota.ErrBusy) {
 				t.Errorf("Remove of a name being written: %v, want ErrBusy", err)
 			}
-			if err := q.Rename(ctx, "f", "u"); !errors.Is(err, quota.ErrBusy) {
+			if err := q.Rename(ctx, storagetest.P("f"), storagetest.P("u")); !errors.Is(err, quota.ErrBusy) {
 				t.Errorf("Rename onto a name being written: %v, want ErrBusy", err)
 			}
-			if _, err := q.Create(ctx, "u", storage.CreateOptions{}); !errors.Is(err, quota.ErrBusy) {
+			if _, err := q.Create(ctx, storagetest.P("u"), storage.CreateOptions{}); !errors.Is(err, quota.ErrBusy) {
 				t.Errorf("whole upload of a name being written: %v, want ErrBusy", err)
 			}
-			if _, err := q.Create(ctx, "u", storage.CreateOptions{Append: true}); !errors.Is(err, quota.ErrBusy) {
+			if _, err := q.Create(ctx, storagetest.P("u"), storage.CreateOptions{Append: true}); !errors.Is(err, quota.ErrBusy) {
 				t.Errorf("second in-place upload: %v, want ErrBusy", err)
 			}
 			// Renaming the file being written is allowed: the upload
 			// follows it, and is measured where it went.
-			if err := q.Rename(ctx, "u", "v"); err != nil {
+			if err := q.Rename(ctx, storagetest.P("u"), storagetest.P("v")); err != nil {
 				t.Fatal(err)
 			}
 			up.Write(make([]byte, 10))
@@ -451,7 +452,7 @@ func TestInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 			exact(t, inner, u)
-			if err := q.Remove(ctx, "f"); err != nil {
+			if err := q.Remove(ctx, storagetest.P("f")); err != nil {
 				t.Fatal(err)
 			}
 			exact(t, inner, u)
@@ -470,37 +471,37 @@ func TestUploadsFollowDirectoryRenames(t *testing.T) {
 			q := quota.Wrap(inner, u, quota.Limits{Files: 10})
 			ctx := t.Context()
 			for _, d := range []string{"a", "b"} {
-				if err := q.Mkdir(ctx, d, 0o755); err != nil {
+				if err := q.Mkdir(ctx, storagetest.P(d), 0o755); err != nil {
 					t.Fatal(err)
 				}
 			}
 			mustPut(t, q, "b/old", make([]byte, 100))
-			whole, err := q.Create(ctx, "a/new", storage.CreateOptions{})
+			whole, err := q.Create(ctx, storagetest.P("a/new"), storage.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			whole.Write(make([]byte, 10))
-			over, err := q.Create(ctx, "b/old", storage.CreateOptions{})
+			over, err := q.Create(ctx, storagetest.P("b/old"), storage.CreateOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			over.Write(make([]byte, 20))
-			app, err := q.Create(ctx, "b/old", storage.CreateOptions{Append: true})
+			app, err := q.Create(ctx, storagetest.P("b/old"), storage.CreateOptions{Append: true})
 			if !errors.Is(err, quota.ErrBusy) {
 				t.Fatalf("APPE while a whole upload runs: %v, %v", app, err)
 			}
 			if err := put(q, "a/in", storage.CreateOptions{Append: true}, make([]byte, 5)); err != nil {
 				t.Fatal(err)
 			}
-			inPlace, err := q.Create(ctx, "a/in", storage.CreateOptions{Append: true})
+			inPlace, err := q.Create(ctx, storagetest.P("a/in"), storage.CreateOptions{Append: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			inPlace.Write(make([]byte, 7))
-			if err := q.Rename(ctx, "a", "c"); err != nil {
+			if err := q.Rename(ctx, storagetest.P("a"), storagetest.P("c")); err != nil {
 				t.Fatal(err)
 			}
-			if err := q.Rename(ctx, "b", "d"); err != nil {
+			if err := q.Rename(ctx, storagetest.P("b"), storagetest.P("d")); err != nil {
 				t.Fatal(err)
 			}
 			inPlace.Write(make([]byte, 3))

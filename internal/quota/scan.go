@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // UsageScanner is an optional storage.FS capability: a backend that can
@@ -23,15 +24,15 @@ type UsageScanner interface {
 // links, whose Stat follows them: Lstat describes the link itself. A backend
 // without it has no links, and its Stat is used.
 type Lstater interface {
-	Lstat(ctx context.Context, name string) (fs.FileInfo, error)
+	Lstat(ctx context.Context, name vpath.Path) (fs.FileInfo, error)
 }
 
 // lstat is Lstat where the backend has it, else Stat.
 func lstat(ctx context.Context, fsys storage.FS, name string) (fs.FileInfo, error) {
 	if l, ok := fsys.(Lstater); ok {
-		return l.Lstat(ctx, name)
+		return l.Lstat(ctx, rel(name))
 	}
-	return fsys.Stat(ctx, name)
+	return fsys.Stat(ctx, rel(name))
 }
 
 // Scan counts the regular files under fsys's root and their bytes, skipping
@@ -44,7 +45,7 @@ func Scan(ctx context.Context, fsys storage.FS) (bytes, files int64, err error) 
 	_, links := fsys.(Lstater)
 	var walk func(dir string, top bool) error
 	walk = func(dir string, top bool) error {
-		it, err := fsys.ReadDir(ctx, dir)
+		it, err := fsys.ReadDir(ctx, rel(dir))
 		if err != nil {
 			if top || ctx.Err() != nil {
 				return err
@@ -95,4 +96,14 @@ func Scan(ctx context.Context, fsys storage.FS) (bytes, files int64, err error) 
 		return 0, 0, err
 	}
 	return bytes, files, nil
+}
+
+// rel is the vpath.Path of a name in storage's form. The package's names
+// come from vpath values (and renames of them), so they are always valid.
+func rel(name string) vpath.Path {
+	p, err := vpath.FromRel(name)
+	if err != nil {
+		panic("quota: invalid name " + name)
+	}
+	return p
 }

@@ -1,6 +1,7 @@
 // Package storage defines the file-system seam under the protocol engine.
-// Names are slash-separated, relative to the user's root, and already
-// validated by package vpath ("." is the root); backends accept nothing else.
+// Names are vpath.Path values, validated once at the edge; a backend takes
+// their Rel form (slash-separated, relative to the user's root, "." for the
+// root) and accepts nothing else.
 package storage
 
 import (
@@ -10,6 +11,8 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // Sentinel errors besides fs.ErrNotExist, fs.ErrExist and fs.ErrPermission.
@@ -28,23 +31,23 @@ var (
 
 // FS is one user's view of a storage backend, rooted at the user's home.
 type FS interface {
-	Stat(ctx context.Context, name string) (fs.FileInfo, error)
+	Stat(ctx context.Context, name vpath.Path) (fs.FileInfo, error)
 	// ReadDir streams the entries of a directory; the caller must Close it.
-	ReadDir(ctx context.Context, name string) (DirIter, error)
+	ReadDir(ctx context.Context, name vpath.Path) (DirIter, error)
 	// Open opens a regular file for reading at offset.
-	Open(ctx context.Context, name string, offset int64) (File, error)
+	Open(ctx context.Context, name vpath.Path, offset int64) (File, error)
 	// Create starts an upload. With offset 0 and !appendMode it writes a new
 	// hidden temporary file that replaces name only on Commit; with an offset
 	// (REST) or appendMode (APPE) it writes in place.
-	Create(ctx context.Context, name string, opts CreateOptions) (Upload, error)
-	Mkdir(ctx context.Context, name string, perm fs.FileMode) error
+	Create(ctx context.Context, name vpath.Path, opts CreateOptions) (Upload, error)
+	Mkdir(ctx context.Context, name vpath.Path, perm fs.FileMode) error
 	// Remove deletes a file (not a directory).
-	Remove(ctx context.Context, name string) error
+	Remove(ctx context.Context, name vpath.Path) error
 	// RemoveDir deletes an empty directory.
-	RemoveDir(ctx context.Context, name string) error
-	Rename(ctx context.Context, from, to string) error
-	Chmod(ctx context.Context, name string, mode fs.FileMode) error
-	Chtimes(ctx context.Context, name string, mtime time.Time) error
+	RemoveDir(ctx context.Context, name vpath.Path) error
+	Rename(ctx context.Context, from, to vpath.Path) error
+	Chmod(ctx context.Context, name vpath.Path, mode fs.FileMode) error
+	Chtimes(ctx context.Context, name vpath.Path, mtime time.Time) error
 }
 
 // CreateOptions says how an upload is written.

@@ -92,6 +92,23 @@ func (p Path) Rel() string {
 	return p.s[1:]
 }
 
+// FromRel returns the path whose Rel form is rel ("." for the root): for
+// backends and tests that hold names in storage's form. rel must already be
+// clean; anything Resolve would change is ErrBadName.
+func FromRel(rel string) (Path, error) {
+	if rel == "." {
+		return Root(), nil
+	}
+	p, err := Resolve(Root(), rel)
+	if err != nil {
+		return Path{}, err
+	}
+	if p.Rel() != rel {
+		return Path{}, ErrBadName
+	}
+	return p, nil
+}
+
 // IsRoot reports whether p is the user's root.
 func (p Path) IsRoot() bool { return p.s == "" }
 

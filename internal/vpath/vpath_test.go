@@ -153,3 +153,18 @@ func FuzzCheckNewName(f *testing.F) {
 		}
 	})
 }
+
+// TestFromRel: FromRel inverts Rel and refuses what Resolve would change.
+func TestFromRel(t *testing.T) {
+	for _, rel := range []string{".", "a", "a/b c/d.txt", "...", "%2e%2e", "é/日本"} {
+		p, err := FromRel(rel)
+		if err != nil || p.Rel() != rel {
+			t.Errorf("FromRel(%q) = %q, %v", rel, p.Rel(), err)
+		}
+	}
+	for _, rel := range []string{"", "/a", "a/", "a//b", "./a", "a/../b", "..", "a/.", "a\x00b", "a\nb", "\xff"} {
+		if p, err := FromRel(rel); !errors.Is(err, ErrBadName) {
+			t.Errorf("FromRel(%q) = %q, %v; want ErrBadName", rel, p.Rel(), err)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // FS is a storage.FS rooted at a host directory.
@@ -41,18 +42,21 @@ func Open(dir string) (*FS, error) {
 // Close releases the root directory handle.
 func (f *FS) Close() error { return f.root.Close() }
 
-func (f *FS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
+func (f *FS) Stat(_ context.Context, p vpath.Path) (fs.FileInfo, error) {
+	name := p.Rel()
 	fi, err := f.root.Stat(name)
 	return fi, mapErr(err)
 }
 
 // Lstat is Stat of a symbolic link itself, not of its target.
-func (f *FS) Lstat(_ context.Context, name string) (fs.FileInfo, error) {
+func (f *FS) Lstat(_ context.Context, p vpath.Path) (fs.FileInfo, error) {
+	name := p.Rel()
 	fi, err := f.root.Lstat(name)
 	return fi, mapErr(err)
 }
 
-func (f *FS) ReadDir(_ context.Context, name string) (storage.DirIter, error) {
+func (f *FS) ReadDir(_ context.Context, p vpath.Path) (storage.DirIter, error) {
+	name := p.Rel()
 	// O_DIRECTORY: a FIFO fails at once instead of blocking the open.
 	d, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
@@ -106,7 +110,8 @@ type renamed struct {
 
 func (r renamed) Name() string { return r.name }
 
-func (f *FS) Open(_ context.Context, name string, offset int64) (storage.File, error) {
+func (f *FS) Open(_ context.Context, p vpath.Path, offset int64) (storage.File, error) {
+	name := p.Rel()
 	// O_NONBLOCK: opening a FIFO must not wait for a writer; the type
 	// check below refuses it. Regular files ignore the flag.
 	fl, err := f.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
@@ -143,7 +148,8 @@ func (f file) Read(p []byte) (int, error) {
 
 func (f file) OSFile() *os.File { return f.File }
 
-func (f *FS) Create(_ context.Context, name string, o storage.CreateOptions) (storage.Upload, error) {
+func (f *FS) Create(_ context.Context, p vpath.Path, o storage.CreateOptions) (storage.Upload, error) {
+	name := p.Rel()
 	if o.Perm == 0 {
 		o.Perm = 0o644
 	}
@@ -356,11 +362,13 @@ func (u *inPlace) Abort(context.Context) error {
 	return mapErr(u.f.Close())
 }
 
-func (f *FS) Mkdir(_ context.Context, name string, perm fs.FileMode) error {
+func (f *FS) Mkdir(_ context.Context, p vpath.Path, perm fs.FileMode) error {
+	name := p.Rel()
 	return mapErr(f.root.Mkdir(name, perm))
 }
 
-func (f *FS) Remove(_ context.Context, name string) error {
+func (f *FS) Remove(_ context.Context, p vpath.Path) error {
+	name := p.Rel()
 	fi, err := f.root.Lstat(name)
 	if err != nil {
 		return mapErr(err)
@@ -371,7 +379,8 @@ func (f *FS) Remove(_ context.Context, name string) error {
 	return mapErr(f.root.Remove(name))
 }
 
-func (f *FS) RemoveDir(_ context.Context, name string) error {
+func (f *FS) RemoveDir(_ context.Context, p vpath.Path) error {
+	name := p.Rel()
 	fi, err := f.root.Lstat(name)
 	if err != nil {
 		return mapErr(err)
@@ -382,15 +391,18 @@ func (f *FS) RemoveDir(_ context.Context, name string) error {
 	return mapErr(f.root.Remove(name))
 }
 
-func (f *FS) Rename(_ context.Context, from, to string) error {
+func (f *FS) Rename(_ context.Context, fromP, toP vpath.Path) error {
+	from, to := fromP.Rel(), toP.Rel()
 	return mapErr(f.root.Rename(from, to))
 }
 
-func (f *FS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
+func (f *FS) Chmod(_ context.Context, p vpath.Path, mode fs.FileMode) error {
+	name := p.Rel()
 	return mapErr(f.root.Chmod(name, mode&fs.ModePerm))
 }
 
-func (f *FS) Chtimes(_ context.Context, name string, mtime time.Time) error {
+func (f *FS) Chtimes(_ context.Context, p vpath.Path, mtime time.Time) error {
+	name := p.Rel()
 	return mapErr(f.root.Chtimes(name, time.Time{}, mtime))
 }
 

@@ -165,39 +165,39 @@ func TestJailSymlinksOut(t *testing.T) {
 	names = append(names, "absfile", "relfile")
 	for _, name := range names {
 		isLink := slices.Contains(escapes, name) || name == "absfile" || name == "relfile"
-		fi, err := fsys.Stat(ctx, name)
+		fi, err := fsys.Stat(ctx, storagetest.P(name))
 		s.Want("Stat("+name+")", err, refused...)
 		if err == nil && fi.Size() == int64(len(secret)) {
 			t.Errorf("Stat(%q) reports the outside file", name)
 		}
-		if f, err := fsys.Open(ctx, name, 0); err == nil {
+		if f, err := fsys.Open(ctx, storagetest.P(name), 0); err == nil {
 			b, _ := io.ReadAll(f)
 			f.Close()
 			t.Errorf("Open(%q) succeeded and read %q", name, b)
 		} else {
 			s.Want("Open("+name+")", err, refused...)
 		}
-		if it, err := fsys.ReadDir(ctx, name); err == nil {
+		if it, err := fsys.ReadDir(ctx, storagetest.P(name)); err == nil {
 			b, _ := it.Next(100)
 			it.Close()
 			t.Errorf("ReadDir(%q) succeeded: %d entries", name, len(b))
 		} else {
 			s.Want("ReadDir("+name+")", err, append(refused, storage.ErrNotDir)...)
 		}
-		s.Want("Chmod("+name+")", fsys.Chmod(ctx, name, 0o777), refused...)
-		s.Want("Chtimes("+name+")", fsys.Chtimes(ctx, name, when), refused...)
+		s.Want("Chmod("+name+")", fsys.Chmod(ctx, storagetest.P(name), 0o777), refused...)
+		s.Want("Chtimes("+name+")", fsys.Chtimes(ctx, storagetest.P(name), when), refused...)
 		if !isLink {
 			// The links themselves are inside the root: removing or
 			// renaming them is allowed (and harmless) and comes last.
-			s.Want("Remove("+name+")", fsys.Remove(ctx, name), refused...)
-			s.Want("RemoveDir("+name+")", fsys.RemoveDir(ctx, name), refused...)
-			s.Want("Rename("+name+", stolen)", fsys.Rename(ctx, name, "stolen"), refused...)
+			s.Want("Remove("+name+")", fsys.Remove(ctx, storagetest.P(name)), refused...)
+			s.Want("RemoveDir("+name+")", fsys.RemoveDir(ctx, storagetest.P(name)), refused...)
+			s.Want("Rename("+name+", stolen)", fsys.Rename(ctx, storagetest.P(name), storagetest.P("stolen")), refused...)
 		}
 		for _, o := range modes {
 			if isLink && (o == storage.CreateOptions{}) {
 				continue // replacing the link itself is not an escape; below
 			}
-			up, err := fsys.Create(ctx, name, o)
+			up, err := fsys.Create(ctx, storagetest.P(name), o)
 			if err == nil {
 				up.Write([]byte("planted"))
 				up.Commit(t.Context())
@@ -212,16 +212,16 @@ func TestJailSymlinksOut(t *testing.T) {
 		}
 	}
 	for _, e := range escapes {
-		s.Want("Mkdir("+e+"/new)", fsys.Mkdir(ctx, e+"/new", 0o755), refused...)
+		s.Want("Mkdir("+e+"/new)", fsys.Mkdir(ctx, storagetest.P(e+"/new"), 0o755), refused...)
 		for _, o := range modes {
-			if _, err := fsys.Create(ctx, e+"/new", o); err == nil {
+			if _, err := fsys.Create(ctx, storagetest.P(e+"/new"), o); err == nil {
 				t.Errorf("Create(%q, %+v) succeeded", e+"/new", o)
 			} else {
 				s.Want(fmt.Sprintf("Create(%q, %+v)", e+"/new", o), err, refused...)
 			}
 		}
-		s.Want("Rename(sub/f, "+e+"/planted)", fsys.Rename(ctx, "sub/f", e+"/planted"), refused...)
-		s.Want("Rename(sub, "+e+"/planted)", fsys.Rename(ctx, "sub", e+"/planted"), refused...)
+		s.Want("Rename(sub/f, "+e+"/planted)", fsys.Rename(ctx, storagetest.P("sub/f"), storagetest.P(e+"/planted")), refused...)
+		s.Want("Rename(sub, "+e+"/planted)", fsys.Rename(ctx, storagetest.P("sub"), storagetest.P(e+"/planted")), refused...)
 	}
 	s.Content("sub/f", insideData)
 
@@ -247,11 +247,11 @@ func TestJailSymlinksOut(t *testing.T) {
 	// on the link inside the root, never on its target.
 	s.Write("absfile", "replaced the link")
 	s.Content("absfile", "replaced the link")
-	s.OK("Rename(relfile)", fsys.Rename(ctx, "relfile", "moved-link"))
-	s.OK("Remove(moved-link)", fsys.Remove(ctx, "moved-link"))
-	s.OK("Remove(abs)", fsys.Remove(ctx, "abs"))
-	s.OK("Rename(rel)", fsys.Rename(ctx, "rel", "rel-moved"))
-	s.Want("Stat(rel-moved/secret)", func() error { _, err := fsys.Stat(ctx, "rel-moved/secret"); return err }(), refused...)
+	s.OK("Rename(relfile)", fsys.Rename(ctx, storagetest.P("relfile"), storagetest.P("moved-link")))
+	s.OK("Remove(moved-link)", fsys.Remove(ctx, storagetest.P("moved-link")))
+	s.OK("Remove(abs)", fsys.Remove(ctx, storagetest.P("abs")))
+	s.OK("Rename(rel)", fsys.Rename(ctx, storagetest.P("rel"), storagetest.P("rel-moved")))
+	s.Want("Stat(rel-moved/secret)", func() error { _, err := fsys.Stat(ctx, storagetest.P("rel-moved/secret")); return err }(), refused...)
 	j.untouched(t)
 }
 
@@ -265,7 +265,7 @@ func TestJailSymlinksInside(t *testing.T) {
 	if got := s.ReadAt("infile", 2); got != insideData[2:] {
 		t.Errorf("Open(infile, 2) read %q", got)
 	}
-	fi, err := fsys.Stat(ctx, "in")
+	fi, err := fsys.Stat(ctx, storagetest.P("in"))
 	s.OK("Stat(in)", err)
 	if !fi.IsDir() {
 		t.Errorf("Stat(in) = %v, want a directory", fi.Mode())
@@ -287,24 +287,24 @@ func TestJailSymlinksInside(t *testing.T) {
 	s.Content("sub/f", insideData+"+more")
 	s.Upload("in/f", storage.CreateOptions{Offset: 6}, "", true)
 	s.Content("sub/f", insideData)
-	s.OK("Mkdir(in/m)", fsys.Mkdir(ctx, "in/m", 0o755))
+	s.OK("Mkdir(in/m)", fsys.Mkdir(ctx, storagetest.P("in/m"), 0o755))
 	if fi, err := os.Stat(filepath.Join(j.root, "sub", "m")); err != nil || !fi.IsDir() {
 		t.Errorf("Mkdir(in/m) made %v, %v", fi, err)
 	}
-	s.OK("Chmod(infile)", fsys.Chmod(ctx, "infile", 0o600))
+	s.OK("Chmod(infile)", fsys.Chmod(ctx, storagetest.P("infile"), 0o600))
 	if fi, err := os.Stat(filepath.Join(j.root, "sub", "f")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("Chmod(infile) left the target %v, %v", fi, err)
 	}
 	when := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	s.OK("Chtimes(in/f)", fsys.Chtimes(ctx, "in/f", when))
+	s.OK("Chtimes(in/f)", fsys.Chtimes(ctx, storagetest.P("in/f"), when))
 	if fi, err := os.Stat(filepath.Join(j.root, "sub", "f")); err != nil || !fi.ModTime().Equal(when) {
 		t.Errorf("Chtimes(in/f) left the target %v, %v", fi, err)
 	}
-	s.OK("Rename(in/new, in/new2)", fsys.Rename(ctx, "in/new", "in/new2"))
+	s.OK("Rename(in/new, in/new2)", fsys.Rename(ctx, storagetest.P("in/new"), storagetest.P("in/new2")))
 	s.Content("sub/new2", "via link")
 	s.OnlyNames("in", "deep", "f", "m", "new2", "rel2", "up")
 	// Removing a link removes the link, not its target.
-	s.OK("Remove(infile)", fsys.Remove(ctx, "infile"))
+	s.OK("Remove(infile)", fsys.Remove(ctx, storagetest.P("infile")))
 	s.Content("sub/f", insideData)
 	j.untouched(t)
 }
@@ -315,7 +315,7 @@ func TestCreateOnSymlinkToDir(t *testing.T) {
 	j := newJail(t)
 	s := j.s
 	for _, o := range []storage.CreateOptions{{}, {Offset: 1}, {Append: true}, {Exclusive: true}} {
-		up, err := j.fsys.Create(t.Context(), "in", o)
+		up, err := j.fsys.Create(t.Context(), storagetest.P("in"), o)
 		if err == nil {
 			up.Abort(t.Context())
 		}
@@ -324,7 +324,7 @@ func TestCreateOnSymlinkToDir(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(j.root, "in")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		t.Errorf("the link in is now %v, %v", fi, err)
 	}
-	up, err := j.fsys.Create(t.Context(), "in", storage.CreateOptions{})
+	up, err := j.fsys.Create(t.Context(), storagetest.P("in"), storage.CreateOptions{})
 	if err == nil {
 		up.Write([]byte("x"))
 		up.Commit(t.Context())
@@ -403,17 +403,17 @@ func TestJailRace(t *testing.T) {
 			for i := 0; !stop.Load(); i++ {
 				// Compared by inode: the uploads below can give d/f
 				// any size, the outside file's included.
-				if fi, err := fsys.Stat(ctx, "d/f"); err == nil && os.SameFile(fi, outsideF) {
+				if fi, err := fsys.Stat(ctx, storagetest.P("d/f")); err == nil && os.SameFile(fi, outsideF) {
 					report("Stat(d/f) saw the outside file")
 				}
-				if f, err := fsys.Open(ctx, "d/f", 0); err == nil {
+				if f, err := fsys.Open(ctx, storagetest.P("d/f"), 0); err == nil {
 					b, _ := io.ReadAll(f)
 					f.Close()
 					if string(b) == secret {
 						report("Open(d/f) read the outside file")
 					}
 				}
-				if it, err := fsys.ReadDir(ctx, "d"); err == nil {
+				if it, err := fsys.ReadDir(ctx, storagetest.P("d")); err == nil {
 					for {
 						b, err := it.Next(64)
 						for _, fi := range b {
@@ -432,7 +432,7 @@ func TestJailRace(t *testing.T) {
 					if o.Exclusive {
 						name = fmt.Sprintf("d/excl-%d-%d", w, i)
 					}
-					if up, err := fsys.Create(ctx, name, o); err == nil {
+					if up, err := fsys.Create(ctx, storagetest.P(name), o); err == nil {
 						up.Write([]byte("planted"))
 						if i%2 == 0 {
 							up.Commit(t.Context())
@@ -441,14 +441,14 @@ func TestJailRace(t *testing.T) {
 						}
 					}
 				}
-				fsys.Mkdir(ctx, fmt.Sprintf("d/m-%d", w), 0o755)
-				fsys.RemoveDir(ctx, fmt.Sprintf("d/m-%d", w))
-				fsys.RemoveDir(ctx, "d/empty")
-				fsys.Chmod(ctx, "d/f", 0o600|fs.FileMode(i%2)<<2)
-				fsys.Chtimes(ctx, "d/f", when)
-				fsys.Remove(ctx, "d/g")
-				fsys.Rename(ctx, "d/"+outsideOnly, "stolen")
-				fsys.Rename(ctx, fmt.Sprintf("d/new-%d", w), "d/f")
+				fsys.Mkdir(ctx, storagetest.P(fmt.Sprintf("d/m-%d", w)), 0o755)
+				fsys.RemoveDir(ctx, storagetest.P(fmt.Sprintf("d/m-%d", w)))
+				fsys.RemoveDir(ctx, storagetest.P("d/empty"))
+				fsys.Chmod(ctx, storagetest.P("d/f"), 0o600|fs.FileMode(i%2)<<2)
+				fsys.Chtimes(ctx, storagetest.P("d/f"), when)
+				fsys.Remove(ctx, storagetest.P("d/g"))
+				fsys.Rename(ctx, storagetest.P("d/"+outsideOnly), storagetest.P("stolen"))
+				fsys.Rename(ctx, storagetest.P(fmt.Sprintf("d/new-%d", w)), storagetest.P("d/f"))
 				opsDone.Add(1)
 			}
 		}()
@@ -484,34 +484,34 @@ func TestErrorsHideHostPath(t *testing.T) {
 	symlink(t, "a", filepath.Join(dir, "b"))
 	writeFile(t, filepath.Join(dir, "f"), "0123456789")
 	for _, name := range []string{"loop", "a", "loop/x", "a/x"} {
-		_, err := fsys.Stat(ctx, name)
+		_, err := fsys.Stat(ctx, storagetest.P(name))
 		s.Clean("Stat("+name+")", err)
 		if err == nil {
 			t.Errorf("Stat(%q) succeeded", name)
 		}
-		_, err = fsys.Open(ctx, name, 0)
+		_, err = fsys.Open(ctx, storagetest.P(name), 0)
 		s.Clean("Open("+name+")", err)
-		_, err = fsys.ReadDir(ctx, name)
+		_, err = fsys.ReadDir(ctx, storagetest.P(name))
 		s.Clean("ReadDir("+name+")", err)
 		for _, o := range []storage.CreateOptions{{Offset: 1}, {Append: true}} {
-			_, err = fsys.Create(ctx, name, o)
+			_, err = fsys.Create(ctx, storagetest.P(name), o)
 			s.Clean(fmt.Sprintf("Create(%s, %+v)", name, o), err)
 		}
-		s.Clean("Mkdir("+name+"/x)", fsys.Mkdir(ctx, name+"/x", 0o755))
-		s.Clean("Chmod("+name+")", fsys.Chmod(ctx, name, 0o644))
-		s.Clean("Chtimes("+name+")", fsys.Chtimes(ctx, name, time.Now()))
-		s.Clean("Rename("+name+"/x)", fsys.Rename(ctx, name+"/x", "y"))
+		s.Clean("Mkdir("+name+"/x)", fsys.Mkdir(ctx, storagetest.P(name+"/x"), 0o755))
+		s.Clean("Chmod("+name+")", fsys.Chmod(ctx, storagetest.P(name), 0o644))
+		s.Clean("Chtimes("+name+")", fsys.Chtimes(ctx, storagetest.P(name), time.Now()))
+		s.Clean("Rename("+name+"/x)", fsys.Rename(ctx, storagetest.P(name+"/x"), storagetest.P("y")))
 	}
 	// A client chooses the REST offset: one past any file system's limit.
 	for _, off := range []int64{1<<63 - 1, 1 << 62, 1 << 50} {
-		up, err := fsys.Create(ctx, "f", storage.CreateOptions{Offset: off})
+		up, err := fsys.Create(ctx, storagetest.P("f"), storage.CreateOptions{Offset: off})
 		s.Clean(fmt.Sprintf("Create(f, Offset %d)", off), err)
 		if err == nil {
 			_, err = up.Write([]byte("x"))
 			s.Clean(fmt.Sprintf("Write at %d", off), err)
 			s.Clean("Abort", up.Abort(t.Context()))
 		}
-		f, err := fsys.Open(ctx, "f", off)
+		f, err := fsys.Open(ctx, storagetest.P("f"), off)
 		s.Clean(fmt.Sprintf("Open(f, %d)", off), err)
 		if err == nil {
 			_, err = f.Read(make([]byte, 1))
@@ -532,7 +532,7 @@ func TestErrorsHideHostPathAfterClose(t *testing.T) {
 	ctx := t.Context()
 	s.Write("f", "data")
 	for _, o := range []storage.CreateOptions{{}, {Append: true}} {
-		up, err := fsys.Create(ctx, "f", o)
+		up, err := fsys.Create(ctx, storagetest.P("f"), o)
 		s.OK("Create", err)
 		s.OK("Commit", up.Commit(t.Context()))
 		_, err = up.Write([]byte("late"))
@@ -542,12 +542,12 @@ func TestErrorsHideHostPathAfterClose(t *testing.T) {
 		s.Clean(fmt.Sprintf("Write after Commit (%+v)", o), err)
 		s.Clean(fmt.Sprintf("Commit twice (%+v)", o), up.Commit(t.Context()))
 	}
-	f, err := fsys.Open(ctx, "f", 0)
+	f, err := fsys.Open(ctx, storagetest.P("f"), 0)
 	s.OK("Open", err)
 	f.Close()
 	_, err = f.Read(make([]byte, 1))
 	s.Clean("File.Read after Close", err)
-	it, err := fsys.ReadDir(ctx, ".")
+	it, err := fsys.ReadDir(ctx, storagetest.P("."))
 	s.OK("ReadDir", err)
 	it.Close()
 	_, err = it.Next(1)
@@ -583,7 +583,7 @@ func TestSweep(t *testing.T) {
 	temps = append(temps, storage.TempPrefix+"link")
 	// An upload interrupted for real leaves such a file too.
 	fsys := openLocal(t, root)
-	up, err := fsys.Create(t.Context(), "a/b/upload", storage.CreateOptions{})
+	up, err := fsys.Create(t.Context(), storagetest.P("a/b/upload"), storage.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -692,7 +692,7 @@ func TestSpecialFiles(t *testing.T) {
 	symlink(t, "fifo", filepath.Join(dir, "fifolink"))
 	for _, name := range []string{"fifo", "fifolink"} {
 		err := callNear(t, fifo, "Open("+name+")", func() error {
-			f, err := fsys.Open(ctx, name, 0)
+			f, err := fsys.Open(ctx, storagetest.P(name), 0)
 			if err == nil {
 				f.Close()
 			}
@@ -700,7 +700,7 @@ func TestSpecialFiles(t *testing.T) {
 		})
 		s.Want("Open("+name+")", err, fs.ErrPermission)
 		err = callNear(t, fifo, "ReadDir("+name+")", func() error {
-			it, err := fsys.ReadDir(ctx, name)
+			it, err := fsys.ReadDir(ctx, storagetest.P(name))
 			if err == nil {
 				it.Close()
 			}
@@ -709,7 +709,7 @@ func TestSpecialFiles(t *testing.T) {
 		s.Want("ReadDir("+name+")", err, storage.ErrNotDir, fs.ErrPermission)
 		for _, o := range []storage.CreateOptions{{Offset: 1}, {Append: true}} {
 			err = callNear(t, fifo, fmt.Sprintf("Create(%s, %+v)", name, o), func() error {
-				up, err := fsys.Create(ctx, name, o)
+				up, err := fsys.Create(ctx, storagetest.P(name), o)
 				if err == nil {
 					up.Abort(t.Context())
 				}
@@ -718,7 +718,7 @@ func TestSpecialFiles(t *testing.T) {
 			s.Want(fmt.Sprintf("Create(%s, %+v)", name, o), err, fs.ErrPermission)
 		}
 	}
-	fi, err := fsys.Stat(ctx, "fifo")
+	fi, err := fsys.Stat(ctx, storagetest.P("fifo"))
 	s.OK("Stat(fifo)", err)
 	if fi.Mode()&fs.ModeNamedPipe == 0 {
 		t.Errorf("Stat(fifo) mode %v", fi.Mode())
@@ -730,10 +730,10 @@ func TestSpecialFiles(t *testing.T) {
 		t.Logf("no device test: mknod: %v", err)
 		return
 	}
-	_, err = fsys.Open(ctx, "zero", 0)
+	_, err = fsys.Open(ctx, storagetest.P("zero"), 0)
 	s.Want("Open(zero)", err, fs.ErrPermission)
 	for _, o := range []storage.CreateOptions{{Offset: 1}, {Append: true}} {
-		up, err := fsys.Create(ctx, "zero", o)
+		up, err := fsys.Create(ctx, storagetest.P("zero"), o)
 		if err == nil {
 			up.Abort(t.Context())
 		}
@@ -760,7 +760,7 @@ func TestOSFiler(t *testing.T) {
 	fsys, dir := newLocal(t)
 	s := storagetest.NewS(t, fsys, dir)
 	s.Write("f", "0123456789")
-	f, err := fsys.Open(t.Context(), "f", 3)
+	f, err := fsys.Open(t.Context(), storagetest.P("f"), 3)
 	s.OK("Open", err)
 	defer f.Close()
 	of, ok := f.(storage.OSFiler)
@@ -821,9 +821,9 @@ func FuzzLocalNames(f *testing.F) {
 		restoreJail(t, root, outside)
 		writeFile(t, filepath.Join(root, "victim"), "victim")
 
-		_, err = fsys.Stat(ctx, rel)
+		_, err = fsys.Stat(ctx, storagetest.P(rel))
 		s.Clean("Stat", err)
-		if r, err := fsys.Open(ctx, rel, 0); err == nil {
+		if r, err := fsys.Open(ctx, storagetest.P(rel), 0); err == nil {
 			b, _ := io.ReadAll(io.LimitReader(r, 100))
 			r.Close()
 			if string(b) == secret {
@@ -832,7 +832,7 @@ func FuzzLocalNames(f *testing.F) {
 		} else {
 			s.Clean("Open", err)
 		}
-		if it, err := fsys.ReadDir(ctx, rel); err == nil {
+		if it, err := fsys.ReadDir(ctx, storagetest.P(rel)); err == nil {
 			for range 3 {
 				b, err := it.Next(50)
 				for _, fi := range b {
@@ -849,7 +849,7 @@ func FuzzLocalNames(f *testing.F) {
 			s.Clean("ReadDir", err)
 		}
 		for i, o := range []storage.CreateOptions{{}, {Offset: 1}, {Append: true}, {Exclusive: true}} {
-			up, err := fsys.Create(ctx, rel, o)
+			up, err := fsys.Create(ctx, storagetest.P(rel), o)
 			s.Clean(fmt.Sprintf("Create(%+v)", o), err)
 			if err != nil {
 				continue
@@ -862,17 +862,17 @@ func FuzzLocalNames(f *testing.F) {
 				s.Clean("Abort", up.Abort(t.Context()))
 			}
 		}
-		s.Clean("Mkdir", fsys.Mkdir(ctx, rel, 0o755))
-		s.Clean("Chmod", fsys.Chmod(ctx, rel, 0o755))
-		s.Clean("Chtimes", fsys.Chtimes(ctx, rel, when))
-		s.Clean("Rename(victim, name)", fsys.Rename(ctx, "victim", rel))
-		if err := fsys.Rename(ctx, rel, "moved"); err == nil {
-			fsys.Rename(ctx, "moved", rel)
+		s.Clean("Mkdir", fsys.Mkdir(ctx, storagetest.P(rel), 0o755))
+		s.Clean("Chmod", fsys.Chmod(ctx, storagetest.P(rel), 0o755))
+		s.Clean("Chtimes", fsys.Chtimes(ctx, storagetest.P(rel), when))
+		s.Clean("Rename(victim, name)", fsys.Rename(ctx, storagetest.P("victim"), storagetest.P(rel)))
+		if err := fsys.Rename(ctx, storagetest.P(rel), storagetest.P("moved")); err == nil {
+			fsys.Rename(ctx, storagetest.P("moved"), storagetest.P(rel))
 		} else {
 			s.Clean("Rename(name, moved)", err)
 		}
-		s.Clean("Remove", fsys.Remove(ctx, rel))
-		s.Clean("RemoveDir", fsys.RemoveDir(ctx, rel))
+		s.Clean("Remove", fsys.Remove(ctx, storagetest.P(rel)))
+		s.Clean("RemoveDir", fsys.RemoveDir(ctx, storagetest.P(rel)))
 		j.untouched(t)
 		if t.Failed() {
 			j.before = storagetest.Snapshot(t, outside) // report each input's own damage

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // FS is a tree of nodes under one lock. Its zero value is not usable: call
@@ -103,7 +104,8 @@ func (m *FS) lookup(name string) (*node, error) {
 	return nil, fs.ErrNotExist
 }
 
-func (m *FS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
+func (m *FS) Stat(_ context.Context, p vpath.Path) (fs.FileInfo, error) {
+	name := p.Rel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -113,7 +115,8 @@ func (m *FS) Stat(_ context.Context, name string) (fs.FileInfo, error) {
 	return n.info(), nil
 }
 
-func (m *FS) ReadDir(_ context.Context, name string) (storage.DirIter, error) {
+func (m *FS) ReadDir(_ context.Context, p vpath.Path) (storage.DirIter, error) {
+	name := p.Rel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -145,7 +148,8 @@ func (it *dirIter) Next(n int) ([]fs.FileInfo, error) {
 
 func (it *dirIter) Close() error { return nil }
 
-func (m *FS) Open(_ context.Context, name string, offset int64) (storage.File, error) {
+func (m *FS) Open(_ context.Context, p vpath.Path, offset int64) (storage.File, error) {
+	name := p.Rel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n, err := m.lookup(name)
@@ -160,7 +164,8 @@ func (m *FS) Open(_ context.Context, name string, offset int64) (storage.File, e
 	return io.NopCloser(r), nil
 }
 
-func (m *FS) Create(_ context.Context, name string, o storage.CreateOptions) (storage.Upload, error) {
+func (m *FS) Create(_ context.Context, p vpath.Path, o storage.CreateOptions) (storage.Upload, error) {
+	name := p.Rel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dir, base, err := m.split(name)
@@ -293,7 +298,8 @@ func (u *upload) Abort(context.Context) error {
 	return nil
 }
 
-func (m *FS) Mkdir(_ context.Context, name string, perm fs.FileMode) error {
+func (m *FS) Mkdir(_ context.Context, p vpath.Path, perm fs.FileMode) error {
+	name := p.Rel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	dir, base, err := m.split(name)
@@ -334,10 +340,11 @@ func (m *FS) remove(name string, wantDir bool) error {
 	return nil
 }
 
-func (m *FS) Remove(_ context.Context, name string) error    { return m.remove(name, false) }
-func (m *FS) RemoveDir(_ context.Context, name string) error { return m.remove(name, true) }
+func (m *FS) Remove(_ context.Context, p vpath.Path) error    { return m.remove(p.Rel(), false) }
+func (m *FS) RemoveDir(_ context.Context, p vpath.Path) error { return m.remove(p.Rel(), true) }
 
-func (m *FS) Rename(_ context.Context, from, to string) error {
+func (m *FS) Rename(_ context.Context, fromP, toP vpath.Path) error {
+	from, to := fromP.Rel(), toP.Rel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	fdir, fbase, err := m.split(from)
@@ -372,7 +379,8 @@ func (m *FS) Rename(_ context.Context, from, to string) error {
 	return nil
 }
 
-func (m *FS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
+func (m *FS) Chmod(_ context.Context, p vpath.Path, mode fs.FileMode) error {
+	name := p.Rel()
 	if !m.Caps.Has(storage.CapChmod) {
 		return storage.ErrNotSupported
 	}
@@ -386,7 +394,8 @@ func (m *FS) Chmod(_ context.Context, name string, mode fs.FileMode) error {
 	return nil
 }
 
-func (m *FS) Chtimes(_ context.Context, name string, mtime time.Time) error {
+func (m *FS) Chtimes(_ context.Context, p vpath.Path, mtime time.Time) error {
+	name := p.Rel()
 	if !m.Caps.Has(storage.CapChtimes) {
 		return storage.ErrNotSupported
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // NewFS returns an empty file system for one test, and the host directory of
@@ -144,7 +145,7 @@ func (s *S) Write(name string, data string) {
 // Upload creates name with opts, writes data and commits (or aborts).
 func (s *S) Upload(name string, opts storage.CreateOptions, data string, commit bool) {
 	s.Helper()
-	up, err := s.FS.Create(s.Ctx, name, opts)
+	up, err := s.FS.Create(s.Ctx, P(name), opts)
 	s.OK(fmt.Sprintf("Create(%q, %+v)", name, opts), err)
 	s.WriteAll(up, data)
 	if commit {
@@ -176,7 +177,7 @@ func (s *S) Read(name string) string {
 // ReadAt returns the content of name from offset.
 func (s *S) ReadAt(name string, offset int64) string {
 	s.Helper()
-	f, err := s.FS.Open(s.Ctx, name, offset)
+	f, err := s.FS.Open(s.Ctx, P(name), offset)
 	s.OK(fmt.Sprintf("Open(%q, %d)", name, offset), err)
 	defer f.Close()
 	b, err := io.ReadAll(f)
@@ -195,13 +196,13 @@ func (s *S) Content(name, want string) {
 // Mkdir creates a directory.
 func (s *S) Mkdir(name string) {
 	s.Helper()
-	s.OK(fmt.Sprintf("Mkdir(%q)", name), s.FS.Mkdir(s.Ctx, name, 0o755))
+	s.OK(fmt.Sprintf("Mkdir(%q)", name), s.FS.Mkdir(s.Ctx, P(name), 0o755))
 }
 
 // Missing checks that name does not exist.
 func (s *S) Missing(name string) {
 	s.Helper()
-	_, err := s.FS.Stat(s.Ctx, name)
+	_, err := s.FS.Stat(s.Ctx, P(name))
 	s.Want(fmt.Sprintf("Stat(%q)", name), err, fs.ErrNotExist)
 }
 
@@ -209,7 +210,7 @@ func (s *S) Missing(name string) {
 // contract on the way.
 func (s *S) List(dir string, n int) []fs.FileInfo {
 	s.Helper()
-	it, err := s.FS.ReadDir(s.Ctx, dir)
+	it, err := s.FS.ReadDir(s.Ctx, P(dir))
 	s.OK(fmt.Sprintf("ReadDir(%q)", dir), err)
 	var all []fs.FileInfo
 	for {
@@ -313,7 +314,7 @@ func short(s string) string {
 var notDir = []error{storage.ErrNotDir, fs.ErrNotExist}
 
 func testRoot(s *S) {
-	fi, err := s.FS.Stat(s.Ctx, ".")
+	fi, err := s.FS.Stat(s.Ctx, P("."))
 	s.OK(`Stat(".")`, err)
 	if !fi.IsDir() {
 		s.Errorf(`Stat(".") mode %v, want a directory`, fi.Mode())
@@ -322,25 +323,25 @@ func testRoot(s *S) {
 		s.Errorf(`ReadDir(".") of an empty root returned %d entries`, len(got))
 	}
 	// The root itself can be neither removed nor renamed, nor replaced.
-	if err := s.FS.RemoveDir(s.Ctx, "."); err == nil {
+	if err := s.FS.RemoveDir(s.Ctx, P(".")); err == nil {
 		s.Errorf(`RemoveDir(".") of an empty root succeeded`)
 	} else {
 		s.Clean(`RemoveDir(".")`, err)
 	}
-	s.Want(`Remove(".")`, s.FS.Remove(s.Ctx, "."), storage.ErrIsDir, fs.ErrPermission)
+	s.Want(`Remove(".")`, s.FS.Remove(s.Ctx, P(".")), storage.ErrIsDir, fs.ErrPermission)
 	s.Write("f", "x")
 	s.OnlyNames(".", "f")
 	s.Mkdir("d")
-	if err := s.FS.Rename(s.Ctx, ".", "d/x"); err == nil {
+	if err := s.FS.Rename(s.Ctx, P("."), P("d/x")); err == nil {
 		s.Errorf(`Rename(".", "d/x") succeeded`)
 	}
-	if err := s.FS.Rename(s.Ctx, "f", "."); err == nil {
+	if err := s.FS.Rename(s.Ctx, P("f"), P(".")); err == nil {
 		s.Errorf(`Rename("f", ".") succeeded`)
 	}
-	_, err = s.FS.Create(s.Ctx, ".", storage.CreateOptions{})
+	_, err = s.FS.Create(s.Ctx, P("."), storage.CreateOptions{})
 	s.Want(`Create(".")`, err, storage.ErrIsDir, fs.ErrExist)
-	s.Want(`Mkdir(".")`, s.FS.Mkdir(s.Ctx, ".", 0o755), fs.ErrExist)
-	fi, err = s.FS.Stat(s.Ctx, ".")
+	s.Want(`Mkdir(".")`, s.FS.Mkdir(s.Ctx, P("."), 0o755), fs.ErrExist)
+	fi, err = s.FS.Stat(s.Ctx, P("."))
 	s.OK(`Stat(".") at the end`, err)
 	if !fi.IsDir() {
 		s.Errorf(`Stat(".") at the end: mode %v`, fi.Mode())
@@ -352,12 +353,12 @@ func testRoot(s *S) {
 func testStat(s *S) {
 	s.Mkdir("d")
 	s.Write("d/f", "hello")
-	fi, err := s.FS.Stat(s.Ctx, "d/f")
+	fi, err := s.FS.Stat(s.Ctx, P("d/f"))
 	s.OK(`Stat("d/f")`, err)
 	if fi.Name() != "f" || fi.Size() != 5 || !fi.Mode().IsRegular() || fi.IsDir() {
 		s.Errorf(`Stat("d/f") = name %q size %d mode %v; want "f", 5, regular`, fi.Name(), fi.Size(), fi.Mode())
 	}
-	fi, err = s.FS.Stat(s.Ctx, "d")
+	fi, err = s.FS.Stat(s.Ctx, P("d"))
 	s.OK(`Stat("d")`, err)
 	if fi.Name() != "d" || !fi.IsDir() {
 		s.Errorf(`Stat("d") = name %q mode %v; want "d", directory`, fi.Name(), fi.Mode())
@@ -365,7 +366,7 @@ func testStat(s *S) {
 	s.Missing("nope")
 	s.Missing("d/nope")
 	s.Missing("nope/nope")
-	_, err = s.FS.Stat(s.Ctx, "d/f/x")
+	_, err = s.FS.Stat(s.Ctx, P("d/f/x"))
 	s.Want(`Stat("d/f/x")`, err, notDir...)
 }
 
@@ -398,11 +399,11 @@ func testReadDir(s *S) {
 	}
 	s.OnlyNames("d/sub", "b")
 
-	_, err := s.FS.ReadDir(s.Ctx, "nope")
+	_, err := s.FS.ReadDir(s.Ctx, P("nope"))
 	s.Want(`ReadDir("nope")`, err, fs.ErrNotExist)
-	_, err = s.FS.ReadDir(s.Ctx, "d/a")
+	_, err = s.FS.ReadDir(s.Ctx, P("d/a"))
 	s.Want(`ReadDir("d/a")`, err, storage.ErrNotDir)
-	_, err = s.FS.ReadDir(s.Ctx, "d/a/x")
+	_, err = s.FS.ReadDir(s.Ctx, P("d/a/x"))
 	s.Want(`ReadDir("d/a/x")`, err, notDir...)
 }
 
@@ -418,7 +419,7 @@ func testReadDirBatches(s *S) {
 			s.Errorf("ReadDir in batches of %d: %d entries, want 23", n, len(got))
 		}
 	}
-	it, err := s.FS.ReadDir(s.Ctx, "d")
+	it, err := s.FS.ReadDir(s.Ctx, P("d"))
 	s.OK("ReadDir", err)
 	b, err := it.Next(3)
 	s.OK("Next(3)", err)
@@ -446,14 +447,14 @@ func testReadDirLarge(s *S) {
 			}
 		}
 		if i%10 == 0 {
-			s.OK("Mkdir", s.FS.Mkdir(s.Ctx, "big/"+name, 0o755))
+			s.OK("Mkdir", s.FS.Mkdir(s.Ctx, P("big/"+name), 0o755))
 			continue
 		}
-		up, err := s.FS.Create(s.Ctx, "big/"+name, storage.CreateOptions{Exclusive: true, Perm: 0o644})
+		up, err := s.FS.Create(s.Ctx, P("big/"+name), storage.CreateOptions{Exclusive: true, Perm: 0o644})
 		s.OK("Create", err)
 		s.OK("Commit", up.Commit(s.Ctx))
 	}
-	it, err := s.FS.ReadDir(s.Ctx, "big")
+	it, err := s.FS.ReadDir(s.Ctx, P("big"))
 	s.OK("ReadDir(big)", err)
 	defer it.Close()
 	seen := make(map[string]bool, n)
@@ -496,9 +497,9 @@ func testOpen(s *S) {
 	s.Content("d/f", "content")
 	s.Content("empty", "")
 	// Two readers at once do not disturb each other.
-	a, err := s.FS.Open(s.Ctx, "d/f", 0)
+	a, err := s.FS.Open(s.Ctx, P("d/f"), 0)
 	s.OK("Open a", err)
-	b, err := s.FS.Open(s.Ctx, "d/f", 0)
+	b, err := s.FS.Open(s.Ctx, P("d/f"), 0)
 	s.OK("Open b", err)
 	buf := make([]byte, 3)
 	if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "con" {
@@ -513,13 +514,13 @@ func testOpen(s *S) {
 	s.OK("Close a", a.Close())
 	s.OK("Close b", b.Close())
 
-	_, err = s.FS.Open(s.Ctx, "nope", 0)
+	_, err = s.FS.Open(s.Ctx, P("nope"), 0)
 	s.Want(`Open("nope")`, err, fs.ErrNotExist)
-	_, err = s.FS.Open(s.Ctx, "d", 0)
+	_, err = s.FS.Open(s.Ctx, P("d"), 0)
 	s.Want(`Open("d")`, err, storage.ErrIsDir)
-	_, err = s.FS.Open(s.Ctx, ".", 0)
+	_, err = s.FS.Open(s.Ctx, P("."), 0)
 	s.Want(`Open(".")`, err, storage.ErrIsDir)
-	_, err = s.FS.Open(s.Ctx, "d/f/x", 0)
+	_, err = s.FS.Open(s.Ctx, P("d/f/x"), 0)
 	s.Want(`Open("d/f/x")`, err, notDir...)
 }
 
@@ -538,7 +539,7 @@ func testOpenOffset(s *S) {
 func testCreateAtomicNew(s *S) {
 	s.Mkdir("d")
 	s.Write("d/other", "o")
-	up, err := s.FS.Create(s.Ctx, "d/new", storage.CreateOptions{Perm: 0o644})
+	up, err := s.FS.Create(s.Ctx, P("d/new"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.WriteAll(up, "fresh")
 	// Until Commit the name does not exist and nothing but a temporary
@@ -549,7 +550,7 @@ func testCreateAtomicNew(s *S) {
 	s.Content("d/new", "fresh")
 	s.OnlyNames("d", "new", "other")
 
-	up, err = s.FS.Create(s.Ctx, "d/gone", storage.CreateOptions{Perm: 0o644})
+	up, err = s.FS.Create(s.Ctx, P("d/gone"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.WriteAll(up, "never")
 	s.OK("Abort", up.Abort(s.Ctx))
@@ -560,7 +561,7 @@ func testCreateAtomicNew(s *S) {
 	}
 
 	// An empty upload commits an empty file.
-	up, err = s.FS.Create(s.Ctx, "d/empty", storage.CreateOptions{Perm: 0o644})
+	up, err = s.FS.Create(s.Ctx, P("d/empty"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.OK("Commit", up.Commit(s.Ctx))
 	s.Content("d/empty", "")
@@ -568,17 +569,17 @@ func testCreateAtomicNew(s *S) {
 
 func testCreateAtomicReplace(s *S) {
 	s.Write("f", "old content")
-	up, err := s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
+	up, err := s.FS.Create(s.Ctx, P("f"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.Content("f", "old content")
 	s.WriteAll(up, "new")
 	// The old file stays visible and whole until Commit, even to a reader
 	// that opened it before.
-	r, err := s.FS.Open(s.Ctx, "f", 0)
+	r, err := s.FS.Open(s.Ctx, P("f"), 0)
 	s.OK("Open", err)
 	s.WriteAll(up, " data")
 	s.Content("f", "old content")
-	if fi, err := s.FS.Stat(s.Ctx, "f"); err != nil || fi.Size() != int64(len("old content")) {
+	if fi, err := s.FS.Stat(s.Ctx, P("f")); err != nil || fi.Size() != int64(len("old content")) {
 		s.Errorf("Stat(f) during the upload = %v, %v", fi, err)
 	}
 	s.OnlyNames(".", "f")
@@ -593,7 +594,7 @@ func testCreateAtomicReplace(s *S) {
 		s.Errorf("temporary name left after Commit: %q", names)
 	}
 
-	up, err = s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
+	up, err = s.FS.Create(s.Ctx, P("f"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.WriteAll(up, "discarded, and longer than the old one")
 	s.OK("Abort", up.Abort(s.Ctx))
@@ -614,11 +615,11 @@ func testCreateErrors(s *S) {
 	}
 	for _, o := range modes {
 		o.Perm = 0o644
-		_, err := s.FS.Create(s.Ctx, "d", o)
+		_, err := s.FS.Create(s.Ctx, P("d"), o)
 		s.Want(fmt.Sprintf("Create(dir, %+v)", o), err, storage.ErrIsDir, fs.ErrExist)
-		_, err = s.FS.Create(s.Ctx, "nope/x", o)
+		_, err = s.FS.Create(s.Ctx, P("nope/x"), o)
 		s.Want(fmt.Sprintf("Create(missing/x, %+v)", o), err, fs.ErrNotExist)
-		_, err = s.FS.Create(s.Ctx, "f/x", o)
+		_, err = s.FS.Create(s.Ctx, P("f/x"), o)
 		s.Want(fmt.Sprintf("Create(file/x, %+v)", o), err, notDir...)
 	}
 	s.Content("f", "file")
@@ -633,7 +634,7 @@ func (s *S) writeAt(o storage.CreateOptions) bool {
 	if storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
 		return true
 	}
-	_, err := s.FS.Create(s.Ctx, "f", o)
+	_, err := s.FS.Create(s.Ctx, P("f"), o)
 	s.Want(fmt.Sprintf("Create(%+v) without CapWriteAt", o), err, storage.ErrNotSupported)
 	return false
 }
@@ -690,7 +691,7 @@ func testCreateExclusive(s *S) {
 	for _, o := range modes {
 		s.Write("f", "keep")
 		o.Perm = 0o644
-		up, err := s.FS.Create(s.Ctx, "f", o)
+		up, err := s.FS.Create(s.Ctx, P("f"), o)
 		s.Want(fmt.Sprintf("Create(existing, %+v)", o), err, fs.ErrExist)
 		if err == nil {
 			up.Abort(s.Ctx)
@@ -699,7 +700,7 @@ func testCreateExclusive(s *S) {
 	}
 	s.Upload("u", storage.CreateOptions{Exclusive: true, Perm: 0o644}, "unique", true)
 	s.Content("u", "unique")
-	_, err := s.FS.Create(s.Ctx, "u", storage.CreateOptions{Exclusive: true, Perm: 0o644})
+	_, err := s.FS.Create(s.Ctx, P("u"), storage.CreateOptions{Exclusive: true, Perm: 0o644})
 	s.Want("Create(u) again", err, fs.ErrExist)
 	// Abort leaves nothing: the name did not exist before.
 	s.Upload("v", storage.CreateOptions{Exclusive: true, Perm: 0o644}, "lost", false)
@@ -707,9 +708,9 @@ func testCreateExclusive(s *S) {
 	s.OnlyNames(".", "f", "u")
 	// While one exclusive upload runs, a second one for the name fails,
 	// at Create or (a backend without in-place writes) at Commit.
-	up, err := s.FS.Create(s.Ctx, "w", storage.CreateOptions{Exclusive: true, Perm: 0o644})
+	up, err := s.FS.Create(s.Ctx, P("w"), storage.CreateOptions{Exclusive: true, Perm: 0o644})
 	s.OK("Create(w)", err)
-	second, err := s.FS.Create(s.Ctx, "w", storage.CreateOptions{Exclusive: true, Perm: 0o644})
+	second, err := s.FS.Create(s.Ctx, P("w"), storage.CreateOptions{Exclusive: true, Perm: 0o644})
 	if err != nil || storage.CapsOf(s.FS).Has(storage.CapWriteAt) {
 		s.Want("second Create(w)", err, fs.ErrExist)
 	}
@@ -729,7 +730,7 @@ func testCreateNoReplace(s *S) {
 	s.Upload("new", o, "mine", true)
 	s.Content("new", "mine")
 
-	up, err := s.FS.Create(s.Ctx, "raced", o)
+	up, err := s.FS.Create(s.Ctx, P("raced"), o)
 	s.OK("Create(raced)", err)
 	s.WriteAll(up, "late upload")
 	s.Write("raced", "stored first") // another session, meanwhile
@@ -737,7 +738,7 @@ func testCreateNoReplace(s *S) {
 	s.Content("raced", "stored first")
 
 	// An existing name fails at Create or at Commit, and keeps its content.
-	if up, err := s.FS.Create(s.Ctx, "new", o); err != nil {
+	if up, err := s.FS.Create(s.Ctx, P("new"), o); err != nil {
 		s.Want("Create(existing, NoReplace)", err, fs.ErrExist)
 	} else {
 		s.WriteAll(up, "other")
@@ -761,18 +762,18 @@ func testAbortCreated(s *S) {
 		o.Perm = 0o644
 		s.Upload("new", o, "partial", false)
 		s.Missing("new")
-		up, err := s.FS.Create(s.Ctx, "new", o)
+		up, err := s.FS.Create(s.Ctx, P("new"), o)
 		s.OK(fmt.Sprintf("Create(new, %+v)", o), err)
 		s.Abort0(up)
 		s.Missing("new")
 	}
-	up, err := s.FS.Create(s.Ctx, "n", storage.CreateOptions{Append: true, Perm: 0o644})
+	up, err := s.FS.Create(s.Ctx, P("n"), storage.CreateOptions{Append: true, Perm: 0o644})
 	s.OK("Create(n, append)", err)
 	s.WriteAll(up, "appended")
 	// Another upload replaces the name while this one runs (a backend or
 	// wrapper may refuse that while the name is written in place).
 	replaced := false
-	if w, err := s.FS.Create(s.Ctx, "n", storage.CreateOptions{Perm: 0o644}); err == nil {
+	if w, err := s.FS.Create(s.Ctx, P("n"), storage.CreateOptions{Perm: 0o644}); err == nil {
 		s.WriteAll(w, "whole")
 		s.OK("Commit(n)", w.Commit(s.Ctx))
 		replaced = true
@@ -799,10 +800,10 @@ func (s *S) Abort0(up storage.Upload) {
 // temporary file stays behind in either place.
 func testUploadDirRenamed(s *S) {
 	s.Mkdir("d")
-	up, err := s.FS.Create(s.Ctx, "d/f", storage.CreateOptions{Perm: 0o644})
+	up, err := s.FS.Create(s.Ctx, P("d/f"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create(d/f)", err)
 	s.WriteAll(up, "moved")
-	s.OK("Rename(d, e)", s.FS.Rename(s.Ctx, "d", "e"))
+	s.OK("Rename(d, e)", s.FS.Rename(s.Ctx, P("d"), P("e")))
 	if err := up.Commit(s.Ctx); err == nil {
 		s.Content("e/f", "moved")
 	} else {
@@ -819,13 +820,13 @@ func testUploadDirRenamed(s *S) {
 	from := "e"
 	for i, o := range modes {
 		o.Perm = 0o644
-		up, err := s.FS.Create(s.Ctx, from+"/g", o)
+		up, err := s.FS.Create(s.Ctx, P(from+"/g"), o)
 		s.OK(fmt.Sprintf("Create(%s/g, %+v)", from, o), err)
 		s.WriteAll(up, "aborted")
 		to := fmt.Sprintf("m%d", i)
 		// A backend or wrapper may refuse to move a file being written
 		// in place; a whole upload's directory always moves.
-		if err := s.FS.Rename(s.Ctx, from, to); err != nil && (o.Append || o.Offset > 0) {
+		if err := s.FS.Rename(s.Ctx, P(from), P(to)); err != nil && (o.Append || o.Offset > 0) {
 			s.Clean("Rename during an in-place upload", err)
 			to = from
 		} else {
@@ -864,7 +865,7 @@ func testUsage(s *S) {
 	s.Mkdir("d/e")
 	s.Write("d/e/b", "12345")
 	usage(8, 2)
-	up, err := s.FS.Create(s.Ctx, "d/c", storage.CreateOptions{Perm: 0o644})
+	up, err := s.FS.Create(s.Ctx, P("d/c"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create", err)
 	s.WriteAll(up, strings.Repeat("x", 100))
 	usage(8, 2) // the temporary file of a running upload is not counted
@@ -878,10 +879,10 @@ func testCapabilities(s *S) {
 	caps := storage.CapsOf(s.FS)
 	s.Write("f", "x")
 	if !caps.Has(storage.CapChtimes) {
-		s.Want("Chtimes without CapChtimes", s.FS.Chtimes(s.Ctx, "f", time.Unix(1e9, 0)), storage.ErrNotSupported)
+		s.Want("Chtimes without CapChtimes", s.FS.Chtimes(s.Ctx, P("f"), time.Unix(1e9, 0)), storage.ErrNotSupported)
 	}
 	if !caps.Has(storage.CapChmod) {
-		s.Want("Chmod without CapChmod", s.FS.Chmod(s.Ctx, "f", 0o600), storage.ErrNotSupported)
+		s.Want("Chmod without CapChmod", s.FS.Chmod(s.Ctx, P("f"), 0o600), storage.ErrNotSupported)
 	}
 	s.Content("f", "x")
 }
@@ -889,7 +890,7 @@ func testCapabilities(s *S) {
 // chmodSupported reports whether the backend keeps permission bits.
 func (s *S) chmodSupported(name string) bool {
 	s.Helper()
-	err := s.FS.Chmod(s.Ctx, name, 0o644)
+	err := s.FS.Chmod(s.Ctx, P(name), 0o644)
 	if errors.Is(err, storage.ErrNotSupported) {
 		return false
 	}
@@ -899,7 +900,7 @@ func (s *S) chmodSupported(name string) bool {
 
 func (s *S) perm(name string, want fs.FileMode) {
 	s.Helper()
-	fi, err := s.FS.Stat(s.Ctx, name)
+	fi, err := s.FS.Stat(s.Ctx, P(name))
 	s.OK(fmt.Sprintf("Stat(%q)", name), err)
 	if got := fi.Mode() &^ fs.ModeType; got != want {
 		s.Errorf("mode of %q = %v, want %v", name, got, want)
@@ -918,7 +919,7 @@ func testCreatePerm(s *S) {
 	s.perm("excl", 0o600)
 	s.Upload("appe", storage.CreateOptions{Perm: 0o600, Append: true}, "x", true)
 	s.perm("appe", 0o600)
-	s.OK("Mkdir", s.FS.Mkdir(s.Ctx, "dir", 0o700))
+	s.OK("Mkdir", s.FS.Mkdir(s.Ctx, P("dir"), 0o700))
 	s.perm("dir", 0o700)
 }
 
@@ -942,7 +943,7 @@ func testReaderFrom(s *S) {
 			name = "excl"
 		}
 		tc.opts.Perm = 0o644
-		up, err := s.FS.Create(s.Ctx, name, tc.opts)
+		up, err := s.FS.Create(s.Ctx, P(name), tc.opts)
 		s.OK("Create", err)
 		rf, ok := up.(io.ReaderFrom)
 		if !ok {
@@ -966,15 +967,15 @@ func testMkdir(s *S) {
 	s.Mkdir("d")
 	s.Mkdir("d/e")
 	s.Write("f", "x")
-	fi, err := s.FS.Stat(s.Ctx, "d/e")
+	fi, err := s.FS.Stat(s.Ctx, P("d/e"))
 	s.OK("Stat", err)
 	if !fi.IsDir() {
 		s.Errorf("Stat(d/e) mode %v, want a directory", fi.Mode())
 	}
-	s.Want(`Mkdir("d") again`, s.FS.Mkdir(s.Ctx, "d", 0o755), fs.ErrExist)
-	s.Want(`Mkdir("f") on a file`, s.FS.Mkdir(s.Ctx, "f", 0o755), fs.ErrExist)
-	s.Want(`Mkdir("nope/x")`, s.FS.Mkdir(s.Ctx, "nope/x", 0o755), fs.ErrNotExist)
-	s.Want(`Mkdir("f/x")`, s.FS.Mkdir(s.Ctx, "f/x", 0o755), notDir...)
+	s.Want(`Mkdir("d") again`, s.FS.Mkdir(s.Ctx, P("d"), 0o755), fs.ErrExist)
+	s.Want(`Mkdir("f") on a file`, s.FS.Mkdir(s.Ctx, P("f"), 0o755), fs.ErrExist)
+	s.Want(`Mkdir("nope/x")`, s.FS.Mkdir(s.Ctx, P("nope/x"), 0o755), fs.ErrNotExist)
+	s.Want(`Mkdir("f/x")`, s.FS.Mkdir(s.Ctx, P("f/x"), 0o755), notDir...)
 	s.OnlyNames(".", "d", "f")
 	s.OnlyNames("d", "e")
 	s.Content("f", "x")
@@ -984,14 +985,14 @@ func testRemove(s *S) {
 	s.Mkdir("d")
 	s.Write("d/f", "x")
 	s.Write("g", "y")
-	s.OK("Remove(d/f)", s.FS.Remove(s.Ctx, "d/f"))
+	s.OK("Remove(d/f)", s.FS.Remove(s.Ctx, P("d/f")))
 	s.Missing("d/f")
-	s.Want("Remove(d/f) again", s.FS.Remove(s.Ctx, "d/f"), fs.ErrNotExist)
-	s.Want("Remove(d)", s.FS.Remove(s.Ctx, "d"), storage.ErrIsDir)
-	s.Want("Remove(nope/x)", s.FS.Remove(s.Ctx, "nope/x"), fs.ErrNotExist)
-	s.Want("Remove(g/x)", s.FS.Remove(s.Ctx, "g/x"), notDir...)
+	s.Want("Remove(d/f) again", s.FS.Remove(s.Ctx, P("d/f")), fs.ErrNotExist)
+	s.Want("Remove(d)", s.FS.Remove(s.Ctx, P("d")), storage.ErrIsDir)
+	s.Want("Remove(nope/x)", s.FS.Remove(s.Ctx, P("nope/x")), fs.ErrNotExist)
+	s.Want("Remove(g/x)", s.FS.Remove(s.Ctx, P("g/x")), notDir...)
 	s.OnlyNames(".", "d", "g")
-	s.OK("Remove(g)", s.FS.Remove(s.Ctx, "g"))
+	s.OK("Remove(g)", s.FS.Remove(s.Ctx, P("g")))
 	s.OnlyNames(".", "d")
 }
 
@@ -999,15 +1000,15 @@ func testRemoveDir(s *S) {
 	s.Mkdir("d")
 	s.Mkdir("d/e")
 	s.Write("d/f", "x")
-	s.Want("RemoveDir(d) not empty", s.FS.RemoveDir(s.Ctx, "d"), storage.ErrNotEmpty)
-	s.Want("RemoveDir(d/f) a file", s.FS.RemoveDir(s.Ctx, "d/f"), storage.ErrNotDir)
-	s.Want("RemoveDir(nope)", s.FS.RemoveDir(s.Ctx, "nope"), fs.ErrNotExist)
-	s.Want("RemoveDir(d/f/x)", s.FS.RemoveDir(s.Ctx, "d/f/x"), notDir...)
+	s.Want("RemoveDir(d) not empty", s.FS.RemoveDir(s.Ctx, P("d")), storage.ErrNotEmpty)
+	s.Want("RemoveDir(d/f) a file", s.FS.RemoveDir(s.Ctx, P("d/f")), storage.ErrNotDir)
+	s.Want("RemoveDir(nope)", s.FS.RemoveDir(s.Ctx, P("nope")), fs.ErrNotExist)
+	s.Want("RemoveDir(d/f/x)", s.FS.RemoveDir(s.Ctx, P("d/f/x")), notDir...)
 	s.OnlyNames("d", "e", "f")
-	s.OK("RemoveDir(d/e)", s.FS.RemoveDir(s.Ctx, "d/e"))
+	s.OK("RemoveDir(d/e)", s.FS.RemoveDir(s.Ctx, P("d/e")))
 	s.Missing("d/e")
-	s.OK("Remove(d/f)", s.FS.Remove(s.Ctx, "d/f"))
-	s.OK("RemoveDir(d)", s.FS.RemoveDir(s.Ctx, "d"))
+	s.OK("Remove(d/f)", s.FS.Remove(s.Ctx, P("d/f")))
+	s.OK("RemoveDir(d)", s.FS.RemoveDir(s.Ctx, P("d")))
 	s.OnlyNames(".")
 }
 
@@ -1018,37 +1019,37 @@ func testRename(s *S) {
 	s.Write("a", "A")
 	s.Write("b", "B")
 
-	s.OK("Rename(a, c)", s.FS.Rename(s.Ctx, "a", "c"))
+	s.OK("Rename(a, c)", s.FS.Rename(s.Ctx, P("a"), P("c")))
 	s.Missing("a")
 	s.Content("c", "A")
 	// Onto an existing file: replaces it.
-	s.OK("Rename(c, b)", s.FS.Rename(s.Ctx, "c", "b"))
+	s.OK("Rename(c, b)", s.FS.Rename(s.Ctx, P("c"), P("b")))
 	s.Missing("c")
 	s.Content("b", "A")
 	// Into a directory, and a directory with its content.
-	s.OK("Rename(b, d/b)", s.FS.Rename(s.Ctx, "b", "d/b"))
+	s.OK("Rename(b, d/b)", s.FS.Rename(s.Ctx, P("b"), P("d/b")))
 	s.Content("d/b", "A")
-	s.OK("Rename(d, e)", s.FS.Rename(s.Ctx, "d", "e"))
+	s.OK("Rename(d, e)", s.FS.Rename(s.Ctx, P("d"), P("e")))
 	s.Missing("d")
 	s.Content("e/sub/deep", "deep")
 	s.Content("e/b", "A")
 	s.OnlyNames(".", "e")
 
-	s.Want("Rename(nope, x)", s.FS.Rename(s.Ctx, "nope", "x"), fs.ErrNotExist)
-	s.Want("Rename(e/b, nope/x)", s.FS.Rename(s.Ctx, "e/b", "nope/x"), fs.ErrNotExist)
+	s.Want("Rename(nope, x)", s.FS.Rename(s.Ctx, P("nope"), P("x")), fs.ErrNotExist)
+	s.Want("Rename(e/b, nope/x)", s.FS.Rename(s.Ctx, P("e/b"), P("nope/x")), fs.ErrNotExist)
 	// Refused moves leave the source alone.
 	s.Write("f", "F")
-	if err := s.FS.Rename(s.Ctx, "f", "e"); err == nil {
+	if err := s.FS.Rename(s.Ctx, P("f"), P("e")); err == nil {
 		s.Errorf("Rename(file, dir) succeeded")
 	} else {
 		s.Clean("Rename(file, dir)", err)
 	}
-	if err := s.FS.Rename(s.Ctx, "e", "e/sub/inside"); err == nil {
+	if err := s.FS.Rename(s.Ctx, P("e"), P("e/sub/inside")); err == nil {
 		s.Errorf("Rename(dir, its own subdirectory) succeeded")
 	} else {
 		s.Clean("Rename(dir, own subdir)", err)
 	}
-	if err := s.FS.Rename(s.Ctx, "e", "f/x"); err == nil {
+	if err := s.FS.Rename(s.Ctx, P("e"), P("f/x")); err == nil {
 		s.Errorf("Rename(dir, file/x) succeeded")
 	} else {
 		s.Clean("Rename(dir, file/x)", err)
@@ -1063,50 +1064,50 @@ func testChmod(s *S) {
 	s.Write("f", "x")
 	s.Mkdir("d")
 	if !s.chmodSupported("f") {
-		s.Want("Chmod", s.FS.Chmod(s.Ctx, "nope", 0o644), fs.ErrNotExist, storage.ErrNotSupported)
+		s.Want("Chmod", s.FS.Chmod(s.Ctx, P("nope"), 0o644), fs.ErrNotExist, storage.ErrNotSupported)
 		s.Skip("backend keeps no permission bits")
 	}
 	for _, m := range []fs.FileMode{0o640, 0o604, 0o755, 0o600} {
-		s.OK("Chmod(f)", s.FS.Chmod(s.Ctx, "f", m))
+		s.OK("Chmod(f)", s.FS.Chmod(s.Ctx, P("f"), m))
 		s.perm("f", m)
 	}
-	s.OK("Chmod(d)", s.FS.Chmod(s.Ctx, "d", 0o750))
+	s.OK("Chmod(d)", s.FS.Chmod(s.Ctx, P("d"), 0o750))
 	s.perm("d", 0o750)
-	s.OK("Chmod(d)", s.FS.Chmod(s.Ctx, "d", 0o755))
+	s.OK("Chmod(d)", s.FS.Chmod(s.Ctx, P("d"), 0o755))
 	// Special bits never reach the file: a client cannot make setuid files.
-	s.OK("Chmod(f, setuid)", s.FS.Chmod(s.Ctx, "f", fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky|0o755))
+	s.OK("Chmod(f, setuid)", s.FS.Chmod(s.Ctx, P("f"), fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky|0o755))
 	s.perm("f", 0o755)
-	s.OK("Chmod(f, 04755)", s.FS.Chmod(s.Ctx, "f", 0o4755))
-	if fi, err := s.FS.Stat(s.Ctx, "f"); err == nil && fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
+	s.OK("Chmod(f, 04755)", s.FS.Chmod(s.Ctx, P("f"), 0o4755))
+	if fi, err := s.FS.Stat(s.Ctx, P("f")); err == nil && fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0 {
 		s.Errorf("Chmod(f, 04755) left special bits: %v", fi.Mode())
 	}
 	s.Content("f", "x")
-	s.Want("Chmod(nope)", s.FS.Chmod(s.Ctx, "nope", 0o644), fs.ErrNotExist)
-	s.Want("Chmod(f/x)", s.FS.Chmod(s.Ctx, "f/x", 0o644), notDir...)
+	s.Want("Chmod(nope)", s.FS.Chmod(s.Ctx, P("nope"), 0o644), fs.ErrNotExist)
+	s.Want("Chmod(f/x)", s.FS.Chmod(s.Ctx, P("f/x"), 0o644), notDir...)
 }
 
 func testChtimes(s *S) {
 	s.Write("f", "x")
 	s.Mkdir("d")
 	when := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
-	err := s.FS.Chtimes(s.Ctx, "f", when)
+	err := s.FS.Chtimes(s.Ctx, P("f"), when)
 	if errors.Is(err, storage.ErrNotSupported) {
 		s.Skip("backend cannot set times")
 	}
 	s.OK("Chtimes(f)", err)
 	for _, name := range []string{"f", "d"} {
 		if name == "d" {
-			s.OK("Chtimes(d)", s.FS.Chtimes(s.Ctx, "d", when))
+			s.OK("Chtimes(d)", s.FS.Chtimes(s.Ctx, P("d"), when))
 		}
-		fi, err := s.FS.Stat(s.Ctx, name)
+		fi, err := s.FS.Stat(s.Ctx, P(name))
 		s.OK("Stat", err)
 		if fi.ModTime().Unix() != when.Unix() {
 			s.Errorf("mtime of %s = %v, want %v", name, fi.ModTime().UTC(), when)
 		}
 	}
 	s.Content("f", "x")
-	s.Want("Chtimes(nope)", s.FS.Chtimes(s.Ctx, "nope", when), fs.ErrNotExist)
-	s.Want("Chtimes(f/x)", s.FS.Chtimes(s.Ctx, "f/x", when), notDir...)
+	s.Want("Chtimes(nope)", s.FS.Chtimes(s.Ctx, P("nope"), when), fs.ErrNotExist)
+	s.Want("Chtimes(f/x)", s.FS.Chtimes(s.Ctx, P("f/x"), when), notDir...)
 }
 
 // testNames checks that names a client may use (package vpath lets through
@@ -1133,7 +1134,7 @@ func testNames(s *S) {
 		for _, name := range []string{base, "sub dir/" + base} {
 			s.Write(name, name)
 			s.Content(name, name)
-			fi, err := s.FS.Stat(s.Ctx, name)
+			fi, err := s.FS.Stat(s.Ctx, P(name))
 			s.OK("Stat", err)
 			if fi.Name() != base {
 				s.Errorf("Stat(%q).Name() = %q", name, fi.Name())
@@ -1148,7 +1149,7 @@ func testNames(s *S) {
 	s.OnlyNames(".", want...)
 	s.OnlyNames("sub dir", names...)
 	for _, base := range names {
-		s.OK("Remove", s.FS.Remove(s.Ctx, base))
+		s.OK("Remove", s.FS.Remove(s.Ctx, P(base)))
 		s.Missing(base)
 	}
 	s.Mkdir(strings.Repeat("D", 255))
@@ -1160,9 +1161,9 @@ func testNames(s *S) {
 // Commit leaves one complete content, never a mix.
 func testUploadsInTurn(s *S) {
 	s.Write("f", "original")
-	a, err := s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
+	a, err := s.FS.Create(s.Ctx, P("f"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create a", err)
-	b, err := s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
+	b, err := s.FS.Create(s.Ctx, P("f"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create b", err)
 	for range 50 {
 		s.WriteAll(a, "AAAAAAAA")
@@ -1176,9 +1177,9 @@ func testUploadsInTurn(s *S) {
 	s.OnlyNames(".", "f")
 
 	// The other order, and an Abort between: the committed one wins whole.
-	a, err = s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
+	a, err = s.FS.Create(s.Ctx, P("f"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create a", err)
-	b, err = s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
+	b, err = s.FS.Create(s.Ctx, P("f"), storage.CreateOptions{Perm: 0o644})
 	s.OK("Create b", err)
 	s.WriteAll(a, "first")
 	s.WriteAll(b, "second")
@@ -1218,7 +1219,7 @@ func testUploadsConcurrent(s *S) {
 			defer wg.Done()
 			data := []byte(content(w))
 			for range rounds {
-				up, err := s.FS.Create(s.Ctx, "f", storage.CreateOptions{Perm: 0o644})
+				up, err := s.FS.Create(s.Ctx, P("f"), storage.CreateOptions{Perm: 0o644})
 				if err != nil {
 					fail("Create: %v", err)
 					return
@@ -1250,7 +1251,7 @@ func testUploadsConcurrent(s *S) {
 					return
 				default:
 				}
-				f, err := s.FS.Open(s.Ctx, "f", 0)
+				f, err := s.FS.Open(s.Ctx, P("f"), 0)
 				if err != nil {
 					fail("Open during uploads: %v", err)
 					return
@@ -1338,4 +1339,15 @@ func (t Tree) Diff(b Tree) string {
 		out = append(out[:10], fmt.Sprintf("and %d more", len(out)-10))
 	}
 	return strings.Join(out, "; ")
+}
+
+// P returns the vpath.Path of a name in storage's form ("." for the root),
+// for the suite and backend tests; it panics on a name vpath would not
+// produce.
+func P(name string) vpath.Path {
+	p, err := vpath.FromRel(name)
+	if err != nil {
+		panic(fmt.Sprintf("storagetest.P(%q): %v", name, err))
+	}
+	return p
 }
