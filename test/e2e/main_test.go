@@ -123,6 +123,7 @@ type server struct {
 	LogPath      string // the server's stderr
 
 	cmd     *exec.Cmd
+	stopped bool          // the test stopped the process itself and checked its exit
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // valid after done is closed
 	mu      sync.Mutex
@@ -302,6 +303,9 @@ func addrAfter(line, prefix string) (string, bool) {
 // stop sends SIGTERM and waits for a graceful exit; it kills the process
 // after stopTimeout and reports that as a test error.
 func (s *server) stop(t testing.TB) {
+	if s.stopped {
+		return
+	}
 	select {
 	case <-s.done:
 		t.Errorf("ferry (pid %d) exited during the test: %v\nstderr:\n%s", s.cmd.Process.Pid, s.waitErr, s.LogTail(40))
