@@ -84,3 +84,52 @@ func FuzzDatabaseURL(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidHostName: a [[vhost]] name validHostName accepts is ASCII
+// letters, digits, hyphens and dots only, at most 253 bytes without its
+// final dot, in labels of 1 to 63 bytes that neither start nor end with a
+// hyphen; a final dot changes nothing, and case changes nothing.
+func FuzzValidHostName(f *testing.F) {
+	for _, s := range []string{
+		"ftp.example.com", "ftp.example.com.", "A.example.com", "localhost", "xn--nxasmq6b.example", "a", "1.2.3.4",
+		"", ".", "..", "a..b", "-a.example", "a-.example", "a_b.example", "not a host", "é.example", "a.example..",
+		strings.Repeat("a", 63) + ".b", strings.Repeat("a", 64) + ".b", strings.Repeat("a.", 126) + "a", "a\x00b", "a\nb",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ok := validHostName(s)
+		if !strings.HasSuffix(s, ".") && validHostName(s+".") != ok {
+			t.Fatalf("validHostName(%q) = %v but with a final dot %v", s, ok, !ok)
+		}
+		if isASCII(s) && validHostName(strings.ToUpper(s)) != ok {
+			t.Fatalf("validHostName(%q) = %v but in upper case %v", s, ok, !ok)
+		}
+		if !ok {
+			return
+		}
+		name := strings.TrimSuffix(s, ".")
+		if name == "" || len(name) > 253 {
+			t.Fatalf("validHostName accepted %q: %d bytes", s, len(name))
+		}
+		for _, l := range strings.Split(name, ".") {
+			if len(l) < 1 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+				t.Fatalf("validHostName accepted %q, with the label %q", s, l)
+			}
+			for i := 0; i < len(l); i++ {
+				if c := l[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+					t.Fatalf("validHostName accepted %q, which holds %q", s, c)
+				}
+			}
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
