@@ -162,13 +162,38 @@ func TestDummyHash(t *testing.T) {
 }
 
 // FuzzDecodeArgon2 checks that the PHC parser never panics and that what it
-// accepts is within the bounds VerifyPassword relies on.
+// accepts is within the bounds VerifyPassword relies on, and that the memory
+// budget charges an argon2id check what its m parameter allocates.
 func FuzzDecodeArgon2(f *testing.F) {
 	f.Add("$argon2id$v=19$m=1024,t=2,p=1$ZmVycnlzYWx0MTIz$nIHVuuzyDWtfVYaYTYE8RUJRACGov9Sn4fP7zuJRRrc")
 	f.Add(dummyHash)
 	f.Add("$argon2id$v=19$m=65536,t=2,p=4$c29tZXNhbHQ$F1jG2CV3/Nr+yRuIsPKw0J9r4s7cJHBU")
+	const saltKey = "$ZmVycnlzYWx0MTIz$nIHVuuzyDWtfVYaYTYE8RUJRACGov9Sn4fP7zuJRRrc"
+	for _, params := range []string{
+		"v=19$m=4294967295,t=1,p=1", "v=19$m=1048577,t=1,p=1", "v=19$m=1048576,t=1,p=1", "v=19$m=7,t=1,p=1",
+		"v=19$m=01024,t=2,p=1", "v=19$t=2,m=1024,p=1", "v=19$m=1024,t=2,p=1,x=1", "v=18$m=1024,t=2,p=1",
+		"v=19$m=1024,t=0,p=1", "v=19$m=1024,t=2,p=0", "v=19$m=-1024,t=2,p=1", "v=19$m=+1024,t=2,p=1", "v=19$m= 1024,t=2,p=1",
+	} {
+		f.Add("$argon2id$" + params + saltKey)
+	}
+	for _, s := range []string{"", "$argon2id$", "$argon2i$v=19$m=1024,t=2,p=1" + saltKey, "$argon2id$v=19$m=1024,t=2,p=1$$",
+		"$argon2id$v=19$m=1024,t=2,p=1$ZmVycnlzYWx0MTIz$", "$argon2id$v=19$m=1024,t=2,p=1$ZmVycnlzYWx0MTIz=$nIHV",
+		"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, hash string) {
 		p, salt, key, err := decodeArgon2(hash)
+		if strings.HasPrefix(hash, "$argon2id$") {
+			// The memory a check is charged is what it allocates, and
+			// nothing for a hash refused before any work.
+			want := int64(0)
+			if err == nil {
+				want = int64(p.memory) << 10
+			}
+			if got := hashMemory(hash); got != want || got > maxMemory<<10 {
+				t.Fatalf("hashMemory(%q) = %d, want %d (at most %d)", hash, got, want, int64(maxMemory)<<10)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadHash) {
 				t.Fatalf("error %v does not wrap ErrBadHash", err)
