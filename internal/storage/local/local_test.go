@@ -979,3 +979,72 @@ func TestOpenerSweep(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckRoot gives CheckRoot homes written any way below a tree where
+// links lead back to the data directory and to its parent: a home that is
+// or holds the data directory, its tls/ or users.db (once links are
+// resolved) is always refused with storage.ErrProtected, one inside
+// data/home that holds none of them is always accepted, and no other
+// error is ever given for an absolute path.
+func FuzzCheckRoot(f *testing.F) {
+	base := f.TempDir()
+	data := filepath.Join(base, "data")
+	tlsDir := filepath.Join(data, "tls")
+	db := filepath.Join(data, "users.db")
+	homes := filepath.Join(data, "home")
+	for _, d := range []string{tlsDir, filepath.Join(homes, "alice"), filepath.Join(base, "elsewhere")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(db, nil, 0o600); err != nil {
+		f.Fatal(err)
+	}
+	for link, target := range map[string]string{
+		filepath.Join(base, "link"):                   data,
+		filepath.Join(base, "up"):                     base,
+		filepath.Join(homes, "alice", "out"):          data,
+		filepath.Join(base, "elsewhere", "dangling"):  filepath.Join(base, "missing"),
+		filepath.Join(base, "elsewhere", "alicehome"): filepath.Join(homes, "alice"),
+	} {
+		if err := os.Symlink(target, link); err != nil {
+			f.Fatal(err)
+		}
+	}
+	protected := []string{data, tlsDir, db}
+	realBase, err := filepath.EvalSymlinks(base)
+	if err != nil {
+		f.Fatal(err)
+	}
+	realProtected := []string{filepath.Join(realBase, "data"), filepath.Join(realBase, "data", "tls"), filepath.Join(realBase, "data", "users.db")}
+	realHomes := filepath.Join(realBase, "data", "home")
+	for _, s := range []string{
+		"data", "", ".", "..", "../..", "link", "link/tls", "link/home", "link/home/alice", "up", "up/up/data", "up/link",
+		"data/home", "data/home/alice", "data/home/alice/out", "data/home/alice/out/home", "data/home/alice/..", "data/home/..",
+		"data/./tls/", "data/tls/..", "data//home//alice", "elsewhere", "elsewhere/dangling", "elsewhere/alicehome",
+		"elsewhere/alicehome/out", "new/home", "data/users.db", "data/users.db/..", "a\x00b", "data/home/alice\x00",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rel string) {
+		dir := base + string(filepath.Separator) + rel
+		err := local.CheckRoot(dir, protected)
+		if err != nil && !errors.Is(err, storage.ErrProtected) {
+			t.Fatalf("CheckRoot(%q) = %v, want nil or storage.ErrProtected", dir, err)
+		}
+		real, rerr := filepath.EvalSymlinks(filepath.Clean(dir))
+		if rerr != nil {
+			return // a home that does not exist (yet) holds nothing
+		}
+		holds := false
+		for _, p := range realProtected {
+			holds = holds || p == real || strings.HasPrefix(p, real+string(filepath.Separator)) || real == "/"
+		}
+		if holds && !errors.Is(err, storage.ErrProtected) {
+			t.Fatalf("CheckRoot(%q) = %v, but it resolves to %s, which holds a protected path", dir, err, real)
+		}
+		if !holds && strings.HasPrefix(real, realHomes+string(filepath.Separator)) && err != nil {
+			t.Fatalf("CheckRoot(%q) = %v, but it resolves to %s, a home that holds nothing protected", dir, err, real)
+		}
+	})
+}
