@@ -58,7 +58,16 @@ func (q *FS) RemoveDir(ctx context.Context, p vpath.Path) error {
 	return q.fsys.RemoveDir(ctx, p)
 }
 
+// Chmod changes a mode. A directory keeps its owner's read and search bits
+// (u+rx): the usage scan skips directories it cannot read, so SITE CHMOD 000
+// would hide a directory's bytes from the count taken at the next start.
+// The lock keeps a rename from putting a directory under p meanwhile.
 func (q *FS) Chmod(ctx context.Context, p vpath.Path, mode fs.FileMode) error {
+	q.u.mu.Lock()
+	defer q.u.mu.Unlock()
+	if fi, err := q.fsys.Stat(ctx, p); err == nil && fi.IsDir() {
+		mode |= 0o500
+	}
 	return q.fsys.Chmod(ctx, p, mode)
 }
 

@@ -525,3 +525,41 @@ func TestTable(t *testing.T) {
 		t.Fatal("Forget kept the usage")
 	}
 }
+
+// TestChmodKeepsDirectoriesReadable: SITE CHMOD 000 of a directory would
+// hide it from the next usage scan (unreadable directories are skipped), so
+// its bytes would stop counting at the next start. A directory keeps its
+// owner's read and search bits; a file takes any mode.
+func TestChmodKeepsDirectoriesReadable(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			inner, _ := b.new(t)
+			u := loaded(t, inner)
+			q := quota.Wrap(inner, u, quota.Limits{Bytes: 1 << 20})
+			ctx := t.Context()
+			if err := q.Mkdir(ctx, storagetest.P("d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			mustPut(t, q, "d/f", []byte("counted"))
+			for _, mode := range []fs.FileMode{0, 0o300, 0o055} {
+				if err := q.Chmod(ctx, storagetest.P("d"), mode); err != nil {
+					t.Fatal(err)
+				}
+				fi, err := inner.Stat(ctx, storagetest.P("d"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fi.Mode().Perm(); got != mode|0o500 {
+					t.Errorf("chmod %03o of a directory: mode %03o, want %03o", mode, got, mode|0o500)
+				}
+			}
+			exact(t, inner, u) // a fresh scan still sees d/f
+			if err := q.Chmod(ctx, storagetest.P("d/f"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if fi, err := inner.Stat(ctx, storagetest.P("d/f")); err != nil || fi.Mode().Perm() != 0 {
+				t.Errorf("chmod 000 of a file: %v, %v", fi.Mode(), err)
+			}
+		})
+	}
+}
