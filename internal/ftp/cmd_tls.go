@@ -180,9 +180,15 @@ func (s *session) cmdAUTH(r *request) error {
 		// Old drafts: AUTH SSL implied protected data.
 		s.pbsz, s.protP = true, true
 	}
-	// A new security exchange resets the login (RFC 2228 §3).
+	// A new security exchange resets the login (RFC 2228 §3). After a
+	// login it starts a new login deadline, as REIN does; before one, the
+	// deadline counted from connect stays.
+	if s.user != nil {
+		s.loginBy = time.Now().Add(s.site.LoginTimeout)
+	}
 	s.logout()
 	s.userName = ""
+	s.deadline = s.loginBy
 	s.logTLS("control", tc.ConnectionState(), "")
 	return nil
 }
