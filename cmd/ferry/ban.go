@@ -107,7 +107,7 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 	}
 	if want == 1 {
 		if c.ip, err = parseBanTarget(pos[0]); err != nil {
-			fmt.Fprintf(stderr, "ferry ban %s: %v\n", sub, err)
+			fmt.Fprintf(stderr, "ferry ban %s: %s\n", sub, errText(err))
 			return 2
 		}
 	}
@@ -117,7 +117,7 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 	}
 
 	if err := cmd.run(c); err != nil {
-		fmt.Fprintf(stderr, "ferry ban %s: %v\n", sub, err)
+		fmt.Fprintf(stderr, "ferry ban %s: %s\n", sub, errText(err))
 		return 1
 	}
 	return 0

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ferryftp/ferry/internal/escape"
+
 	"github.com/ferryftp/ferry/internal/config"
 )
 
@@ -27,10 +29,10 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		if _, err := config.Check(args[1]); err != nil {
-			fmt.Fprintln(stderr, err) // one problem a line
+			fmt.Fprintln(stderr, errText(err)) // one problem a line
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: ok\n", args[1])
+		fmt.Fprintf(stdout, "%s: ok\n", escape.Display(args[1]))
 		return 0
 	case "example":
 		if len(args) != 1 {

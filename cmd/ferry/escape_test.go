@@ -81,3 +81,37 @@ func TestLoggerEscapesControls(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIErrorsEscapeControls: error messages that quote a name, a path or
+// an address given to the CLI (a user that does not exist, a settings file
+// that cannot be read) print it with its control characters escaped too.
+func TestCLIErrorsEscapeControls(t *testing.T) {
+	data := t.TempDir()
+	name := "no\x1b]0;t\x07one\u009b"
+	for _, sub := range []string{"passwd", "del", "disable", "enable", "show"} {
+		var out, errb bytes.Buffer
+		if code := runUser([]string{sub, name, "--data", data}, strings.NewReader("pw\n"), &out, &errb); code == 0 {
+			t.Fatalf("user %s of a missing user succeeded", sub)
+		}
+		noControls(t, "user "+sub, out.String()+errb.String(), `no\x1b]0;t\x07one\u009b`)
+	}
+	var out, errb bytes.Buffer
+	if code := runUser([]string{"set", name, "--data", data, "--perms", "/=read"}, nil, &out, &errb); code == 0 {
+		t.Fatal("user set of a missing user succeeded")
+	}
+	noControls(t, "user set", errb.String(), `no\x1b]0;t\x07one\u009b`)
+
+	out.Reset()
+	errb.Reset()
+	path := filepath.Join(t.TempDir(), "f\x1b[2J.toml")
+	if code := runConfig([]string{"check", path}, &out, &errb); code == 0 {
+		t.Fatal("config check of a missing file succeeded")
+	}
+	noControls(t, "config check", errb.String(), `f\x1b[2J.toml`)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"serve", "--data", t.TempDir(), "--tls-cert", path, "--tls-key", path, "--listen", "127.0.0.1:0"}, nil, &out, &errb); code == 0 {
+		t.Fatal("serve with a missing certificate succeeded")
+	}
+	noControls(t, "serve", out.String()+errb.String(), `f\x1b[2J.toml`)
+}

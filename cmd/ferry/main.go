@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -76,17 +77,28 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		fmt.Fprintf(stderr, "ferry serve: %s\n", errText(err))
 		return 2
 	}
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, log, stdout); err != nil {
-		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
+		fmt.Fprintf(stderr, "ferry serve: %s\n", errText(err))
 		return 1
 	}
 	return 0
+}
+
+// errText is err's message for the terminal, each line with its control
+// characters escaped (escape.Display): it may quote a name, a path or an
+// address given on the command line or found in the user store.
+func errText(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = escape.Display(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

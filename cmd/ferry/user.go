@@ -178,12 +178,12 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	c.store, err = openUserStore(c.data, c.database, sqlstore.Options{})
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry user %s: %v\n", sub, err)
+		fmt.Fprintf(stderr, "ferry user %s: %s\n", sub, errText(err))
 		return 1
 	}
 	defer c.store.Close()
 	if err := cmd.run(c); err != nil {
-		fmt.Fprintf(stderr, "ferry user %s: %v\n", sub, err)
+		fmt.Fprintf(stderr, "ferry user %s: %s\n", sub, errText(err))
 		return 1
 	}
 	return 0
