@@ -73,9 +73,10 @@ func replace(s string, rep func(b []byte, r rune) []byte) string {
 }
 
 // Handler returns a slog.Handler that passes every record to h with its
-// string values (and the text of error and Stringer values) that hold
-// control characters rewritten by Display, in groups too, so that no name
-// reaches a log with its escape sequences intact. Records without such
+// string values (and the text of error and Stringer values, and the %+v
+// form of any other value, such as a slice of names) that hold control
+// characters rewritten by Display, in groups too, so that no name reaches a
+// log with its escape sequences intact. Records without such
 // values pass unchanged.
 func Handler(h slog.Handler) slog.Handler {
 	if _, ok := h.(handler); ok {
@@ -141,7 +142,9 @@ func attr(a slog.Attr) (slog.Attr, bool) {
 		case []byte:
 			s = string(x)
 		default:
-			return slog.Attr{Key: key, Value: v}, changed
+			// Slices, maps and structs of names: the JSON handler writes
+			// their strings with DEL and C1 controls intact.
+			s = fmt.Sprintf("%+v", x)
 		}
 		if HasControl(s) {
 			return slog.String(key, Display(s)), true

@@ -170,6 +170,8 @@ func controlIn(a slog.Attr) (string, bool) {
 			s = x.String()
 		case []byte:
 			s = string(x)
+		default:
+			s = fmt.Sprintf("%+v", x)
 		}
 		return s, HasControl(s)
 	}
@@ -201,6 +203,8 @@ func FuzzHandler(f *testing.F) {
 			"raw", []byte(val),
 			slog.Group(other, key, val, slog.Group("in", other, other)),
 			"n", len(val),
+			"names", []string{val, other},
+			"entry", struct{ Name string }{val},
 			slog.Any("lazy", slog.StringValue(other)))
 		if len(got) == 0 {
 			t.Fatal("no attributes reached the handler")
@@ -215,5 +219,43 @@ func FuzzHandler(f *testing.F) {
 				t.Fatalf("clean attribute %q=%q passed on as %q=%q", key, val, got[0].Key, got[0].Value)
 			}
 		}
+		// And what the standard handlers write holds none either.
+		for _, json := range []bool{false, true} {
+			var buf bytes.Buffer
+			var h slog.Handler = slog.NewTextHandler(&buf, nil)
+			if json {
+				h = slog.NewJSONHandler(&buf, nil)
+			}
+			slog.New(Handler(h)).With(key, val).WithGroup(other).Info("msg",
+				key, val, "names", []string{val, other}, "entry", struct{ Name string }{val},
+				"m", map[string]string{other: val}, "err", errors.New(other))
+			out := strings.TrimSuffix(buf.String(), "\n")
+			if strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Fatalf("json=%v: the log line %q holds a C0 control or DEL", json, out)
+			}
+			// The JSON handler makes a value that is not UTF-8 valid, and
+			// the bytes c2 9b of such a legacy name then become U+009B:
+			// only text that was UTF-8 is sure to come out without C1.
+			if utf8.ValidString(key+val+other) && HasControl(out) {
+				t.Fatalf("json=%v: the log line %q holds a C1 control", json, out)
+			}
+		}
 	})
+}
+
+// TestHandlerRegressions holds inputs found by FuzzHandler.
+func TestHandlerRegressions(t *testing.T) {
+	// A slice, map or struct of names passed through untouched, and the
+	// JSON handler writes DEL and C1 controls in its strings as they are.
+	var buf bytes.Buffer
+	slog.New(Handler(slog.NewJSONHandler(&buf, nil))).Info("m",
+		"names", []string{"a\u009b2J", "b\x7f"}, "entry", struct{ Name string }{"c\u009b"}, "m", map[string]string{"k\u0085": "v"})
+	if out := strings.TrimSuffix(buf.String(), "\n"); HasControl(out) {
+		t.Errorf("log line %q holds a control character", out)
+	}
+	for _, want := range []string{`[a\\u009b2J b\\x7f]`, `{Name:c\\u009b}`, `map[k\\u0085:v]`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line %q lacks %s", buf.String(), want)
+		}
+	}
 }
