@@ -1,9 +1,17 @@
 package ftp
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/vpath"
 )
 
 // Regression tests for holes found by the second audit of issue 9 ("the
@@ -38,5 +46,55 @@ func TestAuditAUTHAfterLoginNewLoginDeadline(t *testing.T) {
 	// ...and a session that does not log in again ends at it.
 	if text := quiet.expect(421); !strings.Contains(text, "Login timeout") {
 		t.Fatalf("421 %s", text)
+	}
+}
+
+// growFS appends grow to a file just before an upload of it starts, as
+// another user's APPE landing between the dispatcher's look-up and the
+// upload would.
+type growFS struct {
+	storage.FS
+	home, grow string
+}
+
+func (g growFS) Create(ctx context.Context, name vpath.Path, o storage.CreateOptions) (storage.Upload, error) {
+	if f, err := os.OpenFile(filepath.Join(g.home, name.Rel()), os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		f.WriteString(g.grow)
+		f.Close()
+	}
+	return g.FS.Create(ctx, name, o)
+}
+
+// TestAuditRestAtEndNeverTruncates: REST at a file's size then STOR is an
+// append, allowed to a user who may append but not overwrite. It must not
+// cut the file back to that offset when the file grew after the look-up
+// (another user appended to it meanwhile): what others appended stays, and
+// the upload lands after it, as an APPE would.
+func TestAuditRestAtEndNeverTruncates(t *testing.T) {
+	t.Parallel()
+	var home string
+	ts := startServer(t, func(st *Site, _ *Server) {
+		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
+			fsys, err := (&local.Opener{}).Open(ctx, location)
+			if err != nil {
+				return nil, err
+			}
+			return growFS{FS: fsys, home: location, grow: "+others"}, nil
+		})
+	})
+	home = filepath.Join(ts.data, "home", "logger")
+	hardAddUser(ts, "pw", users.User{Name: "logger", Home: home, Perms: "/=read,upload,append"})
+	hardWrite(t, filepath.Join(home, "log"), []byte("0123456789"))
+	c := dial(t, ts.addr)
+	c.login("logger", "pw")
+	c.cmd("TYPE I", 200)
+	c.cmd("REST 10", 350)
+	c.stor("STOR", "log", []byte("mine"))
+	got, err := os.ReadFile(filepath.Join(home, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "0123456789+othersmine" {
+		t.Fatalf("log holds %q: an append-only user's REST+STOR cut what others appended", got)
 	}
 }

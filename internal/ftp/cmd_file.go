@@ -98,13 +98,20 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		return storage.ErrNotSupported // REST+STOR and APPE need in-place writes
 	}
 	inPlace := appendMode || s.rest > 0 || unique
+	// REST at the file's end is an append (uploadCheck), and is written as
+	// one: a file that grew since the look-up (another user's APPE) is not
+	// cut back to the offset, which would need overwrite.
+	offset := s.rest
+	if !appendMode && r.info != nil && offset > 0 && offset == r.info.Size() {
+		appendMode, offset = true, 0
+	}
 	// A whole upload by a user who may not overwrite must not replace a
 	// file that appears under the name while it runs (the drop box).
 	noReplace := !inPlace && s.allow(verbOverwrite, p) != nil
 	// A quota is kept by the storage below (package quota): Create
 	// reserves a new name's file slot and each write its bytes.
 	up, err := s.fs.Create(s.ctx(), p, storage.CreateOptions{
-		Offset:    s.rest,
+		Offset:    offset,
 		Append:    appendMode,
 		Exclusive: unique,
 		NoReplace: noReplace,
