@@ -395,3 +395,25 @@ func TestLifecycleWrapHooks(t *testing.T) {
 		t.Fatalf("control wrapper counts: read %d, written %d, sendfile %d", ctlRead.Load(), ctlWritten.Load(), ctlSent.Load())
 	}
 }
+
+// TestLifecyclePipelinedQuit: the reader reads QUIT ahead while the command
+// before it runs, but lets that command finish: RETR and QUIT sent in one
+// write still deliver the file, then 221.
+func TestLifecyclePipelinedQuit(t *testing.T) {
+	ts := startServer(t, nil)
+	payload := bytes.Repeat([]byte("pipelined "), 50000)
+	writeFile(t, filepath.Join(ts.home, "p.bin"), payload)
+	c := loggedIn(t, ts)
+	c.cmd("TYPE I", 200)
+	d := c.pasv()
+	c.conn.Write([]byte("RETR p.bin\r\nQUIT\r\n"))
+	c.expect(150)
+	d.SetReadDeadline(time.Now().Add(hardWaitLimit))
+	got, err := io.ReadAll(d)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("pipelined RETR: %d of %d bytes, %v", len(got), len(payload), err)
+	}
+	c.expect(226)
+	c.expect(221)
+	lifeClosed(t, c)
+}
