@@ -1,19 +1,15 @@
 package ftp
 
 import (
-	"bytes"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
-	"slices"
 	"strings"
 	"time"
-)
 
-// ticketTag marks the Ferry session identity inside a TLS session ticket.
-var ticketTag = []byte("ferry-ctl:")
+	"github.com/ferryftp/ferry/internal/tlsbind"
+)
 
 var errDataTLS = errors.New("data connection TLS handshake failed")
 
@@ -47,95 +43,20 @@ func sessionTLSConfig(in *tls.Config, minVersion uint16) *tls.Config {
 	return c
 }
 
-// controlTLSConfig is the session's control-connection config: its tickets
-// carry the session's identity, which data connections must present.
-func (s *session) controlTLSConfig() *tls.Config {
-	if s.tlsID == ([16]byte{}) {
-		rand.Read(s.tlsID[:])
+// tlsSession is the session's TLS identity, which its data connections
+// must resume (internal/tlsbind); made on first use.
+func (s *session) tlsSession() *tlsbind.Session {
+	if s.tlsb == nil {
+		s.tlsb = tlsbind.New(s.site.tlsConfig)
 	}
-	c := s.site.tlsConfig.Clone()
-	c.WrapSession = s.wrapSession()
-	return c
+	return s.tlsb
 }
 
-// wrapSession returns the ticket wrapper that binds tickets to this session.
-func (s *session) wrapSession() func(tls.ConnectionState, *tls.SessionState) ([]byte, error) {
-	base := s.site.tlsConfig
-	id := append(append([]byte{}, ticketTag...), s.tlsID[:]...)
-	return func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		ss.Extra = [][]byte{id}
-		return base.EncryptTicket(cs, ss)
-	}
-}
+// controlTLSConfig is the session's control-connection config.
+func (s *session) controlTLSConfig() *tls.Config { return s.tlsSession().Control() }
 
-// tlsBinding records, for one data connection, how its handshake related to
-// the control session.
-type tlsBinding struct {
-	own     []byte
-	foreign bool // a ticket of another session was presented
-	resumed bool // our own session was resumed
-}
-
-// refusal says why a protected data connection breaks the reuse policy, or "".
-func (b *tlsBinding) refusal(tc *tls.Conn) string {
-	switch {
-	case b.foreign:
-		return "TLS session of another control connection presented on the data connection"
-	case !b.resumed || !tc.ConnectionState().DidResume:
-		return "data connection must resume the control connection's TLS session"
-	}
-	return ""
-}
-
-// dataTLSConfig is one data connection's config. It accepts only tickets of
-// this session as resumable, and it never issues new tickets: a TLS 1.3
-// ticket the client never reads makes an upload-only client reset the
-// connection on close and lose the end of its file.
-func (s *session) dataTLSConfig() (*tls.Config, *tlsBinding) {
-	base := s.site.tlsConfig
-	c := base.Clone()
-	b := &tlsBinding{own: append(append([]byte{}, ticketTag...), s.tlsID[:]...)}
-	c.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
-		// Called only when the client offers a ticket, before the
-		// server decides about sending new ones.
-		c.SessionTicketsDisabled = true
-		ss, err := base.DecryptTicket(identity, cs)
-		if err != nil || ss == nil {
-			return nil, err
-		}
-		for _, e := range ss.Extra {
-			if bytes.Equal(e, b.own) {
-				b.resumed = true
-				return ss, nil
-			}
-		}
-		b.foreign = true
-		return nil, nil
-	}
-	getCert := base.GetCertificate
-	c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		// Under TLS 1.3 this runs only for full handshakes, after the
-		// resumption check: no tickets on those either. Under TLS 1.2 it
-		// runs before the resumption check, and TLS 1.2 tickets are read
-		// by the client within the handshake, so they are harmless.
-		if c.MaxVersion == 0 || c.MaxVersion >= tls.VersionTLS13 {
-			if slices.Contains(h.SupportedVersions, tls.VersionTLS13) {
-				c.SessionTicketsDisabled = true
-			}
-		}
-		if getCert != nil {
-			return getCert(h)
-		}
-		if len(base.Certificates) > 0 {
-			return &base.Certificates[0], nil
-		}
-		return nil, errors.New("no certificate")
-	}
-	// TLS 1.2 reissues a ticket on every resumption (read by the client
-	// within the handshake): it must carry the session identity too.
-	c.WrapSession = s.wrapSession()
-	return c, b
-}
+// dataTLSConfig is one data connection's config and binding.
+func (s *session) dataTLSConfig() (*tls.Config, *tlsbind.Binding) { return s.tlsSession().Data() }
 
 // reuseRequired applies --tls-session-reuse and the exemption list.
 func (s *session) reuseRequired() bool {

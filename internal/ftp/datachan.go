@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/sockopt"
+	"github.com/ferryftp/ferry/internal/tlsbind"
 )
 
 // passive is a listener opened by PASV or EPSV. It belongs to the session
@@ -90,7 +91,7 @@ type dataSpec struct {
 	anyPeer  bool       // FXP allowed: skip the peer check
 	timeout  time.Duration
 	tls      *tls.Config // nil for PROT C
-	bind     *tlsBinding
+	bind     *tlsbind.Binding
 	reuseReq bool
 	emit     func(Event)                              // the session's emitter, safe on the transfer goroutine
 	wrap     func(kind ConnKind, c net.Conn) net.Conn // Server.WrapConn, or nil
@@ -179,7 +180,7 @@ func (d *dataSpec) secure(ctx context.Context, c net.Conn) (*tls.Conn, error) {
 		return nil, fmt.Errorf("%w: %v", errDataTLS, err)
 	}
 	if d.reuseReq {
-		if why := d.bind.refusal(tc); why != "" {
+		if why := d.bind.Refusal(tc); why != "" {
 			return nil, &tlsRefusal{why: why, state: tc.ConnectionState()}
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/tlsbind"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -76,7 +77,7 @@ type session struct {
 	tlsOn bool // control connection is protected
 	pbsz  bool
 	protP bool
-	tlsID [16]byte // identity bound into this session's TLS tickets
+	tlsb  *tlsbind.Session // the identity data connections must resume; nil until TLS
 
 	// sctx is the session's context: derived from the server's base, so
 	// the end of the shutdown grace cancels it; cancelled by QUIT and when
