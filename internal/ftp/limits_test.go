@@ -3,8 +3,6 @@ package ftp
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -49,14 +47,18 @@ func fakeLimiter(bytesPerSec int64) (*rate.Limiter, *fakeClock) {
 // through the server-wide limiters, whose fake clocks then account for the
 // bytes at the configured rate.
 func TestRateLimitsApplyToTransfers(t *testing.T) {
+	eachBackend(t, testRateLimitsApplyToTransfers)
+}
+
+func testRateLimitsApplyToTransfers(t *testing.T, be backend) {
 	var up, down *fakeClock
-	ts := startServer(t, func(cfg *Site, srv *Server) {
+	ts := startOn(t, be, func(cfg *Site, srv *Server) {
 		cfg.UploadRate, cfg.DownloadRate = 1<<20, 2<<20
 		cfg.up, up = fakeLimiter(cfg.UploadRate)
 		cfg.down, down = fakeLimiter(cfg.DownloadRate)
 	})
 	data := bytes.Repeat([]byte("0123456789abcdef"), 4<<20/16) // 4 MiB
-	os.WriteFile(filepath.Join(ts.home, "big.bin"), data, 0o644)
+	ts.put(t, "big.bin", data)
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	c.cmd("TYPE I", 200)
@@ -72,7 +74,7 @@ func TestRateLimitsApplyToTransfers(t *testing.T) {
 	if got := up.total(); got < 3700*time.Millisecond || got > 4100*time.Millisecond {
 		t.Errorf("upload slept %v on the limiter, want about 4 s", got)
 	}
-	if got, _ := os.ReadFile(filepath.Join(ts.home, "up.bin")); !bytes.Equal(got, data) {
+	if got := ts.get(t, "up.bin"); !bytes.Equal(got, data) {
 		t.Fatalf("upload stored %d bytes, want %d", len(got), len(data))
 	}
 }
@@ -80,8 +82,12 @@ func TestRateLimitsApplyToTransfers(t *testing.T) {
 // TestUserRateLimits checks the per-user limiters, shared by the user's
 // sessions.
 func TestUserRateLimits(t *testing.T) {
+	eachBackend(t, testUserRateLimits)
+}
+
+func testUserRateLimits(t *testing.T, be backend) {
 	var down *fakeClock
-	ts := startServer(t, func(cfg *Site, srv *Server) {
+	ts := startOn(t, be, func(cfg *Site, srv *Server) {
 		srv.init()
 		var l *rate.Limiter
 		l, down = fakeLimiter(1 << 20)
@@ -93,7 +99,7 @@ func TestUserRateLimits(t *testing.T) {
 	ts.auth.users["alice"] = m
 	ts.auth.mu.Unlock()
 	data := bytes.Repeat([]byte{7}, 3<<20)
-	os.WriteFile(filepath.Join(ts.home, "f.bin"), data, 0o644)
+	ts.put(t, "f.bin", data)
 	for range 2 { // two sessions share one bucket
 		c := dial(t, ts.addr)
 		c.login("alice", "secret")
@@ -109,13 +115,17 @@ func TestUserRateLimits(t *testing.T) {
 // TestFileQuota refuses a new file past the user's file count, while
 // replacing an existing file stays allowed.
 func TestFileQuota(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testFileQuota)
+}
+
+func testFileQuota(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	ts.auth.mu.Lock()
 	m := ts.auth.users["alice"]
 	m.u.QuotaFiles = 2
 	ts.auth.users["alice"] = m
 	ts.auth.mu.Unlock()
-	os.WriteFile(filepath.Join(ts.home, "old.txt"), []byte("x"), 0o644)
+	ts.put(t, "old.txt", []byte("x"))
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	c.stor("STOR", "a.txt", []byte("a"))
@@ -124,7 +134,7 @@ func TestFileQuota(t *testing.T) {
 	c.stor("STOR", "a.txt", []byte("replaced")) // not a new file
 	c.cmd("DELE a.txt", 250)
 	c.stor("STOR", "b.txt", []byte("b")) // room again after the delete
-	if _, err := os.Stat(filepath.Join(ts.home, "b.txt")); err != nil {
-		t.Fatal(err)
+	if got := ts.get(t, "b.txt"); string(got) != "b" {
+		t.Fatalf("b.txt holds %q", got)
 	}
 }

@@ -2,20 +2,22 @@ package ftp
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestSmokeRoundTrip(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testSmokeRoundTrip)
+}
+
+func testSmokeRoundTrip(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	c.cmd("TYPE I", 200)
 	data := bytes.Repeat([]byte("hello ferry\n"), 10000)
 	c.stor("STOR", "a.txt", data)
-	if got, _ := os.ReadFile(filepath.Join(ts.home, "a.txt")); !bytes.Equal(got, data) {
+	if got := ts.get(t, "a.txt"); !bytes.Equal(got, data) {
 		t.Fatalf("stored %d bytes, want %d", len(got), len(data))
 	}
 	if got := c.retr("a.txt"); !bytes.Equal(got, data) {

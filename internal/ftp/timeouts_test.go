@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// The login and idle timeout tests open no file, so the backend does not
+// matter to them; they run once, on the default.
+
 // TestTimeoutLogin: a client that does not log in gets 421 and is closed.
 func TestTimeoutLogin(t *testing.T) {
 	t.Parallel()
@@ -58,6 +61,7 @@ func TestTimeoutIdle(t *testing.T) {
 // whose transfer is running. A second, idle session is the clock: when it
 // gets its 421, the first has been silent for longer than the timeout.
 func TestTimeoutIdleSparesTransfers(t *testing.T) {
+	// local only: a 256 MiB sparse file keeps the transfer running without a timer.
 	t.Parallel()
 	ts := startServer(t, func(c *Site, _ *Server) {
 		c.IdleTimeout = time.Second
@@ -79,7 +83,11 @@ func TestTimeoutIdleSparesTransfers(t *testing.T) {
 // TestLineLimit: a control line longer than MaxLineBytes is answered 500
 // and the session goes on.
 func TestLineLimit(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testLineLimit)
+}
+
+func testLineLimit(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	max := ts.srv.siteFor(nil).MaxLineBytes
 	c := dial(t, ts.addr)
 	c.cmd("NOOP "+strings.Repeat("x", max), 500)
@@ -96,15 +104,15 @@ func TestLineLimit(t *testing.T) {
 	c.sendRaw(strings.Repeat("y", max) + "\r\nNOOP\r\n")
 	c.expect(500)
 	c.expect(200)
-	if names := dirNames(t, ts.home); len(names) != 0 {
+	if names := ts.names(t, "."); len(names) != 0 {
 		t.Errorf("over-long lines created %q", names)
 	}
 
-	ts = startServer(t, func(c *Site, _ *Server) { c.MaxLineBytes = 64 })
+	ts = startOn(t, be, func(c *Site, _ *Server) { c.MaxLineBytes = 64 })
 	c = loggedIn(t, ts)
 	c.cmd("MKD "+strings.Repeat("n", 100), 500)
 	c.cmd("MKD short", 257)
-	if names := dirNames(t, ts.home); len(names) != 1 || names[0] != "short" {
+	if names := ts.names(t, "."); len(names) != 1 || names[0] != "short" {
 		t.Errorf("home holds %q", names)
 	}
 }
