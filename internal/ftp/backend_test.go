@@ -167,7 +167,13 @@ func (ts *testServer) mkdir(t testing.TB, dir string) {
 // get returns the content of name in alice's storage.
 func (ts *testServer) get(t testing.TB, name string) []byte {
 	t.Helper()
-	f, err := ts.fs(t).Open(t.Context(), storagetest.P(fsName(t, name)), 0)
+	return fsGet(t, ts.fs(t), name)
+}
+
+// fsGet returns the content of name in fsys.
+func fsGet(t testing.TB, fsys storage.FS, name string) []byte {
+	t.Helper()
+	f, err := fsys.Open(t.Context(), storagetest.P(fsName(t, name)), 0)
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}
@@ -189,6 +195,13 @@ func (ts *testServer) stat(t testing.TB, name string) (fs.FileInfo, error) {
 func (ts *testServer) has(t testing.TB, name string) bool {
 	t.Helper()
 	_, err := ts.stat(t, name)
+	return err == nil
+}
+
+// fsHas reports whether name exists in fsys.
+func fsHas(t testing.TB, fsys storage.FS, name string) bool {
+	t.Helper()
+	_, err := fsys.Stat(t.Context(), storagetest.P(fsName(t, name)))
 	return err == nil
 }
 

@@ -10,7 +10,8 @@ import (
 	"github.com/ferryftp/ferry/internal/users"
 )
 
-// addUser gives the test server another account with its own home and rules.
+// addUser gives the test server another account with its own home and
+// rules; the home's location opens through the site's storage (ts.fsAt).
 func addUser(t *testing.T, ts *testServer, name, perms string) string {
 	t.Helper()
 	home := filepath.Join(ts.data, "home", name)
@@ -68,13 +69,17 @@ func probeSame(t *testing.T, c *client, existing, missing string) {
 // looks at the file, so a path the rules hide answers the same whether it
 // exists or not (the set-time MDTM form used to stat first).
 func TestPermissionBeforeExistence(t *testing.T) {
-	ts := startServer(t, nil)
-	home := addUser(t, ts, "carol", "/=all;/priv=none")
-	writeFile(t, filepath.Join(home, "priv", "secret.txt"), []byte("x"))
+	eachBackend(t, testPermissionBeforeExistence)
+}
+
+func testPermissionBeforeExistence(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	home := ts.fsAt(t, addUser(t, ts, "carol", "/=all;/priv=none"))
+	fsPut(t, home, "priv/secret.txt", []byte("x"))
 	c := dial(t, ts.addr)
 	c.login("carol", "pw")
 	probeSame(t, c, "priv/secret.txt", "priv/nothere.txt")
-	if got := readFile(t, filepath.Join(home, "priv", "secret.txt")); string(got) != "x" {
+	if got := fsGet(t, home, "priv/secret.txt"); string(got) != "x" {
 		t.Errorf("secret.txt changed: %q", got)
 	}
 }
@@ -82,8 +87,12 @@ func TestPermissionBeforeExistence(t *testing.T) {
 // TestDropBoxNoExistenceOracle: in the anonymous drop box only uploads of
 // new names succeed; nothing else tells an existing name from a missing one.
 func TestDropBoxNoExistenceOracle(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) { c.DropBox = mustPath("/incoming") })
-	writeFile(t, filepath.Join(ts.data, "public", "incoming", "secret.txt"), []byte("x"))
+	eachBackend(t, testDropBoxNoExistenceOracle)
+}
+
+func testDropBoxNoExistenceOracle(t *testing.T, be backend) {
+	ts := startOn(t, be, func(c *Site, _ *Server) { c.DropBox = mustPath("/incoming") })
+	fsPut(t, ts.fsAt(t, ts.site.AnonymousRoot), "incoming/secret.txt", []byte("x"))
 	c := dial(t, ts.addr)
 	c.login("anonymous", "me@example.com")
 	saved := existenceProbes
@@ -125,10 +134,13 @@ func storAt(t *testing.T, c *client, verb, name string, offset int, data string)
 // needs append (a user with append but not overwrite rewrote files with
 // REST 1 + STOR).
 func TestRestStorNeedsOverwrite(t *testing.T) {
-	ts := startServer(t, nil)
-	home := addUser(t, ts, "dave", "/=read,upload,append")
-	f := filepath.Join(home, "f.txt")
-	writeFile(t, f, []byte("hello world"))
+	eachBackend(t, testRestStorNeedsOverwrite)
+}
+
+func testRestStorNeedsOverwrite(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	home := ts.fsAt(t, addUser(t, ts, "dave", "/=read,upload,append"))
+	fsPut(t, home, "f.txt", []byte("hello world"))
 	c := dial(t, ts.addr)
 	c.login("dave", "pw")
 	c.cmd("TYPE I", 200)
@@ -140,7 +152,7 @@ func TestRestStorNeedsOverwrite(t *testing.T) {
 	if code := storAt(t, c, "STOR", "f.txt", -1, "XX"); code != 550 {
 		t.Errorf("STOR over the file: got %d, want 550", code)
 	}
-	if got := string(readFile(t, f)); got != "hello world" {
+	if got := string(fsGet(t, home, "f.txt")); got != "hello world" {
 		t.Fatalf("file rewritten without overwrite: %q", got)
 	}
 	if code := storAt(t, c, "STOR", "f.txt", 11, "!"); code != 226 {
@@ -149,7 +161,7 @@ func TestRestStorNeedsOverwrite(t *testing.T) {
 	if code := storAt(t, c, "APPE", "f.txt", -1, "?"); code != 226 {
 		t.Errorf("APPE: got %d, want 226", code)
 	}
-	if got := string(readFile(t, f)); got != "hello world!?" {
+	if got := string(fsGet(t, home, "f.txt")); got != "hello world!?" {
 		t.Errorf("after appends: %q", got)
 	}
 }
@@ -158,20 +170,23 @@ func TestRestStorNeedsOverwrite(t *testing.T) {
 // 554 (as ProFTPD does), for uploads, new files and downloads: REST
 // 100000000000 + STOR of a new name made a 100 GB sparse file.
 func TestRestPastEnd(t *testing.T) {
-	ts := startServer(t, nil)
-	f := filepath.Join(ts.home, "f.txt")
-	writeFile(t, f, []byte("hello"))
+	eachBackend(t, testRestPastEnd)
+}
+
+func testRestPastEnd(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	ts.put(t, "f.txt", []byte("hello"))
 	c := loggedIn(t, ts)
 	if code := storAt(t, c, "STOR", "new.bin", 100000000000, "data"); code != 554 {
 		t.Errorf("REST 1e11 + STOR new: got %d, want 554", code)
 	}
-	if exists(filepath.Join(ts.home, "new.bin")) {
+	if ts.has(t, "new.bin") {
 		t.Error("a refused REST + STOR left a file behind")
 	}
 	if code := storAt(t, c, "STOR", "f.txt", 6, "x"); code != 554 {
 		t.Errorf("REST past the end + STOR: got %d, want 554", code)
 	}
-	if got := string(readFile(t, f)); got != "hello" {
+	if got := string(ts.get(t, "f.txt")); got != "hello" {
 		t.Errorf("file changed: %q", got)
 	}
 	c.cmd("REST 6", 350)
@@ -189,12 +204,16 @@ func TestRestPastEnd(t *testing.T) {
 // stricter rule, nor under a looser one (renaming /pub took /pub/archive out
 // of its read-only rule, and its file could then be deleted).
 func TestRenameKeepsRules(t *testing.T) {
-	ts := startServer(t, nil)
-	home := addUser(t, ts, "erin", "/=all;/pub/archive=read,rename;/dst/open=all;/ro=read,rename")
-	writeFile(t, filepath.Join(home, "pub", "archive", "keep.txt"), []byte("k"))
-	writeFile(t, filepath.Join(home, "dst", "d.txt"), []byte("d"))
-	writeFile(t, filepath.Join(home, "ro", "open", "f.txt"), []byte("f"))
-	writeFile(t, filepath.Join(home, "plain", "p.txt"), []byte("p"))
+	eachBackend(t, testRenameKeepsRules)
+}
+
+func testRenameKeepsRules(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	home := ts.fsAt(t, addUser(t, ts, "erin", "/=all;/pub/archive=read,rename;/dst/open=all;/ro=read,rename"))
+	fsPut(t, home, "pub/archive/keep.txt", []byte("k"))
+	fsPut(t, home, "dst/d.txt", []byte("d"))
+	fsPut(t, home, "ro/open/f.txt", []byte("f"))
+	fsPut(t, home, "plain/p.txt", []byte("p"))
 	c := dial(t, ts.addr)
 	c.login("erin", "pw")
 	steps := []struct {
@@ -224,7 +243,7 @@ func TestRenameKeepsRules(t *testing.T) {
 		}
 	}
 	c.cmd("DELE pub/archive/keep.txt", 550)
-	if !exists(filepath.Join(home, "pub", "archive", "keep.txt")) || !exists(filepath.Join(home, "ro", "open", "f.txt")) {
+	if !fsHas(t, home, "pub/archive/keep.txt") || !fsHas(t, home, "ro/open/f.txt") {
 		t.Error("a refused rename moved files")
 	}
 }
