@@ -1,10 +1,6 @@
 package ftp
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -22,10 +18,14 @@ func patternsSite(caseSensitive bool) func(*Site, *Server) {
 // name in any case, so EVIL.EXE is refused like evil.exe and KEY.SECRET is
 // hidden like key.secret.
 func TestPatternsIgnoreCase(t *testing.T) {
-	ts := startServer(t, patternsSite(false))
-	hardWrite(t, filepath.Join(ts.home, "KEY.SECRET"), []byte("HIDDEN-A"))
-	hardWrite(t, filepath.Join(ts.home, "Dir.Secret", "inner.txt"), []byte("HIDDEN-B"))
-	hardWrite(t, filepath.Join(ts.home, "plain.txt"), []byte("plain"))
+	eachBackend(t, testPatternsIgnoreCase)
+}
+
+func testPatternsIgnoreCase(t *testing.T, be backend) {
+	ts := startOn(t, be, patternsSite(false))
+	ts.put(t, "KEY.SECRET", []byte("HIDDEN-A"))
+	ts.put(t, "Dir.Secret/inner.txt", []byte("HIDDEN-B"))
+	ts.put(t, "plain.txt", []byte("plain"))
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	for _, line := range []string{"STOR EVIL.EXE", "STOR evil.Exe", "APPE Other.eXe"} {
@@ -57,7 +57,7 @@ func TestPatternsIgnoreCase(t *testing.T) {
 		t.Errorf("RETR KEY.SECRET: got %d %s, want 550", code, text)
 	}
 	for _, p := range []string{"EVIL.EXE", "evil.Exe", "Other.eXe", "PLAIN.EXE"} {
-		if _, err := os.Stat(filepath.Join(ts.home, p)); !errors.Is(err, fs.ErrNotExist) {
+		if ts.has(t, p) {
 			t.Errorf("%s exists after the refusal", p)
 		}
 	}
@@ -66,8 +66,12 @@ func TestPatternsIgnoreCase(t *testing.T) {
 // TestPatternsCaseSensitive: with patterns_case_sensitive the patterns match
 // exactly, as path.Match does.
 func TestPatternsCaseSensitive(t *testing.T) {
-	ts := startServer(t, patternsSite(true))
-	hardWrite(t, filepath.Join(ts.home, "KEY.SECRET"), []byte("shown"))
+	eachBackend(t, testPatternsCaseSensitive)
+}
+
+func testPatternsCaseSensitive(t *testing.T, be backend) {
+	ts := startOn(t, be, patternsSite(true))
+	ts.put(t, "KEY.SECRET", []byte("shown"))
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	c.stor("STOR", "EVIL.EXE", []byte("MZ"))
