@@ -127,7 +127,18 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
 	lim := rate.Of(s.site.up, s.rates.up)
-	log, raw, sctx := s.log, s.raw, s.ctx()
+	log, raw := s.log, s.raw
+	// The upload ends after this command has returned, and its context
+	// with it: the commit gets a deadline of its own when it starts, and
+	// is cancelled neither by ABOR (a cut in-place upload keeps what
+	// arrived) nor by the end of the session.
+	base, backendTimeout := context.WithoutCancel(s.sctx), s.site.BackendTimeout
+	endCtx := func() (context.Context, context.CancelFunc) {
+		if backendTimeout > 0 {
+			return context.WithTimeout(base, backendTimeout)
+		}
+		return context.WithCancel(base)
+	}
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn) (int64, error) {
 		var dst io.Writer = up
 		dst = lim.Writer(ctx, dst)
@@ -153,8 +164,10 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		// keeps what arrived so the client can resume it; a full disk
 		// or quota removes the partial data.
 		full := errors.Is(err, storage.ErrQuota) || errors.Is(err, storage.ErrNoSpace)
+		ctx, cancel := endCtx()
+		defer cancel()
 		if err == nil || inPlace && !full {
-			if cerr := up.Commit(sctx); cerr != nil {
+			if cerr := up.Commit(ctx); cerr != nil {
 				log.Warn("upload commit failed", "path", p.String(), "err", cerr)
 				if err == nil {
 					err = cerr
@@ -162,7 +175,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 			}
 			return err
 		}
-		up.Abort(context.WithoutCancel(sctx)) // cleans up even after a cancel
+		up.Abort(ctx)
 		return err
 	})
 	return nil

@@ -1,0 +1,63 @@
+package ftp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/vpath"
+)
+
+// ctxCheckFS is a storage that refuses an upload's Commit or Abort under a
+// context that has already ended, as a remote backend (an object store)
+// would: the engine must not commit with the context of the command that
+// started the upload, which ends when the command returns.
+type ctxCheckFS struct{ storage.FS }
+
+func (f ctxCheckFS) Create(ctx context.Context, p vpath.Path, o storage.CreateOptions) (storage.Upload, error) {
+	up, err := f.FS.Create(ctx, p, o)
+	if err != nil {
+		return nil, err
+	}
+	return ctxCheckUpload{up}, nil
+}
+
+type ctxCheckUpload struct{ storage.Upload }
+
+func (u ctxCheckUpload) Commit(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		u.Upload.Abort(context.WithoutCancel(ctx))
+		return fmt.Errorf("commit under an ended context: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		u.Upload.Abort(context.WithoutCancel(ctx))
+		return fmt.Errorf("commit without a deadline")
+	}
+	return u.Upload.Commit(ctx)
+}
+
+// TestUploadCommitsUnderALiveContext: an upload's commit gets a live
+// context with a deadline of its own, whenever the upload ends.
+func TestUploadCommitsUnderALiveContext(t *testing.T) {
+	ts := startServer(t, func(st *Site, _ *Server) {
+		st.BackendTimeout = time.Minute
+		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
+			fsys, err := (&local.Opener{}).Open(ctx, location)
+			if err != nil {
+				return nil, err
+			}
+			return ctxCheckFS{fsys}, nil
+		})
+	})
+	c := loggedIn(t, ts)
+	data := bytes.Repeat([]byte("ferry "), 10000)
+	c.stor("STOR", "up.bin", data)
+	c.stor("APPE", "up.bin", data)
+	if got := c.retr("up.bin"); !bytes.Equal(got, append(append([]byte{}, data...), data...)) {
+		t.Fatalf("stored %d bytes, want %d", len(got), 2*len(data))
+	}
+}
