@@ -1,12 +1,13 @@
 package ftp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/storage/storagetest"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
@@ -28,12 +30,7 @@ func quotaUser(ts *testServer, name string, qbytes, qfiles int64) string {
 // scan of the home.
 func quotaExact(t *testing.T, ts *testServer, name, home string) {
 	t.Helper()
-	fsys, err := local.Open(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys.Close()
-	b, f, err := quota.Scan(context.Background(), fsys)
+	b, f, err := quota.Scan(context.Background(), ts.fsAt(t, home))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,18 +43,37 @@ func quotaExact(t *testing.T, ts *testServer, name, home string) {
 	}
 }
 
-// homeBytes sums the regular files of a home, temporary files excluded.
-func homeBytes(t *testing.T, home string) (int64, int) {
+// homeBytes sums the regular files of a home through its storage,
+// temporary files excluded.
+func homeBytes(t *testing.T, ts *testServer, home string) (int64, int) {
 	t.Helper()
+	fsys := ts.fsAt(t, home)
 	var n int64
 	files := 0
-	filepath.Walk(home, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Mode().IsRegular() && !bytes.HasPrefix([]byte(fi.Name()), []byte(storage.TempPrefix)) {
-			n += fi.Size()
-			files++
+	var walk func(dir string)
+	walk = func(dir string) {
+		it, err := fsys.ReadDir(t.Context(), storagetest.P(dir))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
+		defer it.Close()
+		for {
+			batch, err := it.Next(256)
+			for _, fi := range batch {
+				switch {
+				case fi.IsDir():
+					walk(path.Join(dir, fi.Name()))
+				case fi.Mode().IsRegular() && !strings.HasPrefix(fi.Name(), storage.TempPrefix):
+					n += fi.Size()
+					files++
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	walk(".")
 	return n, files
 }
 
@@ -65,7 +81,11 @@ func homeBytes(t *testing.T, home string) (int64, int) {
 // a three-file quota before any of them commits. Exactly three may upload;
 // the rest are refused with 552 before any data is accepted.
 func TestQuotaConcurrentNewFiles(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testQuotaConcurrentNewFiles)
+}
+
+func testQuotaConcurrentNewFiles(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	for round := range 3 {
 		name := fmt.Sprintf("eight%d", round)
 		home := quotaUser(ts, name, 0, 3)
@@ -109,7 +129,7 @@ func TestQuotaConcurrentNewFiles(t *testing.T) {
 		if len(ok) != 3 || refused != 5 {
 			t.Fatalf("round %d: %d uploads started, %d refused under a 3-file quota", round, len(ok), refused)
 		}
-		if _, n := homeBytes(t, home); n != 3 {
+		if _, n := homeBytes(t, ts, home); n != 3 {
 			t.Fatalf("round %d: %d files stored under a 3-file quota", round, n)
 		}
 		quotaExact(t, ts, name, home)
@@ -120,8 +140,12 @@ func TestQuotaConcurrentNewFiles(t *testing.T) {
 // (RNFR/RNTO) while an upload replaces it must not let the upload use the
 // old file's room twice: what is stored never passes the quota.
 func TestQuotaOverwriteWhileRemoved(t *testing.T) {
+	eachBackend(t, testQuotaOverwriteWhileRemoved)
+}
+
+func testQuotaOverwriteWhileRemoved(t *testing.T, be backend) {
 	const limit = 100 << 10
-	ts := startServer(t, nil)
+	ts := startOn(t, be, nil)
 	// Sizes that fit the old file's room counted twice but not the quota.
 	for i, tc := range []struct {
 		how  string
@@ -131,7 +155,7 @@ func TestQuotaOverwriteWhileRemoved(t *testing.T) {
 		for round := range 3 {
 			name := fmt.Sprintf("over%d%d", i, round)
 			home := quotaUser(ts, name, limit, 0)
-			hardWrite(t, filepath.Join(home, "f"), hardPattern(80000, 1))
+			fsPut(t, ts.fsAt(t, home), "f", hardPattern(80000, 1))
 			up := dial(t, ts.addr)
 			up.login(name, "pw")
 			up.cmd("TYPE I", 200)
@@ -149,7 +173,7 @@ func TestQuotaOverwriteWhileRemoved(t *testing.T) {
 			if code, text := up.read(); code != 552 && code != 226 {
 				t.Fatalf("%s: STOR: %d %s", how, code, text)
 			}
-			if stored, _ := homeBytes(t, home); stored > limit {
+			if stored, _ := homeBytes(t, ts, home); stored > limit {
 				t.Fatalf("%s round %d: %d bytes stored under a %d-byte quota", how, round, stored, limit)
 			}
 			quotaExact(t, ts, name, home)
@@ -160,6 +184,7 @@ func TestQuotaOverwriteWhileRemoved(t *testing.T) {
 // TestQuotaDELESymlink: deleting a link removes the link only, so the
 // quota still counts its target.
 func TestQuotaDELESymlink(t *testing.T) {
+	// local only: symlinks on the host disk.
 	ts := startServer(t, nil)
 	home := quotaUser(ts, "links", 1500, 1)
 	hardWrite(t, filepath.Join(home, "target"), hardPattern(1000, 1))
@@ -177,10 +202,14 @@ func TestQuotaDELESymlink(t *testing.T) {
 
 // TestQuotaRNTOOverFile: a rename over a file subtracts the replaced file.
 func TestQuotaRNTOOverFile(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testQuotaRNTOOverFile)
+}
+
+func testQuotaRNTOOverFile(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	home := quotaUser(ts, "renamer", 2500, 2)
-	hardWrite(t, filepath.Join(home, "a"), hardPattern(1000, 1))
-	hardWrite(t, filepath.Join(home, "b"), hardPattern(1000, 2))
+	fsPut(t, ts.fsAt(t, home), "a", hardPattern(1000, 1))
+	fsPut(t, ts.fsAt(t, home), "b", hardPattern(1000, 2))
 	c := dial(t, ts.addr)
 	c.login("renamer", "pw")
 	c.cmd("TYPE I", 200)
@@ -194,7 +223,11 @@ func TestQuotaRNTOOverFile(t *testing.T) {
 // TestQuotaRateChangeKeepsUsage: a user whose rates change between logins
 // keeps one usage across the old and the new sessions.
 func TestQuotaRateChangeKeepsUsage(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testQuotaRateChangeKeepsUsage)
+}
+
+func testQuotaRateChangeKeepsUsage(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	home := quotaUser(ts, "rated", 0, 2)
 	first := dial(t, ts.addr)
 	first.login("rated", "pw")
@@ -211,7 +244,7 @@ func TestQuotaRateChangeKeepsUsage(t *testing.T) {
 	first.cmd("STOR c", 552)
 	second.pasv()
 	second.cmd("STOR c", 552)
-	if _, n := homeBytes(t, home); n != 2 {
+	if _, n := homeBytes(t, ts, home); n != 2 {
 		t.Fatalf("%d files stored under a 2-file quota", n)
 	}
 	quotaExact(t, ts, "rated", home)
@@ -240,6 +273,7 @@ func (g scanGate) ScanUsage(ctx context.Context) (int64, int64, error) {
 // runs; the first upload waits for it, and the scan does not count a
 // leftover temporary upload file.
 func TestQuotaLoadInBackground(t *testing.T) {
+	// local only: a leftover temporary file on the host disk, seen by local's own scan.
 	gate := scanGate{started: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
 	ts := startServer(t, func(st *Site, _ *Server) {
 		st.Storage = storage.OpenerFunc(func(_ context.Context, root string) (storage.FS, error) {
@@ -279,10 +313,14 @@ func TestQuotaLoadInBackground(t *testing.T) {
 // size the upload's to count; renaming it is allowed, and the upload is
 // counted where it went.
 func TestQuotaAPPEBusy(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testQuotaAPPEBusy)
+}
+
+func testQuotaAPPEBusy(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	home := quotaUser(ts, "appender", 1<<20, 0)
-	hardWrite(t, filepath.Join(home, "log"), hardPattern(100, 1))
-	hardWrite(t, filepath.Join(home, "other"), hardPattern(100, 2))
+	fsPut(t, ts.fsAt(t, home), "log", hardPattern(100, 1))
+	fsPut(t, ts.fsAt(t, home), "other", hardPattern(100, 2))
 	c := dial(t, ts.addr)
 	c.login("appender", "pw")
 	d := hardStartUpload(t, c, "APPE", "log", hardPattern(500, 3))
@@ -299,7 +337,7 @@ func TestQuotaAPPEBusy(t *testing.T) {
 	d.Close()
 	c.expect(226)
 	quotaExact(t, ts, "appender", home)
-	if fi, err := os.Stat(filepath.Join(home, "moved")); err != nil || fi.Size() != 900 {
+	if fi, err := ts.fsAt(t, home).Stat(t.Context(), storagetest.P("moved")); err != nil || fi.Size() != 900 {
 		t.Fatalf("the appended file after its rename: %v, %v", fi, err)
 	}
 	other.cmd("DELE moved", 250)
