@@ -2,8 +2,6 @@ package ftp
 
 import (
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,9 +15,13 @@ var controlNames = []string{"t\x1b]0;pwned\x07", "e\x1b[2J", "csi\u009b2J", "del
 // refuse a new name holding a control character with 553, and create
 // nothing; names with ordinary non-ASCII characters are still accepted.
 func TestNewNamesWithControlsRefused(t *testing.T) {
-	ts := startServer(t, nil)
-	writeFile(t, filepath.Join(ts.home, "good.txt"), []byte("x"))
-	before := dirNames(t, ts.home)
+	eachBackend(t, testNewNamesWithControlsRefused)
+}
+
+func testNewNamesWithControlsRefused(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	ts.put(t, "good.txt", []byte("x"))
+	before := ts.names(t, ".")
 	c := loggedIn(t, ts)
 	for _, name := range controlNames {
 		for _, verb := range []string{"STOR", "APPE", "STOU"} {
@@ -34,7 +36,7 @@ func TestNewNamesWithControlsRefused(t *testing.T) {
 		c.cmd("RNFR good.txt", 350)
 		c.cmd("RNTO "+name, 553)
 	}
-	if got := dirNames(t, ts.home); !slices.Equal(got, before) {
+	if got := ts.names(t, "."); !slices.Equal(got, before) {
 		t.Errorf("home after refused names: %q, want %q", got, before)
 	}
 	c.cmd("MKD café\u00a0日本", 257)
@@ -47,14 +49,14 @@ func TestNewNamesWithControlsRefused(t *testing.T) {
 // as '?' by LIST, NLST, MLSD, MLST and STAT, and stays reachable by its raw
 // name; the logs show its name escaped.
 func TestListingsEscapeControls(t *testing.T) {
+	eachBackend(t, testListingsEscapeControls)
+}
+
+func testListingsEscapeControls(t *testing.T, be backend) {
 	logs := &syncBuffer{}
-	ts := startServer(t, jsonLogs(logs))
-	dir := filepath.Join(ts.home, "d")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	ts := startOn(t, be, jsonLogs(logs))
 	for _, n := range controlNames {
-		writeFile(t, filepath.Join(dir, n), []byte("payload"))
+		ts.put(t, "d/"+n, []byte("payload"))
 	}
 	want := []string{"t?]0;pwned?", "e?[2J", "csi?2J", "del?", "tab?x"}
 	c := loggedIn(t, ts)
@@ -121,6 +123,7 @@ func checkLog(t *testing.T, logs, want string) {
 // TestLogEscapesUserName: a user name with escape sequences is logged
 // escaped, even for a failed login.
 func TestLogEscapesUserName(t *testing.T) {
+	// No file is opened: the default backend is enough.
 	logs := &syncBuffer{}
 	ts := startServer(t, jsonLogs(logs))
 	c := dial(t, ts.addr)
