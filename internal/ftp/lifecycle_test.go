@@ -33,7 +33,11 @@ import (
 // already opened then ends with end-of-file, not a reset: basic-ftp takes a
 // reset for a failure of its own and never reads the reply.
 func TestLifecycleRefusedTransferClosesData(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testLifecycleRefusedTransferClosesData)
+}
+
+func testLifecycleRefusedTransferClosesData(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	c := loggedIn(t, ts)
 	c.cmd("TYPE I", 200)
 	for _, tc := range []struct {
@@ -66,7 +70,7 @@ func TestLifecycleRefusedTransferClosesData(t *testing.T) {
 		}
 	}
 	// The session goes on.
-	writeFile(t, filepath.Join(ts.home, "f.txt"), []byte("ok"))
+	ts.put(t, "f.txt", []byte("ok"))
 	if got := c.retr("f.txt"); string(got) != "ok" {
 		t.Fatalf("RETR afterwards: %q", got)
 	}
@@ -77,6 +81,7 @@ func TestLifecycleRefusedTransferClosesData(t *testing.T) {
 // deadline however often it sends REIN; REIN after a login starts a new
 // login deadline, not the idle one.
 func TestLifecycleREINKeepsLoginDeadline(t *testing.T) {
+	// No file is opened: the default backend is enough.
 	const login = 500 * time.Millisecond
 	ts := startServer(t, func(st *Site, _ *Server) { st.LoginTimeout = login })
 	for _, loggedIn := range []bool{false, true} {
@@ -149,6 +154,7 @@ func lifeClosed(t *testing.T, c *client) {
 // 421 at once, lets a running download finish within the grace period (226,
 // then 421) and returns once it has.
 func TestLifecycleShutdownLetsTransfersFinish(t *testing.T) {
+	// local only: a 64 MiB sparse file keeps the download in flight.
 	ts := startServer(t, func(st *Site, _ *Server) { st.ShutdownGrace = time.Minute })
 	size := lifeBigFile(t, filepath.Join(ts.home, "big.bin"))
 	idle := loggedIn(t, ts)
@@ -180,6 +186,7 @@ func TestLifecycleShutdownLetsTransfersFinish(t *testing.T) {
 // period ends is aborted: 426, then 421, and no 226 for an ABOR the client
 // never sent.
 func TestLifecycleShutdownGraceEnds(t *testing.T) {
+	// local only: a 64 MiB sparse file keeps the download in flight.
 	ts := startServer(t, func(st *Site, _ *Server) { st.ShutdownGrace = 200 * time.Millisecond })
 	lifeBigFile(t, filepath.Join(ts.home, "big.bin"))
 	c := loggedIn(t, ts)
@@ -235,6 +242,7 @@ func startHangServer(t *testing.T, mod func(*Site)) (*testServer, chan string) {
 // that hung first, in order), the backend deadline ends it, and Shutdown
 // finishes.
 func TestLifecycleHungBackend(t *testing.T) {
+	// hangFS is the backend under test (over local disk): no battery backend applies.
 	t.Run("ABOR", func(t *testing.T) {
 		ts, entered := startHangServer(t, nil)
 		c := loggedIn(t, ts)
@@ -328,6 +336,7 @@ func (l countListener) Accept() (net.Conn, error) {
 // sendfile (and the wrapper is told their bytes), uploads and listings are
 // intact, the counts match, and an urgent ABOR (SO_OOBINLINE) still works.
 func TestLifecycleWrapHooks(t *testing.T) {
+	// local only: sendfile from a host file, and a 64 MiB sparse file for the urgent ABOR.
 	var listeners, dataRead, dataWritten, dataSent, ctlRead, ctlWritten, ctlSent atomic.Int64
 	kinds := map[ConnKind]*atomic.Int64{ControlConn: {}, PassiveConn: {}, ActiveConn: {}}
 	ts := startServer(t, func(_ *Site, srv *Server) {
@@ -400,9 +409,13 @@ func TestLifecycleWrapHooks(t *testing.T) {
 // before it runs, but lets that command finish: RETR and QUIT sent in one
 // write still deliver the file, then 221.
 func TestLifecyclePipelinedQuit(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testLifecyclePipelinedQuit)
+}
+
+func testLifecyclePipelinedQuit(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	payload := bytes.Repeat([]byte("pipelined "), 50000)
-	writeFile(t, filepath.Join(ts.home, "p.bin"), payload)
+	ts.put(t, "p.bin", payload)
 	c := loggedIn(t, ts)
 	c.cmd("TYPE I", 200)
 	d := c.pasv()
