@@ -106,6 +106,17 @@ func startFTPS(t testing.TB, f *ftpsFixture, mod func(*Site, *Server)) *testServ
 	})
 }
 
+// startFTPSOn is startFTPS on storage backend b.
+func startFTPSOn(t testing.TB, b backend, f *ftpsFixture, mod func(*Site, *Server)) *testServer {
+	t.Helper()
+	return startOn(t, b, func(cfg *Site, srv *Server) {
+		cfg.TLS = &tls.Config{GetCertificate: f.m.GetCertificate}
+		if mod != nil {
+			mod(cfg, srv)
+		}
+	})
+}
+
 // serveImplicit adds an implicit-FTPS listener to ts and returns its address.
 func serveImplicit(t testing.TB, ts *testServer) string {
 	t.Helper()

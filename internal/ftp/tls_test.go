@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +20,9 @@ import (
 
 // FTPS (RFC 2228, RFC 4217) tests of the engine: explicit and implicit TLS,
 // the TLS policy, data connections bound to their control session, TLS 1.3
-// uploads, certificate reload and a real Go client.
+// uploads, certificate reload and a real Go client. The tests that move
+// files run on every backend; those that only negotiate TLS and sequence
+// commands open no file and run once, on the default.
 
 var ftpsVersions = []struct {
 	name string
@@ -180,11 +180,15 @@ func TestFTPSCCCAllowed(t *testing.T) {
 }
 
 func TestFTPSImplicit(t *testing.T) {
+	eachBackend(t, testFTPSImplicit)
+}
+
+func testFTPSImplicit(t *testing.T, be backend) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, nil)
+	ts := startFTPSOn(t, be, f, nil)
 	addr := serveImplicit(t, ts)
 	want := ftpsPayload(300 << 10)
-	os.WriteFile(filepath.Join(ts.home, "i.bin"), want, 0o644)
+	ts.put(t, "i.bin", want)
 
 	cache := tls.NewLRUClientSessionCache(8)
 	cfg := f.client(0, cache)
@@ -202,7 +206,7 @@ func TestFTPSImplicit(t *testing.T) {
 		t.Errorf("implicit data connection did not resume the control session")
 	}
 	c.storTLS("j.bin", cfg, want)
-	if b, _ := os.ReadFile(filepath.Join(ts.home, "j.bin")); !bytes.Equal(b, want) {
+	if b := ts.get(t, "j.bin"); !bytes.Equal(b, want) {
 		t.Errorf("implicit STOR: stored %d bytes, want %d", len(b), len(want))
 	}
 	// The reuse check applies as on an explicit connection.
@@ -245,8 +249,12 @@ func TestFTPSImplicitHandshakeFailure(t *testing.T) {
 }
 
 func TestTLSPolicyControlRequired(t *testing.T) {
+	eachBackend(t, testTLSPolicyControlRequired)
+}
+
+func testTLSPolicyControlRequired(t *testing.T, be backend) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSControl })
+	ts := startFTPSOn(t, be, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSControl })
 	c := dial(t, ts.addr)
 	c.cmd("FEAT", 211)
 	text := c.cmd("USER alice", 530)
@@ -263,17 +271,21 @@ func TestTLSPolicyControlRequired(t *testing.T) {
 	c.cmd("TYPE I", 200)
 	// Control protection alone: clear data is allowed.
 	want := []byte("clear data under control-only policy\n")
-	os.WriteFile(filepath.Join(ts.home, "c.txt"), want, 0o644)
+	ts.put(t, "c.txt", want)
 	if got := c.retr("c.txt"); !bytes.Equal(got, want) {
 		t.Fatalf("RETR: %q", got)
 	}
 }
 
 func TestTLSPolicyDataRequired(t *testing.T) {
+	eachBackend(t, testTLSPolicyDataRequired)
+}
+
+func testTLSPolicyDataRequired(t *testing.T, be backend) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSData })
+	ts := startFTPSOn(t, be, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSData })
 	want := ftpsPayload(64 << 10)
-	os.WriteFile(filepath.Join(ts.home, "d.bin"), want, 0o644)
+	ts.put(t, "d.bin", want)
 
 	// Without AUTH: login works, transfers do not.
 	p := dial(t, ts.addr)
@@ -285,7 +297,7 @@ func TestTLSPolicyDataRequired(t *testing.T) {
 	p.cmd("STOR e.bin", 521)
 	p.pasv()
 	p.cmd("LIST", 521)
-	if _, err := os.Stat(filepath.Join(ts.home, "e.bin")); err == nil {
+	if ts.has(t, "e.bin") {
 		t.Errorf("a refused STOR created its file")
 	}
 
@@ -310,13 +322,17 @@ func TestTLSPolicyDataRequired(t *testing.T) {
 }
 
 func TestTLSPolicyAnonymousExempt(t *testing.T) {
+	eachBackend(t, testTLSPolicyAnonymousExempt)
+}
+
+func testTLSPolicyAnonymousExempt(t *testing.T, be backend) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *Site, _ *Server) {
+	ts := startFTPSOn(t, be, f, func(cfg *Site, _ *Server) {
 		cfg.TLSRequired = TLSAll
 		cfg.TLSAnonymousExempt = true
 	})
 	want := []byte("public file\n")
-	os.WriteFile(filepath.Join(ts.data, "public", "p.txt"), want, 0o644)
+	fsPut(t, ts.fsAt(t, ts.site.AnonymousRoot), "p.txt", want)
 	a := dial(t, ts.addr)
 	a.cmd("USER anonymous", 331)
 	a.cmd("PASS guest@example.com", 230)
@@ -326,7 +342,7 @@ func TestTLSPolicyAnonymousExempt(t *testing.T) {
 	}
 	dial(t, ts.addr).cmd("USER alice", 530)
 
-	ts2 := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSAll })
+	ts2 := startFTPSOn(t, be, f, func(cfg *Site, _ *Server) { cfg.TLSRequired = TLSAll })
 	dial(t, ts2.addr).cmd("USER anonymous", 530)
 }
 
@@ -367,10 +383,14 @@ func TestTLSMinimumVersion(t *testing.T) {
 // the client shares one session cache between control and data connections,
 // and every data connection resumes the control session.
 func TestFTPSDataResumesControlSession(t *testing.T) {
+	eachBackend(t, testFTPSDataResumesControlSession)
+}
+
+func testFTPSDataResumesControlSession(t *testing.T, be backend) {
 	for _, tv := range ftpsVersions {
 		t.Run(tv.name, func(t *testing.T) {
 			f := newFTPSFixture(t)
-			ts := startFTPS(t, f, nil)
+			ts := startFTPSOn(t, be, f, nil)
 			cfg := f.client(tv.v, tls.NewLRUClientSessionCache(8))
 			c := dialFTPS(t, ts.addr, cfg)
 			c.login("alice", "secret")
@@ -383,7 +403,7 @@ func TestFTPSDataResumesControlSession(t *testing.T) {
 			if !st.DidResume || st.Version != tv.v {
 				t.Errorf("upload: resumed=%v version=%s", st.DidResume, tls.VersionName(st.Version))
 			}
-			b, _ := os.ReadFile(filepath.Join(ts.home, "big.bin"))
+			b := ts.get(t, "big.bin")
 			if sha256.Sum256(b) != sum {
 				t.Fatalf("stored file differs: %d bytes, want %d", len(b), len(want))
 			}
@@ -423,11 +443,15 @@ func TestFTPSDataResumesControlSession(t *testing.T) {
 // control connection's TLS session is not this client's, so it is refused
 // with 522 and a reason.
 func TestFTPSDataForeignSessionRefused(t *testing.T) {
+	eachBackend(t, testFTPSDataForeignSessionRefused)
+}
+
+func testFTPSDataForeignSessionRefused(t *testing.T, be backend) {
 	for _, tv := range ftpsVersions {
 		t.Run(tv.name, func(t *testing.T) {
 			f := newFTPSFixture(t)
-			ts := startFTPS(t, f, nil)
-			os.WriteFile(filepath.Join(ts.home, "f.txt"), []byte("secret data\n"), 0o644)
+			ts := startFTPSOn(t, be, f, nil)
+			ts.put(t, "f.txt", []byte("secret data\n"))
 			cfgA := f.client(tv.v, tls.NewLRUClientSessionCache(8))
 			cacheB := tls.NewLRUClientSessionCache(8)
 			cfgB := f.client(tv.v, cacheB)
@@ -463,11 +487,15 @@ func TestFTPSDataForeignSessionRefused(t *testing.T) {
 }
 
 func TestFTPSDataFreshHandshakeRefused(t *testing.T) {
+	eachBackend(t, testFTPSDataFreshHandshakeRefused)
+}
+
+func testFTPSDataFreshHandshakeRefused(t *testing.T, be backend) {
 	for _, tv := range ftpsVersions {
 		t.Run(tv.name, func(t *testing.T) {
 			f := newFTPSFixture(t)
-			ts := startFTPS(t, f, nil)
-			os.WriteFile(filepath.Join(ts.home, "f.txt"), []byte("x\n"), 0o644)
+			ts := startFTPSOn(t, be, f, nil)
+			ts.put(t, "f.txt", []byte("x\n"))
 			c := dialFTPS(t, ts.addr, f.client(tv.v, tls.NewLRUClientSessionCache(8)))
 			c.login("alice", "secret")
 			c.protectFTPS()
@@ -496,17 +524,17 @@ func TestFTPSDataReuseRelaxed(t *testing.T) {
 	} {
 		for _, tv := range ftpsVersions {
 			t.Run(tc.name+"/"+tv.name, func(t *testing.T) {
-				testReuseRelaxed(t, tv.v, tc.mod)
+				eachBackend(t, func(t *testing.T, be backend) { testReuseRelaxed(t, be, tv.v, tc.mod) })
 			})
 		}
 	}
 }
 
-func testReuseRelaxed(t *testing.T, version uint16, mod func(*Site, *Server)) {
+func testReuseRelaxed(t *testing.T, be backend, version uint16, mod func(*Site, *Server)) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, mod)
+	ts := startFTPSOn(t, be, f, mod)
 	want := []byte("relaxed\n")
-	os.WriteFile(filepath.Join(ts.home, "r.txt"), want, 0o644)
+	ts.put(t, "r.txt", want)
 	cacheB := tls.NewLRUClientSessionCache(8)
 	b := dialFTPS(t, ts.addr, f.client(version, cacheB))
 	b.login("alice", "secret")
@@ -533,11 +561,15 @@ func testReuseRelaxed(t *testing.T, version uint16, mod func(*Site, *Server)) {
 // check next time; otherwise anyone who reaches the passive port first
 // needs only two tries.
 func TestFTPSDataRefusedHandshakeGrantsNoTicket(t *testing.T) {
+	eachBackend(t, testFTPSDataRefusedHandshakeGrantsNoTicket)
+}
+
+func testFTPSDataRefusedHandshakeGrantsNoTicket(t *testing.T, be backend) {
 	for _, tv := range ftpsVersions {
 		t.Run(tv.name, func(t *testing.T) {
 			f := newFTPSFixture(t)
-			ts := startFTPS(t, f, nil)
-			os.WriteFile(filepath.Join(ts.home, "f.txt"), []byte("x\n"), 0o644)
+			ts := startFTPSOn(t, be, f, nil)
+			ts.put(t, "f.txt", []byte("x\n"))
 			c := dialFTPS(t, ts.addr, f.client(tv.v, tls.NewLRUClientSessionCache(8)))
 			c.login("alice", "secret")
 			c.protectFTPS()
@@ -560,10 +592,14 @@ func TestFTPSDataRefusedHandshakeGrantsNoTicket(t *testing.T) {
 // file is lost. The server must send nothing after the handshake but its
 // close_notify.
 func TestFTPSDataNoTicketTLS13(t *testing.T) {
+	eachBackend(t, testFTPSDataNoTicketTLS13)
+}
+
+func testFTPSDataNoTicketTLS13(t *testing.T, be backend) {
 	for _, resume := range []bool{true, false} {
 		t.Run("resume="+strconv.FormatBool(resume), func(t *testing.T) {
 			f := newFTPSFixture(t)
-			ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.TLSSessionReuse = ReuseOptional })
+			ts := startFTPSOn(t, be, f, func(cfg *Site, _ *Server) { cfg.TLSSessionReuse = ReuseOptional })
 			cache := newFTPSTicketCache()
 			cfg := f.client(tls.VersionTLS13, cache)
 			c := dialFTPS(t, ts.addr, cfg)
@@ -606,7 +642,7 @@ func TestFTPSDataNoTicketTLS13(t *testing.T) {
 			if n := dcache.puts.Load() - before; n != 0 {
 				t.Errorf("the data connection delivered %d session tickets", n)
 			}
-			if b, _ := os.ReadFile(filepath.Join(ts.home, "t.bin")); !bytes.Equal(b, want) {
+			if b := ts.get(t, "t.bin"); !bytes.Equal(b, want) {
 				t.Errorf("stored %d bytes, want %d", len(b), len(want))
 			}
 		})
@@ -616,6 +652,7 @@ func TestFTPSDataNoTicketTLS13(t *testing.T) {
 // TestFTPSManyUploadsTLS13: forty TLS 1.3 uploads whose client writes and
 // closes at once, never reading; every file must arrive whole.
 func TestFTPSManyUploadsTLS13(t *testing.T) {
+	// One backend: 40 MiB of TLS uploads take over 2 s; the subject is TLS.
 	f := newFTPSFixture(t)
 	ts := startFTPS(t, f, nil)
 	cfg := f.client(tls.VersionTLS13, tls.NewLRUClientSessionCache(8))
@@ -631,9 +668,8 @@ func TestFTPSManyUploadsTLS13(t *testing.T) {
 		c.storTLS(name, cfg, data)
 	}
 	for name, sum := range sums {
-		b, err := os.ReadFile(filepath.Join(ts.home, name))
-		if err != nil || sha256.Sum256(b) != sum {
-			t.Errorf("%s: %d bytes, err %v: content differs", name, len(b), err)
+		if b := ts.get(t, name); sha256.Sum256(b) != sum {
+			t.Errorf("%s: %d bytes: content differs", name, len(b))
 		}
 	}
 }
@@ -641,8 +677,12 @@ func TestFTPSManyUploadsTLS13(t *testing.T) {
 // TestFTPSCertificateReload: a reload reaches new handshakes only; an open
 // session keeps its certificate and its data connections keep working.
 func TestFTPSCertificateReload(t *testing.T) {
+	eachBackend(t, testFTPSCertificateReload)
+}
+
+func testFTPSCertificateReload(t *testing.T, be backend) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, nil)
+	ts := startFTPSOn(t, be, f, nil)
 	cfgA := f.client(0, tls.NewLRUClientSessionCache(8))
 	a := dialFTPS(t, ts.addr, cfgA)
 	a.login("alice", "secret")
@@ -689,11 +729,15 @@ func TestFTPSCertificateReload(t *testing.T) {
 // handshake; a server that waits for the handshake before 150 deadlocks
 // with them until its data timeout.
 func TestFTPSData150BeforeHandshake(t *testing.T) {
+	eachBackend(t, testFTPSData150BeforeHandshake)
+}
+
+func testFTPSData150BeforeHandshake(t *testing.T, be backend) {
 	f := newFTPSFixture(t)
 	// A short data timeout only bounds the deadlock when the order is wrong.
-	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.DataTimeout = 5 * time.Second })
+	ts := startFTPSOn(t, be, f, func(cfg *Site, _ *Server) { cfg.DataTimeout = 5 * time.Second })
 	want := []byte("lazy handshake\n")
-	os.WriteFile(filepath.Join(ts.home, "l.txt"), want, 0o644)
+	ts.put(t, "l.txt", want)
 	cfg := f.client(0, tls.NewLRUClientSessionCache(8))
 	c := dialFTPS(t, ts.addr, cfg)
 	c.login("alice", "secret")
@@ -717,8 +761,12 @@ func TestFTPSData150BeforeHandshake(t *testing.T) {
 // TestFTPSJlaffayeClient runs github.com/jlaffaye/ftp with explicit TLS and a
 // session cache shared by control and data connections.
 func TestFTPSJlaffayeClient(t *testing.T) {
+	eachBackend(t, testFTPSJlaffayeClient)
+}
+
+func testFTPSJlaffayeClient(t *testing.T, be backend) {
 	f := newFTPSFixture(t)
-	ts := startFTPS(t, f, func(cfg *Site, _ *Server) { cfg.DataTimeout = 5 * time.Second })
+	ts := startFTPSOn(t, be, f, func(cfg *Site, _ *Server) { cfg.DataTimeout = 5 * time.Second })
 	cfg := f.client(0, tls.NewLRUClientSessionCache(8))
 	cfg.NextProtos = nil
 	c, err := jftp.Dial(ts.addr, jftp.DialWithExplicitTLS(cfg), jftp.DialWithTimeout(ftpsDeadline))
