@@ -234,3 +234,47 @@ func (ts *testServer) names(t testing.TB, dir string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// fsRead returns the content of name in fsys, or the error that kept it.
+func fsRead(t testing.TB, fsys storage.FS, name string) ([]byte, error) {
+	t.Helper()
+	f, err := fsys.Open(t.Context(), storagetest.P(fsName(t, name)), 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// fsStat describes name in fsys.
+func fsStat(t testing.TB, fsys storage.FS, name string) (fs.FileInfo, error) {
+	t.Helper()
+	return fsys.Stat(t.Context(), storagetest.P(fsName(t, name)))
+}
+
+// fsTempNames lists the names below dir in fsys that are temporary upload
+// files (storage.TempPrefix): none may be left once an upload has ended.
+func fsTempNames(t testing.TB, fsys storage.FS, dir string) []string {
+	t.Helper()
+	it, err := fsys.ReadDir(t.Context(), storagetest.P(fsName(t, dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var out []string
+	for {
+		batch, err := it.Next(256)
+		for _, fi := range batch {
+			p := path.Join(dir, fi.Name())
+			switch {
+			case strings.HasPrefix(fi.Name(), storage.TempPrefix):
+				out = append(out, p)
+			case fi.IsDir():
+				out = append(out, fsTempNames(t, fsys, p)...)
+			}
+		}
+		if err != nil {
+			return out
+		}
+	}
+}

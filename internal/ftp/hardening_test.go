@@ -5,7 +5,10 @@ package ftp
 // (TestHardening*), and the abuse suite of hostile raw protocol lines
 // (TestAbuse*). Every test speaks raw lines to an in-process server on
 // loopback (harness_test.go) and waits on replies or on observable state,
-// never on a fixed sleep:
+// never on a fixed sleep. The tests that touch files reach them through
+// storage.FS (backend_test.go) and run on local and mem, unless a comment
+// in the test says why it stays on one; the admission, timeout and ban
+// tests open no file and run once. To run them all:
 //
 //	go test -race ./internal/ftp/ -run 'Hardening|Abuse'
 
@@ -275,6 +278,7 @@ func hardRawReply(r *bufio.Reader) (int, string, error) {
 // keeps waiting for the client's own: a stranger who can reach the passive
 // range cannot cancel the transfer.
 func TestHardeningPassiveForeignPeer(t *testing.T) {
+	// One backend: the subject is the data connection's peer, not storage.
 	ts := startServer(t, nil)
 	secret := []byte("alice's private data\n")
 	hardWrite(t, filepath.Join(ts.home, "f.txt"), secret)
@@ -331,6 +335,7 @@ func TestHardeningPassiveForeignPeer(t *testing.T) {
 // port is refused with 504; FXP users may name another host, never a
 // privileged port; a legitimate active transfer works.
 func TestHardeningActiveBounce(t *testing.T) {
+	// One backend: the subject is the PORT target, not storage.
 	ts := startServer(t, nil)
 	hardAddUser(ts, "pw", users.User{Name: "fxp", AllowFXP: true})
 	data := hardPattern(100000, 3)
@@ -403,6 +408,7 @@ func TestHardeningActiveBounce(t *testing.T) {
 // TestHardeningFXPPassivePeer: a user with AllowFXP may have the passive
 // data connection come from a third address.
 func TestHardeningFXPPassivePeer(t *testing.T) {
+	// One backend: the subject is the data connection's peer, not storage.
 	ts := startServer(t, nil)
 	hardAddUser(ts, "pw", users.User{Name: "fxp", AllowFXP: true})
 	data := hardPattern(5000, 9)
@@ -424,6 +430,7 @@ func TestHardeningFXPPassivePeer(t *testing.T) {
 // TestHardeningPASVFloodOneListener: 1,000 PASV/EPSV on one session leave
 // exactly one passive listener, the last one; every earlier port is closed.
 func TestHardeningPASVFloodOneListener(t *testing.T) {
+	// One backend: the subject is passive listeners, not storage.
 	ts := startServer(t, nil)
 	hardWrite(t, filepath.Join(ts.home, "f.txt"), []byte("x"))
 	c := dial(t, ts.addr)
@@ -670,8 +677,13 @@ func TestHardeningIdleTimeout(t *testing.T) {
 }
 
 func TestHardeningDataTimeout(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) { c.DataTimeout = 300 * time.Millisecond })
-	hardWrite(t, filepath.Join(ts.home, "f.txt"), []byte("data"))
+	// One backend: its timeouts take about 2 s; the subject is the timer.
+	testHardeningDataTimeout(t, backends[0])
+}
+
+func testHardeningDataTimeout(t *testing.T, be backend) {
+	ts := startOn(t, be, func(c *Site, _ *Server) { c.DataTimeout = 300 * time.Millisecond })
+	fsPut(t, ts.fs(t), "f.txt", []byte("data"))
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 
@@ -690,10 +702,10 @@ func TestHardeningDataTimeout(t *testing.T) {
 	d := c.pasv()
 	c.cmd("STOR silent.bin", 150)
 	c.expect(426)
-	if _, err := os.Stat(filepath.Join(ts.home, "silent.bin")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := fsStat(t, ts.fs(t), "silent.bin"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a stalled upload created its file: %v", err)
 	}
-	if tmp := hardTempFiles(ts.home); len(tmp) > 0 {
+	if tmp := fsTempNames(t, ts.fs(t), "."); len(tmp) > 0 {
 		t.Fatalf("temporary files left: %v", tmp)
 	}
 	d.Close()
@@ -701,7 +713,7 @@ func TestHardeningDataTimeout(t *testing.T) {
 	// Connected but a download the client never reads: cut too.
 	// Larger than what the loopback socket buffers hold (tcp_wmem and
 	// tcp_rmem maxima: 4 MiB and 6 MiB by default).
-	hardWrite(t, filepath.Join(ts.home, "big.bin"), bytes.Repeat([]byte("0123456789abcdef"), 2<<20))
+	fsPut(t, ts.fs(t), "big.bin", bytes.Repeat([]byte("0123456789abcdef"), 2<<20))
 	c.cmd("TYPE I", 200)
 	d = c.pasv()
 	c.cmd("RETR big.bin", 150)
@@ -816,7 +828,11 @@ func TestHardeningOverlongLine(t *testing.T) {
 // TestHardeningPendingCommands: at most 16 commands wait behind a transfer;
 // the 17th closes the session, and the cut upload leaves nothing.
 func TestHardeningPendingCommands(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testHardeningPendingCommands)
+}
+
+func testHardeningPendingCommands(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 
@@ -837,7 +853,7 @@ func TestHardeningPendingCommands(t *testing.T) {
 	}
 
 	// One more than the queue holds: 421 and the connection closes.
-	hardWrite(t, filepath.Join(ts.home, "b.txt"), []byte("old"))
+	fsPut(t, ts.fs(t), "b.txt", []byte("old"))
 	d = c.pasv()
 	c.cmd("STOR b.txt", 150)
 	d.Write([]byte("partial"))
@@ -850,10 +866,10 @@ func TestHardeningPendingCommands(t *testing.T) {
 	}
 	hardClosed(c)
 	hardSessions(t, ts, 0)
-	if got, _ := os.ReadFile(filepath.Join(ts.home, "b.txt")); string(got) != "old" {
+	if got, _ := fsRead(t, ts.fs(t), "b.txt"); string(got) != "old" {
 		t.Fatalf("cut upload replaced the old file with %q", got)
 	}
-	if tmp := hardTempFiles(ts.home); len(tmp) > 0 {
+	if tmp := fsTempNames(t, ts.fs(t), "."); len(tmp) > 0 {
 		t.Fatalf("temporary files left: %v", tmp)
 	}
 }
@@ -997,11 +1013,15 @@ func TestHardeningBruteForceBan(t *testing.T) {
 // ---- 4. Permissions ----
 
 func TestHardeningBobPermissions(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testHardeningBobPermissions)
+}
+
+func testHardeningBobPermissions(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	bobHome := filepath.Join(ts.data, "home", "bob")
-	hardWrite(t, filepath.Join(bobHome, "readme.txt"), []byte("readme"))
-	hardWrite(t, filepath.Join(bobHome, "incoming", "x.txt"), []byte("x"))
-	os.MkdirAll(filepath.Join(bobHome, "docs"), 0o755)
+	fsPut(t, ts.fsAt(t, bobHome), "readme.txt", []byte("readme"))
+	fsPut(t, ts.fsAt(t, bobHome), "incoming/x.txt", []byte("x"))
+	fsMkdirAll(t, ts.fsAt(t, bobHome), "docs")
 	c := dial(t, ts.addr)
 	c.login("bob", "hunter2")
 
@@ -1018,7 +1038,7 @@ func TestHardeningBobPermissions(t *testing.T) {
 		t.Fatalf("RETR incoming/x.txt: %q", got)
 	}
 	c.stor("STOR", "incoming/new.txt", []byte("new"))
-	if got, _ := os.ReadFile(filepath.Join(bobHome, "incoming", "new.txt")); string(got) != "new" {
+	if got, _ := fsRead(t, ts.fsAt(t, bobHome), "incoming/new.txt"); string(got) != "new" {
 		t.Fatalf("upload to /incoming: %q", got)
 	}
 
@@ -1044,11 +1064,11 @@ func TestHardeningBobPermissions(t *testing.T) {
 	c.cmd("REST 1", 350)
 	hardEPSVPort(c)
 	c.cmd("STOR incoming/x.txt", 550) // REST+STOR needs append
-	if got, _ := os.ReadFile(filepath.Join(bobHome, "incoming", "x.txt")); string(got) != "x" {
+	if got, _ := fsRead(t, ts.fsAt(t, bobHome), "incoming/x.txt"); string(got) != "x" {
 		t.Fatalf("x.txt changed to %q", got)
 	}
 	for _, p := range []string{"readme.txt", "incoming/new.txt", "docs", "incoming"} {
-		if _, err := os.Stat(filepath.Join(bobHome, p)); err != nil {
+		if _, err := fsStat(t, ts.fsAt(t, bobHome), p); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
 	}
@@ -1065,12 +1085,16 @@ func TestHardeningBobPermissions(t *testing.T) {
 }
 
 func TestHardeningHiddenPatterns(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) { c.Hidden = mustPatterns(false, "*.secret") })
-	hardWrite(t, filepath.Join(ts.home, "plain.txt"), []byte("plain"))
-	hardWrite(t, filepath.Join(ts.home, "a.secret"), []byte("HIDDEN-A"))
-	hardWrite(t, filepath.Join(ts.home, "d.secret", "inner.txt"), []byte("HIDDEN-B"))
-	hardWrite(t, filepath.Join(ts.home, "sub", "b.secret"), []byte("HIDDEN-C"))
-	hardWrite(t, filepath.Join(ts.home, storage.TempPrefix+"123-x"), []byte("HIDDEN-D"))
+	eachBackend(t, testHardeningHiddenPatterns)
+}
+
+func testHardeningHiddenPatterns(t *testing.T, be backend) {
+	ts := startOn(t, be, func(c *Site, _ *Server) { c.Hidden = mustPatterns(false, "*.secret") })
+	fsPut(t, ts.fs(t), "plain.txt", []byte("plain"))
+	fsPut(t, ts.fs(t), "a.secret", []byte("HIDDEN-A"))
+	fsPut(t, ts.fs(t), "d.secret/inner.txt", []byte("HIDDEN-B"))
+	fsPut(t, ts.fs(t), "sub/b.secret", []byte("HIDDEN-C"))
+	fsPut(t, ts.fs(t), storage.TempPrefix+"123-x", []byte("HIDDEN-D"))
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	for _, line := range []string{"LIST", "LIST -la", "NLST", "MLSD", "LIST sub", "NLST sub", "MLSD sub"} {
@@ -1103,18 +1127,22 @@ func TestHardeningHiddenPatterns(t *testing.T) {
 	c.cmd("RNFR plain.txt", 350)
 	c.cmd("RNTO plain.secret", 550)
 	c.cmd("MKD x.secret", 550)
-	if got, _ := os.ReadFile(filepath.Join(ts.home, "a.secret")); string(got) != "HIDDEN-A" {
+	if got, _ := fsRead(t, ts.fs(t), "a.secret"); string(got) != "HIDDEN-A" {
 		t.Fatalf("a.secret changed: %q", got)
 	}
 	for _, p := range []string{"new.secret", "plain.secret", "x.secret"} {
-		if _, err := os.Stat(filepath.Join(ts.home, p)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := fsStat(t, ts.fs(t), p); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("%s was created", p)
 		}
 	}
 }
 
 func TestHardeningDenyUpload(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) { c.DenyUpload = mustPatterns(false, "*.exe") })
+	eachBackend(t, testHardeningDenyUpload)
+}
+
+func testHardeningDenyUpload(t *testing.T, be backend) {
+	ts := startOn(t, be, func(c *Site, _ *Server) { c.DenyUpload = mustPatterns(false, "*.exe") })
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	for _, line := range []string{"STOR a.exe", "STOR sub/../b.exe", "APPE c.exe", "STOR /d.exe"} {
@@ -1129,13 +1157,14 @@ func TestHardeningDenyUpload(t *testing.T) {
 		t.Errorf("RNFR a.txt / RNTO a.exe: got %d %s, want 553 (deny_upload_patterns bypassed by rename)", code, text)
 	}
 	for _, p := range []string{"a.exe", "b.exe", "c.exe", "d.exe"} {
-		if _, err := os.Stat(filepath.Join(ts.home, p)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := fsStat(t, ts.fs(t), p); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s exists after the refusals", p)
 		}
 	}
 }
 
 func TestHardeningUmask(t *testing.T) {
+	// local only: permission bits of files on the host disk.
 	ts := startServer(t, func(c *Site, _ *Server) { c.FileUmask = 0o077; c.DirUmask = 0o077 })
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
@@ -1160,6 +1189,7 @@ func TestHardeningUmask(t *testing.T) {
 }
 
 func TestHardeningChmodSpecialBits(t *testing.T) {
+	// local only: permission bits of files on the host disk.
 	ts := startServer(t, nil)
 	hardWrite(t, filepath.Join(ts.home, "f"), []byte("x"))
 	os.Chmod(filepath.Join(ts.home, "f"), 0o644)
@@ -1180,10 +1210,14 @@ func TestHardeningChmodSpecialBits(t *testing.T) {
 }
 
 func TestHardeningAnonymousReadOnly(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testHardeningAnonymousReadOnly)
+}
+
+func testHardeningAnonymousReadOnly(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	pub := filepath.Join(ts.data, "public")
-	hardWrite(t, filepath.Join(pub, "pub.txt"), []byte("public"))
-	os.MkdirAll(filepath.Join(pub, "dir"), 0o755)
+	fsPut(t, ts.fsAt(t, pub), "pub.txt", []byte("public"))
+	fsMkdirAll(t, ts.fsAt(t, pub), "dir")
 	c := dial(t, ts.addr)
 	c.login("anonymous", "guest@example.com")
 	if got := c.retr("pub.txt"); string(got) != "public" {
@@ -1199,10 +1233,10 @@ func TestHardeningAnonymousReadOnly(t *testing.T) {
 	for _, line := range []string{"DELE pub.txt", "MKD new", "RMD dir", "RNFR pub.txt", "SITE CHMOD 777 pub.txt", "MFMT 20200101000000 pub.txt"} {
 		c.cmd(line, 550)
 	}
-	if got, _ := os.ReadFile(filepath.Join(pub, "pub.txt")); string(got) != "public" {
+	if got, _ := fsRead(t, ts.fsAt(t, pub), "pub.txt"); string(got) != "public" {
 		t.Fatalf("pub.txt changed: %q", got)
 	}
-	if _, err := os.Stat(filepath.Join(pub, "x.txt")); err == nil {
+	if _, err := fsStat(t, ts.fsAt(t, pub), "x.txt"); err == nil {
 		t.Fatal("anonymous created x.txt")
 	}
 	// Anonymous never needs a password that means anything, and "ftp" is anonymous too.
@@ -1212,18 +1246,22 @@ func TestHardeningAnonymousReadOnly(t *testing.T) {
 }
 
 func TestHardeningAnonymousDropBox(t *testing.T) {
-	ts := startServer(t, func(c *Site, _ *Server) {
+	eachBackend(t, testHardeningAnonymousDropBox)
+}
+
+func testHardeningAnonymousDropBox(t *testing.T, be backend) {
+	ts := startOn(t, be, func(c *Site, _ *Server) {
 		c.DropBox = mustPath("/incoming")
 		c.DenyUpload = mustPatterns(false, "*.exe")
 	})
 	pub := filepath.Join(ts.data, "public")
-	os.MkdirAll(filepath.Join(pub, "incoming"), 0o755)
-	hardWrite(t, filepath.Join(pub, "incoming", "earlier.txt"), []byte("SOMEONE-ELSES-UPLOAD"))
+	fsMkdirAll(t, ts.fsAt(t, pub), "incoming")
+	fsPut(t, ts.fsAt(t, pub), "incoming/earlier.txt", []byte("SOMEONE-ELSES-UPLOAD"))
 	c := dial(t, ts.addr)
 	c.login("anonymous", "guest@example.com")
 
 	c.stor("STOR", "incoming/up.txt", []byte("dropped"))
-	if got, _ := os.ReadFile(filepath.Join(pub, "incoming", "up.txt")); string(got) != "dropped" {
+	if got, _ := fsRead(t, ts.fsAt(t, pub), "incoming/up.txt"); string(got) != "dropped" {
 		t.Fatalf("drop-box upload: %q", got)
 	}
 	for _, line := range []string{"LIST incoming", "LIST -la incoming", "NLST incoming", "MLSD incoming"} {
@@ -1263,10 +1301,10 @@ func TestHardeningAnonymousDropBox(t *testing.T) {
 	if ls := c.listing("NLST"); ls != "" {
 		t.Errorf("NLST inside the drop box: %q", ls)
 	}
-	if got, _ := os.ReadFile(filepath.Join(pub, "incoming", "earlier.txt")); string(got) != "SOMEONE-ELSES-UPLOAD" {
+	if got, _ := fsRead(t, ts.fsAt(t, pub), "incoming/earlier.txt"); string(got) != "SOMEONE-ELSES-UPLOAD" {
 		t.Errorf("earlier upload changed: %q", got)
 	}
-	if _, err := os.Stat(filepath.Join(pub, "incoming", "evil.exe")); err == nil {
+	if _, err := fsStat(t, ts.fsAt(t, pub), "incoming/evil.exe"); err == nil {
 		t.Error("evil.exe was stored")
 	}
 	// Still read-only outside the drop box.
@@ -1291,6 +1329,7 @@ func hardStartUpload(t *testing.T, c *client, verb, name string, first []byte) n
 }
 
 func TestHardeningUploadCutKeepsOldFile(t *testing.T) {
+	// local only: it waits on the temporary file growing on the host disk.
 	old := hardPattern(300000, 1)
 	cases := []struct {
 		name string
@@ -1371,6 +1410,7 @@ func TestHardeningUploadCutKeepsOldFile(t *testing.T) {
 // outcome depends on which goroutine wakes first, so it is tried 20 times;
 // none may lose the old file.
 func TestHardeningUploadClientCrash(t *testing.T) {
+	// local only: it waits on the temporary file growing on the host disk.
 	const trials, sent = 20, 256 << 10
 	ts := startServer(t, func(_ *Site, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
 	old := hardPattern(100000, 1)
@@ -1400,6 +1440,7 @@ func TestHardeningUploadClientCrash(t *testing.T) {
 }
 
 func TestHardeningABORMidUpload(t *testing.T) {
+	// local only: it waits on the temporary file growing on the host disk.
 	ts := startServer(t, nil)
 	old := hardPattern(300000, 1)
 	target := filepath.Join(ts.home, "f.bin")
@@ -1429,23 +1470,27 @@ func TestHardeningABORMidUpload(t *testing.T) {
 // still there, 226 means the new one replaced it. The race is decided by
 // the scheduler, so it is run 40 times.
 func TestHardeningABORReplyMatchesOutcome(t *testing.T) {
+	eachBackend(t, testHardeningABORReplyMatchesOutcome)
+}
+
+func testHardeningABORReplyMatchesOutcome(t *testing.T, be backend) {
 	const trials = 40
-	ts := startServer(t, func(_ *Site, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
+	ts := startOn(t, be, func(_ *Site, s *Server) { s.Logger = slog.New(slog.DiscardHandler) })
 	old, upload := hardPattern(50000, 1), hardPattern(200000, 2)
-	target := filepath.Join(ts.home, "f.bin")
+	target := "f.bin"
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	c.cmd("TYPE I", 200)
 	var aborted, completed int
 	for i := 0; i < trials; i++ {
-		hardWrite(t, target, old)
+		fsPut(t, ts.fs(t), target, old)
 		d := c.pasv()
 		c.cmd("STOR f.bin", 150)
 		d.Write(upload)
 		d.Close()
 		c.send("ABOR")
 		code, text := c.read()
-		got, _ := os.ReadFile(target)
+		got, _ := fsRead(t, ts.fs(t), target)
 		switch code {
 		case 426:
 			c.expect(226) // ABOR successful
@@ -1466,7 +1511,7 @@ func TestHardeningABORReplyMatchesOutcome(t *testing.T) {
 		default:
 			t.Fatalf("trial %d: %d %s", i, code, text)
 		}
-		if tmp := hardTempFiles(ts.home); len(tmp) > 0 {
+		if tmp := fsTempNames(t, ts.fs(t), "."); len(tmp) > 0 {
 			t.Fatalf("trial %d: temporary files left: %v", i, tmp)
 		}
 	}
@@ -1474,10 +1519,14 @@ func TestHardeningABORReplyMatchesOutcome(t *testing.T) {
 }
 
 func TestHardeningQuotaMidUpload(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testHardeningQuotaMidUpload)
+}
+
+func testHardeningQuotaMidUpload(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	home := filepath.Join(ts.data, "home", "quinn")
 	old := hardPattern(10000, 1)
-	hardWrite(t, filepath.Join(home, "old.bin"), old)
+	fsPut(t, ts.fsAt(t, home), "old.bin", old)
 	hardAddUser(ts, "pw", users.User{Name: "quinn", Home: home, QuotaBytes: 100000})
 	c := dial(t, ts.addr)
 	c.login("quinn", "pw")
@@ -1493,10 +1542,10 @@ func TestHardeningQuotaMidUpload(t *testing.T) {
 			t.Fatalf("STOR %s over quota: got %d %s, want 552", name, code, text)
 		}
 	}
-	if got, _ := os.ReadFile(filepath.Join(home, "old.bin")); !bytes.Equal(got, old) {
+	if got, _ := fsRead(t, ts.fsAt(t, home), "old.bin"); !bytes.Equal(got, old) {
 		t.Fatalf("old.bin not intact: %d bytes", len(got))
 	}
-	if _, err := os.Stat(filepath.Join(home, "new.bin")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := fsStat(t, ts.fsAt(t, home), "new.bin"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal("a partial new.bin was kept")
 	}
 	if tmp := hardTempFiles(home); len(tmp) > 0 {
@@ -1509,40 +1558,44 @@ func TestHardeningQuotaMidUpload(t *testing.T) {
 	c.cmd("APPE old.bin", 150)
 	go func() { d.Write(hardPattern(2<<20, 7)); d.Close() }()
 	c.expect(552)
-	if got, _ := os.ReadFile(filepath.Join(home, "old.bin")); !bytes.Equal(got, old) {
+	if got, _ := fsRead(t, ts.fsAt(t, home), "old.bin"); !bytes.Equal(got, old) {
 		t.Fatalf("APPE over quota changed old.bin to %d bytes", len(got))
 	}
 }
 
 func TestHardeningRESTAndAPPEInPlace(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testHardeningRESTAndAPPEInPlace)
+}
+
+func testHardeningRESTAndAPPEInPlace(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
 	c.cmd("TYPE I", 200)
-	target := filepath.Join(ts.home, "r.bin")
-	hardWrite(t, target, bytes.Repeat([]byte("A"), 100))
+	target := "r.bin"
+	fsPut(t, ts.fs(t), target, bytes.Repeat([]byte("A"), 100))
 	c.cmd("REST 50", 350)
 	c.stor("STOR", "r.bin", bytes.Repeat([]byte("B"), 30))
-	if got, _ := os.ReadFile(target); string(got) != strings.Repeat("A", 50)+strings.Repeat("B", 30) {
+	if got, _ := fsRead(t, ts.fs(t), target); string(got) != strings.Repeat("A", 50)+strings.Repeat("B", 30) {
 		t.Fatalf("REST 50 + STOR: %q", got)
 	}
 	c.stor("APPE", "r.bin", []byte("CC"))
-	if got, _ := os.ReadFile(target); string(got) != strings.Repeat("A", 50)+strings.Repeat("B", 30)+"CC" {
+	if got, _ := fsRead(t, ts.fs(t), target); string(got) != strings.Repeat("A", 50)+strings.Repeat("B", 30)+"CC" {
 		t.Fatalf("APPE: %q", got)
 	}
-	if tmp := hardTempFiles(ts.home); len(tmp) > 0 {
+	if tmp := fsTempNames(t, ts.fs(t), "."); len(tmp) > 0 {
 		t.Fatalf("in-place uploads used temporary files: %v", tmp)
 	}
 
 	// A cut APPE keeps what arrived, so the client can resume.
 	old := hardPattern(1000, 1)
-	appe := filepath.Join(ts.home, "a.bin")
-	hardWrite(t, appe, old)
+	appe := "a.bin"
+	fsPut(t, ts.fs(t), appe, old)
 	sent := hardPattern(1<<20, 2)
 	d := hardStartUpload(t, c, "APPE", "a.bin", sent)
 	var seen int64
 	hardWait(t, "the server to append part of the upload", func() bool {
-		fi, err := os.Stat(appe)
+		fi, err := fsStat(t, ts.fs(t), appe)
 		if err == nil {
 			seen = fi.Size()
 		}
@@ -1550,14 +1603,14 @@ func TestHardeningRESTAndAPPEInPlace(t *testing.T) {
 	})
 	hardAbort(d)
 	c.expect(426)
-	got, _ := os.ReadFile(appe)
+	got, _ := fsRead(t, ts.fs(t), appe)
 	if len(got) < int(seen) || !bytes.Equal(got[:len(old)], old) || !bytes.Equal(got[len(old):], sent[:len(got)-len(old)]) {
 		t.Fatalf("cut APPE: file is %d bytes (had seen %d); want the old data plus a prefix of what was sent", len(got), seen)
 	}
 	// Resume it with REST at the current size.
 	c.cmd(fmt.Sprintf("REST %d", len(got)), 350)
 	c.stor("STOR", "a.bin", sent[len(got)-len(old):])
-	if got, _ := os.ReadFile(appe); !bytes.Equal(got, append(append([]byte{}, old...), sent...)) {
+	if got, _ := fsRead(t, ts.fs(t), appe); !bytes.Equal(got, append(append([]byte{}, old...), sent...)) {
 		t.Fatalf("resumed upload: %d bytes, want %d", len(got), len(old)+len(sent))
 	}
 }
@@ -1566,6 +1619,7 @@ func TestHardeningRESTAndAPPEInPlace(t *testing.T) {
 // fails (here: another session made a directory of that name meanwhile), the
 // client must not be told 226: its data was not stored.
 func TestHardeningCommitFailureNotReported(t *testing.T) {
+	// local only: it waits on the temporary file growing on the host disk.
 	ts := startServer(t, nil)
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
@@ -1588,6 +1642,7 @@ func TestHardeningCommitFailureNotReported(t *testing.T) {
 // ---- 6. Reply safety ----
 
 func TestHardeningForgedNamesNotListed(t *testing.T) {
+	// local only: names holding CR or LF reach storage only from the host disk (vpath refuses them).
 	ts := startServer(t, nil)
 	for _, name := range []string{"evil\r\n226 fake", "evil2\n226 fake", "evil3\r226 fake"} {
 		hardWrite(t, filepath.Join(ts.home, name), []byte("x"))
@@ -1626,6 +1681,7 @@ func TestHardeningForgedNamesNotListed(t *testing.T) {
 // outside it is ever served, listed, created or changed, and no reply carries
 // a host path.
 func TestAbusePathEscapes(t *testing.T) {
+	// local only: symlinks and paths outside the root on the host disk.
 	ts := startServer(t, nil)
 	const marker = "OUTSIDE-THE-ROOT"
 	hardWrite(t, filepath.Join(ts.data, "outside.txt"), []byte(marker))
@@ -1782,6 +1838,7 @@ func hardNoHostPath(t *testing.T, ts *testServer, transcript string) {
 // client runs RETR, CWD, LIST and SIZE through it: whatever the timing,
 // nothing outside the root is served.
 func TestAbuseSymlinkRace(t *testing.T) {
+	// local only: symlinks swapped on the host disk.
 	ts := startServer(t, nil)
 	const inside = "INSIDE-THE-ROOT"
 	real := filepath.Join(ts.home, "realdir")
@@ -1902,8 +1959,12 @@ func TestAbuseSymlinkRace(t *testing.T) {
 // TestAbuseControlGarbage: NUL, CR, invalid UTF-8, Telnet sequences and
 // overlong lines are refused one by one and the session carries on.
 func TestAbuseControlGarbage(t *testing.T) {
-	ts := startServer(t, nil)
-	hardWrite(t, filepath.Join(ts.home, "ab"), []byte("ab"))
+	eachBackend(t, testAbuseControlGarbage)
+}
+
+func testAbuseControlGarbage(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	ts.put(t, "ab", []byte("ab"))
 	tr := &syncBuffer{}
 	c := hardDialRec(t, ts.addr, tr)
 	send := func(raw string) (int, string) {
@@ -1953,10 +2014,9 @@ func TestAbuseControlGarbage(t *testing.T) {
 			t.Fatalf("%q: got %d %s, want %d", tc.raw, code, text, tc.code)
 		}
 	}
-	entries, _ := os.ReadDir(ts.home)
-	for _, e := range entries {
-		if e.Name() != "ab" {
-			t.Fatalf("garbage created %q", e.Name())
+	for _, name := range ts.names(t, ".") {
+		if name != "ab" {
+			t.Fatalf("garbage created %q", name)
 		}
 	}
 	c.cmd("NOOP", 200)
@@ -1966,8 +2026,12 @@ func TestAbuseControlGarbage(t *testing.T) {
 // TestAbuseCommandsBeforeLogin: every command of the table that needs a
 // login answers 530 before one, whatever its argument.
 func TestAbuseCommandsBeforeLogin(t *testing.T) {
-	ts := startServer(t, nil)
-	hardWrite(t, filepath.Join(ts.home, "f"), []byte("x"))
+	eachBackend(t, testAbuseCommandsBeforeLogin)
+}
+
+func testAbuseCommandsBeforeLogin(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	ts.put(t, "f", []byte("x"))
 	tr := &syncBuffer{}
 	c := hardDialRec(t, ts.addr, tr)
 	n := 0
