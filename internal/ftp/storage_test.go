@@ -41,9 +41,13 @@ func tempFilesBelow(t testing.TB, dir string) []string {
 // name existed must not replace the file another user stored under that
 // name while it ran (issue 9 item 7).
 func TestStorageDropBoxNoReplace(t *testing.T) {
-	ts := startServer(t, func(st *Site, _ *Server) { st.DropBox = mustPath("/incoming") })
-	pub := filepath.Join(ts.data, "public")
-	os.MkdirAll(filepath.Join(pub, "incoming"), 0o755)
+	eachBackend(t, testStorageDropBoxNoReplace)
+}
+
+func testStorageDropBoxNoReplace(t *testing.T, be backend) {
+	ts := startOn(t, be, func(st *Site, _ *Server) { st.DropBox = mustPath("/incoming") })
+	pub := ts.site.AnonymousRoot
+	fsMkdirAll(t, ts.fsAt(t, pub), "incoming")
 	ts.addUser("carol", "pw", users.User{Home: pub})
 
 	anon := dial(t, ts.addr)
@@ -59,15 +63,15 @@ func TestStorageDropBoxNoReplace(t *testing.T) {
 	if code, text := anon.read(); code != 550 && code != 553 {
 		t.Errorf("anonymous upload over a file stored meanwhile: %d %s, want 550 or 553", code, text)
 	}
-	if got := string(readFile(t, filepath.Join(pub, "incoming", "report.txt"))); got != "carol's report" {
+	if got := string(fsGet(t, ts.fsAt(t, pub), "incoming/report.txt")); got != "carol's report" {
 		t.Errorf("incoming/report.txt = %q, want carol's upload kept", got)
 	}
-	if left := tempFilesBelow(t, pub); len(left) != 0 {
+	if left := fsTempNames(t, ts.fsAt(t, pub), "."); len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
 	// A new name still goes in.
 	anon.stor("STOR", "incoming/other.txt", []byte("fresh"))
-	if got := string(readFile(t, filepath.Join(pub, "incoming", "other.txt"))); got != "fresh" {
+	if got := string(fsGet(t, ts.fsAt(t, pub), "incoming/other.txt")); got != "fresh" {
 		t.Errorf("incoming/other.txt = %q", got)
 	}
 }
@@ -75,9 +79,13 @@ func TestStorageDropBoxNoReplace(t *testing.T) {
 // TestStorageNoOverwriteNoReplace: the same for a named user whose rules
 // allow uploads but not overwrites, racing a user who may overwrite.
 func TestStorageNoOverwriteNoReplace(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testStorageNoOverwriteNoReplace)
+}
+
+func testStorageNoOverwriteNoReplace(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	bobHome := filepath.Join(ts.data, "home", "bob")
-	os.MkdirAll(filepath.Join(bobHome, "incoming"), 0o755)
+	fsMkdirAll(t, ts.fsAt(t, bobHome), "incoming")
 	ts.addUser("dave", "pw", users.User{Home: bobHome})
 
 	bob := loggedInAs(t, ts, "bob", "hunter2")
@@ -89,7 +97,7 @@ func TestStorageNoOverwriteNoReplace(t *testing.T) {
 	if code, text := bob.read(); code != 550 && code != 553 {
 		t.Errorf("upload without overwrite over a file stored meanwhile: %d %s, want 550 or 553", code, text)
 	}
-	if got := string(readFile(t, filepath.Join(bobHome, "incoming", "a.bin"))); got != "dave's" {
+	if got := string(fsGet(t, ts.fsAt(t, bobHome), "incoming/a.bin")); got != "dave's" {
 		t.Errorf("incoming/a.bin = %q, want dave's upload kept", got)
 	}
 	// alice may overwrite: her replacing upload still wins.
@@ -101,7 +109,7 @@ func TestStorageNoOverwriteNoReplace(t *testing.T) {
 	alice2.stor("STOR", "f", []byte("two"))
 	d.Close()
 	alice.expect(226)
-	if got := string(readFile(t, filepath.Join(ts.home, "f"))); got != "three" {
+	if got := string(ts.get(t, "f")); got != "three" {
 		t.Errorf("f = %q, want the later commit", got)
 	}
 }
@@ -119,8 +127,12 @@ func loggedInAs(t testing.TB, ts *testServer, name, pass string) *client {
 // must not leave its temporary file behind in the moved directory (issue 9
 // item 6); the upload lands in the directory where it moved.
 func TestStorageUploadDirRenamed(t *testing.T) {
-	ts := startServer(t, nil)
-	os.MkdirAll(filepath.Join(ts.home, "d"), 0o755)
+	eachBackend(t, testStorageUploadDirRenamed)
+}
+
+func testStorageUploadDirRenamed(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	ts.mkdir(t, "d")
 	c := loggedIn(t, ts)
 	d := c.dataCmd("STOR d/f")
 	d.Write([]byte("moving"))
@@ -129,11 +141,11 @@ func TestStorageUploadDirRenamed(t *testing.T) {
 	other.cmd("RNTO e", 250)
 	d.Close()
 	code, text := c.read()
-	if left := tempFilesBelow(t, ts.home); len(left) != 0 {
+	if left := fsTempNames(t, ts.fs(t), "."); len(left) != 0 {
 		t.Errorf("temporary files left after the upload (%d %s): %v", code, text, left)
 	}
 	if code == 226 {
-		if got := string(readFile(t, filepath.Join(ts.home, "e", "f"))); got != "moving" {
+		if got := string(ts.get(t, "e/f")); got != "moving" {
 			t.Errorf("e/f = %q", got)
 		}
 	}
@@ -144,10 +156,10 @@ func TestStorageUploadDirRenamed(t *testing.T) {
 	other.cmd("RNTO h", 250)
 	c.send("ABOR")
 	c.cmdAnyCode(426, 226)
-	if left := tempFilesBelow(t, ts.home); len(left) != 0 {
+	if left := fsTempNames(t, ts.fs(t), "."); len(left) != 0 {
 		t.Errorf("temporary files left after ABOR: %v", left)
 	}
-	if exists(filepath.Join(ts.home, "h", "g")) {
+	if ts.has(t, "h/g") {
 		t.Errorf("aborted upload h/g exists")
 	}
 }
@@ -175,6 +187,7 @@ func (c *client) cmdAnyCode(codes ...int) {
 // TestStorageProtectedHome: a user whose home holds the server's data
 // directory is refused at login with 530 and a log line (issue 9 item 12).
 func TestStorageProtectedHome(t *testing.T) {
+	// local only: the protection is of host paths (the data directory's files).
 	var data string
 	ts := startServer(t, func(st *Site, _ *Server) {
 		data = filepath.Dir(st.AnonymousRoot)
@@ -233,6 +246,7 @@ func (o *memOpener) Capabilities() storage.Capabilities { return o.caps }
 // TestStorageCapabilities: FEAT and the REST+STOR, APPE, MFMT and SITE
 // CHMOD rules follow what the backend can do.
 func TestStorageCapabilities(t *testing.T) {
+	// A mem backend without capabilities is the subject: no battery backend applies.
 	op := newMemOpener()
 	op.caps = 0
 	ts := startServer(t, func(st *Site, _ *Server) { st.Storage = op })
@@ -293,6 +307,7 @@ func TestStorageCapabilities(t *testing.T) {
 // TestStorageNoSpaceNewName: an upload of a new name refused for lack of
 // space leaves nothing behind, whole or in place (issue 9 item 6).
 func TestStorageNoSpaceNewName(t *testing.T) {
+	// A full mem backend is the subject: no battery backend applies.
 	op := newMemOpener()
 	op.maxBytes = 8
 	ts := startServer(t, func(st *Site, _ *Server) { st.Storage = op })
