@@ -4,18 +4,22 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/storage/storagetest"
 )
 
 // TestJail checks that no path, "..", absolute name or symlink reaches
 // outside the user's home, for reading or for writing, and that symlinks
 // within the home work.
 func TestJail(t *testing.T) {
+	// local only: symlinks and directories outside the root on the host disk.
 	ts := startServer(t, nil)
 	home := ts.home
 	writeFile(t, filepath.Join(home, "inside.txt"), []byte("inside"))
@@ -197,19 +201,39 @@ func TestJail(t *testing.T) {
 // TestAnonymous: anonymous and ftp log in with any password into
 // DATA/public, read-only.
 func TestAnonymous(t *testing.T) {
-	ts := startServer(t, nil)
-	pub := filepath.Join(ts.data, "public")
-	writeFile(t, filepath.Join(pub, "pub.txt"), []byte("public"))
-	writeFile(t, filepath.Join(pub, "sub", "deep.txt"), []byte("deep"))
-	writeFile(t, filepath.Join(ts.home, "alice.txt"), []byte("alice's"))
+	eachBackend(t, testAnonymous)
+}
+
+func testAnonymous(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	pub := ts.fsAt(t, ts.site.AnonymousRoot)
+	fsPut(t, pub, "pub.txt", []byte("public"))
+	fsPut(t, pub, "sub/deep.txt", []byte("deep"))
+	ts.put(t, "alice.txt", []byte("alice's"))
 	snapshot := func() []string {
 		var names []string
-		filepath.Walk(pub, func(p string, fi os.FileInfo, err error) error {
-			if err == nil {
-				names = append(names, p+" "+fi.Mode().String()+" "+fi.ModTime().String())
+		var walk func(dir string)
+		walk = func(dir string) {
+			it, err := pub.ReadDir(t.Context(), storagetest.P(dir))
+			if err != nil {
+				t.Fatal(err)
 			}
-			return nil
-		})
+			defer it.Close()
+			for {
+				batch, err := it.Next(256)
+				for _, fi := range batch {
+					p := path.Join(dir, fi.Name())
+					names = append(names, p+" "+fi.Mode().String()+" "+fi.ModTime().String())
+					if fi.IsDir() {
+						walk(p)
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+		walk(".")
 		sort.Strings(names)
 		return names
 	}
@@ -276,7 +300,7 @@ func TestAnonymous(t *testing.T) {
 // TestAnonymousDisabled: with Config.Anonymous false the anonymous names
 // are refused like a wrong password.
 func TestAnonymousDisabled(t *testing.T) {
-	t.Parallel()
+	t.Parallel() // no file is opened: the default backend is enough
 	ts := startServer(t, func(c *Site, _ *Server) { c.Anonymous = false })
 	c := dial(t, ts.addr)
 	c.cmdAny("USER anonymous", 331, 530)
@@ -289,10 +313,14 @@ func TestAnonymousDisabled(t *testing.T) {
 // uploads new files only in /incoming, and never deletes, renames or
 // overwrites.
 func TestBobPermissions(t *testing.T) {
-	ts := startServer(t, nil)
-	bobHome := filepath.Join(ts.data, "home", "bob")
-	writeFile(t, filepath.Join(bobHome, "readme.txt"), []byte("read me"))
-	writeFile(t, filepath.Join(bobHome, "incoming", "there.txt"), []byte("already"))
+	eachBackend(t, testBobPermissions)
+}
+
+func testBobPermissions(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
+	bob := ts.fsAt(t, filepath.Join(ts.data, "home", "bob"))
+	fsPut(t, bob, "readme.txt", []byte("read me"))
+	fsPut(t, bob, "incoming/there.txt", []byte("already"))
 	c := dial(t, ts.addr)
 	c.login("bob", "hunter2")
 	c.cmd("TYPE I", 200)
@@ -304,7 +332,7 @@ func TestBobPermissions(t *testing.T) {
 		t.Errorf("RETR incoming/there.txt: %q", got)
 	}
 	c.stor("STOR", "incoming/up.txt", []byte("uploaded"))
-	if got := readFile(t, filepath.Join(bobHome, "incoming", "up.txt")); string(got) != "uploaded" {
+	if got := fsGet(t, bob, "incoming/up.txt"); string(got) != "uploaded" {
 		t.Errorf("upload in /incoming: %q", got)
 	}
 	c.cmd("CWD incoming", 250)
@@ -313,7 +341,7 @@ func TestBobPermissions(t *testing.T) {
 	d.Write([]byte("unique"))
 	d.Close()
 	c.expect(226)
-	if m := stouFile.FindStringSubmatch(text); m == nil || !exists(filepath.Join(bobHome, "incoming", m[1])) {
+	if m := stouFile.FindStringSubmatch(text); m == nil || !fsHas(t, bob, "incoming/"+m[1]) {
 		t.Errorf("STOU in /incoming: %q", text)
 	}
 	c.cmd("CWD /", 250)
@@ -347,10 +375,10 @@ func TestBobPermissions(t *testing.T) {
 	if p := m["up.txt"]["perm"]; strings.ContainsAny(p, "adfw") || !strings.Contains(p, "r") {
 		t.Errorf("perm of /incoming/up.txt: %q, want r only", p)
 	}
-	if got := readFile(t, filepath.Join(bobHome, "incoming", "up.txt")); !bytes.Equal(got, []byte("uploaded")) {
+	if got := fsGet(t, bob, "incoming/up.txt"); !bytes.Equal(got, []byte("uploaded")) {
 		t.Errorf("refused commands changed up.txt: %q", got)
 	}
-	if !exists(filepath.Join(bobHome, "readme.txt")) || exists(filepath.Join(bobHome, "up.txt")) || exists(filepath.Join(bobHome, "x.txt")) {
-		t.Errorf("bob's home changed: %q", dirNames(t, bobHome))
+	if !fsHas(t, bob, "readme.txt") || fsHas(t, bob, "up.txt") || fsHas(t, bob, "x.txt") {
+		t.Errorf("bob's home changed")
 	}
 }
