@@ -26,6 +26,7 @@ import (
 //
 // The seed corpus is small so that it runs as an ordinary test.
 func FuzzSession(f *testing.F) {
+	// local only: it checks that nothing outside the root changes on the host disk.
 	ts := startServer(f, func(c *Site, _ *Server) {
 		c.DataTimeout = 250 * time.Millisecond
 	})

@@ -62,7 +62,11 @@ func describe(e Event) string {
 // TestObserverEventsInOrder: a login and an upload produce their events in
 // the order they happened, with the session's fields filled in.
 func TestObserverEventsInOrder(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testObserverEventsInOrder)
+}
+
+func testObserverEventsInOrder(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	rec := newRecorder()
 	sub := ts.srv.Observe(rec, 0)
 	c := dial(t, ts.addr)
@@ -145,7 +149,11 @@ func TestObserverSlowNeverBlocks(t *testing.T) {
 // while an upload runs show the user, the directory and the bytes received
 // so far; -race checks that reading them is safe.
 func TestSessionSnapshotsDuringTransfer(t *testing.T) {
-	ts := startServer(t, nil)
+	eachBackend(t, testSessionSnapshotsDuringTransfer)
+}
+
+func testSessionSnapshotsDuringTransfer(t *testing.T, be backend) {
+	ts := startOn(t, be, nil)
 	c := loggedIn(t, ts)
 	c.cmd("MKD sub", 257)
 	c.cmd("CWD sub", 250)
