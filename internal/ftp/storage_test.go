@@ -2,7 +2,6 @@ package ftp
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,19 +21,6 @@ func (ts *testServer) addUser(name, pass string, u users.User) {
 	defer ts.auth.mu.Unlock()
 	u.Name = name
 	ts.auth.users[name] = memUser{pass: pass, u: u}
-}
-
-// tempFilesBelow lists the in-progress upload files anywhere below dir.
-func tempFilesBelow(t testing.TB, dir string) []string {
-	t.Helper()
-	var out []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), storage.TempPrefix) {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out
 }
 
 // TestStorageDropBoxNoReplace: an anonymous upload that started before a
