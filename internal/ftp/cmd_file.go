@@ -108,12 +108,15 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	// A whole upload by a user who may not overwrite must not replace a
 	// file that appears under the name while it runs (the drop box).
 	noReplace := !inPlace && s.allow(verbOverwrite, p) != nil
+	// An APPE of a name that was free creates a file: one that appears
+	// under the name meanwhile is not appended to by a user who may not.
+	exclusive := unique || appendMode && r.info == nil && s.allow(verbAppend, p) != nil
 	// A quota is kept by the storage below (package quota): Create
 	// reserves a new name's file slot and each write its bytes.
 	up, err := s.fs.Create(s.ctx(), p, storage.CreateOptions{
 		Offset:    offset,
 		Append:    appendMode,
-		Exclusive: unique,
+		Exclusive: exclusive,
 		NoReplace: noReplace,
 		Perm:      0o666 &^ s.site.FileUmask,
 	})
