@@ -110,6 +110,20 @@ func (q *FS) Remove(ctx context.Context, p vpath.Path) error {
 // Rename moves from to to and subtracts the regular file it replaced. The
 // uploads it carries along are counted under their new names.
 func (q *FS) Rename(ctx context.Context, fromP, toP vpath.Path) error {
+	return q.rename(ctx, fromP, toP, false)
+}
+
+// RenameNoReplace renames without replacing a taken name, when the backend
+// below can (storage.ErrNotSupported otherwise); it replaces nothing, so it
+// only carries the uploads along.
+func (q *FS) RenameNoReplace(ctx context.Context, fromP, toP vpath.Path) error {
+	if _, ok := q.fsys.(storage.NoReplaceRenamer); !ok {
+		return storage.ErrNotSupported
+	}
+	return q.rename(ctx, fromP, toP, true)
+}
+
+func (q *FS) rename(ctx context.Context, fromP, toP vpath.Path, noReplace bool) error {
 	from, to := fromP.Rel(), toP.Rel()
 	if err := q.u.Wait(ctx); err != nil {
 		return err
@@ -131,7 +145,11 @@ func (q *FS) Rename(ctx context.Context, fromP, toP vpath.Path) error {
 			size = fiTo.Size()
 		}
 	}
-	if err := q.fsys.Rename(ctx, fromP, toP); err != nil {
+	rename := q.fsys.Rename
+	if noReplace {
+		rename = q.fsys.(storage.NoReplaceRenamer).RenameNoReplace
+	}
+	if err := rename(ctx, fromP, toP); err != nil {
 		return err
 	}
 	if counted {

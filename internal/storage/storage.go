@@ -100,6 +100,22 @@ type SpaceReporter interface {
 	Free(ctx context.Context) (int64, error)
 }
 
+// NoReplaceRenamer is an optional FS capability: RenameNoReplace renames
+// like Rename, but fails with fs.ErrExist, atomically, when to exists. The
+// engine renames with it for users who may not overwrite.
+type NoReplaceRenamer interface {
+	RenameNoReplace(ctx context.Context, from, to vpath.Path) error
+}
+
+// RenameNoReplace renames from to to in fsys without replacing an existing
+// to, or fails with ErrNotSupported when fsys cannot do that atomically.
+func RenameNoReplace(ctx context.Context, fsys FS, from, to vpath.Path) error {
+	if r, ok := fsys.(NoReplaceRenamer); ok {
+		return r.RenameNoReplace(ctx, from, to)
+	}
+	return ErrNotSupported
+}
+
 // Capabilities says which optional parts of the FS contract a backend
 // implements; the engine's FEAT and command rules follow it.
 type Capabilities uint32

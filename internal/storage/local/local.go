@@ -396,6 +396,40 @@ func (f *FS) Rename(_ context.Context, fromP, toP vpath.Path) error {
 	return mapErr(f.root.Rename(from, to))
 }
 
+// RenameNoReplace renames like Rename but refuses a taken name with
+// fs.ErrExist, atomically: renameat2(RENAME_NOREPLACE) between the two
+// parent directories, opened through the root; on a file system without it,
+// a file is linked and unlinked and a directory is not supported.
+func (f *FS) RenameNoReplace(_ context.Context, fromP, toP vpath.Path) error {
+	if fromP.IsRoot() || toP.IsRoot() {
+		return fs.ErrPermission
+	}
+	fd, err := f.root.OpenFile(fromP.Dir().Rel(), os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer fd.Close()
+	td, err := f.root.OpenFile(toP.Dir().Rel(), os.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer td.Close()
+	ffd, tfd := int(fd.Fd()), int(td.Fd())
+	err = unix.Renameat2(ffd, fromP.Base(), tfd, toP.Base(), unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		var st unix.Stat_t
+		if serr := unix.Fstatat(ffd, fromP.Base(), &st, unix.AT_SYMLINK_NOFOLLOW); serr != nil {
+			return mapErr(serr)
+		} else if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return storage.ErrNotSupported
+		}
+		if err = unix.Linkat(ffd, fromP.Base(), tfd, toP.Base(), 0); err == nil {
+			err = unix.Unlinkat(ffd, fromP.Base(), 0)
+		}
+	}
+	return mapErr(err)
+}
+
 func (f *FS) Chmod(_ context.Context, p vpath.Path, mode fs.FileMode) error {
 	name := p.Rel()
 	return mapErr(f.root.Chmod(name, mode&fs.ModePerm))

@@ -344,6 +344,15 @@ func (m *FS) Remove(_ context.Context, p vpath.Path) error    { return m.remove(
 func (m *FS) RemoveDir(_ context.Context, p vpath.Path) error { return m.remove(p.Rel(), true) }
 
 func (m *FS) Rename(_ context.Context, fromP, toP vpath.Path) error {
+	return m.rename(fromP, toP, false)
+}
+
+// RenameNoReplace renames like Rename but refuses a taken name (fs.ErrExist).
+func (m *FS) RenameNoReplace(_ context.Context, fromP, toP vpath.Path) error {
+	return m.rename(fromP, toP, true)
+}
+
+func (m *FS) rename(fromP, toP vpath.Path, noReplace bool) error {
 	from, to := fromP.Rel(), toP.Rel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -366,6 +375,9 @@ func (m *FS) Rename(_ context.Context, fromP, toP vpath.Path) error {
 		return storage.ErrBadName
 	}
 	old := tdir.kids[tbase]
+	if old != nil && noReplace {
+		return fs.ErrExist
+	}
 	if old != nil && old.mode.IsDir() {
 		return storage.ErrIsDir
 	}

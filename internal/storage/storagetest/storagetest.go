@@ -63,6 +63,7 @@ func Run(t *testing.T, newFS NewFS) {
 		{"Remove", testRemove},
 		{"RemoveDir", testRemoveDir},
 		{"Rename", testRename},
+		{"RenameNoReplace", testRenameNoReplace},
 		{"Chmod", testChmod},
 		{"Chtimes", testChtimes},
 		{"Names", testNames},
@@ -1010,6 +1011,30 @@ func testRemoveDir(s *S) {
 	s.OK("Remove(d/f)", s.FS.Remove(s.Ctx, P("d/f")))
 	s.OK("RemoveDir(d)", s.FS.RemoveDir(s.Ctx, P("d")))
 	s.OnlyNames(".")
+}
+
+// testRenameNoReplace: a backend that offers RenameNoReplace renames files
+// and directories onto free names and refuses a taken one, leaving both.
+func testRenameNoReplace(s *S) {
+	r, ok := s.FS.(storage.NoReplaceRenamer)
+	if !ok {
+		return
+	}
+	s.Mkdir("d")
+	s.Write("d/in", "IN")
+	s.Write("a", "A")
+	s.Write("b", "B")
+	s.Want("RenameNoReplace(a, b)", r.RenameNoReplace(s.Ctx, P("a"), P("b")), fs.ErrExist)
+	s.Content("a", "A")
+	s.Content("b", "B")
+	s.Want("RenameNoReplace(a, d)", r.RenameNoReplace(s.Ctx, P("a"), P("d")), fs.ErrExist)
+	s.OK("RenameNoReplace(a, d/a)", r.RenameNoReplace(s.Ctx, P("a"), P("d/a")))
+	s.Missing("a")
+	s.Content("d/a", "A")
+	s.OK("RenameNoReplace(d, e)", r.RenameNoReplace(s.Ctx, P("d"), P("e")))
+	s.Content("e/in", "IN")
+	s.Want("RenameNoReplace(nope, x)", r.RenameNoReplace(s.Ctx, P("nope"), P("x")), fs.ErrNotExist)
+	s.OnlyNames(".", "b", "e")
 }
 
 func testRename(s *S) {
