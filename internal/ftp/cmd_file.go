@@ -270,7 +270,20 @@ func (s *session) cmdRNTO(r *request) error {
 	if err := s.keepsRules(*from, p); err != nil {
 		return err
 	}
-	if err := s.fs.Rename(s.ctx(), *from, p); err != nil {
+	// A user who may not overwrite must not replace a file that appears
+	// under the new name after the look-up: the rename refuses a taken
+	// name then, where the backend can do that atomically.
+	rename := s.fs.Rename
+	if p != *from && s.allow(verbOverwrite, p) != nil {
+		rename = func(ctx context.Context, from, to vpath.Path) error {
+			err := storage.RenameNoReplace(ctx, s.fs, from, to)
+			if errors.Is(err, storage.ErrNotSupported) {
+				return s.fs.Rename(ctx, from, to)
+			}
+			return err
+		}
+	}
+	if err := rename(s.ctx(), *from, p); err != nil {
 		return err
 	}
 	s.log.Info("rename", "user", s.userName, "from", from.String(), "path", p.String())
