@@ -61,3 +61,19 @@ func TestUploadCommitsUnderALiveContext(t *testing.T) {
 		t.Fatalf("stored %d bytes, want %d", len(got), 2*len(data))
 	}
 }
+
+// TestNoSpaceReplyNamesNoUpload: a full disk answers 452 for every command,
+// and speaks of a removed upload only for uploads (MKD said "upload removed").
+func TestNoSpaceReplyNamesNoUpload(t *testing.T) {
+	s := &session{}
+	for op, want := range map[string]string{
+		"STOR": "Insufficient storage space; upload removed.",
+		"APPE": "Insufficient storage space; upload removed.",
+		"MKD":  "Insufficient storage space.",
+		"RNTO": "Insufficient storage space.",
+	} {
+		if code, msg := s.replyFor(fmt.Errorf("wrapped: %w", storage.ErrNoSpace), op); code != 452 || msg != want {
+			t.Errorf("%s: %d %q, want 452 %q", op, code, msg, want)
+		}
+	}
+}

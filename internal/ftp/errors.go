@@ -54,8 +54,10 @@ func (s *session) replyFor(err error, op string) (int, string) {
 		return 552, "Quota exceeded; upload removed."
 	case errors.Is(err, quota.ErrBusy):
 		return 450, "File busy: an upload is writing it; try again later."
-	case errors.Is(err, storage.ErrNoSpace):
+	case errors.Is(err, storage.ErrNoSpace) && isUpload(op):
 		return 452, "Insufficient storage space; upload removed."
+	case errors.Is(err, storage.ErrNoSpace):
+		return 452, "Insufficient storage space."
 	case errors.Is(err, storage.ErrNotSupported):
 		return 502, "Not supported by this storage."
 	case errors.Is(err, context.Canceled):
@@ -71,6 +73,9 @@ func (s *session) replyFor(err error, op string) (int, string) {
 	s.log.Error("internal error", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
 	return 451, "Local error in processing (ref " + ref + ")."
 }
+
+// isUpload reports the commands whose failure removes an upload.
+func isUpload(op string) bool { return op == "STOR" || op == "APPE" || op == "STOU" }
 
 // transferReply maps the error that ended a transfer: failures of the data
 // connection first, then what replyFor maps for every command.
