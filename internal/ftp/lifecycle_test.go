@@ -313,9 +313,8 @@ func (c *countConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *countConn) Unwrap() net.Conn    { return c.Conn }
-func (c *countConn) SentFile(n int64)    { c.sentFile.Add(n) }
-func (c *countConn) total() (r, w int64) { return c.read.Load(), c.written.Load() + c.sentFile.Load() }
+func (c *countConn) Unwrap() net.Conn { return c.Conn }
+func (c *countConn) SentFile(n int64) { c.sentFile.Add(n) }
 
 // countListener wraps the connections it accepts in countConn.
 type countListener struct {

@@ -108,7 +108,7 @@ var errNotLoaded = errors.New("quota: usage not loaded")
 // ctx's.
 func (u *Usage) Wait(ctx context.Context) error {
 	u.load.Lock()
-	loaded, ready, err := u.loaded, u.ready, u.loadErr
+	loaded, ready := u.loaded, u.ready
 	u.load.Unlock()
 	switch {
 	case loaded:
@@ -122,7 +122,7 @@ func (u *Usage) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 	u.load.Lock()
-	loaded, err = u.loaded, u.loadErr
+	loaded, err := u.loaded, u.loadErr
 	u.load.Unlock()
 	if !loaded && err == nil {
 		err = errNotLoaded
