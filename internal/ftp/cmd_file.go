@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
@@ -38,7 +39,7 @@ func (s *session) cmdRETR(r *request) error {
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
 	lim := rate.Of(s.site.down, s.rates.down)
-	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn) (int64, error) {
+	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
 		var src io.Reader = f
 		if of, ok := f.(storage.OSFiler); ok {
 			src = of.OSFile() // lets the kernel send the file (sendfile)
@@ -46,7 +47,7 @@ func (s *session) cmdRETR(r *request) error {
 		if ascii {
 			src = wire.NewASCIIReader(src)
 		}
-		return copyOut(ctx, c, src, timeout, lim)
+		return copyOut(ctx, c, src, timeout, lim, progress)
 	}, func(err error) error { f.Close(); return err })
 	return nil
 }
@@ -142,7 +143,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		}
 		return context.WithCancel(base)
 	}
-	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn) (int64, error) {
+	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
 		var dst io.Writer = up
 		dst = lim.Writer(ctx, dst)
 		var dec *wire.ASCIIDecoder
@@ -150,7 +151,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 			dec = wire.NewASCIIDecoder(dst)
 			dst = dec
 		}
-		n, err := copyIn(ctx, dst, c, timeout)
+		n, err := copyIn(ctx, dst, c, timeout, progress)
 		if err == nil && dec != nil {
 			err = dec.Close()
 		}

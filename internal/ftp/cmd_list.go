@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -164,8 +165,8 @@ func (s *session) list(r *request, format listFormat) error {
 	l.empty = s.inDropBox(p)
 	timeout := s.site.DataTimeout
 	ascii := "ASCII"
-	s.startTransfer(verb, p.String(), "list", "Here comes the directory listing ("+ascii+" mode).", func(ctx context.Context, c net.Conn) (int64, error) {
-		cw := &countingWriter{ctx: ctx, c: c, timeout: timeout}
+	s.startTransfer(verb, p.String(), "list", "Here comes the directory listing ("+ascii+" mode).", func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
+		cw := &countingWriter{progress: progress, c: c, timeout: timeout}
 		bw := bufio.NewWriterSize(cw, 32<<10)
 		err := l.write(ctx, bw, p)
 		if err == nil {
@@ -178,17 +179,17 @@ func (s *session) list(r *request, format listFormat) error {
 
 // countingWriter counts listing bytes and keeps the write deadline fresh.
 type countingWriter struct {
-	ctx     context.Context // the transfer's, for its progress
-	c       net.Conn
-	n       int64
-	timeout time.Duration
+	progress *atomic.Int64 // the transfer's
+	c        net.Conn
+	n        int64
+	timeout  time.Duration
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
 	w.c.SetWriteDeadline(time.Now().Add(w.timeout))
 	n, err := w.c.Write(p)
 	w.n += int64(n)
-	addProgress(w.ctx, int64(n))
+	w.progress.Add(int64(n))
 	return n, err
 }
 

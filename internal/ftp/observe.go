@@ -281,16 +281,6 @@ func (srv *Server) SessionSnapshots() []SessionInfo {
 	return out
 }
 
-// progressKey finds a transfer's byte counter in its context.
-type progressKey struct{}
-
-// addProgress counts n bytes moved by the transfer running under ctx.
-func addProgress(ctx context.Context, n int64) {
-	if p, ok := ctx.Value(progressKey{}).(*atomic.Int64); ok {
-		p.Add(n)
-	}
-}
-
 // ---- the log observer ----
 
 // logObserver writes the events as the server's log lines.

@@ -37,13 +37,14 @@ type transfer struct {
 	dir     string // "download", "upload" or "list"
 	start   time.Time
 	note    string // 150 text
-	// progress counts the bytes moved so far; the transfer goroutine adds
-	// to it (addProgress) while Server.SessionSnapshots reads it.
+	// progress counts the bytes moved so far; the transfer goroutine's work
+	// adds to it while Server.SessionSnapshots reads it.
 	progress atomic.Int64
 }
 
-// work moves the data of one transfer over an open data connection.
-type work func(ctx context.Context, c net.Conn) (int64, error)
+// work moves the data of one transfer over an open data connection,
+// adding the bytes it moves to progress as they go.
+type work func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error)
 
 // startTransfer runs w on a new data connection in its own goroutine.
 // cleanup, when set, runs in the transfer goroutine with the outcome and
@@ -62,7 +63,6 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 	}
 	s.xfer = t
 	s.rest = 0
-	ctx = context.WithValue(ctx, progressKey{}, &t.progress)
 	go func() {
 		defer cancel()
 		c, err := spec.open(ctx)
@@ -89,7 +89,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 			state, c = &cs, tc
 		}
 		stop := context.AfterFunc(ctx, func() { c.Close() })
-		n, err := w(ctx, c)
+		n, err := w(ctx, c, &t.progress)
 		stop()
 		if err == nil {
 			closeData(c)
@@ -210,11 +210,11 @@ const chunk = 256 << 10
 // waiting on the rate limits. An *os.File source reaches a plain TCP
 // connection through sendfile, also under wrappers that allow it (see
 // internal/sockopt), which are told the bytes sent beneath them.
-func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim rate.Limits) (int64, error) {
+func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim rate.Limits, progress *atomic.Int64) (int64, error) {
 	if tc := sockopt.TCP(c); tc != nil && len(lim) == 0 {
 		if f, ok := src.(*os.File); ok {
 			return sockopt.SendFile(ctx, tc, f, timeout, func(n int64) {
-				addProgress(ctx, n)
+				progress.Add(n)
 				sockopt.NotifySent(c, n)
 			})
 		}
@@ -232,7 +232,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 			c.SetWriteDeadline(time.Now().Add(timeout))
 			n, err := io.CopyN(c, src, step)
 			total += n
-			addProgress(ctx, n)
+			progress.Add(n)
 			if err == io.EOF {
 				return total, nil
 			}
@@ -255,7 +255,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 				return total, err
 			}
 			total += int64(n)
-			addProgress(ctx, int64(n))
+			progress.Add(int64(n))
 		}
 		if rerr == io.EOF {
 			return total, nil
@@ -267,7 +267,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 }
 
 // copyIn receives from c into dst until the client closes the connection.
-func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duration) (int64, error) {
+func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duration, progress *atomic.Int64) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -280,7 +280,7 @@ func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duratio
 				return total, err
 			}
 			total += int64(n)
-			addProgress(ctx, int64(n))
+			progress.Add(int64(n))
 		}
 		if rerr == io.EOF {
 			return total, nil
