@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
 
@@ -32,12 +31,8 @@ func (a appearOnCreateFS) Create(ctx context.Context, name vpath.Path, o storage
 func TestAuditAPPENewNameNoAppend(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, func(st *Site, _ *Server) {
-		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
-			fsys, err := (&local.Opener{}).Open(ctx, location)
-			if err != nil {
-				return nil, err
-			}
-			return appearOnCreateFS{FS: fsys, home: location}, nil
+		st.Storage = wrapLocal(func(fsys storage.FS, location string) storage.FS {
+			return appearOnCreateFS{FS: fsys, home: location}
 		})
 	})
 	home := filepath.Join(ts.data, "home", "bob")

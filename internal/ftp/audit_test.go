@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -74,12 +73,8 @@ func TestAuditRestAtEndNeverTruncates(t *testing.T) {
 	t.Parallel()
 	var home string
 	ts := startServer(t, func(st *Site, _ *Server) {
-		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
-			fsys, err := (&local.Opener{}).Open(ctx, location)
-			if err != nil {
-				return nil, err
-			}
-			return growFS{FS: fsys, home: location, grow: "+others"}, nil
+		st.Storage = wrapLocal(func(fsys storage.FS, location string) storage.FS {
+			return growFS{FS: fsys, home: location, grow: "+others"}
 		})
 	})
 	home = filepath.Join(ts.data, "home", "logger")

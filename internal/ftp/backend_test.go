@@ -1,6 +1,7 @@
 package ftp
 
 import (
+	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/storage/storagetest"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -277,4 +279,16 @@ func fsTempNames(t testing.TB, fsys storage.FS, dir string) []string {
 			return out
 		}
 	}
+}
+
+// wrapLocal is a local-disk opener whose file systems come wrapped, for
+// tests that put a misbehaving or racing backend under the engine.
+func wrapLocal(wrap func(fsys storage.FS, location string) storage.FS) storage.Opener {
+	return storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
+		fsys, err := (&local.Opener{}).Open(ctx, location)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(fsys, location), nil
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
 
@@ -45,12 +44,8 @@ func (u ctxCheckUpload) Commit(ctx context.Context) error {
 func TestUploadCommitsUnderALiveContext(t *testing.T) {
 	ts := startServer(t, func(st *Site, _ *Server) {
 		st.BackendTimeout = time.Minute
-		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
-			fsys, err := (&local.Opener{}).Open(ctx, location)
-			if err != nil {
-				return nil, err
-			}
-			return ctxCheckFS{fsys}, nil
+		st.Storage = wrapLocal(func(fsys storage.FS, location string) storage.FS {
+			return ctxCheckFS{fsys}
 		})
 	})
 	c := loggedIn(t, ts)

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
 
@@ -223,12 +222,8 @@ func (h hangFS) Stat(ctx context.Context, name vpath.Path) (fs.FileInfo, error) 
 func startHangServer(t *testing.T, mod func(*Site)) (*testServer, chan string) {
 	entered := make(chan string, 4)
 	ts := startServer(t, func(st *Site, _ *Server) {
-		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
-			fsys, err := (&local.Opener{}).Open(ctx, location)
-			if err != nil {
-				return nil, err
-			}
-			return hangFS{FS: fsys, entered: entered}, nil
+		st.Storage = wrapLocal(func(fsys storage.FS, location string) storage.FS {
+			return hangFS{FS: fsys, entered: entered}
 		})
 		if mod != nil {
 			mod(st)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
@@ -38,12 +37,8 @@ func TestAuditRNTONoReplace(t *testing.T) {
 	t.Parallel()
 	var home string
 	ts := startServer(t, func(st *Site, _ *Server) {
-		st.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
-			fsys, err := (&local.Opener{}).Open(ctx, location)
-			if err != nil {
-				return nil, err
-			}
-			return appearFS{FS: fsys, home: location}, nil
+		st.Storage = wrapLocal(func(fsys storage.FS, location string) storage.FS {
+			return appearFS{FS: fsys, home: location}
 		})
 	})
 	home = filepath.Join(ts.data, "home", "mover")
