@@ -392,31 +392,25 @@ func (m *FS) rename(fromP, toP vpath.Path, noReplace bool) error {
 }
 
 func (m *FS) Chmod(_ context.Context, p vpath.Path, mode fs.FileMode) error {
-	name := p.Rel()
-	if !m.Caps.Has(storage.CapChmod) {
-		return storage.ErrNotSupported
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n, err := m.lookup(name)
-	if err != nil {
-		return err
-	}
-	n.mode = n.mode&fs.ModeType | mode&fs.ModePerm
-	return nil
+	return m.set(p, storage.CapChmod, func(n *node) { n.mode = n.mode&fs.ModeType | mode&fs.ModePerm })
 }
 
 func (m *FS) Chtimes(_ context.Context, p vpath.Path, mtime time.Time) error {
-	name := p.Rel()
-	if !m.Caps.Has(storage.CapChtimes) {
+	return m.set(p, storage.CapChtimes, func(n *node) { n.mtime = mtime })
+}
+
+// set changes an entry's metadata under the lock, when the FS offers the
+// capability that does it.
+func (m *FS) set(p vpath.Path, c storage.Capabilities, f func(*node)) error {
+	if !m.Caps.Has(c) {
 		return storage.ErrNotSupported
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n, err := m.lookup(name)
+	n, err := m.lookup(p.Rel())
 	if err != nil {
 		return err
 	}
-	n.mtime = mtime
+	f(n)
 	return nil
 }
