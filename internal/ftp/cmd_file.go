@@ -135,14 +135,9 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	// The upload ends after this command has returned, and its context
 	// with it: the commit gets a deadline of its own when it starts, and
 	// is cancelled neither by ABOR (a cut in-place upload keeps what
-	// arrived) nor by the end of the session.
-	base, backendTimeout := context.WithoutCancel(s.sctx), s.site.BackendTimeout
-	endCtx := func() (context.Context, context.CancelFunc) {
-		if backendTimeout > 0 {
-			return context.WithTimeout(base, backendTimeout)
-		}
-		return context.WithCancel(base)
-	}
+	// arrived) nor by the end of the session (backendCtx reads only s.site,
+	// fixed for the session's life, so the transfer goroutine may call it).
+	base := context.WithoutCancel(s.sctx)
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
 		var dst io.Writer = up
 		dst = lim.Writer(ctx, dst)
@@ -168,7 +163,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		// keeps what arrived so the client can resume it; a full disk
 		// or quota removes the partial data.
 		full := errors.Is(err, storage.ErrQuota) || errors.Is(err, storage.ErrNoSpace)
-		ctx, cancel := endCtx()
+		ctx, cancel := s.backendCtx(base)
 		defer cancel()
 		if err == nil || inPlace && !full {
 			if cerr := up.Commit(ctx); cerr != nil {
