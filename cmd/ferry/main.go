@@ -115,6 +115,9 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // serve runs the server until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	if cfg.Storage.Backend != "local" {
+		return fmt.Errorf("storage backend %q is not wired into ferry serve yet", cfg.Storage.Backend)
+	}
 	data, err := filepath.Abs(cfg.Data)
 	if err != nil {
 		return err

@@ -83,10 +83,39 @@ type Config struct {
 	VHosts   []VHost  `toml:"vhost" help:"virtual hosts, chosen by the HOST command (RFC 7151). Not supported yet: a file with a [[vhost]] table is refused"`
 }
 
-// Storage is the [storage] table.
+// Storage is the [storage] table. Its keys are also flags of `ferry serve`
+// (--storage, --s3-bucket, ...). The s3_* keys apply to backend "s3" and
+// must stay unset with "local".
 type Storage struct {
-	Backend string `toml:"backend" help:"storage backend; only \"local\" exists: the disk under the data directory (public/, home/)"`
+	Backend string `toml:"backend" flag:"storage" help:"storage backend: \"local\", the disk under the data directory (public/, home/), or \"s3\", an S3-compatible bucket (the s3_* keys)"`
+	// S3Bucket is required with backend "s3".
+	S3Bucket string `toml:"s3_bucket" flag:"s3-bucket" help:"S3 bucket holding the files; required with backend \"s3\""`
+	// S3Endpoint is an http(s) URL; empty means AWS itself.
+	S3Endpoint string `toml:"s3_endpoint" flag:"s3-endpoint" help:"URL of the S3 service (http://host:port or https://host); empty: AWS, in s3_region"`
+	S3Region   string `toml:"s3_region" flag:"s3-region" help:"S3 region the requests are signed for (\"auto\" for Cloudflare R2)"`
+	// S3Prefix is a key prefix without leading or trailing slash.
+	S3Prefix    string `toml:"s3_prefix" flag:"s3-prefix" help:"key prefix of Ferry's objects in the bucket (PREFIX/public/, PREFIX/home/NAME/); empty: the bucket's top level"`
+	S3PathStyle bool   `toml:"s3_path_style" flag:"s3-path-style" help:"address the bucket in the URL path (http://host/bucket/key), as MinIO, Ceph RGW, Garage and versitygw want; false: virtual-hosted style (https://bucket.host/key), as AWS wants"`
+	// S3AccessKey and S3SecretKeyFile are set together or not at all.
+	S3AccessKey     string `toml:"s3_access_key" flag:"s3-access-key" help:"access key ID; empty: AWS_ACCESS_KEY_ID (and AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) from the environment"`
+	S3SecretKeyFile string `toml:"s3_secret_key_file" flag:"s3-secret-key-file" help:"file whose first line is the secret access key of s3_access_key"`
+	// S3PartSize is between 5 MiB and 5 GiB, S3's limits for a part.
+	S3PartSize int64 `toml:"s3_part_size" flag:"s3-part-size" help:"bytes of one part of a multipart upload, from 5242880 (5 MiB) to 5368709120 (5 GiB); an upload smaller than one part is a single PutObject"`
+	// S3BufferBudget is at least S3PartSize.
+	S3BufferBudget int64 `toml:"s3_buffer_budget" flag:"s3-buffer-budget" help:"bytes that the part buffers of all uploads may hold together, server-wide; when it is used up, uploads wait for a buffer (their clients are slowed down); at least s3_part_size"`
+	// S3OrphanAge is how old an unfinished multipart upload of Ferry's
+	// must be before a sweep aborts it.
+	S3OrphanAge Duration `toml:"s3_orphan_age" flag:"s3-orphan-age" help:"age at which an unfinished multipart upload that Ferry started is aborted, by the sweep at start and every min(s3_orphan_age, 1h) after (uploads a crash left behind)"`
+	S3Checksum  string   `toml:"s3_checksum" flag:"s3-checksum" help:"when_supported|when_required: send a CRC32 checksum with every upload, or only when the request needs one (for S3 clones that refuse checksums)"`
 }
+
+// S3 part and budget limits.
+const (
+	// S3MinPartSize is S3's smallest part but the last of an upload.
+	S3MinPartSize = 5 << 20
+	// S3MaxPartSize is S3's largest part.
+	S3MaxPartSize = 5 << 30
+)
 
 // Database is the [database] table.
 type Database struct {
@@ -135,7 +164,14 @@ func Defaults() Config {
 		TLSSessionReuse:  "required",
 		LogLevel:         "info",
 		LogFormat:        "text",
-		Storage:          Storage{Backend: "local"},
-		Database:         Database{URL: DefaultDatabaseURL},
+		Storage: Storage{
+			Backend:        "local",
+			S3Region:       "us-east-1",
+			S3PartSize:     8 << 20,
+			S3BufferBudget: 256 << 20,
+			S3OrphanAge:    Duration{24 * time.Hour},
+			S3Checksum:     "when_supported",
+		},
+		Database: Database{URL: DefaultDatabaseURL},
 	}
 }

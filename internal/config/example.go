@@ -13,7 +13,8 @@ func Example() string {
 	var b strings.Builder
 	b.WriteString(wrap("Ferry configuration (TOML). Every key is optional: a key left out keeps the "+
 		"default shown here. Each key outside the tables at the end is also a flag of `ferry serve` "+
-		"(max_line_bytes is --max-line-bytes) and flags override this file. Durations are strings like "+
+		"(max_line_bytes is --max-line-bytes), so are the keys of [storage] (backend is --storage, "+
+		"s3_bucket --s3-bucket), and flags override this file. Durations are strings like "+
 		`"30s", "5m" or "1h30m"; lists are arrays of strings. `+
 		"Check a file with `ferry config check FILE`.", 78, "# "))
 	def := Defaults()
@@ -41,7 +42,11 @@ func Example() string {
 		b.WriteString(wrap("["+t.key+"]: "+t.help+".", 78, "# "))
 		b.WriteString("[" + t.key + "]\n")
 		for _, f := range t.fields {
-			b.WriteString(wrap(f.help, 78, "# "))
+			help := f.help
+			if f.flag != "" {
+				help += " (flag --" + f.flag + ")"
+			}
+			b.WriteString(wrap(help, 78, "# "))
 			b.WriteString(f.key + " = " + f.tomlOf(v.Field(f.index)) + "\n")
 		}
 	}

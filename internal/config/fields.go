@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,13 +41,20 @@ func (k kind) typeName() string {
 }
 
 // field describes one Config field, taken from its tags, or one key of a
-// table (then flag is empty and index is in the table's struct).
+// table (then index is in the table's struct). Every flat field is a flag;
+// a table's key is one only when it has a `flag` tag ([storage] keys are:
+// --storage, --s3-bucket ...).
 type field struct {
 	key   string // TOML key, from the `toml` tag
-	flag  string // flag name without dashes, from the `flag` tag
+	flag  string // flag name without dashes, from the `flag` tag; "" for a table key without one
 	help  string // one-line help, from the `help` tag
 	index int    // index in Config (or in the table's struct)
 	kind  kind
+	// table is the index in Config of the table holding the key, or -1
+	// for a flat field; path is the key as problems name it: "listen",
+	// "storage.s3_bucket".
+	table int
+	path  string
 }
 
 // table describes a Config field that is a TOML table ([storage], a struct)
@@ -69,8 +77,9 @@ var (
 // layout is Config's fields, read from its tags once: the flat ones (keys and
 // flags) and the tables.
 type layout struct {
-	fields []field
-	tables []table
+	fields     []field
+	tables     []table
+	tableFlags []field // the table keys that are flags too
 }
 
 // fields lists the flat fields of Config in declaration order. A field
@@ -80,6 +89,13 @@ func fields() []field { return configLayout().fields }
 
 // tables lists the tables of Config in declaration order.
 func tables() []table { return configLayout().tables }
+
+// flagFields lists every field that is a flag: the flat fields in
+// declaration order, then the table keys that have a flag tag.
+func flagFields() []field {
+	l := configLayout()
+	return append(slices.Clone(l.fields), l.tableFlags...)
+}
 
 var configLayout = sync.OnceValue(func() layout {
 	t := reflect.TypeFor[Config]()
@@ -109,7 +125,15 @@ var configLayout = sync.OnceValue(func() layout {
 				if sub[f.key] {
 					panic(fmt.Sprintf("config: table %s has two keys %s", sf.Name, f.key))
 				}
+				if array && f.flag != "" {
+					panic(fmt.Sprintf("config: key %s of the array of tables %s cannot be a flag", f.key, sf.Name))
+				}
 				sub[f.key] = true
+				f.table, f.path = i, tb.key+"."+f.key
+				if f.flag != "" {
+					dup(sf.Name+"."+elem.Field(j).Name, "flag "+f.flag)
+					l.tableFlags = append(l.tableFlags, f)
+				}
 				tb.fields = append(tb.fields, f)
 			}
 			l.tables = append(l.tables, tb)
@@ -124,11 +148,12 @@ var configLayout = sync.OnceValue(func() layout {
 })
 
 // newField reads the tags and kind of struct field sf at index i; a flat
-// Config field (isFlag) needs a flag tag, a table's key must have none.
-func newField(sf reflect.StructField, i int, isFlag bool) field {
-	f := field{key: sf.Tag.Get("toml"), flag: sf.Tag.Get("flag"), help: sf.Tag.Get("help"), index: i}
-	if !sf.IsExported() || f.key == "" || f.help == "" || (f.flag == "") == isFlag {
-		panic(fmt.Sprintf("config: field %s needs toml and help tags, and a flag tag exactly when it is not in a table", sf.Name))
+// Config field (flat) needs a flag tag, a table's key may have one.
+func newField(sf reflect.StructField, i int, flat bool) field {
+	f := field{key: sf.Tag.Get("toml"), flag: sf.Tag.Get("flag"), help: sf.Tag.Get("help"), index: i, table: -1}
+	f.path = f.key
+	if !sf.IsExported() || f.key == "" || f.help == "" || (flat && f.flag == "") {
+		panic(fmt.Sprintf("config: field %s needs toml and help tags, and a flag tag when it is not in a table", sf.Name))
 	}
 	switch {
 	case sf.Type == durationType:
@@ -187,9 +212,9 @@ func fieldByKey(k string) (field, bool) {
 	return field{}, false
 }
 
-// fieldByFlag returns the field with flag name n.
+// fieldByFlag returns the field, flat or in a table, with flag name n.
 func fieldByFlag(n string) (field, bool) {
-	for _, f := range fields() {
+	for _, f := range flagFields() {
 		if f.flag == n {
 			return f, true
 		}
@@ -197,8 +222,12 @@ func fieldByFlag(n string) (field, bool) {
 	return field{}, false
 }
 
-// value returns the addressable field f of c.
+// value returns the addressable field f of c; for a key of a table (not
+// of an array of tables) the key in c's table.
 func (f field) value(c *Config) reflect.Value {
+	if f.table >= 0 {
+		return reflect.ValueOf(c).Elem().Field(f.table).Field(f.index)
+	}
 	return reflect.ValueOf(c).Elem().Field(f.index)
 }
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 )
 
-// BindFlags registers every field of c as a flag on fs: the name is the
-// field's `flag` tag, the usage its `help` tag and the default c's current
+// BindFlags registers every field of c that is a flag (every flat field and
+// the table keys with a flag tag) on fs: the name is the field's `flag` tag, the usage its `help` tag and the default c's current
 // value; parsing writes straight into c. Booleans take --x or --x=false;
 // durations "30s"; a list flag is comma separated, replaces the default on
 // its first use and appends on later ones ("" clears the list).
@@ -20,7 +20,7 @@ import (
 // The function returned lists, after fs.Parse, the flag names of c's fields
 // that were set on the command line, in field declaration order.
 func BindFlags(fs *flag.FlagSet, c *Config) func() []string {
-	for _, f := range fields() {
+	for _, f := range flagFields() {
 		fs.Var(&flagValue{f: f, v: f.value(c)}, f.flag, f.help)
 	}
 	return func() []string {
@@ -31,7 +31,7 @@ func BindFlags(fs *flag.FlagSet, c *Config) func() []string {
 			}
 		})
 		order := map[string]int{}
-		for i, f := range fields() {
+		for i, f := range flagFields() {
 			order[f.flag] = i
 		}
 		slices.SortFunc(set, func(a, b string) int { return order[a] - order[b] })
@@ -151,7 +151,7 @@ func Resolve(args []string, progName string, stderr io.Writer) (Config, error) {
 	for _, name := range setFlags() {
 		f, _ := fieldByFlag(name)
 		f.value(&c).Set(f.value(&fromFlags))
-		byKey[f.key] = name
+		byKey[f.path] = name
 	}
 	// --database is the one flag of a table key: `ferry user` and `ferry
 	// ban` take it too, so that all three name the same database alike.
@@ -184,14 +184,15 @@ func writeUsage(w io.Writer, progName string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage: %s [flags]\n\n", progName)
 	b.WriteString(wrap("Settings come from the defaults, then the --config file, then the flags given here. "+
-		"Every flag is also a key of the file: --max-line-bytes is max_line_bytes. "+
+		"Every flag is also a key of the file: --max-line-bytes is max_line_bytes, "+
+		"and --storage and --s3-bucket are backend and s3_bucket in its [storage] table. "+
 		"`ferry config example` prints a commented file with every key and its default.", 78, ""))
 	b.WriteString("\nFlags:\n  --config FILE\n")
 	b.WriteString(wrap("TOML settings file; flags given too override it", 78, "        "))
 	b.WriteString("  --database URL\n")
 	b.WriteString(wrap(databaseHelp+" (default \""+DefaultDatabaseURL+"\")", 78, "        "))
 	def := Defaults()
-	for _, f := range fields() {
+	for _, f := range flagFields() {
 		b.WriteString("  --" + f.flag)
 		switch f.kind {
 		case kindBool:
@@ -204,6 +205,9 @@ func writeUsage(w io.Writer, progName string) {
 		}
 		b.WriteString("\n")
 		words := strings.Fields(f.help)
+		if f.table >= 0 {
+			words = append(words, "(the "+f.path+" key)")
+		}
 		if f.kind == kindStrings {
 			words = append(words, "(comma", "separated)")
 		}

@@ -106,7 +106,7 @@ banr = "x"
 // lines Check finds.
 func TestTablesValidate(t *testing.T) {
 	src := `[storage]
-backend = "s3"
+backend = "ceph"
 
 [database]
 url = "postgres://db/ferry"
@@ -126,7 +126,7 @@ name = "not a host"
 `
 	_, err := Check(writeFile(t, src))
 	for _, want := range []string{
-		`ferry.toml:2: storage.backend: "s3" is not one of local`,
+		`ferry.toml:2: storage.backend: "ceph" is not one of local, s3`,
 		`ferry.toml:5: database.url: "postgres://db/ferry": PostgreSQL is not supported yet`,
 		`ferry.toml:8: metrics.listen: Ferry has no metrics endpoint yet: leave it empty`,
 		`ferry.toml:14: vhost[2].name: "A.example.com" is also the name of vhost[1]`,
@@ -163,20 +163,23 @@ name = "not a host"
 	}
 }
 
-// TestTablesAreNotFlags: tables are set only in the file.
+// TestTablesAreNotFlags: tables are set only in the file, but for the keys
+// of [storage], which are flags too (TestStorageFlags).
 func TestTablesAreNotFlags(t *testing.T) {
-	_, err := Resolve([]string{"--storage=local"}, "ferry serve", nil)
-	if err == nil || !strings.Contains(err.Error(), "flag provided but not defined") {
-		t.Errorf("Resolve(--storage): %v", err)
+	for _, arg := range []string{"--metrics=x", "--listen-metrics=x", "--vhost=x", "--backend=s3", "--s3_bucket=b"} {
+		_, err := Resolve([]string{arg}, "ferry serve", nil)
+		if err == nil || !strings.Contains(err.Error(), "flag provided but not defined") {
+			t.Errorf("Resolve(%s): %v", arg, err)
+		}
 	}
 	var usage strings.Builder
 	Resolve([]string{"-h"}, "ferry serve", &usage)
-	if strings.Contains(usage.String(), "--storage") || strings.Contains(usage.String(), "--vhost") {
+	if strings.Contains(usage.String(), "--metrics") || strings.Contains(usage.String(), "--vhost") {
 		t.Errorf("usage lists a table as a flag:\n%s", usage.String())
 	}
 	// Resolve reports problems of table keys with their file and line.
 	path := writeFile(t, "\n[metrics]\nlisten = \"127.0.0.1:9100\"\n")
-	_, err = Resolve([]string{"--config", path}, "ferry serve", nil)
+	_, err := Resolve([]string{"--config", path}, "ferry serve", nil)
 	if err == nil || !strings.Contains(err.Error(), path+":3: metrics.listen:") {
 		t.Errorf("Resolve: %v", err)
 	}

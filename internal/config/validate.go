@@ -36,7 +36,17 @@ import (
 //   - tls_required is none|control|data|all, tls_min_version 1.2|1.3,
 //     tls_session_reuse required|optional, log_level
 //     debug|info|warn|error, log_format text|json.
-//   - storage.backend is "local"; database.url is sqlite:PATH;
+//   - storage.backend is "local" or "s3"; with "s3", s3_bucket is set (no
+//     slash, no space), s3_endpoint is empty or an http(s) URL with a
+//     host and no query, s3_region is set, s3_prefix is empty or a
+//     relative slash path without empty, "." or ".." elements,
+//     s3_access_key and s3_secret_key_file are both set or both empty,
+//     s3_part_size is from 5 MiB to 5 GiB, s3_buffer_budget at least
+//     s3_part_size, s3_checksum when_supported|when_required; with
+//     "local", none of s3_bucket, s3_endpoint, s3_prefix,
+//     s3_path_style, s3_access_key, s3_secret_key_file is set (a
+//     forgotten --storage s3 is refused, not ignored); database.url is
+//     sqlite:PATH;
 //     metrics.listen is empty (a valid host:port is still refused: there
 //     is no metrics endpoint yet);
 //   - every [[vhost]] has a unique host name and a one-line banner, and
@@ -136,7 +146,8 @@ func (c *Config) problems() []*Problem {
 	oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf("log_format", c.LogFormat, "text", "json")
 
-	oneOf("storage.backend", c.Storage.Backend, "local")
+	oneOf("storage.backend", c.Storage.Backend, "local", "s3")
+	c.Storage.problems(add)
 	if _, err := c.Database.SQLitePath(); err != nil {
 		add("database.url", "%v", err)
 	}
@@ -183,6 +194,67 @@ func (c *Config) problems() []*Problem {
 	}
 	slices.SortStableFunc(ps, func(a, b *Problem) int { return order[base(a.Key)] - order[base(b.Key)] })
 	return ps
+}
+
+// problems adds the problems of the [storage] table (see Validate).
+func (st Storage) problems(add func(key, format string, args ...any)) {
+	if st.Backend != "s3" {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{
+			{"s3_bucket", st.S3Bucket != ""},
+			{"s3_endpoint", st.S3Endpoint != ""},
+			{"s3_prefix", st.S3Prefix != ""},
+			{"s3_path_style", st.S3PathStyle},
+			{"s3_access_key", st.S3AccessKey != ""},
+			{"s3_secret_key_file", st.S3SecretKeyFile != ""},
+		} {
+			if k.set {
+				add("storage."+k.key, "set, but storage.backend is %q: add backend = \"s3\" (--storage s3) or remove it", st.Backend)
+			}
+		}
+		return
+	}
+	switch b := st.S3Bucket; {
+	case b == "":
+		add("storage.s3_bucket", "must be set with backend \"s3\"")
+	case strings.ContainsAny(b, "/ \t\r\n\x00") || len(b) > 255:
+		add("storage.s3_bucket", "%q is not a bucket name like \"ferry-files\"", b)
+	}
+	if e := st.S3Endpoint; e != "" {
+		u, err := url.Parse(e)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			if strings.ContainsAny(e, "@?#") { // a key may hide there
+				e = redactURL(e)
+			}
+			add("storage.s3_endpoint", "%q is not an http:// or https:// URL like \"https://s3.example.com\" or \"http://127.0.0.1:7070\"", e)
+		}
+	}
+	if st.S3Region == "" {
+		add("storage.s3_region", "must be set with backend \"s3\" (\"us-east-1\" when the service does not care)")
+	}
+	if p := st.S3Prefix; p != "" && (!fs.ValidPath(p) || p == "." || strings.ContainsAny(p, "\x00\r\n")) {
+		add("storage.s3_prefix", "%q is not a relative slash path without empty, . or .. elements, like \"ferry\" or \"site/ftp\"", p)
+	}
+	switch {
+	case st.S3AccessKey != "" && st.S3SecretKeyFile == "":
+		add("storage.s3_secret_key_file", "must be set when s3_access_key is")
+	case st.S3AccessKey == "" && st.S3SecretKeyFile != "":
+		add("storage.s3_access_key", "must be set when s3_secret_key_file is")
+	}
+	if n := st.S3PartSize; n < S3MinPartSize || n > S3MaxPartSize {
+		add("storage.s3_part_size", "%d is not between %d (5 MiB) and %d (5 GiB)", n, S3MinPartSize, S3MaxPartSize)
+	}
+	if st.S3BufferBudget < st.S3PartSize {
+		add("storage.s3_buffer_budget", "%d is less than s3_part_size (%d): no upload could get a buffer", st.S3BufferBudget, st.S3PartSize)
+	}
+	if st.S3OrphanAge.Duration <= 0 {
+		add("storage.s3_orphan_age", "%s is not a positive duration", st.S3OrphanAge)
+	}
+	if !slices.Contains([]string{"when_supported", "when_required"}, st.S3Checksum) {
+		add("storage.s3_checksum", "%q is not one of when_supported, when_required", st.S3Checksum)
+	}
 }
 
 // SQLitePath returns the file of a "sqlite:PATH" url; a relative PATH is
