@@ -281,6 +281,14 @@ func (w *upload) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// SetHashes passes the upload's digests to the backend's upload, when it
+// keeps them (storage.HashSetter): they describe data, not usage.
+func (w *upload) SetHashes(sums map[string][]byte) {
+	if hs, ok := w.up.(storage.HashSetter); ok {
+		hs.SetHashes(sums)
+	}
+}
+
 // atomicUpload writes a temporary file that replaces name on Commit.
 type atomicUpload struct {
 	upload

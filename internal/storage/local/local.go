@@ -227,6 +227,9 @@ func (f *FS) createInPlace(name string, o storage.CreateOptions) (*inPlace, erro
 	if err == nil && !fi.Mode().IsRegular() {
 		err = fs.ErrPermission
 	}
+	if err == nil {
+		dropHashes(int(fl.Fd())) // the content changes from here on
+	}
 	if err == nil && o.Append {
 		u.start, err = fl.Seek(0, io.SeekEnd)
 	} else if err == nil {
@@ -252,6 +255,7 @@ type atomic struct {
 	tmp, base string   // names inside dir
 	noReplace bool
 	done      bool
+	hashes    map[string][]byte // digests of the data, stored at Commit (SetHashes)
 }
 
 func (u *atomic) Write(p []byte) (int, error) {
@@ -272,6 +276,9 @@ func (u *atomic) Commit(context.Context) error {
 	u.done = true
 	defer u.dir.Close()
 	dfd := int(u.dir.Fd())
+	// Before the rename, so the file never shows under its name without
+	// the digests of its data.
+	setHashes(int(u.f.Fd()), u.hashes)
 	err := u.f.Close()
 	if err == nil && u.noReplace {
 		err = renameNoReplace(dfd, u.tmp, u.base)
@@ -435,9 +442,31 @@ func (f *FS) Chmod(_ context.Context, p vpath.Path, mode fs.FileMode) error {
 	return mapErr(f.root.Chmod(name, mode&fs.ModePerm))
 }
 
+// Chtimes sets the modification time; digests stored with a file that were
+// valid before stay valid (MFMT changes no content).
 func (f *FS) Chtimes(_ context.Context, p vpath.Path, mtime time.Time) error {
 	name := p.Rel()
-	return mapErr(f.root.Chtimes(name, time.Time{}, mtime))
+	fl, ferr := f.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	var valid map[string][]byte
+	var size int64
+	if ferr == nil {
+		defer fl.Close()
+		if valid = validHashes(int(fl.Fd())); valid != nil {
+			fi, err := fl.Stat()
+			if err != nil {
+				valid = nil
+			} else {
+				size = fi.Size()
+			}
+		}
+	}
+	if err := f.root.Chtimes(name, time.Time{}, mtime); err != nil {
+		return mapErr(err)
+	}
+	if valid != nil {
+		refreshHashes(int(fl.Fd()), valid, size)
+	}
+	return nil
 }
 
 // Free reports the bytes available to unprivileged users on the file system.

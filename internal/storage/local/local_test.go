@@ -16,9 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/storage/storagetest"
+	"github.com/ferryftp/ferry/internal/testenv"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
 
@@ -1047,4 +1050,51 @@ func FuzzCheckRoot(f *testing.F) {
 			t.Fatalf("CheckRoot(%q) = %v, but it resolves to %s, a home that holds nothing protected", dir, err, real)
 		}
 	})
+}
+
+// TestStoredHashXattr checks where local disk keeps digests (user extended
+// attributes, test directories are on a file system that has them) and
+// that a write from outside the server makes them stale.
+func TestStoredHashXattr(t *testing.T) {
+	fsys, dir := newLocal(t)
+	s := storagetest.NewS(t, fsys, dir)
+	sum := []byte{0xde, 0xad, 0xbe, 0xef}
+	s.UploadHashed("f", "hello", map[string][]byte{storage.HashSHA256: sum})
+	buf := make([]byte, 256)
+	n, err := unix.Getxattr(filepath.Join(dir, "f"), "user.ferry.hash.sha256", buf)
+	if errors.Is(err, unix.ENOTSUP) && !testenv.InCI() {
+		t.Skipf("no user extended attributes on %s", dir)
+	}
+	if err != nil {
+		t.Fatalf("getxattr: %v", err)
+	}
+	if got := string(buf[:n]); !strings.HasPrefix(got, "deadbeef 5 ") {
+		t.Fatalf("attribute = %q, want \"deadbeef 5 MTIME\"", got)
+	}
+	s.HasHash("f", storage.HashSHA256, sum, true)
+
+	// An external append changes size and mtime.
+	fl, err := os.OpenFile(filepath.Join(dir, "f"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.WriteString("\n")
+	fl.Close()
+	s.HasHash("f", storage.HashSHA256, nil, false)
+
+	// An external rewrite of the same length, with the old mtime put back,
+	// is not seen (documented): the fingerprint is size and mtime.
+	s.UploadHashed("g", "hello", map[string][]byte{storage.HashSHA256: sum})
+	fi, _ := os.Stat(filepath.Join(dir, "g"))
+	writeFile(t, filepath.Join(dir, "g"), "HELLO")
+	s.HasHash("g", storage.HashSHA256, nil, false)
+	os.Chtimes(filepath.Join(dir, "g"), time.Time{}, fi.ModTime())
+	s.HasHash("g", storage.HashSHA256, sum, true)
+
+	// A corrupt attribute is no digest.
+	s.UploadHashed("h", "x", map[string][]byte{storage.HashSHA256: sum})
+	if err := unix.Setxattr(filepath.Join(dir, "h"), "user.ferry.hash.sha256", []byte("zz 1 2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.HasHash("h", storage.HashSHA256, nil, false)
 }

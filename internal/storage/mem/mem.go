@@ -49,6 +49,9 @@ type node struct {
 	mtime time.Time
 	kids  map[string]*node // directories only
 	gone  bool             // removed from the tree
+	// hashes are the digests of data stored by a whole upload
+	// (storage.HashSetter); any change of data drops them.
+	hashes map[string][]byte
 }
 
 func (n *node) info() fs.FileInfo {
@@ -198,6 +201,7 @@ func (m *FS) Create(_ context.Context, p vpath.Path, o storage.CreateOptions) (s
 		dir.kids[base] = n
 	}
 	start := int64(len(n.data))
+	n.hashes = nil // written in place from here on
 	if !o.Append {
 		start = o.Offset
 		if grow := o.Offset - int64(len(n.data)); grow > 0 && m.MaxBytes > 0 && m.used+grow > m.MaxBytes {
@@ -225,6 +229,17 @@ type upload struct {
 	noReplace bool // atomic only: Commit fails if base exists by then
 	created   bool // in place: the upload made the file, Abort removes it
 	done      bool
+	hashes    map[string][]byte // atomic only: given to the node at Commit
+}
+
+// SetHashes keeps the digests of a whole upload for Commit; an in-place
+// upload ignores them.
+func (u *upload) SetHashes(sums map[string][]byte) {
+	u.m.mu.Lock()
+	defer u.m.mu.Unlock()
+	if u.atomic {
+		u.hashes = sums
+	}
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -238,6 +253,7 @@ func (u *upload) Write(p []byte) (int, error) {
 	}
 	u.n.data = append(u.n.data, p...)
 	u.n.mtime = time.Now()
+	u.n.hashes = nil
 	return len(p), nil
 }
 
@@ -269,6 +285,7 @@ func (u *upload) Commit(context.Context) error {
 		u.m.used -= int64(len(old.data))
 		old.gone = true
 	}
+	u.n.hashes = u.hashes
 	u.dir.kids[u.base] = u.n
 	return nil
 }
@@ -294,6 +311,7 @@ func (u *upload) Abort(context.Context) error {
 		cut := min(u.start, int64(len(u.n.data)))
 		u.m.used -= int64(len(u.n.data)) - cut
 		u.n.data = u.n.data[:cut]
+		u.n.hashes = nil
 	}
 	return nil
 }
@@ -413,4 +431,22 @@ func (m *FS) set(p vpath.Path, c storage.Capabilities, f func(*node)) error {
 	}
 	f(n)
 	return nil
+}
+
+var _ storage.HashStore = (*FS)(nil)
+
+// StoredHash returns the digest a whole upload stored with name, if no
+// write changed the file since.
+func (m *FS) StoredHash(_ context.Context, p vpath.Path, algo string) ([]byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.lookup(p.Rel())
+	if err != nil {
+		return nil, false, err
+	}
+	sum, ok := n.hashes[algo]
+	if !ok || !n.mode.IsRegular() {
+		return nil, false, nil
+	}
+	return bytes.Clone(sum), true, nil
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, newFS NewFS) {
 		{"RenameNoReplace", testRenameNoReplace},
 		{"Chmod", testChmod},
 		{"Chtimes", testChtimes},
+		{"StoredHash", testStoredHash},
 		{"Names", testNames},
 		{"UploadsInTurn", testUploadsInTurn},
 		{"UploadsConcurrent", testUploadsConcurrent},
