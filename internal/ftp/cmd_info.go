@@ -123,7 +123,7 @@ func (s *session) cmdMODE(r *request) error {
 // main table (path, verb, stat), applied by the same dispatcher.
 var siteCommands = map[string]*command{
 	"HELP":  {handler: (*session).cmdSiteHELP, help: "SITE HELP"},
-	"CHMOD": {handler: (*session).cmdSiteCHMOD, needs: storage.CapChmod, path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
+	"CHMOD": {handler: (*session).cmdSiteCHMOD, needs: storage.CapChmod, lacking: "SITE CHMOD: this storage keeps no permission bits (object storage); nothing changed.", path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
 }
 
 // cmdSITE dispatches a SITE subcommand through its row.

@@ -47,6 +47,10 @@ type command struct {
 	// needs are the storage capabilities the command relies on: without
 	// them FEAT leaves its line out and the command answers 502.
 	needs storage.Capabilities
+	// lacking, when set, is the text of the 550 answered instead of 502
+	// when the storage lacks needs: for a command every client may send
+	// (SITE CHMOD after each upload) whose refusal must say why.
+	lacking string
 	// feat is the line FEAT advertises for the command, if any.
 	feat string
 	// help is the one-line syntax shown by HELP CMD.
@@ -224,9 +228,12 @@ func helpText() string {
 func (s *session) run(c *command, verb, arg string) {
 	r := &request{verb: verb, arg: arg}
 	var err error
-	if !s.caps().Has(c.needs) {
+	switch {
+	case !s.caps().Has(c.needs) && c.lacking != "":
+		err = reply(550, c.lacking) // before the path is looked at
+	case !s.caps().Has(c.needs):
 		err = storage.ErrNotSupported // 502, before the path is looked at
-	} else {
+	default:
 		err = s.target(c, r)
 	}
 	if err == nil {

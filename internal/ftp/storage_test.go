@@ -230,7 +230,8 @@ func (o *memOpener) MakeHome(_ context.Context, location string) error { o.fs(lo
 func (o *memOpener) Capabilities() storage.Capabilities { return o.caps }
 
 // TestStorageCapabilities: FEAT and the REST+STOR, APPE, MFMT and SITE
-// CHMOD rules follow what the backend can do.
+// CHMOD rules follow what the backend can do; SITE CHMOD, which clients
+// send on their own after uploads, answers 550 with the reason.
 func TestStorageCapabilities(t *testing.T) {
 	// A mem backend without capabilities is the subject: no battery backend applies.
 	op := newMemOpener()
@@ -263,7 +264,10 @@ func TestStorageCapabilities(t *testing.T) {
 	c.cmd("STOR f", 502)
 	c.cmd("MFMT 20200101000000 f", 502)
 	c.cmd("MDTM 20200101000000 f", 502)
-	c.cmd("SITE CHMOD 600 f", 502)
+	if r := c.cmd("SITE CHMOD 600 f", 550); !strings.Contains(r, "keeps no permission bits") {
+		t.Errorf("SITE CHMOD without CapChmod: %q, want a text that says why", r)
+	}
+	c.cmd("SITE CHMOD 600 no-such-file", 550) // the same before the path is looked at
 	if help := c.cmd("SITE HELP", 214); strings.Contains(help, "CHMOD") {
 		t.Errorf("SITE HELP lists CHMOD: %q", help)
 	}
