@@ -101,12 +101,12 @@ func (s *session) cmdAUTH(r *request) error {
 		// Old drafts: AUTH SSL implied protected data.
 		s.pbsz, s.protP = true, true
 	}
-	// A new security exchange resets the login (RFC 2228 §3). After a
-	// login it starts a new login deadline, as REIN does; before one, the
-	// deadline counted from connect stays.
-	if s.user != nil {
-		s.loginBy = time.Now().Add(s.site.LoginTimeout)
-	}
+	// A new security exchange resets the login (RFC 2228 §3), and the
+	// login deadline starts again once the handshake completes: a user
+	// reading the client's certificate prompt is not timed out, and a
+	// client cannot stretch the login time this way more than once, since
+	// a second AUTH is refused.
+	s.loginBy = time.Now().Add(s.site.LoginTimeout)
 	s.logout()
 	s.userName = ""
 	s.deadline = s.loginBy

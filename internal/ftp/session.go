@@ -147,6 +147,9 @@ func (s *session) serve(implicit bool) {
 			return
 		}
 		tc.SetDeadline(time.Time{})
+		// The login deadline starts again with the completed handshake,
+		// as after AUTH TLS.
+		s.loginBy = time.Now().Add(s.site.LoginTimeout)
 		s.conn = tc
 		s.tlsOn, s.pbsz, s.protP = true, true, true
 		s.logTLS("control", tc.ConnectionState(), "")
