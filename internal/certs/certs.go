@@ -69,8 +69,8 @@ type loaded struct {
 
 // New loads the configured certificate pair. When CertFile and KeyFile are
 // both empty it uses DataDir/tls/cert.pem and key.pem, generating a self-signed
-// certificate there on first use and replacing it when it is within 30 days
-// of expiry.
+// certificate there on first use and replacing it, with the same key, when it
+// is within 30 days of expiry.
 func New(o Options) (*Manager, error) {
 	return newManager(o, time.Now)
 }
@@ -137,9 +137,22 @@ func (m *Manager) ensureSelfSigned() error {
 	if !l.generated || !m.due(l) {
 		return nil
 	}
-	m.log.Info("renewing self-signed TLS certificate", "path", m.certFile,
-		"expires", l.cert.Leaf.NotAfter, "fingerprint", l.fingerprint)
-	return generate(m.certFile, m.keyFile, m.now())
+	if err := renewWithKey(m.certFile, m.keyFile, m.now()); err != nil {
+		m.log.Warn("renewing self-signed TLS certificate with a new key: the old one cannot be reused",
+			"path", m.certFile, "expires", l.cert.Leaf.NotAfter, "fingerprint", l.fingerprint, "err", err)
+		return generate(m.certFile, m.keyFile, m.now())
+	}
+	m.log.Info("renewed self-signed TLS certificate; it keeps its key", "path", m.certFile,
+		"old_expires", l.cert.Leaf.NotAfter, "old_fingerprint", l.fingerprint, "key_kept", true,
+		"public_key_sha256", publicKeyPin(l.cert.Leaf))
+	return nil
+}
+
+// publicKeyPin is the SHA-256 of a certificate's public key (its
+// SubjectPublicKeyInfo), in the same form as fingerprint: unchanged across
+// a renewal that keeps the key.
+func publicKeyPin(leaf *x509.Certificate) string {
+	return fingerprint(leaf.RawSubjectPublicKeyInfo)
 }
 
 // due reports whether l expires within renewBefore.
@@ -342,4 +355,65 @@ func fingerprint(der []byte) string {
 		fmt.Fprintf(&b, "%02X", c)
 	}
 	return b.String()
+}
+
+// Info describes a certificate for an operator (ferry cert show).
+type Info struct {
+	Subject     string
+	Issuer      string
+	SANs        []string // DNS names, then IP addresses
+	NotBefore   time.Time
+	NotAfter    time.Time
+	Fingerprint string // SHA-256 of the DER certificate, AA:BB:... as FileZilla shows it
+	KeySHA256   string // SHA-256 of the public key, same form: unchanged by a renewal that keeps the key
+	Generated   bool   // Ferry's own self-signed certificate
+	Chain       int    // certificates in the file, the leaf included
+}
+
+// Describe returns the Info of leaf.
+func Describe(leaf *x509.Certificate) Info {
+	in := Info{
+		Subject:     leaf.Subject.String(),
+		Issuer:      leaf.Issuer.String(),
+		NotBefore:   leaf.NotBefore,
+		NotAfter:    leaf.NotAfter,
+		Fingerprint: fingerprint(leaf.Raw),
+		KeySHA256:   publicKeyPin(leaf),
+		Generated:   isGenerated(leaf),
+		Chain:       1,
+	}
+	in.SANs = append(in.SANs, leaf.DNSNames...)
+	for _, ip := range leaf.IPAddresses {
+		in.SANs = append(in.SANs, ip.String())
+	}
+	return in
+}
+
+// ReadInfo describes the first certificate of the PEM file name.
+func ReadInfo(name string) (Info, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return Info{}, fmt.Errorf("certs: %w", err)
+	}
+	var ders [][]byte
+	for {
+		var b *pem.Block
+		b, data = pem.Decode(data)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			ders = append(ders, b.Bytes)
+		}
+	}
+	if len(ders) == 0 {
+		return Info{}, fmt.Errorf("certs: %s: no PEM certificate", name)
+	}
+	leaf, err := x509.ParseCertificate(ders[0])
+	if err != nil {
+		return Info{}, fmt.Errorf("certs: %s: %w", name, err)
+	}
+	in := Describe(leaf)
+	in.Chain = len(ders)
+	return in, nil
 }

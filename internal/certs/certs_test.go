@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -268,12 +269,21 @@ func TestSelfSignedRenewal(t *testing.T) {
 				t.Fatal(err)
 			}
 			later := start.Add(tc.after)
-			m2, err := newManager(Options{DataDir: data, Logger: testLogger(t)}, func() time.Time { return later })
+			var logged strings.Builder
+			m2, err := newManager(Options{DataDir: data, Logger: slog.New(slog.NewTextHandler(&logged, nil))}, func() time.Time { return later })
 			if err != nil {
 				t.Fatal(err)
 			}
 			if renewed := m2.Fingerprint() != m.Fingerprint(); renewed != tc.renew {
 				t.Errorf("renewed = %v, want %v", renewed, tc.renew)
+			}
+			// A renewal keeps the key, and the log says so.
+			oldLeaf, newLeaf := m.cur.Load().cert.Leaf, m2.cur.Load().cert.Leaf
+			if !bytes.Equal(oldLeaf.RawSubjectPublicKeyInfo, newLeaf.RawSubjectPublicKeyInfo) {
+				t.Errorf("the renewed certificate has a new key")
+			}
+			if said := strings.Contains(logged.String(), "keeps its key"); said != tc.renew {
+				t.Errorf("log says the key was kept: %v, want %v; log:\n%s", said, tc.renew, logged.String())
 			}
 			if leaf := m2.cur.Load().cert.Leaf; !leaf.NotAfter.After(later.Add(renewBefore)) {
 				t.Errorf("certificate in use expires %v, too soon after %v", leaf.NotAfter, later)

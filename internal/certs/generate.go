@@ -33,14 +33,45 @@ func isGenerated(leaf *x509.Certificate) bool {
 }
 
 // generate writes a new self-signed ECDSA P-256 certificate, valid from now
-// for validity, for localhost, 127.0.0.1, ::1 and this host's name. The key
-// file is 0600 and the directory 0700. Each file is written to a temporary
-// name and renamed, so a crash never leaves a truncated file behind.
+// for validity, for localhost, 127.0.0.1, ::1 and this host's name, with a
+// new key. The key file is 0600 and the directory 0700. Each file is written
+// to a temporary name and renamed, so a crash never leaves a truncated file
+// behind.
 func generate(certFile, keyFile string, now time.Time) error {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return fmt.Errorf("certs: generating key: %w", err)
 	}
+	return generateWith(certFile, keyFile, key, true, now)
+}
+
+// renewWithKey writes a new self-signed certificate for the key already in
+// keyFile, which stays as it is: clients that pinned the public key (or an
+// SSH-style "trust this key" prompt) keep trusting the server. It fails when
+// keyFile holds no ECDSA key, and generate is the caller's fallback then.
+func renewWithKey(certFile, keyFile string, now time.Time) error {
+	b, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return fmt.Errorf("certs: %s: no PEM key", keyFile)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return fmt.Errorf("certs: %s: %w", keyFile, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return fmt.Errorf("certs: %s: not an ECDSA key", keyFile)
+	}
+	return generateWith(certFile, keyFile, key, false, now)
+}
+
+// generateWith writes a self-signed certificate for key, and the key itself
+// when writeKey is set.
+func generateWith(certFile, keyFile string, key *ecdsa.PrivateKey, writeKey bool, now time.Time) error {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
 		return fmt.Errorf("certs: generating serial: %w", err)
@@ -87,8 +118,10 @@ func generate(certFile, keyFile string, now time.Time) error {
 	// Key first: a crash between the two renames leaves a new key with the
 	// old certificate, which fails to load loudly rather than serving a
 	// certificate whose key is gone.
-	if err := writeFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
+	if writeKey {
+		if err := writeFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+			return err
+		}
 	}
 	return writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
