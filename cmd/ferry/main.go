@@ -38,6 +38,7 @@ Usage:
   ferry serve [flags]              start the server (ferry serve -h lists the flags)
   ferry user add|list|passwd|del|disable|enable ...   manage users
   ferry ban list|add|del ...       manage banned addresses
+  ferry cert show [--data DIR]     print the current TLS certificate (fingerprint as FileZilla shows it)
   ferry config check FILE | example
   ferry version
 `
@@ -60,6 +61,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runBan(args[1:], stdout, stderr)
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
+	case "cert":
+		return runCert(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ferry", version)
 		return 0
