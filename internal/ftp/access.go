@@ -52,7 +52,10 @@ func (s *session) allow(v access.Verb, p vpath.Path) error {
 
 func (s *session) uploadName(p vpath.Path) error {
 	if s.site.DenyUpload.Match(p.Base()) {
-		return reply(553, "Uploads of this file name are not allowed.")
+		return errDenyUpload
 	}
 	return nil
 }
+
+// errDenyUpload refuses a name that deny_upload_patterns matches.
+var errDenyUpload = reply(553, "Uploads of this file name are not allowed.")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/event"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/vpath"
@@ -29,6 +30,7 @@ func (s *session) cmdUSER(r *request) error {
 	if !s.tlsOn && s.controlTLSRequired() {
 		s.userName = ""
 		s.reply(530, "TLS required on the control connection: use AUTH TLS first.")
+		s.refused("USER", "", event.RefusedTLSRequired)
 		return nil
 	}
 	if isAnonymous(arg) {
@@ -38,6 +40,7 @@ func (s *session) cmdUSER(r *request) error {
 	if u := s.certUser(arg); u != nil {
 		// RFC 2228 §3: 232, logged in by the security exchange.
 		if s.admitUser(u) {
+			s.method = "certificate"
 			s.emit(Event{Kind: KindLogin, User: u.Name, Result: "ok", Method: "certificate"})
 			s.reply(232, "User logged in, authorized by client certificate.")
 		}
@@ -119,7 +122,8 @@ func (s *session) cmdPASS(r *request) error {
 		if !s.startSession(&users.User{Name: "anonymous", Home: root}, true) {
 			return nil
 		}
-		s.emit(Event{Kind: KindLogin, User: "anonymous", Result: "ok", Method: "anonymous", Detail: sanitizeEmail(arg)})
+		s.method, s.anonID = "anonymous", sanitizeEmail(arg)
+		s.emit(Event{Kind: KindLogin, User: "anonymous", Result: "ok", Method: "anonymous", Detail: s.anonID})
 		s.reply(230, "Anonymous access granted, restrictions apply.")
 		return nil
 	}
@@ -157,6 +161,7 @@ func (s *session) cmdPASS(r *request) error {
 		return nil
 	}
 	if s.admitUser(u) {
+		s.method = "password"
 		s.emit(Event{Kind: KindLogin, User: name, Result: "ok", Method: "password"})
 		s.reply(230, "Login successful.")
 	}

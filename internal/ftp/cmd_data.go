@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/ferryftp/ferry/internal/event"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 )
 
@@ -94,7 +95,7 @@ func (s *session) setActive(ap netip.AddrPort) {
 	fxp := s.user != nil && s.user.AllowFXP
 	if ap.Addr().Unmap() != s.remote.Addr() && !fxp {
 		// Not scored: clients behind NAT send their private address.
-		s.emit(Event{Kind: KindData, Result: "refused", Reason: "active address", Peer: ap})
+		s.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataActiveAddress, Peer: ap})
 		s.reply(504, "Active mode address must be your own.")
 		return
 	}

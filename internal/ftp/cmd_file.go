@@ -74,6 +74,7 @@ func (s *session) abandonData() {
 		p.timer.Stop()
 		sockopt.CloseListenerLinger(p.ln, refusedTLSLinger)
 		p.acc.Close()
+		p.release()
 		s.pasv = nil
 	}
 	s.closePassive()
@@ -235,6 +236,7 @@ func (s *session) cmdDELE(r *request) error {
 		return err
 	}
 	s.reply(250, "File deleted.")
+	s.changed(r, "", "")
 	return nil
 }
 
@@ -282,10 +284,14 @@ func (s *session) cmdRNTO(r *request) error {
 	if err := rename(s.ctx(), *from, p); err != nil {
 		return err
 	}
-	s.log.Info("rename", "user", s.userName, "from", from.String(), "path", p.String())
 	s.reply(250, "Rename successful.")
+	s.changed(r, from.String(), "")
 	return nil
 }
+
+// errRenameRules refuses a rename that would change the permissions of
+// what it moves.
+var errRenameRules = reply(550, "Permission denied: the rename would change the permissions of what it moves.")
 
 // keepsRules refuses a rename of from to to that would take a path out from
 // under a stricter permission rule or put it under a looser one: at the
@@ -301,7 +307,7 @@ func (s *session) keepsRules(from, to vpath.Path) error {
 	moved := func(q string, a, b vpath.Path) string { return b.String() + q[len(a.String()):] }
 	check := func(before, after string) error {
 		if s.rules.Verbs(access.All, after)&^s.rules.Verbs(access.All, before) != 0 {
-			return reply(550, "Permission denied: the rename would change the permissions of what it moves.")
+			return errRenameRules
 		}
 		return nil
 	}
@@ -346,7 +352,9 @@ func (s *session) cmdMFMT(r *request) error {
 	if err := s.fs.Chtimes(s.ctx(), r.path, r.mtime); err != nil {
 		return err
 	}
-	s.reply(213, "Modify="+string(wire.AppendTime(nil, r.mtime))+"; "+r.path.Base())
+	t := string(wire.AppendTime(nil, r.mtime))
+	s.reply(213, "Modify="+t+"; "+r.path.Base())
+	s.changed(r, "", t)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/ferryftp/ferry/internal/access"
@@ -152,5 +153,6 @@ func (s *session) cmdSiteCHMOD(r *request) error {
 		return err
 	}
 	s.reply(200, "SITE CHMOD command ok.")
+	s.changed(r, "", fmt.Sprintf("%04o", r.mode.Perm()))
 	return nil
 }

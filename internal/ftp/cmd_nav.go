@@ -17,10 +17,19 @@ func (s *session) resolve(arg string) (vpath.Path, error) {
 		return p, err
 	}
 	if s.hidden(p) {
-		return p, fs.ErrNotExist
+		return p, errHidden
 	}
 	return p, nil
 }
+
+// errHidden is a hidden name: to the client it does not exist (replyFor
+// maps it as fs.ErrNotExist); the audit trail says why.
+var errHidden error = hiddenError{}
+
+type hiddenError struct{}
+
+func (hiddenError) Error() string        { return "hidden name" }
+func (hiddenError) Is(target error) bool { return target == fs.ErrNotExist }
 
 // hidden reports a path no client may see or reach.
 func (s *session) hidden(p vpath.Path) bool {
@@ -56,6 +65,7 @@ func (s *session) cmdMKD(r *request) error {
 		return err
 	}
 	s.reply(257, wire.QuotePath(r.path.String())+" created.")
+	s.changed(r, "", "")
 	return nil
 }
 
@@ -64,5 +74,6 @@ func (s *session) cmdRMD(r *request) error {
 		return err
 	}
 	s.reply(250, "Directory removed.")
+	s.changed(r, "", "")
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/event"
 	"github.com/ferryftp/ferry/internal/tlsbind"
 )
 
@@ -143,7 +144,9 @@ func (s *session) cmdPROT(r *request) error {
 		s.reply(200, "Protection level set to Private.")
 	case "C":
 		if s.dataTLSRequired() {
-			return reply(534, "Policy requires protected data connections (PROT P).")
+			s.reply(534, "Policy requires protected data connections (PROT P).")
+			s.refused("PROT", "", event.RefusedTLSRequired)
+			return nil
 		}
 		s.protP = false
 		s.reply(200, "Protection level set to Clear.")
@@ -163,6 +166,11 @@ func (s *session) cmdCCC(r *request) error {
 		s.reply(533, "Control connection is not protected.")
 	case !s.site.TLSAllowCCC || s.controlTLSRequired():
 		s.reply(534, "CCC is not allowed by policy.")
+		why := event.RefusedPolicy
+		if s.controlTLSRequired() {
+			why = event.RefusedTLSRequired
+		}
+		s.refused("CCC", "", why)
 	default:
 		s.reply(200, "Control connection returned to clear text.")
 		if tc, ok := s.conn.(*tls.Conn); ok {

@@ -96,6 +96,9 @@ type request struct {
 	setTime bool
 	// mode is the SITE CHMOD mode.
 	mode fs.FileMode
+	// resolved says path is set: the argument was resolved, even if a
+	// check refused it afterwards.
+	resolved bool
 }
 
 // commands is THE command table. FEAT and HELP are rendered from it.
@@ -171,6 +174,20 @@ func init() {
 	}
 }
 
+// Verbs returns the verbs of the command table, sorted: the closed set of
+// the commands a client can run (for metric labels).
+func Verbs() []string {
+	verbs := make([]string, 0, len(commands))
+	for v := range commands {
+		verbs = append(verbs, v)
+	}
+	sort.Strings(verbs)
+	return verbs
+}
+
+// errSpecialBits refuses a SITE CHMOD with setuid, setgid or sticky bits.
+var errSpecialBits = reply(550, "SITE CHMOD: setuid, setgid and sticky bits are not allowed.")
+
 func notImplemented(*session, *request) error { return reply(502, "Command not implemented.") }
 
 // caps are the capabilities of the session's storage; before login, those
@@ -241,6 +258,13 @@ func (s *session) run(c *command, verb, arg string) {
 	}
 	if err != nil {
 		s.fail(err, verb)
+		if why := refusal(err); why != "" {
+			path := r.arg
+			if r.resolved {
+				path = r.path.String()
+			}
+			s.refused(verb, path, why)
+		}
 		if c.data && s.xfer == nil {
 			// The prepared data channel will not be used: closed
 			// after the reply (see abandonData).
@@ -280,7 +304,7 @@ func (s *session) target(c *command, r *request) error {
 	case pathChmod:
 		mode, rest, err := wire.ParseChmod(r.arg)
 		if errors.Is(err, wire.ErrSpecialBits) {
-			return reply(550, "SITE CHMOD: setuid, setgid and sticky bits are not allowed.")
+			return errSpecialBits
 		}
 		if err != nil || rest == "" {
 			return reply(501, "Syntax: "+c.help+".")
@@ -300,6 +324,9 @@ func (s *session) target(c *command, r *request) error {
 		name = base + "." + hex.EncodeToString(rnd[:])
 	}
 	p, err := s.resolve(name)
+	if err == nil || errors.Is(err, errHidden) {
+		r.path, r.resolved = p, true
+	}
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/event"
 	"github.com/ferryftp/ferry/internal/sockopt"
 	"github.com/ferryftp/ferry/internal/tlsbind"
 )
@@ -18,8 +20,10 @@ import (
 // until a transfer takes it; whoever holds it closes it.
 type passive struct {
 	ln    *net.TCPListener
-	acc   net.Listener // ln as Server.WrapListener wrapped it, or ln
-	timer *time.Timer  // closes ln when nobody uses it in time
+	acc   net.Listener  // ln as Server.WrapListener wrapped it, or ln
+	timer *time.Timer   // closes ln when nobody uses it in time
+	inUse *atomic.Int64 // the server's count of open passive listeners
+	once  sync.Once     // the count drops once, whoever closes first
 }
 
 func (p *passive) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port) }
@@ -35,7 +39,12 @@ func (p *passive) close() {
 func (p *passive) shut() {
 	sockopt.CloseListener(p.ln)
 	p.acc.Close() // the wrapper's, when there is one; ln is closed already
+	p.release()
 }
+
+// release takes the listener off the server's count of passive ports in
+// use, once, whichever way it was closed.
+func (p *passive) release() { p.once.Do(func() { p.inUse.Add(-1) }) }
 
 // openPassive listens on the control connection's local address, on a port
 // of the configured range. Only one pending listener exists per session, so
@@ -61,10 +70,11 @@ func (s *session) openPassive() (*passive, error) {
 		}
 	}
 	if err != nil {
-		s.emit(Event{Kind: KindData, Result: "refused", Reason: "no passive port", Err: err})
+		s.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataNoPassivePort, Err: err})
 		return nil, reply(425, "No passive port available; try again later.")
 	}
-	p := &passive{ln: ln, acc: ln}
+	s.srv.pasvInUse.Add(1)
+	p := &passive{ln: ln, acc: ln, inUse: &s.srv.pasvInUse}
 	if w := s.srv.WrapListener; w != nil {
 		p.acc = w(PassiveConn, ln)
 	}
@@ -137,6 +147,7 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
+				d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataTimeout, Err: err})
 				return nil, reply(425, "Can't open data connection: nobody connected in time.")
 			}
 			if d.wrap != nil {
@@ -144,7 +155,7 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 			}
 			if got := addrPort(tc.RemoteAddr()); got.Addr() != d.peer && !d.anyPeer {
 				tc.Close()
-				d.emit(Event{Kind: KindData, Result: "refused", Reason: "foreign address", Peer: got})
+				d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataForeignAddress, Peer: got})
 				continue
 			}
 			c = tc
@@ -157,6 +168,7 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataConnectFailed, Peer: d.active, Err: err})
 			return nil, reply(425, "Can't open data connection to "+d.active.String()+".")
 		}
 		if d.wrap != nil {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 
+	"github.com/ferryftp/ferry/internal/event"
 	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/vpath"
@@ -92,6 +93,34 @@ func (s *session) transferReply(err error, op string) (int, string) {
 		return 426, "Connection closed; transfer aborted."
 	}
 	return s.replyFor(err, op)
+}
+
+// refusal returns the policy that err is a refusal by (an event.Refused*
+// reason), or "" when err is not one.
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, errDenied), errors.Is(err, errRenameRules), errors.Is(err, fs.ErrPermission):
+		return event.RefusedPermission
+	case errors.Is(err, storage.ErrQuota), errors.Is(err, quota.ErrFiles):
+		return event.RefusedQuota
+	case errors.Is(err, errDenyUpload), errors.Is(err, errHidden):
+		return event.RefusedPattern
+	case errors.Is(err, errSpecialBits):
+		return event.RefusedPolicy
+	}
+	return ""
+}
+
+// refused reports an operation refused by policy, after its reply: the code
+// is the reply's.
+func (s *session) refused(cmd, path, why string) {
+	s.emit(Event{Kind: KindRefused, Cmd: cmd, Path: path, Reason: why, Code: s.lastCode})
+}
+
+// changed reports a change the client made to its tree (the audit trail),
+// after the reply: from is RNTO's old path, detail a new mode or time.
+func (s *session) changed(r *request, from, detail string) {
+	s.emit(Event{Kind: KindChange, Cmd: r.verb, Path: r.path.String(), From: from, Detail: detail, Result: "ok"})
 }
 
 // fail replies with the mapping of err.

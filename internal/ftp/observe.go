@@ -8,63 +8,30 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/event"
 )
 
-// EventKind says what an Event reports.
-type EventKind uint8
+// EventKind says what an Event reports (package event).
+type EventKind = event.Kind
 
-// The kinds of Event, in the order a session produces them.
+// The kinds of Event (package event).
 const (
-	KindConnect    EventKind = iota + 1 // a connection was accepted (Result "ok") or refused ("refused", Reason)
-	KindTLS                             // a TLS handshake: Conn, TLS; Result "ok", "refused" (Reason) or "failed" (Err)
-	KindLogin                           // a login: Result "ok", "failed", "busy" or "refused"; Reason, Method
-	KindCommand                         // a command ran: Cmd, Arg, Code
-	KindData                            // a data connection: Result "opened" or "refused" (Reason, Peer, Err)
-	KindTransfer                        // a transfer ended: Cmd, Path, Direction, Bytes, Duration, Result, Err
-	KindBan                             // the session's address was banned: Reason
-	KindDisconnect                      // the session ended: Duration
+	KindConnect    = event.KindConnect
+	KindTLS        = event.KindTLS
+	KindLogin      = event.KindLogin
+	KindCommand    = event.KindCommand
+	KindData       = event.KindData
+	KindTransfer   = event.KindTransfer
+	KindBan        = event.KindBan
+	KindDisconnect = event.KindDisconnect
+	KindChange     = event.KindChange
+	KindRefused    = event.KindRefused
 )
 
-var kindNames = [...]string{"", "connect", "tls", "login", "command", "data", "transfer", "ban", "disconnect"}
-
-func (k EventKind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return "unknown"
-}
-
-// Event is one thing that happened on a control connection. The fields a
-// kind does not use are zero. Events of one session reach each observer in
-// the order they happened.
-type Event struct {
-	Kind    EventKind
-	Time    time.Time
-	Session string         // the session's ID, as in the logs
-	Remote  netip.AddrPort // the client's address
-	User    string         // the user name given (with USER, or the login's), if any
-
-	Local       netip.AddrPort       // KindConnect: the address the client reached
-	ImplicitTLS bool                 // KindConnect: on an implicit-TLS listener
-	Conn        string               // KindTLS: "control" or "data"
-	TLS         *tls.ConnectionState // KindTLS: the negotiated state, when the handshake completed
-	Method      string               // KindLogin: "password", "certificate" or "anonymous"
-	Detail      string               // KindLogin: the anonymous password (an address, sanitised)
-	Cmd         string               // KindCommand, KindTransfer: the verb
-	Arg         string               // KindCommand: the argument ("" for PASS)
-	// Code is KindCommand's last reply code written while the command ran;
-	// 0 when it answers later (a transfer: see KindData and KindTransfer).
-	Code      int
-	Path      string         // KindTransfer: the path
-	Direction string         // KindTransfer: "download", "upload" or "list"
-	Bytes     int64          // KindTransfer
-	Duration  time.Duration  // KindTransfer, KindDisconnect
-	Result    string         // see the kinds
-	Reason    string         // why something was refused or failed
-	Peer      netip.AddrPort // KindData: the foreign address refused, or the active target refused
-	Until     time.Time      // KindConnect refused for a ban: when it ends
-	Err       error          // the error behind a failure, if any
-}
+// Event is one thing that happened on a control connection; its fields are
+// documented in package event.
+type Event = event.Event
 
 // Observer receives events. Observe runs on a goroutine of its own for each
 // observer, never on a session's, so a slow observer delays only itself.
@@ -201,10 +168,10 @@ func (s *session) emit(e Event) { s.emitter()(e) }
 // emitter returns an emit function for other goroutines (a transfer's),
 // with the session's fields as they are now.
 func (s *session) emitter() func(Event) {
-	srv, id, remote, user := s.srv, s.id, s.remote, s.userName
+	srv, id, remote, user, secure := s.srv, s.id, s.remote, s.userName, s.tlsOn
 	return func(e Event) {
 		e.Time = time.Now()
-		e.Session, e.Remote = id, remote
+		e.Session, e.Remote, e.Secure = id, remote, secure
 		if e.User == "" {
 			e.User = user
 		}
@@ -395,6 +362,22 @@ func (l *logObserver) Observe(e Event) {
 		if e.Err != nil && e.Result != "ok" {
 			add(slog.String("err", e.Err.Error()))
 		}
+	case KindChange:
+		// The audit trail: logged at info, the default level, with the
+		// keys of a transfer.
+		msg = "change"
+		add(slog.String("user", e.User), slog.String("cmd", e.Cmd), slog.String("path", e.Path))
+		if e.From != "" {
+			add(slog.String("from", e.From))
+		}
+		if e.Detail != "" {
+			add(slog.String("value", e.Detail))
+		}
+		add(slog.String("result", e.Result))
+	case KindRefused:
+		level, msg = slog.LevelWarn, "refused"
+		add(slog.String("user", e.User), slog.String("cmd", e.Cmd), slog.String("path", e.Path),
+			slog.String("result", "refused"), slog.String("reason", e.Reason), slog.Int("code", e.Code))
 	case KindBan:
 		level, msg = slog.LevelWarn, "address banned"
 		add(slog.String("reason", e.Reason))

@@ -15,6 +15,7 @@ type recorder struct {
 	mu     sync.Mutex
 	events []Event
 	gone   chan struct{}
+	once   sync.Once
 }
 
 func newRecorder() *recorder { return &recorder{gone: make(chan struct{})} }
@@ -24,7 +25,7 @@ func (r *recorder) Observe(e Event) {
 	r.events = append(r.events, e)
 	r.mu.Unlock()
 	if e.Kind == KindDisconnect {
-		close(r.gone)
+		r.once.Do(func() { close(r.gone) })
 	}
 }
 

@@ -69,6 +69,7 @@ type Server struct {
 	perUser    map[string]int
 	rates      map[string]*userRates // per-user rate limiters, by user name
 	quotas     quota.Table           // quota usage, by usageKey
+	pasvInUse  atomic.Int64          // open passive listeners
 	inShutdown atomic.Bool
 	done       chan struct{} // closed by Shutdown
 	wg         sync.WaitGroup
@@ -318,6 +319,10 @@ func (srv *Server) Sessions() int {
 	defer srv.mu.Unlock()
 	return len(srv.sessions)
 }
+
+// PassiveInUse reports the number of passive data listeners open now: the
+// ports of the passive range in use. Safe from any goroutine.
+func (srv *Server) PassiveInUse() int { return int(srv.pasvInUse.Load()) }
 
 // abortWait bounds how long Shutdown waits for sessions to write their
 // final replies once it has aborted them, before closing their connections.

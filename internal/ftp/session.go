@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/event"
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/tlsbind"
@@ -56,6 +57,8 @@ type session struct {
 	userName string      // from USER, until PASS
 	user     *users.User // nil until logged in
 	anon     bool
+	method   string // the login's method, for the events: "password", "certificate" or "anonymous"
+	anonID   string // the anonymous password (sanitised), for the events
 	failures int
 	fs       storage.FS
 	rules    access.Rules // the user's permission table
@@ -415,6 +418,7 @@ func (s *session) dispatch(line string) {
 	switch {
 	case !c.preTLS && !s.tlsOn && s.controlTLSRequired():
 		s.reply(530, "TLS required on the control connection: use AUTH TLS first.")
+		s.refused(verb, "", event.RefusedTLSRequired)
 	case !c.public && s.user == nil:
 		s.reply(530, "Please login with USER and PASS.")
 	case c.argument && arg == "":
@@ -424,6 +428,7 @@ func (s *session) dispatch(line string) {
 	case c.data && !s.protP && s.dataTLSRequired():
 		// RFC 4217 §9: the policy demands protected data connections.
 		s.reply(521, "Data connection cannot be opened with this PROT setting: use PBSZ 0 and PROT P.")
+		s.refused(verb, "", event.RefusedTLSRequired)
 		s.abandonData()
 	default:
 		s.run(c, verb, arg)
@@ -583,7 +588,7 @@ func (s *session) logout() {
 	if c, ok := s.fs.(io.Closer); ok && !s.anon {
 		c.Close() // the anonymous tree is shared, see publicFS
 	}
-	s.user, s.fs, s.anon = nil, nil, false
+	s.user, s.fs, s.anon, s.method, s.anonID = nil, nil, false, "", ""
 }
 
 // controlTLSRequired reports whether the policy demands TLS on the control

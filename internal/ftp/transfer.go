@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/rate"
 	"github.com/ferryftp/ferry/internal/sockopt"
 )
@@ -35,6 +36,7 @@ type transfer struct {
 	verb    string
 	path    string
 	dir     string // "download", "upload" or "list"
+	ascii   bool   // in TYPE A
 	start   time.Time
 	note    string // 150 text
 	// progress counts the bytes moved so far; the transfer goroutine's work
@@ -58,6 +60,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 		verb:   verb,
 		path:   path,
 		dir:    dir,
+		ascii:  s.typ == wire.TypeASCII,
 		start:  time.Now(),
 		note:   note,
 	}
@@ -149,12 +152,16 @@ func (s *session) finishTransfer(ev xferEvent) {
 		result = "failed"
 		s.reply(s.transferReply(ev.err, t.verb))
 	}
-	e := Event{Kind: KindTransfer, Cmd: t.verb, Path: t.path, Direction: t.dir, Bytes: ev.bytes,
-		Duration: time.Since(t.start), Result: result}
+	e := Event{Kind: KindTransfer, Cmd: t.verb, Path: t.path, Direction: t.dir, ASCII: t.ascii, Bytes: ev.bytes,
+		Duration: time.Since(t.start), Result: result, Method: s.method, Detail: s.anonID, Code: s.lastCode}
 	if result != "ok" {
 		e.Err = ev.err
+		e.Reason = refusal(ev.err)
 	}
 	s.emit(e)
+	if e.Reason != "" {
+		s.refused(t.verb, t.path, e.Reason)
+	}
 	if t.abor {
 		s.reply(226, "ABOR successful.")
 	}

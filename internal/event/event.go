@@ -1,0 +1,102 @@
+// Package event defines what the FTP engine reports about its sessions: the
+// Event values that Server.Observe hands to observers. It sits apart from
+// the engine so that the observers (metrics, transfer and auth logs) depend
+// on these types only, never on the engine itself.
+package event
+
+import (
+	"crypto/tls"
+	"net/netip"
+	"time"
+)
+
+// Kind says what an Event reports.
+type Kind uint8
+
+// The kinds of Event, in the order a session produces them; KindChange and
+// KindRefused come with the commands that make or are refused a change.
+const (
+	KindConnect    Kind = iota + 1 // a connection was accepted (Result "ok") or refused ("refused", Reason)
+	KindTLS                        // a TLS handshake: Conn, TLS; Result "ok", "refused" (Reason) or "failed" (Err)
+	KindLogin                      // a login: Result "ok", "failed", "busy" or "refused"; Reason, Method
+	KindCommand                    // a command ran: Cmd, Arg, Code
+	KindData                       // a data connection: Result "opened" or "refused" (Reason, Peer, Err)
+	KindTransfer                   // a transfer ended: Cmd, Path, Direction, Bytes, Duration, Result, Err
+	KindBan                        // the session's address was banned: Reason
+	KindDisconnect                 // the session ended: Duration
+	KindChange                     // a client changed the tree: Cmd, Path, From (RNTO), Detail (mode or time)
+	KindRefused                    // an operation refused by policy: Cmd, Path, Reason (a Refusal), Code
+)
+
+var kindNames = [...]string{"", "connect", "tls", "login", "command", "data", "transfer", "ban", "disconnect", "change", "refused"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// The reasons of a KindData refusal ("refused"). The set is closed: a
+// consumer may use them as metric labels.
+const (
+	DataForeignAddress = "foreign address" // a passive connection came from another address than the client's
+	DataActiveAddress  = "active address"  // PORT/EPRT named another address than the client's
+	DataNoPassivePort  = "no passive port" // the passive range is exhausted
+	DataTimeout        = "timeout"         // nobody connected to the passive port in time
+	DataConnectFailed  = "connect failed"  // an active connection could not be made
+)
+
+// The reasons of a KindRefused event: the policy that refused the operation.
+// The set is closed.
+const (
+	RefusedPermission  = "permission"   // the user's permissions (or anonymous read-only access)
+	RefusedQuota       = "quota"        // the user's byte or file quota
+	RefusedPattern     = "pattern"      // deny_upload_patterns or hidden_patterns
+	RefusedTLSRequired = "tls_required" // tls_required (or the user's): AUTH TLS or PROT P first
+	RefusedPolicy      = "policy"       // another server rule: CCC not allowed, special mode bits
+)
+
+// Event is one thing that happened on a control connection. The fields a
+// kind does not use are zero. Events of one session reach each observer in
+// the order they happened.
+type Event struct {
+	Kind    Kind
+	Time    time.Time
+	Session string         // the session's ID, as in the logs
+	Remote  netip.AddrPort // the client's address
+	User    string         // the user name given (with USER, or the login's), if any
+	// Secure says the control connection was protected by TLS when the
+	// event happened.
+	Secure bool
+
+	Local       netip.AddrPort       // KindConnect: the address the client reached
+	ImplicitTLS bool                 // KindConnect: on an implicit-TLS listener
+	Conn        string               // KindTLS: "control", "implicit" or "data"
+	TLS         *tls.ConnectionState // KindTLS: the negotiated state, when the handshake completed
+	// Method is KindLogin's and KindTransfer's login method: "password",
+	// "certificate" or "anonymous".
+	Method string
+	// Detail is the anonymous password (an address, sanitised) of
+	// KindLogin and of an anonymous user's KindTransfer; KindChange's new
+	// mode (SITE CHMOD) or time (MFMT).
+	Detail string
+	Cmd    string // KindCommand, KindTransfer, KindChange, KindRefused: the verb ("SITE CHMOD" for SITE's)
+	Arg    string // KindCommand: the argument ("" for PASS)
+	// Code is KindCommand's last reply code written while the command ran;
+	// 0 when it answers later (a transfer: see KindData and KindTransfer).
+	// KindTransfer: the transfer's final reply (226, 426, 4xx or 5xx).
+	// KindRefused: the refusal's reply code.
+	Code      int
+	Path      string         // KindTransfer, KindChange, KindRefused: the path
+	From      string         // KindChange of RNTO: the old path
+	Direction string         // KindTransfer: "download", "upload" or "list"
+	ASCII     bool           // KindTransfer: in TYPE A
+	Bytes     int64          // KindTransfer
+	Duration  time.Duration  // KindTransfer, KindDisconnect
+	Result    string         // see the kinds
+	Reason    string         // why something was refused or failed
+	Peer      netip.AddrPort // KindData: the foreign address refused, or the active target refused
+	Until     time.Time      // KindConnect refused for a ban: when it ends
+	Err       error          // the error behind a failure, if any
+}
