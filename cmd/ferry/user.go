@@ -22,7 +22,7 @@ import (
 )
 
 const userUsage = `Usage:
-  ferry user add NAME [--home DIR] [--password-stdin]   create a user
+  ferry user add NAME [--home DIR] [--password-stdin] [--storage s3]   create a user
   ferry user list                                       list users
   ferry user passwd NAME [--password-stdin]             change a user's password
   ferry user del NAME                                   delete a user (the home directory is kept)
@@ -33,7 +33,10 @@ const userUsage = `Usage:
 
 Every command takes --data DIR (default ./ferry-data); users are kept in
 DIR/users.db (or where --database sqlite:PATH says, as the [database] url of
-the server's file), and a new user's home defaults to DIR/home/NAME. The password is
+the server's file), and a new user's home defaults to DIR/home/NAME. With
+--storage s3 a home is a key prefix in the server's bucket (default
+home/NAME, kept as /home/NAME), made at the first login; a user added
+without it gets DIR/home/NAME, which a server on S3 takes as home/NAME. The password is
 asked twice on a terminal, or read as one line from standard input. A running
 server sees every change at the next login.
 `
@@ -83,7 +86,7 @@ func (c *userRun) checkHome(home string) error {
 // userCommand is one `ferry user` subcommand.
 type userCommand struct {
 	args     string // positional arguments, for usage: "NAME" or ""
-	home     bool   // takes --home
+	home     bool   // takes --home and --storage
 	password bool   // takes --password-stdin
 	// flags registers the command's own flags, if any.
 	flags func(fs *flag.FlagSet, c *userRun)
@@ -109,6 +112,7 @@ type userRun struct {
 	database       string // --database, a sqlite:PATH url
 	name           string // NAME, for the commands that take one
 	home           string // --home
+	storage        string // --storage: local or s3, what --home means
 	passwordStdin  bool   // --password-stdin
 	settings       *userSettings
 	flagSet        *flag.FlagSet // to tell which flags were given
@@ -143,7 +147,8 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.data, "data", config.Defaults().Data, "data directory; users are kept in `DIR`/users.db")
 	fs.StringVar(&c.database, "database", config.DefaultDatabaseURL, "user store as sqlite:`PATH`, a relative PATH being inside the data directory (the server's [database] url)")
 	if cmd.home {
-		fs.StringVar(&c.home, "home", "", "home `DIR` of the user (default DATA/home/NAME)")
+		fs.StringVar(&c.home, "home", "", "home `DIR` of the user (default DATA/home/NAME); with --storage s3 a key prefix (default home/NAME)")
+		fs.StringVar(&c.storage, "storage", "local", "`local` or s3: the server's storage backend, which says what --home is")
 	}
 	if cmd.flags != nil {
 		cmd.flags(fs, c)
@@ -219,6 +224,13 @@ func (c *userRun) add() error {
 	} else if !errors.Is(err, users.ErrNotFound) {
 		return err
 	}
+	switch c.storage {
+	case "local":
+	case "s3":
+		return c.addS3()
+	default:
+		return fmt.Errorf("--storage %q is not local or s3", escape.Display(c.storage))
+	}
 	home := c.home
 	if home == "" {
 		home = filepath.Join(c.data, "home", c.name)
@@ -245,6 +257,28 @@ func (c *userRun) add() error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "added user %s (home %s)\n", escape.Display(c.name), escape.Display(home))
+	return nil
+}
+
+// addS3 adds a user whose home is a key prefix of the server's bucket:
+// nothing is made now, the server makes the prefix at the first login.
+func (c *userRun) addS3() error {
+	home := c.home
+	if home == "" {
+		home = "home/" + c.name
+	}
+	home, err := s3HomeOf(home)
+	if err != nil {
+		return err
+	}
+	password, err := c.readPassword()
+	if err != nil {
+		return err
+	}
+	if err := c.store.Add(c.ctx, users.User{Name: c.name, Home: home}, password); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "added user %s (home prefix %s in the bucket, made at the first login)\n", escape.Display(c.name), escape.Display(home))
 	return nil
 }
 
