@@ -7,7 +7,9 @@
 // A control character is a C0 byte (0x00–0x1F) or DEL (0x7F) anywhere, or a
 // C1 control (U+0080–U+009F) in a string that is valid UTF-8. The raw bytes
 // 0x80–0x9F of a name that is not UTF-8 (a legacy 8-bit name) are left
-// alone: they are not characters of any one encoding.
+// alone by Listing, which must keep names byte-exact: they are not
+// characters of any one encoding. Display, for logs, writes every byte
+// that is not UTF-8 as \xNN.
 package escape
 
 import (
@@ -38,18 +40,38 @@ func Listing(s string) string {
 	return replace(s, func(b []byte, _ rune) []byte { return append(b, '?') })
 }
 
-// Display returns s with each control character written as a Go escape,
-// \x1b for a C0 byte or DEL and \u009b for a C1 control, for logs and the
-// CLI's output; other bytes, backslashes included, are unchanged. It returns
-// s itself when s holds none.
+// Display returns s in a form fit for logs and the CLI's output: each
+// control character written as a Go escape, \x1b for a C0 byte or DEL and
+// \u009b for a C1 control (its UTF-8 form C2 80–C2 9F anywhere, even in a
+// string that is not UTF-8 as a whole), and each byte that is not part of
+// valid UTF-8 written as \xNN, so a legacy name "caf\xe9" shows its exact
+// bytes and the result is always valid UTF-8. Other bytes, backslashes
+// included, are unchanged. It returns s itself when there is nothing to
+// rewrite.
 func Display(s string) string {
-	return replace(s, func(b []byte, r rune) []byte {
-		if r < 0x80 {
-			return append(b, '\\', 'x', hexDigits[r>>4], hexDigits[r&0xf])
+	if !needsDisplay(s) {
+		return s
+	}
+	b := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1, r < 0x20, r == 0x7f:
+			c := s[i]
+			b = append(b, '\\', 'x', hexDigits[c>>4], hexDigits[c&0xf])
+		case r >= 0x80 && r <= 0x9f:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
+		default:
+			b = append(b, s[i:i+n]...)
 		}
-		return append(b, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
-	})
+		i += n
+	}
+	return string(b)
 }
+
+// needsDisplay reports whether Display changes s: it holds a control
+// character or is not valid UTF-8 (which a C1 form in it then is, too).
+func needsDisplay(s string) bool { return HasControl(s) || !utf8.ValidString(s) }
 
 // replace rewrites each control character of s with rep.
 func replace(s string, rep func(b []byte, r rune) []byte) string {
@@ -73,11 +95,12 @@ func replace(s string, rep func(b []byte, r rune) []byte) string {
 }
 
 // Handler returns a slog.Handler that passes every record to h with its
-// string values (and the text of error and Stringer values, and the %+v
-// form of any other value, such as a slice of names) that hold control
-// characters rewritten by Display, in groups too, so that no name reaches a
-// log with its escape sequences intact. Records without such
-// values pass unchanged.
+// keys and string values (and the text of error and Stringer values, and
+// the %+v form of any other value, such as a slice of names) that hold
+// control characters or bytes that are not UTF-8 rewritten by Display, in
+// groups too, so that no name reaches a log with its escape sequences
+// intact or its bytes replaced by U+FFFD. Records without such values pass
+// unchanged.
 func Handler(h slog.Handler) slog.Handler {
 	if _, ok := h.(handler); ok {
 		return h
@@ -123,13 +146,13 @@ func (e handler) WithGroup(name string) slog.Handler {
 func attr(a slog.Attr) (slog.Attr, bool) {
 	v := a.Value.Resolve()
 	key := a.Key
-	changed := HasControl(key)
+	changed := needsDisplay(key)
 	if changed {
 		key = Display(key)
 	}
 	switch v.Kind() {
 	case slog.KindString:
-		if s := v.String(); HasControl(s) {
+		if s := v.String(); needsDisplay(s) {
 			return slog.String(key, Display(s)), true
 		}
 	case slog.KindAny:
@@ -146,7 +169,7 @@ func attr(a slog.Attr) (slog.Attr, bool) {
 			// their strings with DEL and C1 controls intact.
 			s = fmt.Sprintf("%+v", x)
 		}
-		if HasControl(s) {
+		if needsDisplay(s) {
 			return slog.String(key, Display(s)), true
 		}
 	case slog.KindGroup:

@@ -26,11 +26,16 @@ func TestListingAndDisplay(t *testing.T) {
 		{"é\u0085", "é?", `é\u0085`},
 		// U+00A0 and up are not controls.
 		{"nbsp\u00a0x", "nbsp\u00a0x", "nbsp\u00a0x"},
-		// Not UTF-8: the raw bytes 0x80–0x9F of a legacy name stay;
-		// C0 bytes are still controls.
-		{"caf\xe9\x9b", "caf\xe9\x9b", "caf\xe9\x9b"},
-		{"\xc2\x9b\xff", "\xc2\x9b\xff", "\xc2\x9b\xff"},
-		{"\xff\x1b", "\xff?", `` + "\xff" + `\x1b`},
+		// Not UTF-8: the raw bytes 0x80–0x9F of a legacy name stay in
+		// listings, byte-exact; C0 bytes are still controls. Display
+		// writes each byte that is not UTF-8 as \xNN and a UTF-8 C1
+		// anywhere as \u00NN.
+		{"caf\xe9\x9b", "caf\xe9\x9b", `caf\xe9\x9b`},
+		{"\xc2\x9b\xff", "\xc2\x9b\xff", `\u009b\xff`},
+		{"\xff\x1b", "\xff?", `\xff\x1b`},
+		{"\xff\xfe", "\xff\xfe", `\xff\xfe`},
+		{"a\x80b", "a\x80b", `a\x80b`},
+		{"été\xe9", "été\xe9", `été\xe9`},
 	}
 	for _, tt := range tests {
 		if got := Listing(tt.in); got != tt.listing {
@@ -59,12 +64,16 @@ func FuzzEscape(f *testing.F) {
 			if HasControl(out) {
 				t.Fatalf("escaped %q to %q, which holds a control", s, out)
 			}
-			if !HasControl(s) && out != s {
-				t.Fatalf("changed %q, which holds no control, to %q", s, out)
-			}
-			if utf8.ValidString(s) != utf8.ValidString(out) {
-				t.Fatalf("escaping %q to %q changed its UTF-8 validity", s, out)
-			}
+		}
+		if l := Listing(s); !HasControl(s) && l != s || utf8.ValidString(s) != utf8.ValidString(l) {
+			t.Fatalf("Listing(%q) = %q: changed a clean name or its UTF-8 validity", s, l)
+		}
+		d := Display(s)
+		if !utf8.ValidString(d) || strings.ContainsFunc(d, func(r rune) bool { return r >= 0x80 && r <= 0x9f }) {
+			t.Fatalf("Display(%q) = %q: not UTF-8, or holds a C1 control", s, d)
+		}
+		if !HasControl(s) && utf8.ValidString(s) && d != s {
+			t.Fatalf("Display changed %q, which needs nothing, to %q", s, d)
 		}
 		if HasControl(s) && utf8.ValidString(s) {
 			for _, r := range s {
@@ -214,7 +223,7 @@ func FuzzHandler(f *testing.F) {
 				t.Fatalf("attribute %q passed on %q, which holds a control", a.Key, s)
 			}
 		}
-		if !HasControl(key) && !HasControl(val) {
+		if !needsDisplay(key) && !needsDisplay(val) {
 			if got[0].Key != key || got[0].Value.String() != val {
 				t.Fatalf("clean attribute %q=%q passed on as %q=%q", key, val, got[0].Key, got[0].Value)
 			}
@@ -233,10 +242,10 @@ func FuzzHandler(f *testing.F) {
 			if strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 				t.Fatalf("json=%v: the log line %q holds a C0 control or DEL", json, out)
 			}
-			// The JSON handler makes a value that is not UTF-8 valid, and
-			// the bytes c2 9b of such a legacy name then become U+009B:
-			// only text that was UTF-8 is sure to come out without C1.
-			if utf8.ValidString(key+val+other) && HasControl(out) {
+			// Display writes the bytes of a value that is not UTF-8 as
+			// \xNN and its C2 9B as \u009b, so no C1 control and no
+			// U+FFFD comes out whatever the input.
+			if HasControl(out) || !utf8.ValidString(out) || strings.ContainsRune(out, utf8.RuneError) && !strings.ContainsRune(key+val+other, utf8.RuneError) {
 				t.Fatalf("json=%v: the log line %q holds a C1 control", json, out)
 			}
 		}
