@@ -228,6 +228,29 @@ func TestPatternsIgnoreCase(t *testing.T) {
 	}
 }
 
+// TestPatternsByteNames: names that are not UTF-8 match bytewise: a
+// literal byte matches only itself, '?' and '*' take each byte that is not
+// UTF-8 as one character, a class lists no such byte ([^…] matches it),
+// and a pattern with one inside a class is refused. Nothing panics.
+func TestPatternsByteNames(t *testing.T) {
+	for _, sensitive := range []bool{true, false} {
+		ps := mustPatterns(t, sensitive, "caf?.txt", "\xff*", "x[^a]y", "z[a-c]", "lit\xe9")
+		for name, want := range map[string]bool{
+			"caf\xe9.txt": true, "caf\xe9\xe9.txt": false, "cafe.txt": true, "caf\xc3\xa9.txt": true,
+			"\xff\xfe": true, "\xff": true, "\xfe\xff": false,
+			"x\x80y": true, "xay": false, "z\xe9": false, "zb": true,
+			"lit\xe9": true, "lit\xe8": false, "LIT\xe9": !sensitive, "lit\xc3\xa9": false,
+		} {
+			if got := ps.Match(name); got != want {
+				t.Errorf("sensitive=%v: Match(%q) = %v, want %v", sensitive, name, got, want)
+			}
+		}
+		if _, err := NewPatterns([]string{"[\xe9]"}, sensitive); err == nil {
+			t.Error("a class holding a byte that is not UTF-8 was accepted")
+		}
+	}
+}
+
 // TestPatternsRegressions holds inputs found by FuzzPatterns.
 func TestPatternsRegressions(t *testing.T) {
 	// Folding turned each byte that is not UTF-8 into U+FFFD: "\xce*"

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/event"
@@ -22,7 +23,7 @@ func (s *session) cmdUSER(r *request) error {
 		s.reply(530, "Already logged in; use REIN to change user.")
 		return nil
 	}
-	if err := vpath.Check(arg); err != nil || len(arg) > 256 {
+	if err := vpath.Check(arg); err != nil || len(arg) > 256 || !utf8.ValidString(arg) {
 		s.reply(501, "Invalid user name.")
 		return nil
 	}

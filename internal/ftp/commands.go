@@ -336,6 +336,9 @@ func (s *session) target(c *command, r *request) error {
 	if err := s.allow(v, p); err != nil {
 		return err
 	}
+	if !p.IsUTF8() && !s.caps().Has(storage.CapByteNames) {
+		return errNotUTF8 // before the storage could see the name
+	}
 	if c.newName && !p.IsRoot() {
 		if err := vpath.CheckNewName(p.Base()); err != nil {
 			return err

@@ -27,6 +27,11 @@ func reply(code int, msg string) error { return &replyError{code, msg} }
 
 var errDenied = reply(550, "Permission denied.")
 
+// errNotUTF8 refuses a name that is not UTF-8 on storage without
+// storage.CapByteNames, before any storage call (and is the reply to a
+// backend's storage.ErrNotUTF8).
+var errNotUTF8 = reply(553, "File name not allowed: name is not valid UTF-8; this storage keeps UTF-8 names only.")
+
 // replyFor maps an error to a reply code and text. It is the only place that
 // does so: unknown errors are logged with an ID and the client sees a generic
 // 451, never a host path or a raw error string.
@@ -35,8 +40,16 @@ func (s *session) replyFor(err error, op string) (int, string) {
 	switch {
 	case errors.As(err, &re):
 		return re.code, re.msg
-	case errors.Is(err, vpath.ErrBadName), errors.Is(err, storage.ErrBadName):
-		return 553, "File name not allowed."
+	case errors.Is(err, vpath.ErrControlName):
+		return 553, "File name not allowed: it holds a control character."
+	case errors.Is(err, vpath.ErrBadName):
+		return 553, "File name not allowed: NUL, CR and LF cannot be part of a name."
+	case errors.Is(err, storage.ErrNotUTF8):
+		return 553, errNotUTF8.(*replyError).msg
+	case errors.Is(err, storage.ErrNameTooLong):
+		return 553, "File name not allowed: too long for this storage."
+	case errors.Is(err, storage.ErrBadName):
+		return 553, "File name not allowed by this storage."
 	case errors.Is(err, fs.ErrNotExist):
 		return 550, "No such file or directory."
 	case errors.Is(err, fs.ErrExist):

@@ -2002,10 +2002,14 @@ func testAbuseControlGarbage(t *testing.T, be backend) {
 	}{
 		{"SIZE a\x00b\r\n", 553},
 		{"SIZE a\rb\r\n", 553},
-		{"SIZE \xc3\x28\r\n", 553},
-		{"MKD \xed\xa0\x80\r\n", 553}, // a UTF-16 surrogate in UTF-8
+		// Invalid UTF-8 is a byte name: missing, not refused.
+		{"SIZE \xc3\x28\r\n", 550},
+		{"MKD \xed\xa0\x80\r\n", 257}, // a UTF-16 surrogate in UTF-8: bytes like any other
+		{"RMD \xed\xa0\x80\r\n", 250},
+		{"MKD \xc2\x85\r\n", 553},     // but not a C1 control (NEL)
+		{"MKD \xe9\xc2\x9b\r\n", 553}, // not even in a name that is not UTF-8
 		{"CWD /\x00/etc\r\n", 553},
-		{"SIZE a\xff\xffb\r\n", 553}, // IAC IAC: one 0xFF byte, invalid UTF-8
+		{"SIZE a\xff\xffb\r\n", 550}, // IAC IAC: one 0xFF byte
 		{"RNFR ab\x00\r\n", 553},
 		{"SIZE ab\r\n", 213},
 		{"MLST ab\r\n", 250},

@@ -204,7 +204,7 @@ type memOpener struct {
 	fss map[string]*mem.FS
 }
 
-func newMemOpener() *memOpener { return &memOpener{caps: storage.CapAll} }
+func newMemOpener() *memOpener { return &memOpener{caps: storage.CapAll | storage.CapByteNames} }
 
 func (o *memOpener) fs(location string) *mem.FS {
 	o.mu.Lock()

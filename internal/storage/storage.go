@@ -7,6 +7,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -17,13 +18,21 @@ import (
 
 // Sentinel errors besides fs.ErrNotExist, fs.ErrExist and fs.ErrPermission.
 var (
-	ErrQuota        = errors.New("storage: quota exceeded")
-	ErrNoSpace      = errors.New("storage: no space left")
+	ErrQuota   = errors.New("storage: quota exceeded")
+	ErrNoSpace = errors.New("storage: no space left")
+	// ErrBadName refuses a name the backend cannot keep; the errors
+	// below that wrap it say why.
 	ErrBadName      = errors.New("storage: invalid name")
 	ErrNotSupported = errors.New("storage: not supported")
 	ErrNotEmpty     = errors.New("storage: directory not empty")
 	ErrIsDir        = errors.New("storage: is a directory")
 	ErrNotDir       = errors.New("storage: not a directory")
+	// ErrNotUTF8 is an ErrBadName: the backend keeps UTF-8 names only
+	// and the name is not UTF-8 (see CapByteNames).
+	ErrNotUTF8 = fmt.Errorf("%w: name is not valid UTF-8", ErrBadName)
+	// ErrNameTooLong is an ErrBadName: a name or path too long for the
+	// backend.
+	ErrNameTooLong = fmt.Errorf("%w: name too long", ErrBadName)
 	// ErrProtected refuses to open a root that holds one of the server's
 	// own files (its data directory, TLS key or user database).
 	ErrProtected = errors.New("storage: root contains a protected server path")
@@ -129,6 +138,12 @@ const (
 	CapChtimes
 	// CapChmod: Chmod sets permission bits (SITE CHMOD).
 	CapChmod
+	// CapByteNames: names may be any byte string but NUL and '/', not only
+	// UTF-8 (local disk on Linux). Without it the engine refuses a name
+	// that is not valid UTF-8 with 553 before any storage call, and a
+	// backend that gets one anyway fails with ErrNotUTF8. It is opt-in:
+	// CapAll leaves it out, so a backend must declare it.
+	CapByteNames
 
 	// CapAll is what a backend without a Capabilities method offers.
 	CapAll = CapWriteAt | CapChtimes | CapChmod

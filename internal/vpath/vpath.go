@@ -14,8 +14,8 @@ import (
 	"github.com/ferryftp/ferry/internal/escape"
 )
 
-// ErrBadName is returned for names a client may not use: NUL, CR, LF, or
-// invalid UTF-8.
+// ErrBadName is returned for names a client may not use at all: those
+// holding NUL, CR or LF.
 var ErrBadName = errors.New("vpath: invalid character in path")
 
 // ErrControlName is returned for a new name holding a control character; it
@@ -24,18 +24,33 @@ var ErrControlName = fmt.Errorf("%w: control character in a new name", ErrBadNam
 
 // CheckNewName reports whether a file or directory may be created under
 // name (the last element of its path): by upload, MKD or RNTO. Besides what
-// Check refuses, a new name may hold no control character (C0 bytes, DEL,
-// and C1 controls U+0080–U+009F when the name is UTF-8; see package
-// escape), so no client can plant a name that drives the terminal of
-// whoever lists it. Existing names are not refused: listings escape them.
+// Check refuses, a new name may hold no control character: no C0 byte, no
+// DEL, and no C1 control U+0080–U+009F in its UTF-8 form (C2 80–C2 9F),
+// even inside a name that is not UTF-8 as a whole, since a UTF-8 terminal
+// decodes it all the same (see package escape). So no client can plant a
+// name that drives the terminal of whoever lists it. Other bytes of a name
+// that is not UTF-8 (a Latin-1 "caf\xe9", a lone 0x80) are allowed where
+// the storage keeps byte names (storage.CapByteNames). Existing names are
+// not refused: listings escape them.
 func CheckNewName(name string) error {
 	if err := Check(name); err != nil {
 		return err
 	}
-	if escape.HasControl(name) {
+	if escape.HasControl(name) || hasUTF8C1(name) {
 		return ErrControlName
 	}
 	return nil
+}
+
+// hasUTF8C1 reports whether name holds the UTF-8 encoding of a C1 control
+// (C2 80–C2 9F) anywhere.
+func hasUTF8C1(name string) bool {
+	for i := 0; i+1 < len(name); i++ {
+		if name[i] == 0xc2 && name[i+1] >= 0x80 && name[i+1] <= 0x9f {
+			return true
+		}
+	}
+	return false
 }
 
 // Path is a cleaned absolute path in a user's virtual tree, "/" being the
@@ -67,13 +82,20 @@ func Resolve(cwd Path, arg string) (Path, error) {
 	return Path{s: p}, nil
 }
 
-// Check reports whether a name may be used at all.
+// Check reports whether a name may be used at all: it may hold any byte
+// but NUL, CR and LF. Names are byte strings; UTF-8 is what Ferry
+// advertises (RFC 2640), but a name that is not UTF-8 is still a name, and
+// the engine refuses it only on storage that cannot keep it (see
+// storage.CapByteNames and Path.IsUTF8).
 func Check(name string) error {
-	if strings.ContainsAny(name, "\x00\r\n") || !utf8.ValidString(name) {
+	if strings.ContainsAny(name, "\x00\r\n") {
 		return ErrBadName
 	}
 	return nil
 }
+
+// IsUTF8 reports whether every element of p is valid UTF-8.
+func (p Path) IsUTF8() bool { return utf8.ValidString(p.s) }
 
 // String returns the absolute form, as shown to the client ("/" for the root).
 func (p Path) String() string {

@@ -2,8 +2,8 @@ package vpath
 
 import (
 	"errors"
+	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func TestResolve(t *testing.T) {
@@ -28,7 +28,8 @@ func TestResolve(t *testing.T) {
 		{"a\x00b", "", true},
 		{"a\rb", "", true},
 		{"a\nb", "", true},
-		{"\xff\xfe", "", true},
+		{"\xff\xfe", "/home/a/\xff\xfe", false}, // names are bytes
+		{"caf\xe9/a\x80b", "/home/a/caf\xe9/a\x80b", false},
 	}
 	for _, tt := range tests {
 		got, err := Resolve(cwd, tt.arg)
@@ -38,6 +39,15 @@ func TestResolve(t *testing.T) {
 		}
 		if !tt.bad && got.String() != tt.want {
 			t.Errorf("Resolve(%q) = %q, want %q", tt.arg, got, tt.want)
+		}
+	}
+}
+
+func TestIsUTF8(t *testing.T) {
+	for arg, want := range map[string]bool{"/": true, "/a/été": true, "/caf\xe9": false, "/ok/\xff/x": false, "/a\x80b": false} {
+		p, err := Resolve(Root(), arg)
+		if err != nil || p.IsUTF8() != want {
+			t.Errorf("Resolve(%q).IsUTF8() = %v (err %v), want %v", arg, p.IsUTF8(), err, want)
 		}
 	}
 }
@@ -108,7 +118,16 @@ func TestCheckNewName(t *testing.T) {
 			t.Errorf("CheckNewName(%q) = %v, want nil", name, err)
 		}
 	}
-	for _, name := range []string{"\x1b]0;pwned\x07", "a\x1b[2J", "tab\t", "del\x7f", "csi\u009b", "nel\u0085", "bel\x07"} {
+	// Names that are not UTF-8 are names: Latin-1, lone continuation
+	// bytes, raw 0x80–0x9F (not characters of any one encoding).
+	for _, name := range []string{"caf\xe9.txt", "\xff\xfe", "a\x80b", "\x9b", "\xc2"} {
+		if err := CheckNewName(name); err != nil {
+			t.Errorf("CheckNewName(%q) = %v, want nil", name, err)
+		}
+	}
+	for _, name := range []string{"\x1b]0;pwned\x07", "a\x1b[2J", "tab\t", "del\x7f", "csi\u009b", "nel\u0085", "bel\x07",
+		// A UTF-8 C1 inside a name that is not UTF-8, and C0/DEL there.
+		"caf\xe9\u0085", "\xff\u009b2J", "\xe9\x1b", "\xe9\x7f"} {
 		if err := CheckNewName(name); !errors.Is(err, ErrControlName) || !errors.Is(err, ErrBadName) {
 			t.Errorf("CheckNewName(%q) = %v, want ErrControlName (an ErrBadName)", name, err)
 		}
@@ -120,8 +139,9 @@ func TestCheckNewName(t *testing.T) {
 	}
 }
 
-// FuzzCheckNewName: a name CheckNewName accepts passes Check, is UTF-8 and
-// holds no control character (no rune below U+0020, none of U+007F–U+009F);
+// FuzzCheckNewName: a name CheckNewName accepts passes Check and holds no
+// control character: no byte below 0x20, no DEL, no UTF-8 form of
+// U+0080–U+009F anywhere (so, when it is UTF-8, no rune of U+007F–U+009F);
 // a name it refuses is an ErrBadName, and an ErrControlName exactly when
 // Check alone would have let it through.
 func FuzzCheckNewName(f *testing.F) {
@@ -143,7 +163,7 @@ func FuzzCheckNewName(f *testing.F) {
 			}
 			return
 		}
-		if Check(name) != nil || !utf8.ValidString(name) {
+		if Check(name) != nil {
 			t.Fatalf("CheckNewName accepted %q, which Check refuses", name)
 		}
 		for _, r := range name {
@@ -151,18 +171,21 @@ func FuzzCheckNewName(f *testing.F) {
 				t.Fatalf("CheckNewName accepted %q, which holds %U", name, r)
 			}
 		}
+		if strings.ContainsFunc(name, func(r rune) bool { return r >= 0x80 && r <= 0x9f }) || strings.Contains(name, "\x7f") {
+			t.Fatalf("CheckNewName accepted %q, which holds a C1 control or DEL", name)
+		}
 	})
 }
 
 // TestFromRel: FromRel inverts Rel and refuses what Resolve would change.
 func TestFromRel(t *testing.T) {
-	for _, rel := range []string{".", "a", "a/b c/d.txt", "...", "%2e%2e", "é/日本"} {
+	for _, rel := range []string{".", "a", "a/b c/d.txt", "...", "%2e%2e", "é/日本", "\xff", "caf\xe9/a\x80b"} {
 		p, err := FromRel(rel)
 		if err != nil || p.Rel() != rel {
 			t.Errorf("FromRel(%q) = %q, %v", rel, p.Rel(), err)
 		}
 	}
-	for _, rel := range []string{"", "/a", "a/", "a//b", "./a", "a/../b", "..", "a/.", "a\x00b", "a\nb", "\xff"} {
+	for _, rel := range []string{"", "/a", "a/", "a//b", "./a", "a/../b", "..", "a/.", "a\x00b", "a\nb"} {
 		if p, err := FromRel(rel); !errors.Is(err, ErrBadName) {
 			t.Errorf("FromRel(%q) = %q, %v; want ErrBadName", rel, p.Rel(), err)
 		}

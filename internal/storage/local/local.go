@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,20 @@ func Open(dir string) (*FS, error) {
 
 // Close releases the root directory handle.
 func (f *FS) Close() error { return f.root.Close() }
+
+// caps is what local disk offers: everything, and byte names on Linux,
+// whose file systems take any byte string but NUL and '/' as a name (one
+// that does not, vfat or a ZFS dataset with utf8only, refuses such a name
+// with EILSEQ or EINVAL: ErrNotUTF8, ErrBadName).
+var caps = func() storage.Capabilities {
+	if runtime.GOOS == "linux" {
+		return storage.CapAll | storage.CapByteNames
+	}
+	return storage.CapAll
+}()
+
+// Capabilities reports everything, with storage.CapByteNames on Linux.
+func (f *FS) Capabilities() storage.Capabilities { return caps }
 
 func (f *FS) Stat(_ context.Context, p vpath.Path) (fs.FileInfo, error) {
 	name := p.Rel()
@@ -605,6 +620,9 @@ func (o *Opener) Open(_ context.Context, location string) (storage.FS, error) {
 	return Open(location)
 }
 
+// Capabilities reports what the file systems it opens offer.
+func (o *Opener) Capabilities() storage.Capabilities { return caps }
+
 // MakeHome creates the directory location (and its parents) when missing.
 func (o *Opener) MakeHome(_ context.Context, location string) error {
 	if err := CheckRoot(location, o.Protected); err != nil {
@@ -703,7 +721,11 @@ func mapErr(err error) error {
 		return storage.ErrIsDir
 	case errors.Is(err, syscall.ENOTDIR):
 		return storage.ErrNotDir
-	case errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return storage.ErrNameTooLong
+	case errors.Is(err, syscall.EILSEQ):
+		return storage.ErrNotUTF8
+	case errors.Is(err, syscall.EINVAL):
 		return storage.ErrBadName
 	case strings.Contains(err.Error(), "path escapes from parent"):
 		return fs.ErrPermission

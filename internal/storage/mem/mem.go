@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/vpath"
@@ -20,8 +21,9 @@ import (
 // FS is a tree of nodes under one lock. Its zero value is not usable: call
 // New. Set the exported fields before the first use.
 type FS struct {
-	// Caps are the capabilities the FS reports and enforces (New: all),
-	// so tests can play a backend that lacks some.
+	// Caps are the capabilities the FS reports and enforces (New: all,
+	// storage.CapByteNames included), so tests can play a backend that
+	// lacks some.
 	Caps storage.Capabilities
 	// MaxBytes, when positive, is the space of the FS: writes beyond it
 	// (counting uploads in progress) fail with storage.ErrNoSpace.
@@ -36,7 +38,7 @@ var _ storage.FS = (*FS)(nil)
 
 // New returns an empty file system.
 func New() *FS {
-	return &FS{Caps: storage.CapAll, root: &node{name: ".", mode: fs.ModeDir | 0o755, mtime: time.Now(), kids: map[string]*node{}}}
+	return &FS{Caps: storage.CapAll | storage.CapByteNames, root: &node{name: ".", mode: fs.ModeDir | 0o755, mtime: time.Now(), kids: map[string]*node{}}}
 }
 
 // Capabilities reports Caps.
@@ -74,9 +76,14 @@ func (i info) Sys() any           { return nil }
 
 // split returns the parent directory of name and its last element; the
 // root has no parent.
+// Without storage.CapByteNames a name that is not UTF-8 is refused with
+// storage.ErrNotUTF8, as an object store that keeps UTF-8 keys does.
 func (m *FS) split(name string) (*node, string, error) {
 	if name == "." {
 		return nil, ".", nil
+	}
+	if !m.Caps.Has(storage.CapByteNames) && !utf8.ValidString(name) {
+		return nil, "", storage.ErrNotUTF8
 	}
 	elems := strings.Split(name, "/")
 	dir := m.root

@@ -68,6 +68,7 @@ func Run(t *testing.T, newFS NewFS) {
 		{"Chtimes", testChtimes},
 		{"StoredHash", testStoredHash},
 		{"Names", testNames},
+		{"ByteNames", testByteNames},
 		{"UploadsInTurn", testUploadsInTurn},
 		{"UploadsConcurrent", testUploadsConcurrent},
 	}
@@ -1181,6 +1182,52 @@ func testNames(s *S) {
 	s.Mkdir(strings.Repeat("D", 255))
 	s.Write(strings.Repeat("D", 255)+"/"+strings.Repeat("F", 255), "deep")
 	s.Content(strings.Repeat("D", 255)+"/"+strings.Repeat("F", 255), "deep")
+}
+
+// byteNames are names that are not UTF-8: Latin-1, bytes that cannot start
+// UTF-8, a lone continuation byte (a raw C1 of no encoding).
+var byteNames = []string{"caf\xe9.txt", "\xff\xfe", "a\x80b", "\xc3(latin"}
+
+// testByteNames: a backend with storage.CapByteNames keeps names that are
+// not UTF-8 as exactly those bytes through every operation; one without it
+// refuses them with storage.ErrBadName (ErrNotUTF8 is the one to use) and
+// creates nothing.
+func testByteNames(s *S) {
+	if !storage.CapsOf(s.FS).Has(storage.CapByteNames) {
+		s.Write("ok", "x")
+		for _, name := range byteNames {
+			_, err := s.FS.Create(s.Ctx, P(name), storage.CreateOptions{Perm: 0o644})
+			s.Want("Create of "+fmt.Sprintf("%q", name), err, storage.ErrBadName)
+			s.Want("Mkdir", s.FS.Mkdir(s.Ctx, P(name), 0o755), storage.ErrBadName)
+			s.Want("Rename", s.FS.Rename(s.Ctx, P("ok"), P(name)), storage.ErrBadName)
+		}
+		s.OnlyNames(".", "ok")
+		return
+	}
+	s.Mkdir("d\xe9")
+	for _, base := range byteNames {
+		for _, name := range []string{base, "d\xe9/" + base} {
+			s.Write(name, name)
+			s.Content(name, name)
+			fi, err := s.FS.Stat(s.Ctx, P(name))
+			s.OK("Stat", err)
+			if fi.Name() != base {
+				s.Errorf("Stat(%q).Name() = %q", name, fi.Name())
+			}
+		}
+	}
+	s.OnlyNames(".", append([]string{"d\xe9"}, byteNames...)...)
+	s.OnlyNames("d\xe9", slices.Clone(byteNames)...)
+	s.OK("Rename", s.FS.Rename(s.Ctx, P("caf\xe9.txt"), P("d\xe9/\xe9t\xe9")))
+	s.Content("d\xe9/\xe9t\xe9", "caf\xe9.txt")
+	s.Missing("caf\xe9.txt")
+	s.OK("Mkdir", s.FS.Mkdir(s.Ctx, P("\xfe"), 0o755))
+	s.OK("RemoveDir", s.FS.RemoveDir(s.Ctx, P("\xfe")))
+	s.Missing("\xfe")
+	for _, name := range byteNames[1:] {
+		s.OK(fmt.Sprintf("Remove(%q)", name), s.FS.Remove(s.Ctx, P(name)))
+		s.Missing(name)
+	}
 }
 
 // testUploadsInTurn runs two whole uploads of one name side by side: each
