@@ -71,6 +71,7 @@ type Server struct {
 	quotas     quota.Table           // quota usage, by usageKey
 	pasvInUse  atomic.Int64          // open passive listeners
 	inShutdown atomic.Bool
+	draining   atomic.Bool   // set by Drain: sessions are told to reconnect
 	done       chan struct{} // closed by Shutdown
 	wg         sync.WaitGroup
 	nextID     atomic.Uint64
@@ -337,6 +338,33 @@ const abortWait = 5 * time.Second
 // open abortWait later are closed. Shutdown returns ctx.Err() when ctx
 // ended before the sessions, nil otherwise.
 func (srv *Server) Shutdown(ctx context.Context) error {
+	var grace time.Duration
+	if st := srv.site.Load(); st != nil {
+		grace = st.ShutdownGrace
+	}
+	return srv.shutdown(ctx, grace)
+}
+
+// Drain is Shutdown for a binary upgrade, once a new process accepts on
+// the listeners: the running transfers get grace (the drain timeout)
+// instead of the site's ShutdownGrace, and sessions are told
+// "421 Server restarting; please reconnect." so that clients come back to
+// the new process.
+func (srv *Server) Drain(ctx context.Context, grace time.Duration) error {
+	srv.draining.Store(true)
+	return srv.shutdown(ctx, grace)
+}
+
+// closingText is the text of the 421 a session gets when the server shuts
+// down or drains.
+func (srv *Server) closingText() string {
+	if srv.draining.Load() {
+		return "Server restarting; please reconnect."
+	}
+	return "Server shutting down."
+}
+
+func (srv *Server) shutdown(ctx context.Context, grace time.Duration) error {
 	srv.init()
 	defer func() {
 		// The last events reach the logs.
@@ -355,10 +383,6 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Unlock()
 	finished := make(chan struct{})
 	go func() { srv.wg.Wait(); close(finished) }()
-	var grace time.Duration
-	if st := srv.site.Load(); st != nil {
-		grace = st.ShutdownGrace
-	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {

@@ -172,7 +172,7 @@ func (s *session) serve(implicit bool) {
 			continue
 		}
 		if s.draining && s.xfer == nil {
-			s.reply(421, "Server shutting down.")
+			s.reply(421, s.srv.closingText())
 			return
 		}
 		var xferEvents <-chan xferEvent
@@ -224,7 +224,7 @@ func (s *session) serve(implicit bool) {
 			}
 		case <-shutdown:
 			if s.xfer == nil {
-				s.reply(421, "Server shutting down.")
+				s.reply(421, s.srv.closingText())
 				return
 			}
 			// The running transfer may finish within the grace
@@ -234,7 +234,7 @@ func (s *session) serve(implicit bool) {
 		case <-s.srv.base.Done():
 			// The grace period is over.
 			s.abortTransfer(false)
-			s.reply(421, "Server shutting down.")
+			s.reply(421, s.srv.closingText())
 			return
 		}
 		timer.Reset(time.Until(s.deadline))
