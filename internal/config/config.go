@@ -14,6 +14,9 @@ type Config struct {
 	Listen string `toml:"listen" flag:"listen" help:"control listener address (explicit FTPS via AUTH TLS)"`
 	// ImplicitTLSListen, when set, is an implicit-FTPS listener (port 990 style).
 	ImplicitTLSListen string `toml:"implicit_tls_listen" flag:"implicit-tls-listen" help:"implicit FTPS listener address; empty disables it"`
+	// ExtraListen are more control listeners, like Listen (another
+	// address family or interface, say).
+	ExtraListen []string `toml:"extra_listen" flag:"extra-listen" help:"more control listener addresses, like listen; empty: none"`
 	// Data is the data directory: user store, public/, home/, TLS certificate.
 	Data string `toml:"data" flag:"data" help:"data directory: user store, public/, home/, generated TLS certificate"`
 	// PassivePorts is the LO-HI range of passive data ports.
@@ -35,6 +38,11 @@ type Config struct {
 	BackendTimeout Duration `toml:"backend_timeout" flag:"backend-timeout" help:"time a command's storage, user-store and ban calls may take before the command fails with 451"`
 	// ShutdownGrace is how long running transfers may go on after SIGTERM.
 	ShutdownGrace Duration `toml:"shutdown_grace" flag:"shutdown-grace" help:"time running transfers get to finish on shutdown (SIGTERM, SIGINT) before they are aborted"`
+	// DrainTimeout is how long the old process of a binary upgrade lets
+	// its running transfers finish.
+	DrainTimeout Duration `toml:"drain_timeout" flag:"drain-timeout" help:"time the old process of a binary upgrade (ferry upgrade, SIGUSR2) lets running transfers finish before it aborts them and exits"`
+	// UpgradeTimeout bounds the start of the new binary in an upgrade.
+	UpgradeTimeout Duration `toml:"upgrade_timeout" flag:"upgrade-timeout" help:"time the new binary of an upgrade has to say it is ready; after it, it is killed and the old process keeps serving"`
 
 	MaxSessions        int `toml:"max_sessions" flag:"max-sessions" help:"maximum concurrent control connections; 0 unlimited"`
 	MaxSessionsPerIP   int `toml:"max_sessions_per_ip" flag:"max-sessions-per-ip" help:"maximum concurrent connections from one client IP; 0 unlimited"`
@@ -149,6 +157,8 @@ func Defaults() Config {
 		DataTimeout:      Duration{30 * time.Second},
 		MaxLineBytes:     4096,
 		ShutdownGrace:    Duration{30 * time.Second},
+		DrainTimeout:     Duration{15 * time.Minute},
+		UpgradeTimeout:   Duration{time.Minute},
 		BackendTimeout:   Duration{30 * time.Second},
 		MaxSessions:      2000,
 		MaxSessionsPerIP: 50,

@@ -98,6 +98,13 @@ func (c *Config) problems() []*Problem {
 			add("implicit_tls_listen", "%q is also listen", c.ImplicitTLSListen)
 		}
 	}
+	for _, a := range c.ExtraListen {
+		if err := checkHostPort(a); err != nil {
+			check("extra_listen", err)
+		} else if (a == c.Listen || a == c.ImplicitTLSListen) && !strings.HasSuffix(a, ":0") {
+			add("extra_listen", "%q is also listen or implicit_tls_listen", a)
+		}
+	}
 	if c.Data == "" {
 		add("data", "must be set")
 	}

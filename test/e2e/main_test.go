@@ -109,6 +109,15 @@ type serverConfig struct {
 	ImplicitTLS  bool   // also listen for implicit FTPS on the same host, port 0
 	PassiveCount int    // size of the passive range; default 40
 	Args         []string
+	// ConfigFile starts `ferry serve --config FILE` alone: FILE (the
+	// server's ConfigPath) sets listen, data, passive_ports, anonymous and
+	// implicit_tls_listen, then ConfigExtra; Args come after --config.
+	ConfigFile  bool
+	ConfigExtra string
+	Binary      string     // the ferry to run; default the one TestMain built
+	Env         []string   // added to the environment
+	ExtraFiles  []*os.File // descriptors 3 and up of the server
+	Wrap        []string   // a command line that execs the binary, given as its next argument
 }
 
 // server is one running ferry process.
@@ -121,6 +130,7 @@ type server struct {
 	PassiveLo    int
 	PassiveHi    int
 	LogPath      string // the server's stderr
+	ConfigPath   string // the TOML file, with serverConfig.ConfigFile
 
 	cmd     *exec.Cmd
 	stopped bool          // the test stopped the process itself and checked its exit
@@ -201,7 +211,21 @@ func startServer(t testing.TB, cfg serverConfig) *server {
 	if cfg.ImplicitTLS {
 		args = append(args, "--implicit-tls-listen", net.JoinHostPort(host, "0"))
 	}
+	if cfg.ConfigFile {
+		s.ConfigPath = filepath.Join(dir, "ferry.toml")
+		toml := fmt.Sprintf("listen = %q\ndata = %q\npassive_ports = \"%d-%d\"\nanonymous = %t\n",
+			cfg.Listen, s.Data, s.PassiveLo, s.PassiveHi, !cfg.NoAnonymous)
+		if cfg.ImplicitTLS {
+			toml += fmt.Sprintf("implicit_tls_listen = %q\n", net.JoinHostPort(host, "0"))
+		}
+		writeFile(t, s.ConfigPath, []byte(toml+cfg.ConfigExtra))
+		args = []string{"serve", "--config", s.ConfigPath}
+	}
 	args = append(args, cfg.Args...)
+	bin := ferryBin
+	if cfg.Binary != "" {
+		bin = cfg.Binary
+	}
 
 	logf, err := os.Create(s.LogPath)
 	if err != nil {
@@ -211,7 +235,13 @@ func startServer(t testing.TB, cfg serverConfig) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(ferryBin, args...)
+	if len(cfg.Wrap) > 0 {
+		s.cmd = exec.Command(cfg.Wrap[0], append(append(cfg.Wrap[1:], bin), args...)...)
+	} else {
+		s.cmd = exec.Command(bin, args...)
+	}
+	s.cmd.Env = append(os.Environ(), cfg.Env...)
+	s.cmd.ExtraFiles = cfg.ExtraFiles
 	// If the test binary dies (a -timeout panic skips cleanups), take the
 	// server with it.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

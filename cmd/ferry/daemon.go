@@ -1,0 +1,462 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/ban"
+	"github.com/ferryftp/ferry/internal/certs"
+	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/ftp"
+	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/systemd"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
+)
+
+// daemon is a running `ferry serve`: the engine, what its site was built
+// from, and what reloads and upgrades it. reload and upgrade run one at a
+// time (mu); everything the engine reads is swapped whole.
+type daemon struct {
+	// resolve reads the settings again (the file, then the flags given at
+	// start over it); nil refuses reloads.
+	resolve func() (config.Config, error)
+	log     *slog.Logger
+	level   *slog.LevelVar // the log level, changed by a reload; may be nil
+	stdout  io.Writer
+	notify  *systemd.Notifier
+
+	srv   *ftp.Server
+	store *sqlstore.Store
+	def   *liveDefender
+	lns   *listenerSet
+	ctl   *controlServer // nil when the socket could not be made
+	child bool           // started by an upgrading parent
+	// handover is closed once a binary upgrade succeeded: this process
+	// then drains its sessions and exits.
+	handover     chan struct{}
+	handoverOnce sync.Once
+
+	mu        sync.Mutex    // serialises reload and upgrade; guards the fields below
+	cfg       config.Config // the settings in force; Data is absolute
+	stopWatch context.CancelFunc
+	gen       int  // 1 at start, +1 per successful reload
+	handedOff bool // an upgrade succeeded
+	bans      *ban.SQLStore
+	banOpts   ban.Options
+}
+
+// serveOptions are what runServe adds to serve: reloads re-run the flags
+// and the file through resolve, and change the logger's level.
+type serveOptions struct {
+	resolve func() (config.Config, error)
+	level   *slog.LevelVar
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully. It
+// cannot reload: see serveWith.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	return serveWith(ctx, cfg, log, stdout, serveOptions{})
+}
+
+// serveWith runs the server until ctx ends (SIGTERM), then shuts down
+// gracefully, or until a binary upgrade hands the listeners over, then
+// drains. SIGHUP and `ferry reload` reload the settings; SIGUSR2 and
+// `ferry upgrade` start the binary found at the executable's path.
+func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, o serveOptions) error {
+	if cfg.Storage.Backend != "local" {
+		return fmt.Errorf("storage backend %q is not wired into ferry serve yet", cfg.Storage.Backend)
+	}
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return err
+	}
+	cfg.Data = data
+	d := &daemon{
+		resolve:  o.resolve,
+		log:      log,
+		level:    o.level,
+		stdout:   stdout,
+		notify:   systemd.NewNotifier(),
+		cfg:      cfg,
+		gen:      1,
+		handover: make(chan struct{}),
+	}
+	// What an upgrading parent passed (listeners, control socket, ready
+	// pipe); until the start succeeds, a failure is reported on the pipe.
+	inh, err := takeInheritance()
+	if err != nil {
+		return err
+	}
+	d.child = inh != nil
+	err = d.start(ctx, inh)
+	if inh != nil {
+		inh.closeUnused()
+		inh.report(err)
+	}
+	if err != nil {
+		d.closeAll()
+		return err
+	}
+	return d.run(ctx)
+}
+
+// start opens everything the server needs, binds or takes its listeners and
+// starts serving; the caller reports the result to an upgrading parent.
+func (d *daemon) start(ctx context.Context, inh *inheritance) error {
+	cfg := d.cfg
+	if err := ftp.PrepareData(cfg.Data); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	// One Verifier for the whole server: its budget bounds the memory of
+	// every password check at once.
+	store, err := openUserStore(cfg.Data, cfg.Database.URL, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
+	if err != nil {
+		return fmt.Errorf("user store: %w", err)
+	}
+	d.store = store
+	site, cm, err := d.buildSite(cfg)
+	if err != nil {
+		return err
+	}
+	d.def = &liveDefender{}
+	d.srv = &ftp.Server{Logger: d.log, Defender: d.def}
+	if err := d.srv.SetSite(site); err != nil {
+		return err
+	}
+	if err := d.openBans(cfg); err != nil {
+		return err
+	}
+	d.configureBans(cfg)
+	d.watchCerts(cm)
+
+	d.ctl, err = startControl(d, filepath.Join(cfg.Data, controlSocketName), inh.controlFor(filepath.Join(cfg.Data, controlSocketName)))
+	if err != nil {
+		return err
+	}
+	if d.ctl == nil {
+		d.log.Warn("no control socket: ferry reload and ferry upgrade cannot reach this server; use SIGHUP and SIGUSR2", "path", filepath.Join(cfg.Data, controlSocketName))
+	}
+
+	activated, err := systemd.Listeners()
+	if err != nil {
+		return err
+	}
+	d.lns = newListenerSet(d.srv, d.stdout)
+	if err := d.lns.start(cfg, inh.listenersOrNil(), activated); err != nil {
+		return err
+	}
+	// Leftovers of uploads cut by a crash: the old files are intact, the
+	// temporary ones go. Not after an upgrade: the old process's uploads
+	// are still running.
+	if inh == nil {
+		started := time.Now()
+		opener := site.Storage.(*local.Opener)
+		go func() {
+			if n, err := opener.Sweep(ctx, started); n > 0 || err != nil {
+				d.log.Info("swept interrupted uploads", "removed", n, "err", err)
+			}
+		}()
+	}
+
+	ports := cfg.PassivePorts
+	if ports == "" || ports == "0" {
+		ports = "any (chosen by the OS)"
+	}
+	fmt.Fprintf(d.stdout, "Passive ports: %s\n", ports)
+	fmt.Fprintf(d.stdout, "Data directory: %s (anonymous users see %s)\n", cfg.Data, filepath.Join(cfg.Data, "public"))
+	fmt.Fprintf(d.stdout, "TLS certificate SHA-256: %s\n", cm.Fingerprint())
+	dbFlag := ""
+	if cfg.Database.URL != config.DefaultDatabaseURL {
+		dbFlag = " --database '" + cfg.Database.URL + "'"
+	}
+	fmt.Fprintf(d.stdout, "Add a user: printf 'secret\\n' | ferry user add NAME --data %s%s --password-stdin\n", cfg.Data, dbFlag)
+	d.log.Info("started", "listen", strings.Join(d.lns.addrs(false), ","), "passive_ports", cfg.PassivePorts, "anonymous", cfg.Anonymous, "version", version, "pid", os.Getpid(), "upgraded", inh != nil)
+	return nil
+}
+
+// run serves until ctx ends or an upgrade hands over, handling SIGHUP
+// (reload) and SIGUSR2 (upgrade) meanwhile, then shuts down.
+func (d *daemon) run(ctx context.Context) error {
+	defer d.closeAll()
+	if d.child {
+		d.notify.MainPID(os.Getpid(), d.statusLine())
+	} else {
+		d.notify.Ready(d.statusLine())
+	}
+	if iv, ok := systemd.WatchdogInterval(); ok {
+		go d.watchdog(ctx, iv/2)
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown()
+		case <-d.handover:
+			return d.drain()
+		case err := <-d.lns.errc:
+			d.srv.Shutdown(context.Background())
+			return err
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				d.reload()
+			case syscall.SIGUSR2:
+				go d.upgrade()
+			}
+		}
+	}
+}
+
+// shutdown is the graceful stop of SIGTERM: running transfers get
+// shutdown_grace (Shutdown reads it from the site's settings); a second
+// signal aborts them at once.
+func (d *daemon) shutdown() error {
+	d.notify.Stopping("shutting down")
+	d.mu.Lock()
+	grace := d.cfg.ShutdownGrace.Duration
+	d.mu.Unlock()
+	d.log.Info("shutting down", "grace", grace.String())
+	return d.stopServer(d.srv.Shutdown)
+}
+
+// drain ends this process after an upgrade: the new one accepts already.
+// Running transfers get drain_timeout; idle sessions are told to reconnect.
+// Nothing is said to systemd: the new process is the service now.
+func (d *daemon) drain() error {
+	d.mu.Lock()
+	grace := d.cfg.DrainTimeout.Duration
+	d.mu.Unlock()
+	d.log.Info("upgrade: draining", "sessions", d.srv.Sessions(), "drain_timeout", grace.String())
+	return d.stopServer(func(ctx context.Context) error { return d.srv.Drain(ctx, grace) })
+}
+
+func (d *daemon) stopServer(stop func(context.Context) error) error {
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	go func() {
+		select {
+		case <-again:
+			d.log.Info("second signal: aborting the running transfers")
+			cancel()
+		case <-sctx.Done():
+		}
+	}()
+	if err := stop(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// closeAll releases what start opened; safe on a half-started daemon.
+func (d *daemon) closeAll() {
+	if d.lns != nil {
+		d.lns.closeAll()
+	}
+	if d.ctl != nil {
+		d.ctl.close(!d.handedOffNow())
+	}
+	d.mu.Lock()
+	if d.stopWatch != nil {
+		d.stopWatch()
+	}
+	if d.bans != nil {
+		d.bans.Close()
+	}
+	d.mu.Unlock()
+	if d.store != nil {
+		d.store.Close()
+	}
+}
+
+func (d *daemon) handedOffNow() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.handedOff
+}
+
+// watchdog pings systemd's watchdog every period while the server runs.
+func (d *daemon) watchdog(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	d.notify.Watchdog()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.handover:
+			return
+		case <-t.C:
+			d.notify.Watchdog()
+		}
+	}
+}
+
+// statusLine is the STATUS systemd shows.
+func (d *daemon) statusLine() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.statusLineLocked()
+}
+
+func (d *daemon) statusLineLocked() string {
+	return fmt.Sprintf("serving on %s; %d sessions; generation %d", strings.Join(d.lns.addrs(false), ", "), d.srv.Sessions(), d.gen)
+}
+
+// pid is this process's ID.
+func pid() int { return os.Getpid() }
+
+// buildSite compiles cfg into a site: settings, a certificate manager for
+// its files, the TLS config and the storage opener with its protected
+// paths. Nothing is installed: a reload that fails later changes nothing.
+func (d *daemon) buildSite(cfg config.Config) (*ftp.Site, *certs.Manager, error) {
+	data := cfg.Data
+	cm, err := certs.New(certs.Options{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, DataDir: data, Logger: d.log})
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	tlsCfg := &tls.Config{GetCertificate: cm.GetCertificate}
+	if cfg.TLSClientCA != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("client CA %s: no PEM certificates found", cfg.TLSClientCA)
+		}
+		// Certificates are asked for, not demanded: users marked
+		// "certificate required" are checked at login.
+		tlsCfg.ClientCAs = pool
+		tlsCfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	settings, err := engineSettings(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Local disk storage: no home may expose the server's own files, and
+	// the anonymous tree is checked now, so a bad layout fails the start.
+	keyFile := cfg.TLSKey
+	if keyFile != "" {
+		keyFile, _ = filepath.Abs(keyFile)
+	}
+	opener := &local.Opener{
+		Protected: protectedPaths(data, cfg.Database.URL, keyFile),
+		SweepDirs: []string{filepath.Join(data, "public"), filepath.Join(data, "home")},
+	}
+	if err := local.CheckRoot(settings.AnonymousRoot, opener.Protected); err != nil {
+		return nil, nil, fmt.Errorf("anonymous root: %w", err)
+	}
+	return &ftp.Site{Settings: settings, Auth: d.store, TLS: tlsCfg, Storage: opener}, cm, nil
+}
+
+// watchCerts makes cm the watched certificate manager (files polled every
+// 10 s), ending the watch of the one before. Called with mu held or before
+// the daemon runs.
+func (d *daemon) watchCerts(cm *certs.Manager) {
+	if d.stopWatch != nil {
+		d.stopWatch()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopWatch = cancel
+	go cm.Watch(ctx, 10*time.Second, nil)
+}
+
+// openBans opens the ban store when cfg bans and it is not open yet: the
+// part of configureBans that can fail. Called with mu held or before the
+// daemon runs.
+func (d *daemon) openBans(cfg config.Config) error {
+	if cfg.BanThreshold <= 0 || d.bans != nil {
+		return nil
+	}
+	_, bansDB, err := databasePaths(cfg.Data, cfg.Database.URL)
+	if err != nil {
+		return err
+	}
+	bans, err := ban.OpenSQL(bansDB)
+	if err != nil {
+		return fmt.Errorf("ban store: %w", err)
+	}
+	d.bans = bans
+	return nil
+}
+
+// configureBans installs the defender cfg asks for (none when
+// ban_threshold is 0) after openBans. The defender is replaced only when
+// a ban setting changed, so scores survive a reload that does not touch
+// them. Called with mu held or before the daemon runs.
+func (d *daemon) configureBans(cfg config.Config) {
+	if cfg.BanThreshold <= 0 || d.bans == nil {
+		d.def.set(nil)
+		d.banOpts = ban.Options{}
+		return
+	}
+	o := ban.Options{
+		Threshold: cfg.BanThreshold,
+		Window:    cfg.BanWindow.Duration,
+		Duration:  cfg.BanDuration.Duration,
+		Allow:     cfg.BanAllowPrefixes(),
+		Logger:    d.log,
+	}
+	if d.def.get() != nil && reflect.DeepEqual(o, d.banOpts) {
+		return
+	}
+	d.banOpts = o
+	d.def.set(ftp.BanDefender(ban.NewDefender(d.bans, o)))
+}
+
+// liveDefender is the server's Defender: the ban settings of the last
+// reload, or none.
+type liveDefender struct {
+	cur atomic.Pointer[ftp.Defender]
+}
+
+func (l *liveDefender) set(d ftp.Defender) {
+	if d == nil {
+		l.cur.Store(nil)
+		return
+	}
+	l.cur.Store(&d)
+}
+
+func (l *liveDefender) get() ftp.Defender {
+	if p := l.cur.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (l *liveDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool) {
+	if d := l.get(); d != nil {
+		return d.Banned(ctx, ip)
+	}
+	return time.Time{}, false
+}
+
+func (l *liveDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
+	if d := l.get(); d != nil {
+		return d.Record(ctx, ip, e)
+	}
+	return false
+}
