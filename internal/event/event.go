@@ -26,9 +26,10 @@ const (
 	KindDisconnect                 // the session ended: Duration
 	KindChange                     // a client changed the tree: Cmd, Path, From (RNTO), Detail (mode or time)
 	KindRefused                    // an operation refused by policy: Cmd, Path, Reason (a Refusal), Code
+	KindClient                     // the client named its software with CLNT: Client
 )
 
-var kindNames = [...]string{"", "connect", "tls", "login", "command", "data", "transfer", "ban", "disconnect", "change", "refused"}
+var kindNames = [...]string{"", "connect", "tls", "login", "command", "data", "transfer", "ban", "disconnect", "change", "refused", "client"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -66,6 +67,9 @@ type Event struct {
 	Session string         // the session's ID, as in the logs
 	Remote  netip.AddrPort // the client's address
 	User    string         // the user name given (with USER, or the login's), if any
+	// Client is the name the client gave its software with CLNT, on every
+	// event of the session from then on; "" before or without one.
+	Client string
 	// Secure says the control connection was protected by TLS when the
 	// event happened.
 	Secure bool

@@ -39,6 +39,10 @@ func (s *session) cmdRETR(r *request) error {
 	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
 	lim := rate.Of(s.site.down, s.rates.down)
+	size := r.info.Size() - s.rest
+	if ascii {
+		size = -1 // TYPE A changes the count
+	}
 	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
 		var src io.Reader = f
 		if of, ok := f.(storage.OSFiler); ok {
@@ -49,6 +53,7 @@ func (s *session) cmdRETR(r *request) error {
 		}
 		return copyOut(ctx, c, src, timeout, lim, progress)
 	}, func(err error) error { f.Close(); return err })
+	s.xfer.size = size
 	return nil
 }
 

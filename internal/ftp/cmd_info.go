@@ -3,9 +3,13 @@ package ftp
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/escape"
 
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
@@ -33,7 +37,17 @@ func (s *session) cmdFEAT(r *request) error {
 	return nil
 }
 
-func (s *session) featFacts() string { return wire.FeatFacts(s.facts) }
+func (s *session) featFacts() string { return wire.FeatFacts(s.offeredFacts(), s.facts) }
+
+// offeredFacts are the MLST facts the session's storage can give: unique,
+// UNIX.owner and UNIX.group only with storage.CapUnixStat. FEAT lists
+// these and OPTS MLST selects among them (RFC 3659 §7.8, §7.9).
+func (s *session) offeredFacts() wire.Facts {
+	if s.caps().Has(storage.CapUnixStat) {
+		return wire.AllFacts
+	}
+	return wire.AllFacts &^ (wire.FactUnique | wire.FactUnixOwner | wire.FactUnixGroup)
+}
 
 // cmdOPTS handles OPTS UTF8 (RFC 2640; names are always UTF-8, so ON is a
 // no-op and OFF is refused) and OPTS MLST (RFC 3659 §7.9).
@@ -51,7 +65,7 @@ func (s *session) cmdOPTS(r *request) error {
 			s.reply(501, "OPTS UTF8 takes ON or OFF.")
 		}
 	case "MLST":
-		facts, canon := wire.ParseOptsMLST(value)
+		facts, canon := wire.ParseOptsMLST(value, s.offeredFacts())
 		s.facts = facts
 		s.reply(200, "MLST OPTS "+canon)
 	default:
@@ -122,9 +136,14 @@ func (s *session) cmdMODE(r *request) error {
 
 // siteCommands is the SITE sub-table: its rows follow the rules of the
 // main table (path, verb, stat), applied by the same dispatcher.
-var siteCommands = map[string]*command{
-	"HELP":  {handler: (*session).cmdSiteHELP, help: "SITE HELP"},
-	"CHMOD": {handler: (*session).cmdSiteCHMOD, needs: storage.CapChmod, lacking: "SITE CHMOD: this storage keeps no permission bits (object storage); nothing changed.", path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
+var siteCommands map[string]*command
+
+func init() {
+	siteCommands = map[string]*command{
+		"HELP":  {handler: (*session).cmdSiteHELP, help: "SITE HELP"},
+		"UTIME": {handler: (*session).cmdSiteUTIME, needs: storage.CapChtimes, path: pathUtime, verb: access.Chmod, feat: "SITE UTIME", help: "SITE UTIME <YYYYMMDDhhmm[ss]> <path> | <path> <atime> <mtime> <ctime> UTC"},
+		"CHMOD": {handler: (*session).cmdSiteCHMOD, needs: storage.CapChmod, lacking: "SITE CHMOD: this storage keeps no permission bits (object storage); nothing changed.", path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
+	}
 }
 
 // cmdSITE dispatches a SITE subcommand through its row.
@@ -140,11 +159,72 @@ func (s *session) cmdSITE(r *request) error {
 }
 
 func (s *session) cmdSiteHELP(*request) error {
-	if !s.caps().Has(storage.CapChmod) {
-		s.reply(214, "SITE commands: HELP\nHelp OK.")
-		return nil
+	caps := s.caps()
+	var subs []string
+	for name, c := range siteCommands {
+		if caps.Has(c.needs) {
+			subs = append(subs, name)
+		}
 	}
-	s.reply(214, "SITE commands: CHMOD HELP\nHelp OK.")
+	sort.Strings(subs)
+	s.reply(214, "SITE commands: "+strings.Join(subs, " ")+"\nHelp OK.")
+	return nil
+}
+
+// cmdSiteUTIME is MFMT in the SITE UTIME forms of ProFTPD's mod_site_misc
+// (the row parsed the path and the modification time); it answers 200 as
+// ProFTPD does.
+func (s *session) cmdSiteUTIME(r *request) error {
+	if err := s.fs.Chtimes(s.ctx(), r.path, r.mtime); err != nil {
+		return err
+	}
+	t := string(wire.AppendTime(nil, r.mtime))
+	s.reply(200, "SITE UTIME command successful: modify="+t+"; "+r.path.Base())
+	s.changed(r, "", t)
+	return nil
+}
+
+// cmdAVBL reports the bytes the user may still store under a directory
+// (draft-peterson-streamlined-ftp-command-extensions, AVBL): 213 and the
+// number, from the storage's SpaceReporter (the byte quota's remainder
+// when that is less); 550 on a file, or when the storage does not know.
+func (s *session) cmdAVBL(r *request) error {
+	if !r.info.IsDir() {
+		return reply(550, "AVBL needs a directory.")
+	}
+	sr, ok := s.fs.(storage.SpaceReporter)
+	if !ok {
+		return errSpaceUnknown
+	}
+	n, err := sr.Free(s.ctx())
+	switch {
+	case errors.Is(err, storage.ErrNotSupported):
+		return errSpaceUnknown
+	case err != nil:
+		return err
+	}
+	s.reply(213, strconv.FormatInt(n, 10))
+	return nil
+}
+
+// errSpaceUnknown answers AVBL on storage that does not know its free space.
+var errSpaceUnknown = reply(550, "Free space is not known for this storage.")
+
+// maxClientName bounds the name CLNT keeps.
+const maxClientName = 128
+
+// cmdCLNT takes the client's name (a Serv-U extension that WinSCP,
+// SmartFTP and others send), before or after login: it goes to the log
+// and the observers (Event.Client, SessionInfo.Client). It changes
+// nothing else.
+func (s *session) cmdCLNT(r *request) error {
+	name := strings.TrimSpace(r.arg)
+	if name == "" || len(name) > maxClientName || !utf8.ValidString(name) || escape.HasControl(name) {
+		return reply(501, "CLNT needs a client name: printable UTF-8, at most 128 bytes.")
+	}
+	s.client = name
+	s.emit(Event{Kind: KindClient, Client: name})
+	s.reply(200, "Noted.")
 	return nil
 }
 

@@ -84,10 +84,14 @@ func (l *lister) entry(fi fs.FileInfo, self vpath.Path, name, mlsType string) {
 				mlsType = "dir"
 			}
 		}
-		l.buf = wire.AppendFacts(l.buf, wire.Entry{
+		e := wire.Entry{
 			Name: name, Info: fi, Type: mlsType,
 			Perm: l.perm(self, fi.IsDir()), Unique: uniqueFact(fi),
-		}, l.facts)
+		}
+		if l.facts&(wire.FactUnixOwner|wire.FactUnixGroup) != 0 {
+			e.Owner, e.Group = ownerFacts(fi)
+		}
+		l.buf = wire.AppendFacts(l.buf, e, l.facts)
 	}
 	l.buf = append(l.buf, '\r', '\n')
 }
@@ -200,9 +204,9 @@ func (s *session) cmdMLST(r *request) error {
 	if fi.IsDir() {
 		typ = "dir"
 	}
-	line := wire.AppendFacts(nil, wire.Entry{
-		Name: p.String(), Info: fi, Type: typ, Perm: s.permFact(p, fi.IsDir()), Unique: uniqueFact(fi),
-	}, s.facts)
+	e := wire.Entry{Name: p.String(), Info: fi, Type: typ, Perm: s.permFact(p, fi.IsDir()), Unique: uniqueFact(fi)}
+	e.Owner, e.Group = ownerFacts(fi)
+	line := wire.AppendFacts(nil, e, s.facts)
 	s.reply(250, "Listing "+p.String()+"\n"+string(line)+"\nEnd")
 	return nil
 }
@@ -232,7 +236,7 @@ func (s *session) cmdSTAT(r *request) error {
 		b.WriteString("Control connection is protected by TLS\n")
 	}
 	if s.xfer != nil {
-		b.WriteString("Transfer in progress: " + s.xfer.verb + " " + s.xfer.path + "\n")
+		b.WriteString(s.xfer.status(time.Now()))
 	} else {
 		b.WriteString("No data connection\n")
 	}
@@ -311,6 +315,15 @@ func uniqueFact(fi fs.FileInfo) string {
 		return strconv.FormatUint(uint64(st.Dev), 16) + "g" + strconv.FormatUint(st.Ino, 16)
 	}
 	return ""
+}
+
+// ownerFacts gives the UNIX.owner and UNIX.group facts, the numeric IDs,
+// where the OS tells them (storage.CapUnixStat); "" otherwise.
+func ownerFacts(fi fs.FileInfo) (owner, group string) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return strconv.FormatUint(uint64(st.Uid), 10), strconv.FormatUint(uint64(st.Gid), 10)
+	}
+	return "", ""
 }
 
 // inDropBox reports an anonymous session looking into the drop box, whose

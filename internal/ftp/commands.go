@@ -70,6 +70,7 @@ const (
 	pathChmod           // SITE CHMOD: "mode path"
 	pathUp              // CDUP: the parent of the current directory
 	pathUnique          // STOU: a new unique name in the current directory
+	pathUtime           // SITE UTIME: "time path", "path time" or "path atime mtime ctime UTC"
 )
 
 // statRule says what the dispatcher requires of the path's entry.
@@ -162,6 +163,11 @@ func init() {
 		"MLSD": {handler: (*session).cmdMLSD, data: true, path: pathOpt, verb: access.List, stat: statExists, help: "MLSD [<path>]"},
 		"HOST": {handler: (*session).cmdHOST, public: true, preTLS: true, argument: true, feat: "HOST", help: "HOST <name>"},
 
+		// Less common extensions: draft-peterson-streamlined-ftp-command-
+		// extensions (AVBL); CLNT, as Serv-U, ProFTPD and WinSCP use it.
+		"AVBL": {handler: (*session).cmdAVBL, path: pathOpt, verb: access.List, stat: statExists, feat: "AVBL", help: "AVBL [<path>]"},
+		"CLNT": {handler: (*session).cmdCLNT, public: true, preTLS: true, argument: true, help: "CLNT <client name>"},
+
 		// Security (RFC 2228, RFC 4217).
 		"AUTH": {handler: (*session).cmdAUTH, public: true, preTLS: true, argument: true, help: "AUTH TLS"},
 		"PBSZ": {handler: (*session).cmdPBSZ, public: true, preTLS: true, argument: true, feat: "PBSZ", help: "PBSZ 0"},
@@ -208,6 +214,11 @@ func (s *session) featLines() []string {
 	}
 	caps := s.caps()
 	for _, c := range commands {
+		if c.feat != "" && caps.Has(c.needs) {
+			lines = append(lines, c.feat)
+		}
+	}
+	for _, c := range siteCommands {
 		if c.feat != "" && caps.Has(c.needs) {
 			lines = append(lines, c.feat)
 		}
@@ -301,6 +312,15 @@ func (s *session) target(c *command, r *request) error {
 		// The set-time form is MFMT: it needs the chmod verb and looks
 		// nothing up, so it reveals no more than MFMT does.
 		name, r.mtime, r.setTime, v, stat = rest, t, true, access.Chmod, statNone
+	case pathUtime:
+		p, t, ok := parseUtime(r.arg)
+		if !ok {
+			return reply(501, "Syntax: "+c.help+".")
+		}
+		if t.IsZero() {
+			return reply(501, "Invalid time value.")
+		}
+		name, r.mtime = p, t
 	case pathChmod:
 		mode, rest, err := wire.ParseChmod(r.arg)
 		if errors.Is(err, wire.ErrSpecialBits) {
@@ -364,6 +384,49 @@ func (s *session) target(c *command, r *request) error {
 	r.info = fi
 	return nil
 }
+
+// parseUtime splits a SITE UTIME argument in the forms clients send: the
+// 2-argument "YYYYMMDDhhmm[ss] path" of ProFTPD's mod_site_misc (and
+// "path YYYYMMDDhhmm[ss]", which some clients send), and the 5-argument
+// "path atime mtime ctime UTC", whose mtime is the one set. Paths may hold
+// spaces. ok is false for any other shape; a zero t with ok is a time that
+// has the shape but no valid date (month 13).
+func parseUtime(arg string) (path string, t time.Time, ok bool) {
+	w := strings.Split(arg, " ")
+	n := len(w)
+	parse := func(ts string) time.Time {
+		if len(ts) == 12 {
+			ts += "00"
+		}
+		t, err := wire.ParseTime(ts)
+		if err != nil {
+			return time.Time{}
+		}
+		return t
+	}
+	switch {
+	case n >= 5 && strings.EqualFold(w[n-1], "UTC"):
+		if !utimeStamp(w[n-4]) || !utimeStamp(w[n-3]) || !utimeStamp(w[n-2]) {
+			return "", time.Time{}, false
+		}
+		path = strings.Join(w[:n-4], " ")
+		t = parse(w[n-3])
+		if parse(w[n-4]).IsZero() || parse(w[n-2]).IsZero() {
+			t = time.Time{}
+		}
+	case n >= 2 && utimeStamp(w[0]):
+		path, t = strings.Join(w[1:], " "), parse(w[0])
+	case n >= 2 && utimeStamp(w[n-1]):
+		path, t = strings.Join(w[:n-1], " "), parse(w[n-1])
+	default:
+		return "", time.Time{}, false
+	}
+	return path, t, path != ""
+}
+
+// utimeStamp reports a word of 12 or 14 digits: the shape of a SITE UTIME
+// time (YYYYMMDDhhmm[ss], UTC).
+func utimeStamp(w string) bool { return (len(w) == 12 || len(w) == 14) && isAllDigits(w) }
 
 // isTimeArg reports an MDTM argument that starts with a timestamp
 // (YYYYMMDDHHMMSS, optionally with a fraction): the set-time form. The form

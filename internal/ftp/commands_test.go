@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ferryftp/ferry/internal/storage"
 )
 
 // fixtureTime is the modification time of the fixture's file.txt.
@@ -401,8 +403,14 @@ func TestReplyTexts(t *testing.T) {
 			}
 			feats[strings.TrimSpace(l)] = true
 		}
-		for _, f := range []string{"UTF8", "SIZE", "MDTM", "MFMT", "EPSV", "EPRT", "REST STREAM", "TVFS", "HOST",
-			"MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;"} {
+		// The facts FEAT offers are those the storage gives: unique,
+		// UNIX.owner and UNIX.group need its Unix stat.
+		mlst, mlstAfter := "MLST type*;size*;modify*;perm*;UNIX.mode*;", " MLST type*;size*;modify;perm;UNIX.mode;"
+		if storage.CapsOf(ts.site.Storage).Has(storage.CapUnixStat) {
+			mlst = "MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;UNIX.owner;UNIX.group;"
+			mlstAfter = " MLST type*;size*;modify;perm;unique;UNIX.mode;UNIX.owner;UNIX.group;"
+		}
+		for _, f := range []string{"UTF8", "SIZE", "MDTM", "MFMT", "EPSV", "EPRT", "REST STREAM", "TVFS", "HOST", mlst} {
 			if !feats[f] {
 				t.Errorf("FEAT lacks %q: %q", f, raw)
 			}
@@ -462,7 +470,7 @@ func TestReplyTexts(t *testing.T) {
 			t.Errorf("OPTS MLST: %q", got)
 		}
 		c.send("FEAT")
-		if raw := strings.Join(c.rawReply(), "\n"); !strings.Contains(raw, " MLST type*;size*;modify;perm;unique;UNIX.mode;") {
+		if raw := strings.Join(c.rawReply(), "\n"); !strings.Contains(raw, mlstAfter) {
 			t.Errorf("FEAT after OPTS MLST: %q", raw)
 		}
 		if got := c.cmd("REST 3", 350); !strings.Contains(got, "3") {

@@ -27,6 +27,7 @@ const (
 	KindDisconnect = event.KindDisconnect
 	KindChange     = event.KindChange
 	KindRefused    = event.KindRefused
+	KindClient     = event.KindClient
 )
 
 // Event is one thing that happened on a control connection; its fields are
@@ -168,10 +169,10 @@ func (s *session) emit(e Event) { s.emitter()(e) }
 // emitter returns an emit function for other goroutines (a transfer's),
 // with the session's fields as they are now.
 func (s *session) emitter() func(Event) {
-	srv, id, remote, user, secure := s.srv, s.id, s.remote, s.userName, s.tlsOn
+	srv, id, remote, user, secure, client := s.srv, s.id, s.remote, s.userName, s.tlsOn, s.client
 	return func(e Event) {
 		e.Time = time.Now()
-		e.Session, e.Remote, e.Secure = id, remote, secure
+		e.Session, e.Remote, e.Secure, e.Client = id, remote, secure, client
 		if e.User == "" {
 			e.User = user
 		}
@@ -187,6 +188,7 @@ type SessionInfo struct {
 	Remote    netip.AddrPort
 	Connected time.Time
 	User      string // the user name given, if any
+	Client    string // the client's software, as CLNT named it; "" without CLNT
 	LoggedIn  bool
 	Cwd       string // the current directory, when logged in
 	TLS       bool   // the control connection is protected
@@ -201,12 +203,14 @@ type TransferInfo struct {
 	Direction string // "download", "upload" or "list"
 	Started   time.Time
 	Bytes     int64 // moved so far
+	Size      int64 // the bytes the transfer will move, -1 when not known
 }
 
 // sessionState is what a session publishes for SessionSnapshots: immutable once
 // stored; the session goroutine stores a new one when something changes.
 type sessionState struct {
 	user     string
+	client   string
 	loggedIn bool
 	cwd      string
 	tls      bool
@@ -217,7 +221,7 @@ type sessionState struct {
 // changed; the session goroutine calls it before it waits for the next
 // line or transfer event.
 func (s *session) publishState() {
-	st := sessionState{user: s.userName, loggedIn: s.user != nil, tls: s.tlsOn, xfer: s.xfer}
+	st := sessionState{user: s.userName, client: s.client, loggedIn: s.user != nil, tls: s.tlsOn, xfer: s.xfer}
 	if st.loggedIn {
 		st.cwd = s.cwd.String()
 	}
@@ -238,9 +242,9 @@ func (srv *Server) SessionSnapshots() []SessionInfo {
 	for s := range srv.sessions {
 		info := SessionInfo{ID: s.id, Remote: s.remote, Connected: s.started}
 		if st := s.state.Load(); st != nil {
-			info.User, info.LoggedIn, info.Cwd, info.TLS = st.user, st.loggedIn, st.cwd, st.tls
+			info.User, info.Client, info.LoggedIn, info.Cwd, info.TLS = st.user, st.client, st.loggedIn, st.cwd, st.tls
 			if t := st.xfer; t != nil {
-				info.Transfer = &TransferInfo{Cmd: t.verb, Path: t.path, Direction: t.dir, Started: t.start, Bytes: t.progress.Load()}
+				info.Transfer = &TransferInfo{Cmd: t.verb, Path: t.path, Direction: t.dir, Started: t.start, Bytes: t.progress.Load(), Size: t.size}
 			}
 		}
 		out = append(out, info)
@@ -381,9 +385,15 @@ func (l *logObserver) Observe(e Event) {
 	case KindBan:
 		level, msg = slog.LevelWarn, "address banned"
 		add(slog.String("reason", e.Reason))
+	case KindClient:
+		msg = "client"
+		add(slog.String("user", e.User), slog.String("client", e.Client))
 	case KindDisconnect:
 		msg = "disconnect"
 		add(slog.String("user", e.User), slog.Duration("duration", e.Duration.Round(time.Millisecond)))
+		if e.Client != "" {
+			add(slog.String("client", e.Client))
+		}
 	default:
 		return
 	}

@@ -65,6 +65,7 @@ type session struct {
 	rates    *userRates   // shared with the user's other sessions
 	cwd      vpath.Path
 	host     string // from HOST
+	client   string // the client's software, from CLNT
 
 	// Transfer parameters.
 	typ        wire.Type

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,13 @@ type transfer struct {
 	ascii   bool   // in TYPE A
 	start   time.Time
 	note    string // 150 text
+	// size is the bytes the transfer will move when known (a download's
+	// file from its offset), -1 otherwise; fixed before the transfer is
+	// published.
+	size int64
+	// openedAt is when the data connection opened (the 150); guarded by
+	// the session goroutine, zero until then.
+	openedAt time.Time
 	// progress counts the bytes moved so far; the transfer goroutine's work
 	// adds to it while Server.SessionSnapshots reads it.
 	progress atomic.Int64
@@ -63,6 +72,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 		ascii:  s.typ == wire.TypeASCII,
 		start:  time.Now(),
 		note:   note,
+		size:   -1,
 	}
 	s.xfer = t
 	s.rest = 0
@@ -109,6 +119,34 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 	}()
 }
 
+// status describes the running transfer for STAT (RFC 959 §4.1.3: during
+// a transfer STAT reports its progress): the bytes moved, the size when
+// known, and the mean rate since the data connection opened.
+func (t *transfer) status(now time.Time) string {
+	n := t.progress.Load()
+	var b strings.Builder
+	b.WriteString("Transfer in progress: " + t.verb + " " + t.path + "\n")
+	b.WriteString("Bytes transferred: " + strconv.FormatInt(n, 10))
+	if t.size >= 0 {
+		b.WriteString(" of " + strconv.FormatInt(t.size, 10))
+		if t.size > 0 {
+			b.WriteString(" (" + strconv.FormatInt(n*100/t.size, 10) + "%)")
+		}
+	}
+	b.WriteString("\n")
+	if t.openedAt.IsZero() {
+		b.WriteString("Waiting for the data connection\n")
+		return b.String()
+	}
+	d := now.Sub(t.openedAt)
+	rate := int64(0)
+	if d > 0 {
+		rate = int64(float64(n) / d.Seconds())
+	}
+	b.WriteString("Rate: " + strconv.FormatInt(rate, 10) + " bytes/s over " + d.Round(time.Millisecond).String() + "\n")
+	return b.String()
+}
+
 // closeData ends a data connection after a transfer; for TLS it sends
 // close_notify so the client can tell a complete file from a cut one.
 func closeData(c net.Conn) {
@@ -123,7 +161,7 @@ func closeData(c net.Conn) {
 func (s *session) transferEvent(ev xferEvent) {
 	t := s.xfer
 	if ev.opened {
-		t.opened = true
+		t.opened, t.openedAt = true, time.Now()
 		s.emit(Event{Kind: KindData, Result: "opened"})
 		s.reply(150, t.note)
 		return

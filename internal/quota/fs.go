@@ -29,6 +29,33 @@ func Wrap(fsys storage.FS, u *Usage, l Limits) *FS {
 // Unwrap returns the wrapped file system, for read-only capabilities.
 func (q *FS) Unwrap() storage.FS { return q.fsys }
 
+// Free reports the bytes the user may still store (storage.SpaceReporter):
+// what the byte quota leaves, or the wrapped file system's free space when
+// that is less or there is no byte quota; storage.ErrNotSupported when
+// neither is known.
+func (q *FS) Free(ctx context.Context) (int64, error) {
+	sr, known := q.fsys.(storage.SpaceReporter)
+	if q.l.Bytes <= 0 {
+		if !known {
+			return 0, storage.ErrNotSupported
+		}
+		return sr.Free(ctx)
+	}
+	if err := q.u.Wait(ctx); err != nil {
+		return 0, err
+	}
+	used, _ := q.u.Counts()
+	left := max(q.l.Bytes-used, 0)
+	if !known {
+		return left, nil
+	}
+	free, err := sr.Free(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return min(free, left), nil
+}
+
 // Close closes the wrapped file system if it is an io.Closer.
 func (q *FS) Close() error {
 	if c, ok := q.fsys.(io.Closer); ok {

@@ -144,6 +144,12 @@ const (
 	// backend that gets one anyway fails with ErrNotUTF8. It is opt-in:
 	// CapAll leaves it out, so a backend must declare it.
 	CapByteNames
+	// CapUnixStat: the FileInfo.Sys() of Stat and ReadDir entries is a
+	// *syscall.Stat_t, whose device, inode, owner and group the engine
+	// offers as the MLST facts unique, UNIX.owner and UNIX.group. Without
+	// it FEAT and OPTS MLST leave those facts out. Opt-in, like
+	// CapByteNames.
+	CapUnixStat
 
 	// CapAll is what a backend without a Capabilities method offers.
 	CapAll = CapWriteAt | CapChtimes | CapChmod

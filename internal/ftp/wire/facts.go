@@ -7,19 +7,24 @@ import (
 )
 
 // Facts is a set of MLST/MLSD facts (RFC 3659 §7.5).
-type Facts uint8
+type Facts uint16
 
 const (
-	FactType     Facts = 1 << iota // type: file, dir, cdir, pdir, OS.unix=symlink (§7.5.1)
-	FactSize                       // size in octets; files only (§7.5.7)
-	FactModify                     // modify: last modification, UTC time-val (§7.5.3)
-	FactPerm                       // perm: what the user may do (§7.5.5)
-	FactUnique                     // unique: an identifier for the object (§7.5.2)
-	FactUnixMode                   // UNIX.mode: octal permission bits, a widespread OS extension
+	FactType      Facts = 1 << iota // type: file, dir, cdir, pdir, OS.unix=symlink (§7.5.1)
+	FactSize                        // size in octets; files only (§7.5.7)
+	FactModify                      // modify: last modification, UTC time-val (§7.5.3)
+	FactPerm                        // perm: what the user may do (§7.5.5)
+	FactUnique                      // unique: an identifier for the object (§7.5.2)
+	FactUnixMode                    // UNIX.mode: octal permission bits, a widespread OS extension
+	FactUnixOwner                   // UNIX.owner: the owner's numeric user ID (ProFTPD's OS extension)
+	FactUnixGroup                   // UNIX.group: the numeric group ID
 
-	// DefaultFacts is every fact Ferry knows; RFC 3659 §7.8 lets the server
-	// choose the initial selection.
+	// DefaultFacts is the initial selection, which RFC 3659 §7.8 lets the
+	// server choose: every fact but UNIX.owner and UNIX.group, which a
+	// client asks for with OPTS MLST.
 	DefaultFacts = FactType | FactSize | FactModify | FactPerm | FactUnique | FactUnixMode
+	// AllFacts is every fact Ferry knows.
+	AllFacts = DefaultFacts | FactUnixOwner | FactUnixGroup
 )
 
 // factNames is every fact in output order, with the name it is written as.
@@ -33,6 +38,8 @@ var factNames = [...]struct {
 	{FactPerm, "perm"},
 	{FactUnique, "unique"},
 	{FactUnixMode, "UNIX.mode"},
+	{FactUnixOwner, "UNIX.owner"},
+	{FactUnixGroup, "UNIX.group"},
 }
 
 // String returns the selected facts in canonical order and spelling, each
@@ -60,19 +67,23 @@ type Entry struct {
 	Type   string
 	Perm   string // the perm fact, e.g. "adfrw"; omitted when empty
 	Unique string // the unique fact; omitted when empty
+	// Owner and Group are the UNIX.owner and UNIX.group facts (numeric
+	// IDs); each is omitted when empty.
+	Owner, Group string
 }
 
 // AppendFacts appends an entry's facts and name (RFC 3659 §7.2):
 //
-//	type=file;size=12;modify=20260101120000;perm=adfrw;unique=abc;UNIX.mode=0644; name
+//	type=file;size=12;modify=20260101120000;perm=adfrw;unique=abc;UNIX.mode=0644;UNIX.owner=1000;UNIX.group=1000; name
 //
 // Facts appear in that order, only those in want and known for the entry
-// (size only for type=file; perm and unique only when set; size, modify and
-// UNIX.mode only with Info), each followed by ';', then one space and the
-// name. There is no CRLF: the caller ends the line, and prefixes the space of
-// an MLST reply line. Fact values are framing-safe: control bytes, spaces and
-// ';' in Type, Perm or Unique become '?'. The engine must not pass names
-// containing CR or LF.
+// (size only for type=file; perm, unique, UNIX.owner and UNIX.group only
+// when set; size, modify and UNIX.mode only with Info), each followed by
+// ';', then one space and the name. There is no CRLF: the caller ends the
+// line, and prefixes the space of an MLST reply line. Fact values are
+// framing-safe: control bytes, spaces and ';' in Type, Perm, Unique, Owner
+// or Group become '?'. The name is written as it is, byte for byte (it need
+// not be UTF-8); the engine must not pass names containing CR or LF.
 func AppendFacts(buf []byte, e Entry, want Facts) []byte {
 	typ := e.Type
 	if typ == "" {
@@ -101,6 +112,12 @@ func AppendFacts(buf []byte, e Entry, want Facts) []byte {
 		buf = append(buf, "UNIX.mode="...)
 		buf = appendUnixMode(buf, e.Info.Mode())
 		buf = append(buf, ';')
+	}
+	if want&FactUnixOwner != 0 && e.Owner != "" {
+		buf = appendFact(buf, "UNIX.owner=", e.Owner)
+	}
+	if want&FactUnixGroup != 0 && e.Group != "" {
+		buf = appendFact(buf, "UNIX.group=", e.Group)
 	}
 	buf = append(buf, ' ')
 	name := e.Name
@@ -166,10 +183,11 @@ func appendUnixMode(buf []byte, m fs.FileMode) []byte {
 }
 
 // ParseOptsMLST parses the fact list of "OPTS MLST type;size;" (RFC 3659
-// §7.9): fact names separated by ';', case-insensitive, unknown ones ignored,
-// an empty list selecting none. It returns the selection and its canonical
-// rendering ("type;size;") for the "200 MLST OPTS …" reply.
-func ParseOptsMLST(arg string) (Facts, string) {
+// §7.9): fact names separated by ';', case-insensitive, unknown ones and
+// those not in offered ignored, an empty list selecting none. It returns
+// the selection and its canonical rendering ("type;size;") for the
+// "200 MLST OPTS …" reply.
+func ParseOptsMLST(arg string, offered Facts) (Facts, string) {
 	var f Facts
 	for name := range strings.SplitSeq(arg, ";") {
 		name = strings.Trim(name, " ")
@@ -179,15 +197,19 @@ func ParseOptsMLST(arg string) (Facts, string) {
 			}
 		}
 	}
+	f &= offered
 	return f, f.String()
 }
 
 // FeatFacts renders the MLST line of a FEAT reply (RFC 3659 §7.8): every
-// supported fact, each followed by '*' when selected and by ';', e.g.
+// offered fact, each followed by '*' when selected and by ';', e.g.
 // "type*;size*;modify*;perm;unique;UNIX.mode;".
-func FeatFacts(selected Facts) string {
+func FeatFacts(offered, selected Facts) string {
 	var b strings.Builder
 	for _, n := range factNames {
+		if offered&n.fact == 0 {
+			continue
+		}
 		b.WriteString(n.name)
 		if selected&n.fact != 0 {
 			b.WriteByte('*')

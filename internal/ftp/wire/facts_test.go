@@ -29,6 +29,12 @@ func TestAppendFacts(t *testing.T) {
 		{Entry{Name: "..", Type: "pdir"}, DefaultFacts, "type=pdir; .."},
 		{Entry{Name: "x"}, DefaultFacts, " x"},
 		{Entry{Name: "x", Type: "file", Perm: "r w;\x00"}, DefaultFacts, "type=file;perm=r?w??; x"},
+		{Entry{Info: file, Owner: "1000", Group: "100"}, AllFacts,
+			"type=file;size=12;modify=20260101120000;UNIX.mode=0644;UNIX.owner=1000;UNIX.group=100; name"},
+		{Entry{Info: file, Owner: "1000", Group: "100"}, DefaultFacts,
+			"type=file;size=12;modify=20260101120000;UNIX.mode=0644; name"},
+		{Entry{Info: file, Owner: "1 0;0"}, FactUnixOwner | FactUnixGroup, "UNIX.owner=1?0?0; name"},
+		{Entry{Name: "caf\xe9\xff", Type: "file"}, FactType, "type=file; caf\xe9\xff"},
 	}
 	for _, tt := range tests {
 		if got := string(AppendFacts(nil, tt.e, tt.want)); got != tt.out {
@@ -63,27 +69,33 @@ func TestParseOptsMLST(t *testing.T) {
 		{" type ; perm ;", FactType | FactPerm, "type;perm;"},
 		{"type;size;modify;perm;unique;UNIX.mode;", DefaultFacts, "type;size;modify;perm;unique;UNIX.mode;"},
 		{"type*;", 0, ""},
+		{"UNIX.owner;unix.GROUP;type;", FactType | FactUnixOwner | FactUnixGroup, "type;UNIX.owner;UNIX.group;"},
 	}
 	for _, tt := range tests {
-		f, s := ParseOptsMLST(tt.arg)
+		f, s := ParseOptsMLST(tt.arg, AllFacts)
 		if f != tt.facts || s != tt.canon {
-			t.Errorf("ParseOptsMLST(%q) = %v, %q; want %v, %q", tt.arg, uint8(f), s, uint8(tt.facts), tt.canon)
+			t.Errorf("ParseOptsMLST(%q) = %v, %q; want %v, %q", tt.arg, f, s, tt.facts, tt.canon)
 		}
+	}
+	// A fact not offered is not selected.
+	if f, s := ParseOptsMLST("type;unique;UNIX.owner;", FactType|FactSize); f != FactType || s != "type;" {
+		t.Errorf("ParseOptsMLST with unique and UNIX.owner not offered = %v, %q", f, s)
 	}
 }
 
 func TestFeatFacts(t *testing.T) {
 	tests := []struct {
-		f    Facts
-		want string
+		offered, f Facts
+		want       string
 	}{
-		{DefaultFacts, "type*;size*;modify*;perm*;unique*;UNIX.mode*;"},
-		{0, "type;size;modify;perm;unique;UNIX.mode;"},
-		{FactType | FactModify, "type*;size;modify*;perm;unique;UNIX.mode;"},
+		{AllFacts, DefaultFacts, "type*;size*;modify*;perm*;unique*;UNIX.mode*;UNIX.owner;UNIX.group;"},
+		{AllFacts, 0, "type;size;modify;perm;unique;UNIX.mode;UNIX.owner;UNIX.group;"},
+		{AllFacts, FactType | FactModify | FactUnixGroup, "type*;size;modify*;perm;unique;UNIX.mode;UNIX.owner;UNIX.group*;"},
+		{AllFacts &^ (FactUnique | FactUnixOwner | FactUnixGroup), DefaultFacts, "type*;size*;modify*;perm*;UNIX.mode*;"},
 	}
 	for _, tt := range tests {
-		if got := FeatFacts(tt.f); got != tt.want {
-			t.Errorf("FeatFacts(%v) = %q, want %q", uint8(tt.f), got, tt.want)
+		if got := FeatFacts(tt.offered, tt.f); got != tt.want {
+			t.Errorf("FeatFacts(%v, %v) = %q, want %q", tt.offered, tt.f, got, tt.want)
 		}
 	}
 }

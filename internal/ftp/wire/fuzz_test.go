@@ -452,11 +452,11 @@ func FuzzParseOptsMLST(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, arg string) {
-		facts, canon := ParseOptsMLST(arg)
-		if facts&^DefaultFacts != 0 {
+		facts, canon := ParseOptsMLST(arg, AllFacts)
+		if facts&^AllFacts != 0 {
 			t.Fatalf("ParseOptsMLST(%q) = %b", arg, facts)
 		}
-		if f2, c2 := ParseOptsMLST(canon); f2 != facts || c2 != canon {
+		if f2, c2 := ParseOptsMLST(canon, AllFacts); f2 != facts || c2 != canon {
 			t.Fatalf("ParseOptsMLST(%q) = %v, %q; canonical %q gives %v, %q", arg, facts, canon, canon, f2, c2)
 		}
 	})

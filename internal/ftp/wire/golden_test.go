@@ -136,9 +136,10 @@ func TestAppendFactsGolden(t *testing.T) {
 		Entry{Name: "link", Type: "OS.unix=symlink", Info: &fakeInfo{"link", 9, 0o777, now}},
 		Entry{Name: "bad values", Type: "file", Perm: "a;d f\r\n", Unique: "x=y;z", Info: &fakeInfo{"bad values", 1, 0o644, now}},
 		Entry{Name: "no info"},
+		Entry{Name: "owned", Unique: "fd00g2a", Owner: "1000", Group: "100", Info: &fakeInfo{"owned", 5, 0o640, now}},
 	)
 	var buf []byte
-	for _, want := range []Facts{DefaultFacts, FactType | FactSize | FactModify, FactModify | FactUnixMode, FactPerm, 0} {
+	for _, want := range []Facts{AllFacts, DefaultFacts, FactType | FactSize | FactModify, FactModify | FactUnixMode, FactPerm, 0} {
 		buf = append(buf, "# want: "...)
 		buf = append(buf, want.String()...)
 		buf = append(buf, '\n')

@@ -43,18 +43,21 @@ func Open(dir string) (*FS, error) {
 // Close releases the root directory handle.
 func (f *FS) Close() error { return f.root.Close() }
 
-// caps is what local disk offers: everything, and byte names on Linux,
-// whose file systems take any byte string but NUL and '/' as a name (one
-// that does not, vfat or a ZFS dataset with utf8only, refuses such a name
-// with EILSEQ or EINVAL: ErrNotUTF8, ErrBadName).
+// caps is what local disk offers: everything, the Unix stat of every entry,
+// and byte names on Linux, whose file systems take any byte string but NUL
+// and '/' as a name (one that does not, vfat or a ZFS dataset with
+// utf8only, refuses such a name with EILSEQ or EINVAL: ErrNotUTF8,
+// ErrBadName).
 var caps = func() storage.Capabilities {
+	c := storage.CapAll | storage.CapUnixStat
 	if runtime.GOOS == "linux" {
-		return storage.CapAll | storage.CapByteNames
+		c |= storage.CapByteNames
 	}
-	return storage.CapAll
+	return c
 }()
 
-// Capabilities reports everything, with storage.CapByteNames on Linux.
+// Capabilities reports everything, storage.CapUnixStat, and
+// storage.CapByteNames on Linux.
 func (f *FS) Capabilities() storage.Capabilities { return caps }
 
 func (f *FS) Stat(_ context.Context, p vpath.Path) (fs.FileInfo, error) {

@@ -41,6 +41,17 @@ func New() *FS {
 	return &FS{Caps: storage.CapAll | storage.CapByteNames, root: &node{name: ".", mode: fs.ModeDir | 0o755, mtime: time.Now(), kids: map[string]*node{}}}
 }
 
+// Free reports the bytes left of MaxBytes (storage.SpaceReporter), or
+// storage.ErrNotSupported when the FS has no size.
+func (m *FS) Free(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.MaxBytes <= 0 {
+		return 0, storage.ErrNotSupported
+	}
+	return max(m.MaxBytes-m.used, 0), nil
+}
+
 // Capabilities reports Caps.
 func (m *FS) Capabilities() storage.Capabilities { return m.Caps }
 
