@@ -107,6 +107,11 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 	err = d.start(ctx, inh)
 	if inh != nil {
 		inh.closeUnused()
+		if err == nil {
+			// Before the parent hears it: the parent may exit at once, and
+			// systemd must know the new main PID by then.
+			d.notify.MainPID(os.Getpid(), d.statusLine())
+		}
 		inh.report(err)
 	}
 	if err != nil {
@@ -194,9 +199,7 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 // (reload) and SIGUSR2 (upgrade) meanwhile, then shuts down.
 func (d *daemon) run(ctx context.Context) error {
 	defer d.closeAll()
-	if d.child {
-		d.notify.MainPID(os.Getpid(), d.statusLine())
-	} else {
+	if !d.child {
 		d.notify.Ready(d.statusLine())
 	}
 	if iv, ok := systemd.WatchdogInterval(); ok {
