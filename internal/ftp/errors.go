@@ -50,6 +50,9 @@ func (s *session) replyFor(err error, op string) (int, string) {
 		return 553, "File name not allowed: too long for this storage."
 	case errors.Is(err, storage.ErrBadName):
 		return 553, "File name not allowed by this storage."
+	case errors.Is(err, storage.ErrPartial):
+		s.log.Warn("storage operation stopped partway", "op", op, "err", err)
+		return 451, "Stopped partway: repeat the rename to finish it."
 	case errors.Is(err, fs.ErrNotExist):
 		return 550, "No such file or directory."
 	case errors.Is(err, fs.ErrExist):

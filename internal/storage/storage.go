@@ -33,6 +33,9 @@ var (
 	// ErrNameTooLong is an ErrBadName: a name or path too long for the
 	// backend.
 	ErrNameTooLong = fmt.Errorf("%w: name too long", ErrBadName)
+	// ErrPartial is an operation that stopped partway and is finished by
+	// repeating it (a directory rename on an object store).
+	ErrPartial = errors.New("storage: operation stopped partway")
 	// ErrProtected refuses to open a root that holds one of the server's
 	// own files (its data directory, TLS key or user database).
 	ErrProtected = errors.New("storage: root contains a protected server path")
@@ -150,6 +153,12 @@ const (
 	// it FEAT and OPTS MLST leave those facts out. Opt-in, like
 	// CapByteNames.
 	CapUnixStat
+
+	// CapAbortRestores: Abort of an in-place upload leaves the file exactly
+	// as it was before the upload, instead of cut back to where the upload
+	// started (an object store writes nothing in place before Commit). Not
+	// in CapAll.
+	CapAbortRestores
 
 	// CapAll is what a backend without a Capabilities method offers.
 	CapAll = CapWriteAt | CapChtimes | CapChmod

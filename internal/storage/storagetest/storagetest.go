@@ -34,7 +34,19 @@ type NewFS func(t *testing.T) (fsys storage.FS, hostDir string)
 // decline an optional part (permission bits, times: storage.ErrNotSupported;
 // io.ReaderFrom on uploads) the check is skipped or logged; everything else
 // is required.
-func Run(t *testing.T, newFS NewFS) {
+func Run(t *testing.T, newFS NewFS) { RunOpts(t, newFS, Options{}) }
+
+// Options declare a backend's limits that Run then respects.
+type Options struct {
+	// MaxNameBytes, when positive, is the longest name (one path element)
+	// the backend's engine stores and replaces; the Names check uses no
+	// longer ones. (versitygw's posix backend, the S3 engine of the tests,
+	// fails to replace objects whose last element is over about 225 bytes.)
+	MaxNameBytes int
+}
+
+// RunOpts is Run for a backend with the limits of o.
+func RunOpts(t *testing.T, newFS NewFS, o Options) {
 	tests := []struct {
 		name string
 		fn   func(*S)
@@ -76,7 +88,7 @@ func Run(t *testing.T, newFS NewFS) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			fsys, host := newFS(t)
-			s := &S{T: t, FS: fsys, Host: host, Ctx: t.Context()}
+			s := &S{T: t, FS: fsys, Host: host, Ctx: t.Context(), opts: o}
 			tt.fn(s)
 			s.NoTempLeft()
 		})
@@ -92,6 +104,7 @@ type S struct {
 	// Hide lists more host paths no error may show (Host is always one).
 	Hide []string
 	Ctx  context.Context
+	opts Options
 }
 
 // NewS wraps fsys for the helpers of this package.
@@ -658,8 +671,14 @@ func testCreateOffset(s *S) {
 	s.Upload("f", storage.CreateOptions{Offset: 7, Perm: 0o644}, "", true)
 	s.Content("f", "0123abc")
 	// Abort cuts back to the offset: a cut upload can be resumed there.
+	// A backend that writes nothing in place before Commit leaves the
+	// file whole instead (storage.CapAbortRestores).
 	s.Upload("f", storage.CreateOptions{Offset: 2, Perm: 0o644}, "XYZXYZXYZXYZ", false)
-	s.Content("f", "01")
+	if storage.CapsOf(s.FS).Has(storage.CapAbortRestores) {
+		s.Content("f", "0123abc")
+	} else {
+		s.Content("f", "01")
+	}
 	s.OnlyNames(".", "f")
 	// A resumed upload completes the file.
 	s.Upload("f", storage.CreateOptions{Offset: 2, Perm: 0o644}, "23456789", true)
@@ -1152,9 +1171,9 @@ func testNames(s *S) {
 		"tab\tname",
 		`quote"'`,
 		"semi;colon&amp|pipe*?[x]",
-		strings.Repeat("n", 255),
-		strings.Repeat("é", 127) + "x", // 255 bytes
-		strings.Repeat("d", 240),
+		s.long("n", 255),
+		s.long("é", 127) + "x", // 255 bytes
+		s.long("d", 240),
 	}
 	s.Mkdir("sub dir")
 	for _, base := range names {
@@ -1179,9 +1198,17 @@ func testNames(s *S) {
 		s.OK("Remove", s.FS.Remove(s.Ctx, P(base)))
 		s.Missing(base)
 	}
-	s.Mkdir(strings.Repeat("D", 255))
-	s.Write(strings.Repeat("D", 255)+"/"+strings.Repeat("F", 255), "deep")
-	s.Content(strings.Repeat("D", 255)+"/"+strings.Repeat("F", 255), "deep")
+	s.Mkdir(s.long("D", 255))
+	s.Write(s.long("D", 255)+"/"+s.long("F", 255), "deep")
+	s.Content(s.long("D", 255)+"/"+s.long("F", 255), "deep")
+}
+
+// long repeats unit n times, or fewer to stay within Options.MaxNameBytes.
+func (s *S) long(unit string, n int) string {
+	if m := s.opts.MaxNameBytes; m > 0 {
+		n = min(n, (m-1)/len(unit))
+	}
+	return strings.Repeat(unit, n)
 }
 
 // byteNames are names that are not UTF-8: Latin-1, bytes that cannot start
