@@ -1,0 +1,563 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/vpath"
+)
+
+// FS is one location of a Backend: the keys under root.
+type FS struct {
+	b    *Backend
+	root string // "P/home/alice/", or "" for a bucket-wide FS
+}
+
+var (
+	_ storage.FS               = (*FS)(nil)
+	_ storage.NoReplaceRenamer = (*FS)(nil)
+	_ storage.Capable          = (*FS)(nil)
+)
+
+// Capabilities: in-place uploads (server-side copies), times, and an
+// Abort that leaves an in-place upload's object as it was; no chmod.
+func (f *FS) Capabilities() storage.Capabilities {
+	return storage.CapWriteAt | storage.CapChtimes | storage.CapAbortRestores
+}
+
+// key returns the object key of p, refusing what S3 cannot store.
+func (f *FS) key(p vpath.Path) (string, error) {
+	name := p.Rel()
+	if name == "." {
+		return strings.TrimSuffix(f.root, "/"), nil
+	}
+	if !utf8.ValidString(name) {
+		return "", storage.ErrNotUTF8
+	}
+	k := f.root + name
+	if len(k) > MaxKeyBytes {
+		return "", storage.ErrNameTooLong
+	}
+	return k, nil
+}
+
+// parentDir returns the directory prefix ("…/d/") that must exist for key,
+// or "" when key's parent is the root.
+func (f *FS) parentDir(p vpath.Path) string {
+	dir := path.Dir(p.Rel())
+	if dir == "." {
+		return ""
+	}
+	return f.root + dir + "/"
+}
+
+// head returns an object's metadata; fs.ErrNotExist when missing.
+func (f *FS) head(ctx context.Context, key string) (*s3.HeadObjectOutput, error) {
+	cctx, cancel := f.b.call(ctx)
+	defer cancel()
+	out, err := f.b.client.HeadObject(cctx, &s3.HeadObjectInput{Bucket: &f.b.bucket, Key: &key})
+	return out, f.b.wrap("HeadObject", key, err)
+}
+
+// probe lists up to max keys under prefix (no delimiter).
+func (f *FS) probe(ctx context.Context, prefix string, max int32) ([]types.Object, error) {
+	cctx, cancel := f.b.call(ctx)
+	defer cancel()
+	out, err := f.b.client.ListObjectsV2(cctx, &s3.ListObjectsV2Input{
+		Bucket: &f.b.bucket, Prefix: &prefix, MaxKeys: aws.Int32(max),
+	})
+	if err != nil {
+		return nil, f.b.wrap("ListObjectsV2", prefix, err)
+	}
+	return out.Contents, nil
+}
+
+// dirExists reports whether prefix ("…/d/") is a directory: its marker
+// (one HEAD, the common case) or else any key below it.
+func (f *FS) dirExists(ctx context.Context, prefix string) (bool, error) {
+	if prefix == "" || prefix == f.root {
+		return true, nil
+	}
+	if _, err := f.head(ctx, prefix); err == nil {
+		return true, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	objs, err := f.probe(ctx, prefix, 1)
+	return len(objs) > 0, err
+}
+
+// both runs a and b at once and returns when both are done.
+func both(a, b func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a() }()
+	b()
+	wg.Wait()
+}
+
+// entry is what a name is: a file (head set), a directory, or nothing.
+type entry struct {
+	head   *s3.HeadObjectOutput
+	dir    bool
+	marker *s3.HeadObjectOutput // the directory's marker object, if any
+}
+
+// lookup finds what key is: a HEAD of the object and of its directory
+// marker at once; when neither exists and deep is set, a listing of one
+// key below it finds a directory without a marker. (Listings are costly on
+// some engines, so a name that is an object is taken as a file: only
+// directory listings show a key that is both an object and a prefix as
+// the directory.)
+func (f *FS) lookup(ctx context.Context, key string, deep bool) (entry, error) {
+	var (
+		e          entry
+		herr, merr error
+		m          *s3.HeadObjectOutput
+		prefix     = key + "/"
+	)
+	both(func() { e.head, herr = f.head(ctx, key) }, func() { m, merr = f.head(ctx, prefix) })
+	switch {
+	case merr == nil:
+		return entry{dir: true, marker: m}, nil
+	case !errors.Is(merr, fs.ErrNotExist):
+		return entry{}, merr
+	case herr == nil:
+		return e, nil
+	case !errors.Is(herr, fs.ErrNotExist):
+		return entry{}, herr
+	}
+	e.head = nil
+	if deep {
+		objs, err := f.probe(ctx, prefix, 1)
+		if err != nil {
+			return e, err
+		}
+		e.dir = len(objs) > 0
+	}
+	return e, nil
+}
+
+func (f *FS) Stat(ctx context.Context, p vpath.Path) (fs.FileInfo, error) {
+	if p.IsRoot() {
+		return &info{name: ".", dir: true, mtime: dirTime}, nil
+	}
+	key, err := f.key(p)
+	if err != nil {
+		return nil, err
+	}
+	e, err := f.lookup(ctx, key, true)
+	switch {
+	case err != nil:
+		return nil, err
+	case e.dir:
+		mt := dirTime
+		if e.marker != nil {
+			mt = mtimeOf(e.marker.Metadata, e.marker.LastModified)
+		}
+		return &info{name: p.Base(), dir: true, mtime: mt}, nil
+	case e.head != nil:
+		return &info{name: p.Base(), size: aws.ToInt64(e.head.ContentLength), mtime: mtimeOf(e.head.Metadata, e.head.LastModified)}, nil
+	}
+	return nil, fs.ErrNotExist
+}
+
+func (f *FS) Open(ctx context.Context, p vpath.Path, offset int64) (storage.File, error) {
+	if p.IsRoot() {
+		return nil, storage.ErrIsDir
+	}
+	key, err := f.key(p)
+	if err != nil {
+		return nil, err
+	}
+	r, err := f.b.get(ctx, key, offset, -1, nil)
+	if errors.Is(err, fs.ErrNotExist) {
+		if ok, derr := f.dirExists(ctx, key+"/"); derr == nil && ok {
+			return nil, storage.ErrIsDir
+		}
+	}
+	return r, err
+}
+
+// reader is a download: its I/O runs under its own context (the one
+// passed to Open ends when the command returns, before the transfer), and
+// a body read that stalls longer than the call timeout fails.
+type reader struct {
+	body    io.ReadCloser
+	key     string
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	timeout time.Duration
+	stalled atomic.Bool
+}
+
+// get starts a GetObject of key from offset (length < 0: to the end),
+// with ifMatch when set. An offset at or past the end reads nothing.
+func (b *Backend) get(ctx context.Context, key string, offset, length int64, ifMatch *string) (*reader, error) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &reader{key: key, cancel: cancel, timeout: b.timeout}
+	r.timer = time.AfterFunc(b.timeout, func() { r.stalled.Store(true); cancel() })
+	in := &s3.GetObjectInput{Bucket: &b.bucket, Key: &key, IfMatch: ifMatch}
+	switch {
+	case length >= 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	case offset > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	}
+	out, err := b.client.GetObject(rctx, in)
+	if err != nil {
+		r.timer.Stop()
+		cancel()
+		err = b.wrap("GetObject", key, err)
+		if isStatus(err, 416) {
+			r.body = io.NopCloser(strings.NewReader(""))
+			return r, nil
+		}
+		if r.stalled.Load() {
+			err = fmt.Errorf("%w (no answer in %v)", context.DeadlineExceeded, b.timeout)
+		}
+		return nil, err
+	}
+	r.body = out.Body
+	r.timer.Reset(b.timeout)
+	return r, nil
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	if r.timer != nil {
+		r.timer.Reset(r.timeout)
+	}
+	if err != nil && err != io.EOF && r.stalled.Load() {
+		err = fmt.Errorf("s3 GetObject %s: the body stalled for %v: %w", r.key, r.timeout, context.DeadlineExceeded)
+	}
+	return n, err
+}
+
+func (r *reader) Close() error {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+	return r.body.Close()
+}
+
+func (f *FS) Mkdir(ctx context.Context, p vpath.Path, _ fs.FileMode) error {
+	if p.IsRoot() {
+		return fs.ErrExist
+	}
+	key, err := f.key(p)
+	if err != nil {
+		return err
+	}
+	marker := key + "/"
+	if len(marker) > MaxKeyBytes {
+		return storage.ErrNameTooLong
+	}
+	var (
+		e          entry
+		perr, lerr error
+		parent     bool
+	)
+	both(func() { parent, perr = f.dirExists(ctx, f.parentDir(p)) }, func() { e, lerr = f.lookup(ctx, key, true) })
+	switch {
+	case lerr != nil:
+		return lerr
+	case e.dir || e.head != nil:
+		return fs.ErrExist
+	case perr != nil:
+		return perr
+	case !parent:
+		return fs.ErrNotExist
+	}
+	cctx, cancel := f.b.call(ctx)
+	defer cancel()
+	_, err = f.b.client.PutObject(cctx, &s3.PutObjectInput{
+		Bucket: &f.b.bucket, Key: &marker, Body: strings.NewReader(""),
+		ContentType: aws.String("application/x-directory"),
+		IfNoneMatch: aws.String("*"),
+		Metadata:    map[string]string{metaMtime: formatMtime(time.Now())},
+	})
+	return f.b.wrap("PutObject", marker, err)
+}
+
+func (f *FS) Remove(ctx context.Context, p vpath.Path) error {
+	if p.IsRoot() {
+		return storage.ErrIsDir
+	}
+	key, err := f.key(p)
+	if err != nil {
+		return err
+	}
+	e, err := f.lookup(ctx, key, true)
+	switch {
+	case err != nil:
+		return err
+	case e.dir:
+		return storage.ErrIsDir
+	case e.head == nil:
+		return fs.ErrNotExist
+	}
+	cctx, cancel := f.b.call(ctx)
+	defer cancel()
+	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &key})
+	return f.b.wrap("DeleteObject", key, err)
+}
+
+func (f *FS) RemoveDir(ctx context.Context, p vpath.Path) error {
+	if p.IsRoot() {
+		return fs.ErrPermission
+	}
+	key, err := f.key(p)
+	if err != nil {
+		return err
+	}
+	prefix := key + "/"
+	objs, err := f.probe(ctx, prefix, 2)
+	if err != nil {
+		return err
+	}
+	marker := false
+	for _, o := range objs {
+		if aws.ToString(o.Key) != prefix {
+			return storage.ErrNotEmpty
+		}
+		marker = true
+	}
+	if !marker {
+		if _, err := f.head(ctx, key); err == nil {
+			return storage.ErrNotDir
+		}
+		return fs.ErrNotExist
+	}
+	cctx, cancel := f.b.call(ctx)
+	defer cancel()
+	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &prefix})
+	return f.b.wrap("DeleteObject", prefix, err)
+}
+
+// Chmod is not supported: objects have no permission bits.
+func (f *FS) Chmod(context.Context, vpath.Path, fs.FileMode) error {
+	return storage.ErrNotSupported
+}
+
+// Chtimes stores mtime in the object's metadata: a copy onto itself that
+// keeps every other metadata entry and the content headers. A directory's
+// time goes on its marker (made when it had none).
+func (f *FS) Chtimes(ctx context.Context, p vpath.Path, mtime time.Time) error {
+	if p.IsRoot() {
+		return fs.ErrPermission
+	}
+	key, err := f.key(p)
+	if err != nil {
+		return err
+	}
+	e, err := f.lookup(ctx, key, true)
+	switch {
+	case err != nil:
+		return err
+	case e.dir:
+		marker := key + "/"
+		meta := map[string]string{}
+		if e.marker != nil {
+			meta = cloneMeta(e.marker.Metadata)
+		}
+		meta[metaMtime] = formatMtime(mtime)
+		cctx, cancel := f.b.call(ctx)
+		defer cancel()
+		_, err = f.b.client.PutObject(cctx, &s3.PutObjectInput{
+			Bucket: &f.b.bucket, Key: &marker, Body: strings.NewReader(""),
+			ContentType: aws.String("application/x-directory"), Metadata: meta,
+		})
+		return f.b.wrap("PutObject", marker, err)
+	case e.head == nil:
+		return fs.ErrNotExist
+	}
+	meta := cloneMeta(e.head.Metadata)
+	meta[metaMtime] = formatMtime(mtime)
+	return f.b.copyObject(ctx, key, key, e.head, meta, false)
+}
+
+func cloneMeta(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// copySource is the x-amz-copy-source of key: bucket/key, escaped.
+func (b *Backend) copySource(key string) *string {
+	var sb strings.Builder
+	sb.WriteString(url.PathEscape(b.bucket))
+	sb.WriteByte('/')
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '~', c == '/':
+			sb.WriteByte(c)
+		default:
+			fmt.Fprintf(&sb, "%%%02X", c)
+		}
+	}
+	return aws.String(sb.String())
+}
+
+// copyObject copies src (described by h) to dst server-side with meta as
+// its metadata and src's content headers. With noReplace it fails with
+// fs.ErrExist when dst exists (a multipart copy completed with
+// If-None-Match, which S3 engines honour where CopyObject's may not);
+// objects over 5 GiB are copied in parts too.
+func (b *Backend) copyObject(ctx context.Context, src, dst string, h *s3.HeadObjectOutput, meta map[string]string, noReplace bool) error {
+	size := aws.ToInt64(h.ContentLength)
+	if noReplace && size == 0 {
+		cctx, cancel := b.call(ctx)
+		defer cancel()
+		_, err := b.client.PutObject(cctx, &s3.PutObjectInput{
+			Bucket: &b.bucket, Key: &dst, Body: strings.NewReader(""), Metadata: meta,
+			ContentType: h.ContentType, CacheControl: h.CacheControl, ContentDisposition: h.ContentDisposition,
+			ContentEncoding: h.ContentEncoding, ContentLanguage: h.ContentLanguage,
+			IfNoneMatch: aws.String("*"),
+		})
+		return b.wrap("PutObject", dst, err)
+	}
+	if !noReplace && size <= maxCopyObject {
+		cctx, cancel := context.WithTimeout(ctx, b.copyTimeout(size))
+		defer cancel()
+		_, err := b.client.CopyObject(cctx, &s3.CopyObjectInput{
+			Bucket: &b.bucket, Key: &dst, CopySource: b.copySource(src),
+			MetadataDirective: types.MetadataDirectiveReplace, Metadata: meta,
+			ContentType: h.ContentType, CacheControl: h.CacheControl, ContentDisposition: h.ContentDisposition,
+			ContentEncoding: h.ContentEncoding, ContentLanguage: h.ContentLanguage,
+			CopySourceIfMatch: h.ETag,
+		})
+		return b.wrapCopy("CopyObject", dst, err)
+	}
+	cctx, cancel := b.call(ctx)
+	defer cancel()
+	cm, err := b.client.CreateMultipartUpload(cctx, &s3.CreateMultipartUploadInput{
+		Bucket: &b.bucket, Key: &dst, Metadata: meta,
+		ContentType: h.ContentType, CacheControl: h.CacheControl, ContentDisposition: h.ContentDisposition,
+		ContentEncoding: h.ContentEncoding, ContentLanguage: h.ContentLanguage,
+	})
+	if err != nil {
+		return b.wrap("CreateMultipartUpload", dst, err)
+	}
+	id := aws.ToString(cm.UploadId)
+	b.started(ctx, dst, id)
+	parts, err := b.copyParts(ctx, src, dst, id, 1, size, h.ETag)
+	if err == nil {
+		err = b.complete(ctx, dst, id, parts, noReplace)
+	}
+	if err != nil {
+		b.abort(ctx, dst, id)
+		return err
+	}
+	b.ended(ctx, dst, id)
+	return nil
+}
+
+// wrapCopy maps a copy's error: a failed source precondition means the
+// source changed meanwhile, not that the target exists.
+func (b *Backend) wrapCopy(op, key string, err error) error {
+	err = b.wrap(op, key, err)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("s3 %s %s: the source changed during the copy: %w", op, key, errChanged)
+	}
+	return err
+}
+
+var errChanged = errors.New("object changed")
+
+// copyTimeout is the deadline of copying size bytes server-side.
+func (b *Backend) copyTimeout(size int64) time.Duration {
+	return b.timeout + time.Duration(size/(64<<20))*time.Second
+}
+
+// copyParts copies [0, size) of src into upload id as parts from number
+// first on, each at most 5 GiB and all of one size (so none is below the
+// 5 MiB minimum unless it is the only one).
+func (b *Backend) copyParts(ctx context.Context, src, dst, id string, first int32, size int64, etag *string) ([]types.CompletedPart, error) {
+	n := (size + maxCopyObject - 1) / maxCopyObject
+	per := (size + n - 1) / n
+	var parts []types.CompletedPart
+	for off, num := int64(0), first; off < size; off, num = off+per, num+1 {
+		end := min(off+per, size)
+		cctx, cancel := context.WithTimeout(ctx, b.copyTimeout(end-off))
+		out, err := b.client.UploadPartCopy(cctx, &s3.UploadPartCopyInput{
+			Bucket: &b.bucket, Key: &dst, UploadId: &id, PartNumber: aws.Int32(num),
+			CopySource: b.copySource(src), CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end-1)),
+			CopySourceIfMatch: etag,
+		})
+		cancel()
+		if err != nil {
+			return nil, b.wrapCopy("UploadPartCopy", dst, err)
+		}
+		parts = append(parts, types.CompletedPart{PartNumber: aws.Int32(num), ETag: out.CopyPartResult.ETag})
+	}
+	return parts, nil
+}
+
+// complete finishes a multipart upload; noReplace: only if key is free.
+func (b *Backend) complete(ctx context.Context, key, id string, parts []types.CompletedPart, noReplace bool) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*b.timeout)
+	defer cancel()
+	in := &s3.CompleteMultipartUploadInput{
+		Bucket: &b.bucket, Key: &key, UploadId: &id,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	}
+	if noReplace {
+		in.IfNoneMatch = aws.String("*")
+	}
+	_, err := b.client.CompleteMultipartUpload(cctx, in)
+	return b.wrap("CompleteMultipartUpload", key, err)
+}
+
+// abort aborts a multipart upload, even when ctx is done, and logs a
+// failure (Sweep finds what is left).
+func (b *Backend) abort(ctx context.Context, key, id string) {
+	cctx, cancel := b.call(context.WithoutCancel(ctx))
+	defer cancel()
+	_, err := b.client.AbortMultipartUpload(cctx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: &key, UploadId: &id})
+	if err = b.wrap("AbortMultipartUpload", key, err); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		b.log.Warn("s3: abort of a multipart upload failed; the sweep will retry", "path", key, "upload", id, "err", err)
+		return
+	}
+	b.ended(ctx, key, id)
+}
+
+// started and ended tell the journal, when there is one.
+func (b *Backend) started(ctx context.Context, key, id string) {
+	if b.journal == nil {
+		return
+	}
+	if err := b.journal.UploadStarted(context.WithoutCancel(ctx), key, id); err != nil {
+		b.log.Warn("s3: journal: recording an upload failed", "path", key, "upload", id, "err", err)
+	}
+}
+
+func (b *Backend) ended(ctx context.Context, key, id string) {
+	if b.journal == nil {
+		return
+	}
+	if err := b.journal.UploadEnded(context.WithoutCancel(ctx), key, id); err != nil {
+		b.log.Warn("s3: journal: recording the end of an upload failed", "path", key, "upload", id, "err", err)
+	}
+}
