@@ -51,6 +51,8 @@ func engineSettings(cfg config.Config) (ftp.Settings, error) {
 		DenyUpload:         denyUpload,
 		UploadRate:         cfg.UploadRate,
 		DownloadRate:       cfg.DownloadRate,
+		HashMaxSize:        cfg.HashMaxSize,
+		HashPerUser:        cfg.HashPerUser,
 		TLSRequired:        policy,
 		TLSAnonymousExempt: cfg.TLSAnonymousExempt,
 		TLSMinVersion:      tls.VersionTLS12,

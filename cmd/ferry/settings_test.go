@@ -25,7 +25,7 @@ func TestEngineSettings(t *testing.T) {
 	if s.PassivePorts != (ftp.PortRange{Lo: 50000, Hi: 50999}) || s.FileUmask != 0o022 || s.DirUmask != 0o022 ||
 		s.TLSRequired != ftp.TLSNone || s.TLSMinVersion != tls.VersionTLS12 || s.TLSSessionReuse != ftp.ReuseRequired ||
 		s.LoginTimeout != cfg.LoginTimeout.Duration || s.AnonymousRoot != "/srv/ferry/public" || !s.DropBox.IsRoot() ||
-		s.PublicIP.IsValid() {
+		s.PublicIP.IsValid() || s.HashMaxSize != 4<<30 || s.HashPerUser != 1 {
 		t.Errorf("defaults compiled to %+v", s)
 	}
 

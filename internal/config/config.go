@@ -68,6 +68,10 @@ type Config struct {
 	PatternsCaseSensitive bool  `toml:"patterns_case_sensitive" flag:"patterns-case-sensitive" help:"match hidden_patterns and deny_upload_patterns exactly; false: in any case (*.exe also refuses EVIL.EXE)"`
 	UploadRate            int64 `toml:"upload_rate" flag:"upload-rate" help:"server-wide upload limit, bytes/s; 0 unlimited"`
 	DownloadRate          int64 `toml:"download_rate" flag:"download-rate" help:"server-wide download limit, bytes/s; 0 unlimited"`
+	// HashMaxSize and HashPerUser bound the digests HASH and the X* commands
+	// compute by reading a file that has no stored digest.
+	HashMaxSize int64 `toml:"hash_max_size" flag:"hash-max-size" help:"largest file or range, bytes, that HASH, XCRC, XMD5 and XSHA* read to hash when no digest is stored with the file; larger ones get 556; 0 unlimited"`
+	HashPerUser int   `toml:"hash_per_user" flag:"hash-per-user" help:"digests read on demand that one user may have running at once, over all sessions; more get 450; 0 unlimited"`
 
 	TLSCert            string   `toml:"tls_cert" flag:"tls-cert" help:"PEM certificate (chain) file; empty: a self-signed one in the data directory"`
 	TLSKey             string   `toml:"tls_key" flag:"tls-key" help:"PEM private key file"`
@@ -164,6 +168,8 @@ func Defaults() Config {
 		MaxSessionsPerIP: 50,
 		MaxLoginFailures: 3,
 		AuthHashMemory:   256 << 20,
+		HashMaxSize:      4 << 30,
+		HashPerUser:      1,
 		BanThreshold:     20,
 		BanWindow:        Duration{10 * time.Minute},
 		BanDuration:      Duration{15 * time.Minute},

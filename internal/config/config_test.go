@@ -350,6 +350,8 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.MaxLineBytes = 65537 }, "max_line_bytes", "between 512 and 65536"},
 		{func(c *Config) { c.MaxSessions = -1 }, "max_sessions", "negative"},
 		{func(c *Config) { c.DownloadRate = -5 }, "download_rate", "negative"},
+		{func(c *Config) { c.HashMaxSize = -1 }, "hash_max_size", "negative"},
+		{func(c *Config) { c.HashPerUser = -1 }, "hash_per_user", "negative"},
 		{func(c *Config) { c.BanAllow = []string{"10.0.0.0/33"} }, "ban_allow", "CIDR"},
 		{func(c *Config) { c.BanAllow = []string{"example.com"} }, "ban_allow", "CIDR"},
 		{func(c *Config) { c.TLSReuseExempt = []string{"fe80::1%eth0"} }, "tls_reuse_exempt", "CIDR"},

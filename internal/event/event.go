@@ -94,7 +94,7 @@ type Event struct {
 	Code      int
 	Path      string         // KindTransfer, KindChange, KindRefused: the path
 	From      string         // KindChange of RNTO: the old path
-	Direction string         // KindTransfer: "download", "upload" or "list"
+	Direction string         // KindTransfer: "download", "upload", "list" or "hash" (a digest read on demand)
 	ASCII     bool           // KindTransfer: in TYPE A
 	Bytes     int64          // KindTransfer
 	Duration  time.Duration  // KindTransfer, KindDisconnect

@@ -274,6 +274,7 @@ func (s *session) cmdREIN(r *request) error {
 	s.logout()
 	s.userName, s.activeSet, s.rest, s.renameFrom = "", false, 0, nil
 	s.typ, s.epsvAll, s.host = 0, false, ""
+	s.hash = hashState{}
 	s.deadline = s.loginBy
 	s.reply(220, s.site.Banner)
 	return nil
@@ -282,6 +283,11 @@ func (s *session) cmdREIN(r *request) error {
 // cmdQUIT lets a running transfer finish and answer first (RFC 959 §4.1.1).
 func (s *session) cmdQUIT(r *request) error {
 	if t := s.xfer; t != nil {
+		if t.work {
+			// A digest is no use to a client that leaves.
+			t.aborted = true
+			t.cancel()
+		}
 		for ev := range t.events {
 			s.transferEvent(ev)
 			if s.xfer == nil {

@@ -130,6 +130,14 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	if err != nil {
 		return err
 	}
+	// A whole upload is hashed as it is received, for a backend that
+	// stores the digests with the file (HASH then answers without
+	// reading it).
+	var hw *hashWriter
+	setter, _ := up.(storage.HashSetter)
+	if !inPlace && setter != nil && storage.HashStoreOf(s.fs) != nil {
+		hw = newHashWriter(up, s.uploadHashes())
+	}
 	note := "Ok to send data."
 	if unique {
 		note = "FILE: " + p.Base()
@@ -146,6 +154,9 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	base := context.WithoutCancel(s.sctx)
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
 		var dst io.Writer = up
+		if hw != nil {
+			dst = hw
+		}
 		dst = lim.Writer(ctx, dst)
 		var dec *wire.ASCIIDecoder
 		if ascii {
@@ -172,6 +183,9 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		ctx, cancel := s.backendCtx(base)
 		defer cancel()
 		if err == nil || inPlace && !full {
+			if err == nil && hw != nil {
+				setter.SetHashes(hw.sums())
+			}
 			if cerr := up.Commit(ctx); cerr != nil {
 				log.Warn("upload commit failed", "path", p.String(), "err", cerr)
 				if err == nil {

@@ -50,7 +50,8 @@ func (s *session) offeredFacts() wire.Facts {
 }
 
 // cmdOPTS handles OPTS UTF8 (RFC 2640; names are always UTF-8, so ON is a
-// no-op and OFF is refused) and OPTS MLST (RFC 3659 §7.9).
+// no-op and OFF is refused), OPTS MLST (RFC 3659 §7.9) and OPTS HASH
+// (draft-bryan-ftpext-hash §3.2).
 func (s *session) cmdOPTS(r *request) error {
 	arg := r.arg
 	name, value, _ := strings.Cut(arg, " ")
@@ -64,6 +65,8 @@ func (s *session) cmdOPTS(r *request) error {
 		default:
 			s.reply(501, "OPTS UTF8 takes ON or OFF.")
 		}
+	case "HASH":
+		s.optsHASH(value)
 	case "MLST":
 		facts, canon := wire.ParseOptsMLST(value, s.offeredFacts())
 		s.facts = facts

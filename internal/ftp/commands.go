@@ -71,6 +71,7 @@ const (
 	pathUp              // CDUP: the parent of the current directory
 	pathUnique          // STOU: a new unique name in the current directory
 	pathUtime           // SITE UTIME: "time path", "path time" or "path atime mtime ctime UTC"
+	pathDigest          // XCRC and the like: "path [start end]", the path maybe quoted
 )
 
 // statRule says what the dispatcher requires of the path's entry.
@@ -100,6 +101,10 @@ type request struct {
 	// resolved says path is set: the argument was resolved, even if a
 	// check refused it afterwards.
 	resolved bool
+	// start, end and ranged are the byte range of the X* digest commands
+	// (end exclusive), when one was given.
+	start, end int64
+	ranged     bool
 }
 
 // commands is THE command table. FEAT and HELP are rendered from it.
@@ -168,6 +173,17 @@ func init() {
 		"AVBL": {handler: (*session).cmdAVBL, path: pathOpt, verb: access.List, stat: statExists, feat: "AVBL", help: "AVBL [<path>]"},
 		"CLNT": {handler: (*session).cmdCLNT, public: true, preTLS: true, argument: true, help: "CLNT <client name>"},
 
+		// File digests: draft-bryan-ftpext-hash, draft-bryan-ftp-range and the
+		// legacy commands (cmd_hash.go). Reading a digest is reading the file.
+		"HASH":    {handler: (*session).cmdHASH, argument: true, path: pathArg, verb: access.Download, stat: statExists, feat: "HASH", help: "HASH <path>"},
+		"RANG":    {handler: (*session).cmdRANG, argument: true, help: "RANG <start> <end> (for HASH)"},
+		"XCRC":    {handler: (*session).cmdXDigest, argument: true, path: pathDigest, verb: access.Download, stat: statFile, feat: "XCRC", help: "XCRC <path> [<start> <end>]"},
+		"XMD5":    {handler: (*session).cmdXDigest, argument: true, path: pathDigest, verb: access.Download, stat: statFile, feat: "XMD5", help: "XMD5 <path> [<start> <end>]"},
+		"XSHA":    {handler: (*session).cmdXDigest, argument: true, path: pathDigest, verb: access.Download, stat: statFile, help: "XSHA <path> [<start> <end>]"},
+		"XSHA1":   {handler: (*session).cmdXDigest, argument: true, path: pathDigest, verb: access.Download, stat: statFile, feat: "XSHA1", help: "XSHA1 <path> [<start> <end>]"},
+		"XSHA256": {handler: (*session).cmdXDigest, argument: true, path: pathDigest, verb: access.Download, stat: statFile, feat: "XSHA256", help: "XSHA256 <path> [<start> <end>]"},
+		"XSHA512": {handler: (*session).cmdXDigest, argument: true, path: pathDigest, verb: access.Download, stat: statFile, feat: "XSHA512", help: "XSHA512 <path> [<start> <end>]"},
+
 		// Security (RFC 2228, RFC 4217).
 		"AUTH": {handler: (*session).cmdAUTH, public: true, preTLS: true, argument: true, help: "AUTH TLS"},
 		"PBSZ": {handler: (*session).cmdPBSZ, public: true, preTLS: true, argument: true, feat: "PBSZ", help: "PBSZ 0"},
@@ -215,6 +231,10 @@ func (s *session) featLines() []string {
 	caps := s.caps()
 	for _, c := range commands {
 		if c.feat != "" && caps.Has(c.needs) {
+			if c.feat == "HASH" {
+				lines = append(lines, s.hashFeat())
+				continue
+			}
 			lines = append(lines, c.feat)
 		}
 	}
@@ -330,6 +350,15 @@ func (s *session) target(c *command, r *request) error {
 			return reply(501, "Syntax: "+c.help+".")
 		}
 		name, r.mode = rest, mode
+	case pathDigest:
+		path, start, end, ranged, err := wire.ParseDigestArgs(r.arg)
+		if errors.Is(err, wire.ErrRangeOrder) {
+			return reply(501, r.verb+": the start point must be below the end point (end exclusive).")
+		}
+		if err != nil {
+			return reply(501, "Syntax: "+c.help+".")
+		}
+		name, r.start, r.end, r.ranged = path, start, end, ranged
 	case pathUnique:
 		// STOU: a new name in the current directory, from the argument's
 		// last element when there is one (RFC 1123 §4.1.2.9).

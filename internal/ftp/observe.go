@@ -200,7 +200,7 @@ type SessionInfo struct {
 type TransferInfo struct {
 	Cmd       string
 	Path      string
-	Direction string // "download", "upload" or "list"
+	Direction string // "download", "upload", "list" or "hash"
 	Started   time.Time
 	Bytes     int64 // moved so far
 	Size      int64 // the bytes the transfer will move, -1 when not known

@@ -67,6 +67,7 @@ type Server struct {
 	perIP      map[netip.Addr]int
 	active     int // admitted connections, guarded by mu
 	perUser    map[string]int
+	hashing    map[string]int        // on-demand digests running, by user name
 	rates      map[string]*userRates // per-user rate limiters, by user name
 	quotas     quota.Table           // quota usage, by usageKey
 	pasvInUse  atomic.Int64          // open passive listeners

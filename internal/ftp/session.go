@@ -66,6 +66,7 @@ type session struct {
 	cwd      vpath.Path
 	host     string // from HOST
 	client   string // the client's software, from CLNT
+	hash     hashState
 
 	// Transfer parameters.
 	typ        wire.Type
@@ -415,6 +416,9 @@ func (s *session) dispatch(line string) {
 	}
 	if verb != "RNTO" && verb != "RNFR" {
 		s.renameFrom = nil
+	}
+	if s.rangeRefused(verb) {
+		return
 	}
 	switch {
 	case !c.preTLS && !s.tlsOn && s.controlTLSRequired():

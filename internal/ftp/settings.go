@@ -121,6 +121,13 @@ type Settings struct {
 	// made exact).
 	Hidden     access.Patterns
 	DenyUpload access.Patterns
+	// HashMaxSize is the most bytes that HASH and the X* digest commands
+	// read to hash a file (or range) without a stored digest; larger
+	// ones are refused with 556. 0 means no limit.
+	HashMaxSize int64
+	// HashPerUser is how many such on-demand digests one user may have
+	// running at once (over all sessions); more get 450. 0 means no limit.
+	HashPerUser int
 	// UploadRate and DownloadRate limit all transfers of the site,
 	// bytes/s; 0 means unlimited.
 	UploadRate   int64

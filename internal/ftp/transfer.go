@@ -26,6 +26,10 @@ type xferEvent struct {
 	done   bool
 	bytes  int64
 	err    error
+	// code and text, when code is set, are the success reply of
+	// background work (startWork) in place of 226.
+	code int
+	text string
 }
 
 // transfer is one running data transfer.
@@ -35,12 +39,16 @@ type transfer struct {
 	opened  bool
 	aborted bool // cancelled by the session
 	abor    bool // by the client's ABOR, which gets its 226
-	verb    string
-	path    string
-	dir     string // "download", "upload" or "list"
-	ascii   bool   // in TYPE A
-	start   time.Time
-	note    string // 150 text
+	// work is background work without a data connection (startWork): it
+	// never opens, so only ABOR and QUIT are handled while it runs, and
+	// its own command gets a reply however it ends.
+	work  bool
+	verb  string
+	path  string
+	dir   string // "download", "upload", "list" or "hash"
+	ascii bool   // in TYPE A
+	start time.Time
+	note  string // 150 text
 	// size is the bytes the transfer will move when known (a download's
 	// file from its offset), -1 otherwise; fixed before the transfer is
 	// published.
@@ -147,6 +155,41 @@ func (t *transfer) status(now time.Time) string {
 	return b.String()
 }
 
+// backgroundWork is work in the transfer slot without a data connection:
+// it returns the success reply, or an error.
+type backgroundWork func(ctx context.Context, progress *atomic.Int64) (code int, text string, n int64, err error)
+
+// startWork runs w in the transfer slot, in its own goroutine, under a
+// context that ABOR, QUIT, the loss of the connection and the end of the
+// shutdown grace cancel; cleanup, when set, runs in that goroutine after w.
+// Its command gets w's reply, or the mapping of its error (426 when it was
+// cancelled).
+func (s *session) startWork(verb, path string, w backgroundWork, cleanup func()) {
+	ctx, cancel := context.WithCancel(s.sctx)
+	t := &transfer{
+		events: make(chan xferEvent, 1),
+		cancel: cancel,
+		work:   true,
+		verb:   verb,
+		path:   path,
+		dir:    "hash",
+		start:  time.Now(),
+		size:   -1,
+	}
+	s.xfer = t
+	go func() {
+		defer cancel()
+		code, text, n, err := w(ctx, &t.progress)
+		if cleanup != nil {
+			cleanup()
+		}
+		if err == nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		t.events <- xferEvent{done: true, bytes: n, err: err, code: code, text: text}
+	}()
+}
+
 // closeData ends a data connection after a transfer; for TLS it sends
 // close_notify so the client can tell a complete file from a cut one.
 func closeData(c net.Conn) {
@@ -181,9 +224,14 @@ func (s *session) finishTransfer(ev xferEvent) {
 	switch {
 	case t.aborted && ev.err != nil:
 		result = "aborted"
-		if t.opened {
+		switch {
+		case t.work:
+			s.reply(426, t.verb+" aborted.")
+		case t.opened:
 			s.reply(426, "Transfer aborted; data connection closed.")
 		}
+	case ev.err == nil && ev.code != 0:
+		s.reply(ev.code, ev.text)
 	case ev.err == nil:
 		s.reply(226, "Transfer complete.")
 	default:
