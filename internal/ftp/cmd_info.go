@@ -144,6 +144,7 @@ var siteCommands map[string]*command
 func init() {
 	siteCommands = map[string]*command{
 		"HELP":  {handler: (*session).cmdSiteHELP, help: "SITE HELP"},
+		"QUOTA": {handler: (*session).cmdSiteQUOTA, help: "SITE QUOTA"},
 		"UTIME": {handler: (*session).cmdSiteUTIME, needs: storage.CapChtimes, path: pathUtime, verb: access.Chmod, feat: "SITE UTIME", help: "SITE UTIME <YYYYMMDDhhmm[ss]> <path> | <path> <atime> <mtime> <ctime> UTC"},
 		"CHMOD": {handler: (*session).cmdSiteCHMOD, needs: storage.CapChmod, lacking: "SITE CHMOD: this storage keeps no permission bits (object storage); nothing changed.", path: pathChmod, verb: access.Chmod, help: "SITE CHMOD <octal mode> <path>"},
 	}
@@ -238,4 +239,34 @@ func (s *session) cmdSiteCHMOD(r *request) error {
 	s.reply(200, "SITE CHMOD command ok.")
 	s.changed(r, "", fmt.Sprintf("%04o", r.mode.Perm()))
 	return nil
+}
+
+// cmdSiteQUOTA reports the user's quota: what the user stores and the
+// limits, in bytes and in files (like ProFTPD's SITE QUOTA). The numbers
+// are the usage the quota enforces, shared by the user's sessions, with
+// the reservations of uploads in progress.
+func (s *session) cmdSiteQUOTA(r *request) error {
+	if r.arg != "" {
+		return reply(501, "SITE QUOTA takes no argument.")
+	}
+	u := s.user
+	if s.anon || u.QuotaBytes <= 0 && u.QuotaFiles <= 0 {
+		s.reply(200, "No quota: bytes and files are unlimited.")
+		return nil
+	}
+	usage := s.srv.quotas.Get(usageKey(u.Name, u.Home))
+	if err := usage.Wait(s.ctx()); err != nil {
+		return err
+	}
+	b, f := usage.Counts()
+	s.reply(200, fmt.Sprintf("Quota of %s:\nBytes: %s\nFiles: %s\nEnd of quota.", u.Name, quotaLine(b, u.QuotaBytes), quotaLine(f, u.QuotaFiles)))
+	return nil
+}
+
+// quotaLine is one line of SITE QUOTA: "1200 used of 5000 (24%), 3800 free".
+func quotaLine(used, limit int64) string {
+	if limit <= 0 {
+		return fmt.Sprintf("%d used, unlimited", used)
+	}
+	return fmt.Sprintf("%d used of %d (%d%%), %d free", used, limit, used*100/limit, max(limit-used, 0))
 }
