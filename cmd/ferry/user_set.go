@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,6 +15,8 @@ import (
 
 	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/escape"
+	"github.com/ferryftp/ferry/internal/quota"
+	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
@@ -165,6 +172,12 @@ func printUser(c *userRun, u *users.User) {
 	row("tls-required", orDash(u.TLSRequired))
 	row("quota-bytes", u.QuotaBytes)
 	row("quota-files", u.QuotaFiles)
+	if b, f, err := homeUsage(c.ctx, u.Home); err != nil {
+		row("used", "unknown: "+err.Error())
+	} else {
+		row("used-bytes", b)
+		row("used-files", f)
+	}
 	row("upload-rate", u.UploadRate)
 	row("download-rate", u.DownloadRate)
 	row("max-sessions", u.MaxSessions)
@@ -181,4 +194,28 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// homeUsage is what home stores, counted as the quota counts it (package
+// quota's scan: regular files, without uploads in progress): the numbers
+// `ferry user show` prints. A home that does not exist yet holds nothing; a
+// home that is no absolute directory (an object-storage key prefix) cannot
+// be scanned from here. A running server's SITE QUOTA also counts uploads
+// in progress.
+func homeUsage(ctx context.Context, home string) (bytes, files int64, err error) {
+	if !filepath.IsAbs(home) {
+		return 0, 0, errors.New("the home is not on local disk")
+	}
+	if _, err := os.Stat(home); errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, nil
+	}
+	fsys, err := local.Open(home)
+	if err != nil {
+		return 0, 0, err
+	}
+	var sfs any = fsys
+	if c, ok := sfs.(io.Closer); ok {
+		defer c.Close()
+	}
+	return quota.Scan(ctx, fsys)
 }

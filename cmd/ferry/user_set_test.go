@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
 
@@ -81,4 +85,36 @@ func FuzzParseSize(f *testing.F) {
 			t.Fatalf("parseSize(%q) = %d", s, n)
 		}
 	})
+}
+
+// TestUserShowUsage: `ferry user show` prints what the home stores as the
+// quota counts it (regular files; an upload's temporary file and a
+// directory count nothing), and nothing for a home not made yet.
+func TestUserShowUsage(t *testing.T) {
+	data := t.TempDir()
+	run := func(stdin string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := runUser(args, strings.NewReader(stdin), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	home := filepath.Join(t.TempDir(), "u")
+	if code, _, e := run("pw\n", "add", "u", "--home", home, "--data", data, "--password-stdin"); code != 0 {
+		t.Fatalf("add: %d %s", code, e)
+	}
+	if code, out, e := run("", "show", "u", "--data", data); code != 0 || !regexp.MustCompile(`(?m)^used-bytes +0$`).MatchString(out) || !regexp.MustCompile(`(?m)^used-files +0$`).MatchString(out) {
+		t.Fatalf("show before any file: %d %q %s", code, out, e)
+	}
+	os.MkdirAll(filepath.Join(home, "sub"), 0o755)
+	for name, size := range map[string]int{"a": 1000, "sub/b": 24, "sub/" + storage.TempPrefix + "x": 500} {
+		if err := os.WriteFile(filepath.Join(home, name), make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, e := run("", "show", "u", "--data", data)
+	if code != 0 || !regexp.MustCompile(`(?m)^used-bytes +1024$`).MatchString(out) || !regexp.MustCompile(`(?m)^used-files +2$`).MatchString(out) {
+		t.Fatalf("show: %d %q %s", code, out, e)
+	}
+	if _, _, err := homeUsage(t.Context(), "home/u"); err == nil {
+		t.Error("homeUsage of a key prefix: no error")
+	}
 }
