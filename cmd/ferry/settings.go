@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strings"
 
 	"github.com/ferryftp/ferry/internal/access"
 	"github.com/ferryftp/ferry/internal/config"
@@ -32,6 +33,7 @@ func engineSettings(cfg config.Config) (ftp.Settings, error) {
 	lo, hi := cfg.PassiveRange()
 	s := ftp.Settings{
 		Banner:             cfg.Banner,
+		LoginMessage:       strings.TrimRight(cfg.LoginMessage, "\n"),
 		Anonymous:          cfg.Anonymous,
 		AnonymousRoot:      filepath.Join(cfg.Data, "public"),
 		PassivePorts:       ftp.PortRange{Lo: uint16(lo), Hi: uint16(hi)},

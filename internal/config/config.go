@@ -29,6 +29,9 @@ type Config struct {
 	// anonymous users may upload (a drop box: uploads cannot be listed or read).
 	AnonymousUploadDir string `toml:"anonymous_upload_dir" flag:"anonymous-upload-dir" help:"drop-box directory under public/ where anonymous may upload; empty: none"`
 	Banner             string `toml:"banner" flag:"banner" help:"greeting text after 220; one line"`
+	// LoginMessage is sent before the text of every successful login's
+	// reply (230), as a multi-line reply; "\n" separates its lines.
+	LoginMessage string `toml:"login_message" flag:"login-message" help:"message shown after every successful login, as a multi-line 230 reply (lines separated by newlines, at most 100); empty: none"`
 
 	LoginTimeout Duration `toml:"login_timeout" flag:"login-timeout" help:"time allowed from connect to a successful login"`
 	IdleTimeout  Duration `toml:"idle_timeout" flag:"idle-timeout" help:"time allowed between commands when no transfer runs"`

@@ -117,6 +117,11 @@ func (c *Config) problems() []*Problem {
 	if strings.ContainsAny(c.Banner, "\r\n\x00") {
 		add("banner", "must not contain CR, LF or NUL")
 	}
+	if strings.ContainsAny(c.LoginMessage, "\r\x00") {
+		add("login_message", "must not contain CR or NUL")
+	} else if n := strings.Count(strings.TrimRight(c.LoginMessage, "\n"), "\n") + 1; n > 100 {
+		add("login_message", "has %d lines; at most 100", n)
+	}
 	if n := c.MaxLineBytes; n < 512 || n > 65536 {
 		add("max_line_bytes", "%d is not between 512 and 65536", n)
 	}

@@ -43,7 +43,7 @@ func (s *session) cmdUSER(r *request) error {
 		if s.admitUser(u) {
 			s.method = "certificate"
 			s.emit(Event{Kind: KindLogin, User: u.Name, Result: "ok", Method: "certificate"})
-			s.reply(232, "User logged in, authorized by client certificate.")
+			s.welcome(232, "User logged in, authorized by client certificate.")
 		}
 		return nil
 	}
@@ -125,7 +125,7 @@ func (s *session) cmdPASS(r *request) error {
 		}
 		s.method, s.anonID = "anonymous", sanitizeEmail(arg)
 		s.emit(Event{Kind: KindLogin, User: "anonymous", Result: "ok", Method: "anonymous", Detail: s.anonID})
-		s.reply(230, "Anonymous access granted, restrictions apply.")
+		s.welcome(230, "Anonymous access granted, restrictions apply.")
 		return nil
 	}
 	ctx, cancel := s.loginCtx()
@@ -164,9 +164,20 @@ func (s *session) cmdPASS(r *request) error {
 	if s.admitUser(u) {
 		s.method = "password"
 		s.emit(Event{Kind: KindLogin, User: name, Result: "ok", Method: "password"})
-		s.reply(230, "Login successful.")
+		s.welcome(230, "Login successful.")
 	}
 	return nil
+}
+
+// welcome writes the reply of a successful login: text after the site's
+// login message, when it has one, as one multi-line reply whose last line
+// is text (so a client that reads only the code and the last line sees
+// the usual reply). The message passes the reply encoder like any text.
+func (s *session) welcome(code int, text string) {
+	if m := s.site.LoginMessage; m != "" {
+		text = m + "\n" + text
+	}
+	s.reply(code, text)
 }
 
 // admitUser applies the per-user session limit and starts the session.

@@ -75,6 +75,11 @@ func (r PortRange) Any() bool { return r.Lo == 0 }
 type Settings struct {
 	// Banner is the text of the 220 greeting; one line.
 	Banner string
+	// LoginMessage, when set, comes before the text of the reply to every
+	// successful login (230, or 232 for a certificate login), anonymous
+	// included: lines separated by '\n', sent as a multi-line reply (RFC
+	// 959 §4.2) whose last line is the usual text. Empty sends none.
+	LoginMessage string
 	// Anonymous allows the anonymous and ftp logins, read-only.
 	Anonymous bool
 	// AnonymousRoot is the host directory anonymous sessions see.
