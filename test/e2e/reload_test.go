@@ -55,7 +55,7 @@ func TestReload(t *testing.T) {
 		t.Fatalf("EPSV before the reload: port %d, want %s", p, rangeA)
 	}
 
-	rewrite(fmt.Sprintf("banner = \"After reload\"\npassive_ports = %q\nextra_listen = [\"127.0.0.1:0\"]\n", rangeB))
+	rewrite(fmt.Sprintf("banner = \"After reload\"\npassive_ports = %q\nextra_listen = [\"127.0.0.1:0\"]\nlogin_message = \"\"\"Hello\nfrom the new settings.\"\"\"\n", rangeB))
 	r := s.ferry(t, "", "reload", "--data", s.Data)
 	if r.Code != 0 {
 		t.Fatalf("reload: %s", r)
@@ -81,7 +81,9 @@ func TestReload(t *testing.T) {
 		if banner != "After reload" {
 			t.Fatalf("banner of a new session on %s: %q", a, banner)
 		}
-		login(t, c)
+		if text := login(t, c); !strings.HasPrefix(text, "Hello\n from the new settings.\n") {
+			t.Fatalf("new session's login reply on %s: %q, want the login message", a, text)
+		}
 		if p := epsvPort(t, c); !inRange(p, rangeB) {
 			t.Fatalf("new session's EPSV on %s: port %d, want the new range %s", a, p, rangeB)
 		}
@@ -91,6 +93,11 @@ func TestReload(t *testing.T) {
 	}
 	onAdded, _ := dialFTP(t, added)
 	login(t, onAdded)
+	// A real client reads the multi-line 230.
+	requireTool(t, "curl")
+	if r := curlOK(t, "-s", s.URL("ftp", testUser, testPass, "f.txt")); r.Stdout != "hello\n" {
+		t.Fatalf("curl with the login message: %s", r)
+	}
 
 	// A broken file: nothing changes, the error names file and line.
 	good, err := os.ReadFile(s.ConfigPath)
@@ -189,15 +196,20 @@ func dialFTP(t *testing.T, addr string) (*ftpConn, string) {
 	return c, expectCode(t, c.Conn, 220)
 }
 
-func login(t *testing.T, c *ftpConn) {
+// login logs in as the test user and returns the 230's text.
+func login(t *testing.T, c *ftpConn) string {
 	t.Helper()
+	var welcome string
 	for _, step := range []struct {
 		line string
 		code int
 	}{{"USER " + testUser, 331}, {"PASS " + testPass, 230}, {"TYPE I", 200}} {
 		c.PrintfLine("%s", step.line)
-		expectCode(t, c.Conn, step.code)
+		if text := expectCode(t, c.Conn, step.code); step.code == 230 {
+			welcome = text
+		}
 	}
+	return welcome
 }
 
 // epsvPort sends EPSV and returns the port of the reply.
