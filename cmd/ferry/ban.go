@@ -8,14 +8,13 @@ import (
 	"io"
 	"io/fs"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/db"
 	"github.com/ferryftp/ferry/internal/escape"
 )
 
@@ -24,10 +23,10 @@ const banUsage = `Usage:
   ferry ban add IP [--for DURATION] [--reason TEXT]   ban an address (default for 24h)
   ferry ban del IP                                 lift a ban and forget the address's history
 
-Every command takes --data DIR (default ./ferry-data); bans are kept in
-DIR/bans.db, or beside the user database that --database sqlite:PATH names
-(the server's [database] url), which a running server shares, and changes
-reach it within a second. IPv6 clients are banned per /64: any address of the network names it.
+Every command takes --data DIR (default ./ferry-data) and --database URL;
+bans are kept with the users in the database --database names (else
+$FERRY_DATABASE, else sqlite:users.db: DIR/users.db), the server's [database]
+url, which running servers share, and changes reach them within a second. IPv6 clients are banned per /64: any address of the network names it.
 Bans are enforced only while ban_threshold is above 0.
 `
 
@@ -48,7 +47,7 @@ var banCommands = map[string]banCommand{
 type banRun struct {
 	ctx      context.Context
 	data     string
-	database string     // --database, a sqlite:PATH url
+	database string     // the database url (cliDatabaseURL)
 	ip       netip.Addr // the key (see ban.Key) of IP, for add and del
 	dur      time.Duration
 	reason   string
@@ -78,8 +77,8 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 	c := &banRun{ctx: context.Background(), stdout: stdout}
 	fset := flag.NewFlagSet("ferry ban "+sub, flag.ContinueOnError)
 	fset.SetOutput(stderr)
-	fset.StringVar(&c.data, "data", config.Defaults().Data, "data directory; bans are kept in `DIR`/"+ban.DBFile)
-	fset.StringVar(&c.database, "database", config.DefaultDatabaseURL, "user store as sqlite:`PATH`, a relative PATH being inside the data directory (the server's [database] url); bans are kept in "+ban.DBFile+" beside it")
+	fset.StringVar(&c.data, "data", config.Defaults().Data, "data `DIR`; a relative sqlite:PATH is inside it")
+	fset.StringVar(&c.database, "database", "", databaseFlagHelp)
 	if cmd.flags {
 		fset.DurationVar(&c.dur, "for", 24*time.Hour, "how long the ban lasts (`DURATION` like 90m or 48h)")
 		fset.StringVar(&c.reason, "reason", "added by an operator", "why, as shown by ferry ban list")
@@ -111,6 +110,7 @@ func runBan(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	c.database = cliDatabaseURL(c.database)
 	if cmd.flags && c.dur <= 0 {
 		fmt.Fprintf(stderr, "ferry ban %s: --for must be positive\n", sub)
 		return 2
@@ -149,21 +149,16 @@ func parseBanTarget(s string) (netip.Addr, error) {
 	return key, nil
 }
 
-// open opens the ban database. Only add creates it (and the data directory):
-// reading commands must not leave an empty database behind a mistyped --data.
+// open opens the database and its ban store; closing the store closes the
+// database. Only add creates a SQLite database (and the data directory):
+// reading commands must not leave an empty database behind a mistyped
+// --data, and get an error wrapping fs.ErrNotExist instead.
 func (c *banRun) open(create bool) (*ban.SQLStore, error) {
-	_, path, err := databasePaths(c.data, c.database)
+	d, err := openDatabase(c.ctx, c.data, c.database, db.Options{MustExist: !create})
 	if err != nil {
 		return nil, err
 	}
-	if create {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-	} else if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	return ban.OpenSQL(path)
+	return ban.OwningSQLStore(d), nil
 }
 
 func (c *banRun) list() error {

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/certs"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/db"
 	"github.com/ferryftp/ferry/internal/ftp"
 	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/systemd"
@@ -41,12 +42,13 @@ type daemon struct {
 	stdout  io.Writer
 	notify  *systemd.Notifier
 
-	srv   *ftp.Server
-	store *sqlstore.Store
-	def   *liveDefender
-	lns   *listenerSet
-	ctl   *controlServer // nil when the socket could not be made
-	child bool           // started by an upgrading parent
+	srv      *ftp.Server
+	database *db.DB // users and bans; closed last
+	store    *sqlstore.Store
+	def      *liveDefender
+	lns      *listenerSet
+	ctl      *controlServer // nil when the socket could not be made
+	child    bool           // started by an upgrading parent
 	// handover is closed once a binary upgrade succeeded: this process
 	// then drains its sessions and exits.
 	handover     chan struct{}
@@ -128,13 +130,17 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	if err := ftp.PrepareData(cfg.Data); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	// One database for users and bans; one that cannot be reached is
+	// retried until it answers, ctx ends or database.start_timeout passes.
+	database, err := openDatabaseRetry(ctx, d.log, cfg.Data, cfg.Database.URL, dbOptions(cfg.Data, cfg.Database), cfg.Database.StartTimeout.Duration)
+	if err != nil {
+		return err
+	}
+	d.database = database
+	d.log.Info("database open", "database", database.String(), "engine", string(database.Dialect()))
 	// One Verifier for the whole server: its budget bounds the memory of
 	// every password check at once.
-	store, err := openUserStore(cfg.Data, cfg.Database.URL, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
-	if err != nil {
-		return fmt.Errorf("user store: %w", err)
-	}
-	d.store = store
+	d.store = sqlstore.New(database, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
 	site, cm, err := d.buildSite(cfg)
 	if err != nil {
 		return err
@@ -186,11 +192,17 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	fmt.Fprintf(d.stdout, "Passive ports: %s\n", ports)
 	fmt.Fprintf(d.stdout, "Data directory: %s (anonymous users see %s)\n", cfg.Data, filepath.Join(cfg.Data, "public"))
 	fmt.Fprintf(d.stdout, "TLS certificate SHA-256: %s\n", cm.Fingerprint())
-	dbFlag := ""
-	if cfg.Database.URL != config.DefaultDatabaseURL {
-		dbFlag = " --database '" + cfg.Database.URL + "'"
+	// A url with a password (or a query, where libpq takes one) is not
+	// printed: the CLI gets it from FERRY_DATABASE.
+	hint := fmt.Sprintf("printf 'secret\\n' | ferry user add NAME --data %s", cfg.Data)
+	switch u := cfg.Database.URL; {
+	case u == config.DefaultDatabaseURL:
+	case db.Redact(u) == u:
+		hint += " --database '" + u + "'"
+	default:
+		hint = fmt.Sprintf("printf 'secret\\n' | %s='<the database url>' ferry user add NAME --data %s", config.DatabaseEnv, cfg.Data)
 	}
-	fmt.Fprintf(d.stdout, "Add a user: printf 'secret\\n' | ferry user add NAME --data %s%s --password-stdin\n", cfg.Data, dbFlag)
+	fmt.Fprintf(d.stdout, "Add a user: %s --password-stdin\n", hint)
 	d.log.Info("started", "listen", strings.Join(d.lns.addrs(false), ","), "passive_ports", cfg.PassivePorts, "anonymous", cfg.Anonymous, "version", version, "pid", os.Getpid(), "upgraded", inh != nil)
 	return nil
 }
@@ -290,6 +302,9 @@ func (d *daemon) closeAll() {
 	d.mu.Unlock()
 	if d.store != nil {
 		d.store.Close()
+	}
+	if d.database != nil {
+		d.database.Close()
 	}
 }
 
@@ -393,15 +408,7 @@ func (d *daemon) openBans(cfg config.Config) error {
 	if cfg.BanThreshold <= 0 || d.bans != nil {
 		return nil
 	}
-	_, bansDB, err := databasePaths(cfg.Data, cfg.Database.URL)
-	if err != nil {
-		return err
-	}
-	bans, err := ban.OpenSQL(bansDB)
-	if err != nil {
-		return fmt.Errorf("ban store: %w", err)
-	}
-	d.bans = bans
+	d.bans = ban.NewSQLStore(d.database)
 	return nil
 }
 

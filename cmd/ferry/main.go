@@ -29,6 +29,7 @@ Usage:
   ferry user add|list|passwd|del|disable|enable ...   manage users
   ferry ban list|add|del ...       manage banned addresses
   ferry cert show [--data DIR]     print the current TLS certificate (fingerprint as FileZilla shows it)
+  ferry db status                  show the database's engine and schema version
   ferry config check FILE | example
   ferry reload|upgrade|status [--data DIR]   reload the running server's settings, upgrade its binary, show it
   ferry version
@@ -50,6 +51,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runUser(args[1:], stdin, stdout, stderr)
 	case "ban":
 		return runBan(args[1:], stdout, stderr)
+	case "db":
+		return runDB(args[1:], stdout, stderr)
 	case "config":
 		return runConfig(args[1:], stdout, stderr)
 	case "cert":
@@ -122,9 +125,9 @@ func newLeveledLogger(cfg config.Config, w io.Writer) (*slog.Logger, *slog.Level
 }
 
 // protectedPaths are the server's own files that no user's home may equal
-// or contain: the data directory (with the ban database and the self-signed
-// certificate's key), its tls/, the user database named by dbURL (wherever
-// it lives) and the directory of a configured TLS key. Paths are made
+// or contain: the data directory (with the self-signed certificate's key),
+// its tls/, the SQLite database named by dbURL (wherever it lives) and the
+// directory of a configured TLS key. Paths are made
 // absolute.
 func protectedPaths(dataDir, dbURL, tlsKey string) []string {
 	paths := []string{dataDir, filepath.Join(dataDir, "tls")}

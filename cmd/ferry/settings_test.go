@@ -85,8 +85,8 @@ func TestOpenUserStoreURL(t *testing.T) {
 			t.Errorf("%s did not create %s: %v", url, file, err)
 		}
 	}
-	if _, err := openUserStore(data, "postgres://x", sqlstore.Options{}); err == nil {
-		t.Error("openUserStore accepted a postgres url")
+	if _, err := openUserStore(data, "mysql://x", sqlstore.Options{}); err == nil {
+		t.Error("openUserStore accepted a mysql url")
 	}
 	var out, errb bytes.Buffer
 	code := runUser([]string{"add", "carol", "--data", data, "--database", "sqlite:" + abs, "--password-stdin"},

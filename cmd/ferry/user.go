@@ -12,8 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/ferryftp/ferry/internal/ban"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/db"
 	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/users"
@@ -31,9 +31,10 @@ const userUsage = `Usage:
   ferry user set NAME [--quota-bytes N] [--perms SPEC] ...  change per-user settings (see ferry user set -h)
   ferry user show NAME                                  print every setting of a user
 
-Every command takes --data DIR (default ./ferry-data); users are kept in
-DIR/users.db (or where --database sqlite:PATH says, as the [database] url of
-the server's file), and a new user's home defaults to DIR/home/NAME. With
+Every command takes --data DIR (default ./ferry-data) and --database URL;
+users are kept in the database --database names (else $FERRY_DATABASE, else
+sqlite:users.db: DIR/users.db), the server's [database] url: a sqlite:PATH
+or a postgres:// url, and a new user's home defaults to DIR/home/NAME. With
 --storage s3 a home is a key prefix in the server's bucket (default
 home/NAME, kept as /home/NAME), made at the first login; a user added
 without it gets DIR/home/NAME, which a server on S3 takes as home/NAME. The password is
@@ -41,38 +42,16 @@ asked twice on a terminal, or read as one line from standard input. A running
 server sees every change at the next login.
 `
 
-// databasePaths resolves the [database] url setting ("sqlite:PATH", a
-// relative PATH inside dataDir) to the user database and the ban database
-// beside it (bans.db in the same directory), so that the default keeps the
-// data directory's users.db and bans.db. `ferry serve`, `ferry user` and
-// `ferry ban` all use it, so given the same settings they share the files.
-func databasePaths(dataDir, url string) (usersDB, bansDB string, err error) {
-	p, err := config.Database{URL: url}.SQLitePath()
-	if err != nil {
-		return "", "", err
-	}
-	if !filepath.IsAbs(p) {
-		p = filepath.Join(dataDir, p)
-	}
-	return p, filepath.Join(filepath.Dir(p), ban.DBFile), nil
-}
-
-// openUserStore opens the user database named by url (see databasePaths),
-// creating the data directory, the database's directory (0700) and the
-// database when missing. o holds the store's options (the server's password
-// Verifier).
+// openUserStore opens the database named by url (see cliDatabaseURL; a
+// relative sqlite:PATH is inside dataDir), creating the data directory
+// (0700) and a new SQLite database. o holds the store's options. Closing the
+// store closes the database.
 func openUserStore(dataDir, url string, o sqlstore.Options) (*sqlstore.Store, error) {
-	p, _, err := databasePaths(dataDir, url)
+	d, err := openDatabase(context.Background(), dataDir, url, db.Options{})
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return nil, err
-	}
-	return sqlstore.Open(p, o)
+	return sqlstore.Owning(d, o), nil
 }
 
 // checkHome refuses a home that would expose the server's own files.
@@ -109,7 +88,7 @@ type userRun struct {
 	ctx            context.Context
 	store          *sqlstore.Store
 	data           string
-	database       string // --database, a sqlite:PATH url
+	database       string // the database url (cliDatabaseURL)
 	name           string // NAME, for the commands that take one
 	home           string // --home
 	storage        string // --storage: local or s3, what --home means
@@ -144,8 +123,8 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("ferry user "+sub, flag.ContinueOnError)
 	c.flagSet = fs
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.data, "data", config.Defaults().Data, "data directory; users are kept in `DIR`/users.db")
-	fs.StringVar(&c.database, "database", config.DefaultDatabaseURL, "user store as sqlite:`PATH`, a relative PATH being inside the data directory (the server's [database] url)")
+	fs.StringVar(&c.data, "data", config.Defaults().Data, "data directory; users are kept in `DIR`/users.db unless --database says otherwise")
+	fs.StringVar(&c.database, "database", "", databaseFlagHelp)
 	if cmd.home {
 		fs.StringVar(&c.home, "home", "", "home `DIR` of the user (default DATA/home/NAME); with --storage s3 a key prefix (default home/NAME)")
 		fs.StringVar(&c.storage, "storage", "local", "`local` or s3: the server's storage backend, which says what --home is")
@@ -181,6 +160,7 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		c.name = pos[0]
 	}
 
+	c.database = cliDatabaseURL(c.database)
 	c.store, err = openUserStore(c.data, c.database, sqlstore.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry user %s: %s\n", sub, errText(err))

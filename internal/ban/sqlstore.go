@@ -6,37 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/ferryftp/ferry/internal/db"
 )
 
-// schema is plain SQL that SQLite and PostgreSQL both accept, so a shared
-// PostgreSQL store can use it unchanged. Times are Unix nanoseconds: an
-// integer compares the same everywhere, whatever the server's time zone.
-// Rows outlive their ban by forgetAfter, for escalation (see History).
-const schema = `
-CREATE TABLE IF NOT EXISTS bans (
-	ip       TEXT    PRIMARY KEY,
-	until_ns BIGINT  NOT NULL,
-	times    INTEGER NOT NULL,
-	reason   TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bans_until ON bans (until_ns);
-`
+// DBFile is the ban database of the release before package db, beside its
+// users.db; its rows are imported into the one database at the first start
+// (see package db).
+const DBFile = db.LegacyBansFile
 
-// DBFile is the ban database's name inside Ferry's data directory; the
-// server and `ferry ban` must agree on it.
-const DBFile = "bans.db"
-
-// SQLStore is a Store in an SQLite file (DATA/bans.db). SQLite in WAL mode
-// lets `ferry ban list` and `ferry ban del` read and write the file while
-// the server has it open.
+// SQLStore is a Store in Ferry's database (package db): the bans table, on
+// SQLite or PostgreSQL, shared by every process on the same database.
+// `ferry ban list` and `ferry ban del` read and write it while servers run.
 type SQLStore struct {
-	db  *sql.DB
-	now func() time.Time
+	db    *sql.DB
+	owned *db.DB // closed by Close when OpenSQL opened it
+	now   func() time.Time
 }
 
 var (
@@ -44,30 +32,40 @@ var (
 	_ History = (*SQLStore)(nil)
 )
 
-// OpenSQL opens (creating if needed) the ban database at path.
-func OpenSQL(path string) (*SQLStore, error) {
-	// The driver treats everything after '?' as its own parameters.
-	if strings.ContainsRune(path, '?') {
-		return nil, fmt.Errorf("ban: database path %q must not contain '?'", path)
-	}
-	// WAL lets readers and one writer work at once; busy_timeout makes a
-	// writer wait for another process's write instead of failing; an
-	// immediate transaction takes the write lock up front, so it never has to
-	// be upgraded (which SQLite cannot wait for).
-	dsn := path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("ban: opening %s: %w", path, err)
-	}
-	if _, err := db.Exec(schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("ban: opening %s: %w", path, err)
-	}
-	return &SQLStore{db: db, now: time.Now}, nil
+// NewSQLStore returns the ban store kept in d. Close does not close d.
+func NewSQLStore(d *db.DB) *SQLStore {
+	return &SQLStore{db: d.SQL(), now: time.Now}
 }
 
-// Close closes the database.
-func (s *SQLStore) Close() error { return s.db.Close() }
+// OwningSQLStore is NewSQLStore, but Close closes d: for a process that
+// opens d only for its bans.
+func OwningSQLStore(d *db.DB) *SQLStore {
+	s := NewSQLStore(d)
+	s.owned = d
+	return s
+}
+
+// OpenSQL opens (creating if needed) the SQLite database at path and
+// returns its ban store, which Close closes.
+func OpenSQL(path string) (*SQLStore, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("ban: %w", err)
+	}
+	d, err := db.Open(context.Background(), "sqlite:"+abs, db.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("ban: %w", err)
+	}
+	return OwningSQLStore(d), nil
+}
+
+// Close closes the database if OpenSQL or OwningSQLStore opened it.
+func (s *SQLStore) Close() error {
+	if s.owned != nil {
+		return s.owned.Close()
+	}
+	return nil
+}
 
 // Get implements Store.
 func (s *SQLStore) Get(ctx context.Context, ip netip.Addr) (Ban, bool, error) {
@@ -84,7 +82,7 @@ func (s *SQLStore) one(ctx context.Context, ip netip.Addr, after time.Time) (Ban
 	b := Ban{IP: ip}
 	var until int64
 	err := s.db.QueryRowContext(ctx,
-		`SELECT until_ns, times, reason FROM bans WHERE ip = ? AND until_ns > ?`,
+		`SELECT until_ns, times, reason FROM bans WHERE ip = $1 AND until_ns > $2`,
 		ip.String(), after.UnixNano()).Scan(&until, &b.Count, &b.Reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Ban{}, false, nil
@@ -105,12 +103,12 @@ func (s *SQLStore) Put(ctx context.Context, b Ban) error {
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO bans (ip, until_ns, times, reason) VALUES (?, ?, ?, ?)
+		`INSERT INTO bans (ip, until_ns, times, reason) VALUES ($1, $2, $3, $4)
 		 ON CONFLICT (ip) DO UPDATE SET until_ns = excluded.until_ns, times = excluded.times, reason = excluded.reason`,
 		b.IP.String(), b.Until.UnixNano(), b.Count, b.Reason); err != nil {
 		return fmt.Errorf("ban: storing %s: %w", b.IP, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM bans WHERE until_ns <= ?`,
+	if _, err := tx.ExecContext(ctx, `DELETE FROM bans WHERE until_ns <= $1`,
 		s.now().Add(-forgetAfter).UnixNano()); err != nil {
 		return fmt.Errorf("ban: pruning: %w", err)
 	}
@@ -122,7 +120,7 @@ func (s *SQLStore) Put(ctx context.Context, b Ban) error {
 
 // Delete implements Store.
 func (s *SQLStore) Delete(ctx context.Context, ip netip.Addr) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM bans WHERE ip = ?`, ip.String()); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM bans WHERE ip = $1`, ip.String()); err != nil {
 		return fmt.Errorf("ban: deleting %s: %w", ip, err)
 	}
 	return nil
@@ -131,7 +129,7 @@ func (s *SQLStore) Delete(ctx context.Context, ip netip.Addr) error {
 // List implements Store.
 func (s *SQLStore) List(ctx context.Context) ([]Ban, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT ip, until_ns, times, reason FROM bans WHERE until_ns > ?`, s.now().UnixNano())
+		`SELECT ip, until_ns, times, reason FROM bans WHERE until_ns > $1`, s.now().UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("ban: listing: %w", err)
 	}

@@ -1,11 +1,16 @@
 package ban
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/db"
+	"github.com/ferryftp/ferry/internal/testenv/pgenv"
 )
 
 // storeCase opens a fresh store whose clock is clk.
@@ -25,11 +30,31 @@ func openSQLTest(t *testing.T, path string, clk *clock) *SQLStore {
 	return s
 }
 
+// openPGTest returns n handles on one fresh PostgreSQL database, as n
+// Ferry processes (or a server and the CLI) hold them.
+func openPGTest(t *testing.T, clk *clock, n int) []*SQLStore {
+	t.Helper()
+	url := pgenv.DB(t)
+	var out []*SQLStore
+	for range n {
+		d, err := db.Open(t.Context(), url, db.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		s := NewSQLStore(d)
+		s.now = clk.Now
+		out = append(out, s)
+	}
+	return out
+}
+
 var storeCases = []storeCase{
 	{"memory", func(t *testing.T, clk *clock) Store { return memStore(clk) }},
 	{"sqlite", func(t *testing.T, clk *clock) Store {
 		return openSQLTest(t, filepath.Join(t.TempDir(), "bans.db"), clk)
 	}},
+	{"postgres", func(t *testing.T, clk *clock) Store { return openPGTest(t, clk, 1)[0] }},
 }
 
 // TestStores is the contract every Store (and History) must meet.
@@ -146,12 +171,24 @@ func TestSQLSharedFile(t *testing.T) {
 	server := openSQLTest(t, path, clk)
 	cli := openSQLTest(t, path, clk)
 
-	for pragma, want := range map[string]string{"journal_mode": "wal", "busy_timeout": "5000"} {
+	for pragma, want := range map[string]string{"journal_mode": "wal", "busy_timeout": fmt.Sprint(db.DefaultStatementTimeout.Milliseconds())} {
 		var got string
 		if err := cli.db.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil || got != want {
 			t.Errorf("PRAGMA %s = %q, %v; want %q", pragma, got, err, want)
 		}
 	}
+	testShared(t, clk, server, cli, func() *SQLStore { return openSQLTest(t, path, clk) })
+}
+
+// TestSQLSharedPostgres is TestSQLSharedFile on one PostgreSQL database.
+func TestSQLSharedPostgres(t *testing.T) {
+	clk := newClock()
+	h := openPGTest(t, clk, 3)
+	testShared(t, clk, h[0], h[1], func() *SQLStore { return h[2] })
+}
+
+func testShared(t *testing.T, clk *clock, server, cli *SQLStore, reopen func() *SQLStore) {
+	ctx := t.Context()
 
 	d := NewDefender(server, Options{Threshold: 1, Now: clk.Now, Logger: testLogger(t)})
 	if !d.Record(ctx, ip1, FailedLogin) {
@@ -175,7 +212,7 @@ func TestSQLSharedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli.Close()
-	reopened := openSQLTest(t, path, clk)
+	reopened := reopen()
 	if b, ok, err := reopened.Get(ctx, ip1); !ok || err != nil || b.Reason != "manual" {
 		t.Errorf("after reopening: %+v, %v, %v", b, ok, err)
 	}
@@ -187,9 +224,13 @@ func TestSQLSharedFile(t *testing.T) {
 
 func TestOpenSQLErrors(t *testing.T) {
 	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, path := range []string{
-		filepath.Join(dir, "what?.db"),
-		filepath.Join(dir, "missing", "bans.db"),
+		filepath.Join(file, "bans.db"), // a directory that is a file
+		dir,                            // a directory
 	} {
 		if s, err := OpenSQL(path); err == nil {
 			s.Close()
@@ -197,3 +238,5 @@ func TestOpenSQLErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { pgenv.Main(m) }

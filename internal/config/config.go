@@ -93,7 +93,7 @@ type Config struct {
 	// field is a TOML table ([storage]), a slice of structs an array of
 	// tables ([[vhost]]). Their keys are decoded as strictly as the rest.
 	Storage  Storage  `toml:"storage" help:"where the files users see are kept"`
-	Database Database `toml:"database" help:"the user store"`
+	Database Database `toml:"database" help:"the database of users and bans (package db): SQLite or PostgreSQL; see docs/database.md"`
 	Metrics  Metrics  `toml:"metrics" help:"reserved for a metrics endpoint, which Ferry does not have yet"`
 	VHosts   []VHost  `toml:"vhost" help:"virtual hosts, chosen by the HOST command (RFC 7151). Not supported yet: a file with a [[vhost]] table is refused"`
 }
@@ -132,9 +132,20 @@ const (
 	S3MaxPartSize = 5 << 30
 )
 
-// Database is the [database] table.
+// Database is the [database] table. The url may also come from --database
+// (over the file) or the environment variable FERRY_DATABASE (over the file,
+// under the flag), which keeps a password out of the process list.
 type Database struct {
-	URL string `toml:"url" help:"user store as sqlite:PATH; a relative PATH is inside the data directory"`
+	URL string `toml:"url" help:"sqlite:PATH (a relative PATH is inside the data directory) or a PostgreSQL url postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=require or key=value DSN; also --database or FERRY_DATABASE"`
+	// PoolSize bounds the connections of one process.
+	PoolSize int `toml:"pool_size" help:"connections one Ferry process keeps to the database at most; PostgreSQL's max_connections must cover every process's pool plus one per listener"`
+	// StatementTimeout bounds each statement.
+	StatementTimeout Duration `toml:"statement_timeout" help:"time one statement may take (PostgreSQL statement_timeout; on SQLite the wait for another writer's lock)"`
+	// ConnectTimeout bounds one connection attempt.
+	ConnectTimeout Duration `toml:"connect_timeout" help:"time one PostgreSQL connection attempt may take (TCP, TLS, authentication)"`
+	// StartTimeout bounds how long `ferry serve` retries an unreachable
+	// database at start.
+	StartTimeout Duration `toml:"start_timeout" help:"how long ferry serve retries an unreachable database at start, with backoff, before it gives up; 0: until stopped (SIGTERM)"`
 }
 
 // Metrics is the [metrics] table.
@@ -148,8 +159,15 @@ type VHost struct {
 	Banner string `toml:"banner" help:"greeting of this host; empty: the server's banner"`
 }
 
-// DefaultDatabaseURL is the user store when [database] does not name one.
+// DefaultDatabaseURL is the database when neither --database,
+// FERRY_DATABASE nor [database] url names one: the data directory's
+// users.db, as before PostgreSQL support, so existing data directories keep
+// their file.
 const DefaultDatabaseURL = "sqlite:users.db"
+
+// DatabaseEnv is the environment variable that names the database when
+// --database does not (it is read by serve, user, ban and db commands).
+const DatabaseEnv = "FERRY_DATABASE"
 
 // Defaults returns the settings used when neither a flag nor the file sets one.
 func Defaults() Config {
@@ -191,6 +209,11 @@ func Defaults() Config {
 			S3OrphanAge:    Duration{24 * time.Hour},
 			S3Checksum:     "when_supported",
 		},
-		Database: Database{URL: DefaultDatabaseURL},
+		Database: Database{
+			URL:              DefaultDatabaseURL,
+			PoolSize:         10,
+			StatementTimeout: Duration{10 * time.Second},
+			ConnectTimeout:   Duration{5 * time.Second},
+		},
 	}
 }

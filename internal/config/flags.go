@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -153,17 +154,26 @@ func Resolve(args []string, progName string, stderr io.Writer) (Config, error) {
 		f.value(&c).Set(f.value(&fromFlags))
 		byKey[f.path] = name
 	}
-	// --database is the one flag of a table key: `ferry user` and `ferry
-	// ban` take it too, so that all three name the same database alike.
+	// --database is the one flag of a table key: `ferry user`, `ferry ban`
+	// and `ferry db` take it too, so that all name the same database alike.
+	// FERRY_DATABASE comes between the file and the flag.
+	fromEnv := false
+	if env := os.Getenv(DatabaseEnv); env != "" {
+		c.Database.URL = env
+		fromEnv = true
+	}
 	fs.Visit(func(fl *flag.Flag) {
 		if fl.Name == "database" {
 			c.Database.URL = database
 			byKey["database.url"] = "database"
+			fromEnv = false
 		}
 	})
 	for _, p := range c.problems() {
 		if fl, ok := byKey[p.Key]; ok {
 			p.Flag = fl
+		} else if p.Key == "database.url" && fromEnv {
+			p.Env = DatabaseEnv
 		} else if lines[p.Key] > 0 {
 			p.File, p.Line = file, lines[p.Key]
 		}
@@ -176,7 +186,7 @@ func Resolve(args []string, progName string, stderr io.Writer) (Config, error) {
 }
 
 // databaseHelp is the help of --database, which sets database.url.
-const databaseHelp = "the [database] url: user store as sqlite:PATH, a relative PATH being inside the data directory; bans are kept in bans.db beside it"
+const databaseHelp = "the [database] url, where users and bans are kept: sqlite:PATH (a relative PATH is inside the data directory) or postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=require (or a key=value DSN); over FERRY_DATABASE, which is over the file"
 
 // writeUsage writes the help of `ferry serve`: every flag in declaration
 // order with its help and default.

@@ -20,6 +20,7 @@ type Problem struct {
 	File string // the TOML file the value came from; "" if not from a file
 	Line int    // 1-based line of Key in File; 0 if unknown
 	Flag string // the flag, without dashes, that set the value; "" if none
+	Env  string // the environment variable that set the value; "" if none
 	Key  string // the TOML key concerned; "" if the problem is about the whole file
 	Msg  string // what is wrong; it names Key
 }
@@ -34,6 +35,8 @@ func (p *Problem) Error() string {
 		return p.File + ": " + p.Msg
 	case p.Flag != "":
 		return "--" + p.Flag + ": " + p.Msg
+	case p.Env != "":
+		return p.Env + ": " + p.Msg
 	}
 	return p.Msg
 }

@@ -109,7 +109,7 @@ func TestTablesValidate(t *testing.T) {
 backend = "ceph"
 
 [database]
-url = "postgres://db/ferry"
+url = "mysql://db/ferry"
 
 [metrics]
 listen = ":9100"
@@ -127,7 +127,7 @@ name = "not a host"
 	_, err := Check(writeFile(t, src))
 	for _, want := range []string{
 		`ferry.toml:2: storage.backend: "ceph" is not one of local, s3`,
-		`ferry.toml:5: database.url: "postgres://db/ferry": PostgreSQL is not supported yet`,
+		`ferry.toml:5: database.url: "mysql://db/ferry" is neither sqlite:PATH nor a PostgreSQL url`,
 		`ferry.toml:8: metrics.listen: Ferry has no metrics endpoint yet: leave it empty`,
 		`ferry.toml:14: vhost[2].name: "A.example.com" is also the name of vhost[1]`,
 		`ferry.toml:15: vhost[2].banner: must not contain CR, LF or NUL`,
@@ -149,7 +149,11 @@ name = "not a host"
 	}{
 		{func(c *Config) { c.Metrics.Listen = "nowhere" }, `metrics.listen: "nowhere" is not host:port`},
 		{func(c *Config) { c.Database.URL = "sqlite:" }, `database.url: "sqlite:" is not sqlite:PATH`},
-		{func(c *Config) { c.Database.URL = "postgresql://ferry:hunter2@db/ferry" }, `database.url: "postgresql://ferry:xxxxx@db/ferry": PostgreSQL is not supported yet`},
+		{func(c *Config) { c.Database.URL = "mysql://ferry:hunter2@db/ferry" }, `database.url: "mysql://ferry:xxxxx@db/ferry" is neither`},
+		{func(c *Config) { c.Database.PoolSize = 0 }, `database.pool_size: must be at least 1`},
+		{func(c *Config) { c.Database.StatementTimeout.Duration = 0 }, `database.statement_timeout: must be positive`},
+		{func(c *Config) { c.Database.ConnectTimeout.Duration = -1 }, `database.connect_timeout: must be positive`},
+		{func(c *Config) { c.Database.StartTimeout.Duration = -1 }, `database.start_timeout: must not be negative`},
 		{func(c *Config) { c.VHosts = []VHost{{}} }, `vhost[1].name: must be set`},
 	} {
 		c := Defaults()
@@ -200,14 +204,50 @@ func TestDatabaseFlag(t *testing.T) {
 	if err != nil || c.Database.URL != "sqlite:/var/lib/ferry/users.db" {
 		t.Fatalf("--database over the file: %q, %v", c.Database.URL, err)
 	}
-	_, err = Resolve([]string{"--database", "postgres://db/ferry"}, "ferry serve", io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "--database") || !strings.Contains(err.Error(), "not supported yet") {
-		t.Errorf("--database postgres://: %v", err)
+	_, err = Resolve([]string{"--database", "mysql://db/ferry"}, "ferry serve", io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--database: database.url:") {
+		t.Errorf("--database mysql://: %v", err)
+	}
+	for _, url := range []string{
+		"postgres://ferry:pw@127.0.0.1:5432/ferry?sslmode=disable",
+		"postgresql://db.example.com/ferry?sslmode=verify-full",
+		"host=127.0.0.1 port=5432 user=ferry dbname=ferry sslmode=require",
+	} {
+		if c, err := Resolve([]string{"--database", url}, "ferry serve", io.Discard); err != nil || c.Database.URL != url {
+			t.Errorf("--database %s: %q, %v", url, c.Database.URL, err)
+		}
 	}
 	var usage strings.Builder
 	Resolve([]string{"-h"}, "ferry serve", &usage)
 	if !strings.Contains(usage.String(), "--database URL") {
 		t.Errorf("usage lacks --database:\n%s", usage.String())
+	}
+}
+
+// TestDatabaseEnv: FERRY_DATABASE names the database over the file and
+// under --database; its problems say where the value came from.
+func TestDatabaseEnv(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ferry.toml")
+	if err := os.WriteFile(file, []byte("[database]\nurl = \"sqlite:from-file.db\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(DatabaseEnv, "postgres://ferry:pw@db/ferry")
+	c, err := Resolve([]string{"--config", file}, "ferry serve", io.Discard)
+	if err != nil || c.Database.URL != "postgres://ferry:pw@db/ferry" {
+		t.Errorf("env over the file: %q, %v", c.Database.URL, err)
+	}
+	c, err = Resolve([]string{"--config", file, "--database", "sqlite:flag.db"}, "ferry serve", io.Discard)
+	if err != nil || c.Database.URL != "sqlite:flag.db" {
+		t.Errorf("flag over env: %q, %v", c.Database.URL, err)
+	}
+	t.Setenv(DatabaseEnv, "mysql://u:s3cret@db/ferry")
+	_, err = Resolve(nil, "ferry serve", io.Discard)
+	if err == nil || !strings.Contains(err.Error(), DatabaseEnv+": database.url:") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad FERRY_DATABASE: %v", err)
+	}
+	t.Setenv(DatabaseEnv, "")
+	if c, err := Resolve(nil, "ferry serve", io.Discard); err != nil || c.Database.URL != DefaultDatabaseURL {
+		t.Errorf("empty env: %q, %v", c.Database.URL, err)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ferryftp/ferry/internal/db"
 )
 
 // Validate checks c and reports every problem at once (joined with
@@ -46,7 +48,10 @@ import (
 //     "local", none of s3_bucket, s3_endpoint, s3_prefix,
 //     s3_path_style, s3_access_key, s3_secret_key_file is set (a
 //     forgotten --storage s3 is refused, not ignored); database.url is
-//     sqlite:PATH;
+//     sqlite:PATH or a PostgreSQL url or key=value DSN
+//     (db.ParseDialect); database.pool_size is at least 1, its
+//     statement_timeout and connect_timeout positive and its
+//     start_timeout not negative (0: retry until stopped);
 //     metrics.listen is empty (a valid host:port is still refused: there
 //     is no metrics endpoint yet);
 //   - every [[vhost]] has a unique host name and a one-line banner, and
@@ -160,8 +165,20 @@ func (c *Config) problems() []*Problem {
 
 	oneOf("storage.backend", c.Storage.Backend, "local", "s3")
 	c.Storage.problems(add)
-	if _, err := c.Database.SQLitePath(); err != nil {
+	if _, err := db.ParseDialect(c.Database.URL); err != nil {
 		add("database.url", "%v", err)
+	}
+	if c.Database.PoolSize < 1 {
+		add("database.pool_size", "must be at least 1")
+	}
+	if c.Database.StatementTimeout.Duration <= 0 {
+		add("database.statement_timeout", "must be positive")
+	}
+	if c.Database.ConnectTimeout.Duration <= 0 {
+		add("database.connect_timeout", "must be positive")
+	}
+	if c.Database.StartTimeout.Duration < 0 {
+		add("database.start_timeout", "must not be negative (0: retry until stopped)")
 	}
 	if l := c.Metrics.Listen; l != "" {
 		if err := checkHostPort(l); err != nil {
@@ -238,7 +255,7 @@ func (st Storage) problems(add func(key, format string, args ...any)) {
 		u, err := url.Parse(e)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			if strings.ContainsAny(e, "@?#") { // a key may hide there
-				e = redactURL(e)
+				e = db.Redact(e)
 			}
 			add("storage.s3_endpoint", "%q is not an http:// or https:// URL like \"https://s3.example.com\" or \"http://127.0.0.1:7070\"", e)
 		}
@@ -270,47 +287,14 @@ func (st Storage) problems(add func(key, format string, args ...any)) {
 }
 
 // SQLitePath returns the file of a "sqlite:PATH" url; a relative PATH is
-// relative to the data directory.
+// relative to the data directory. Any other url is an error (without the
+// url's password).
 func (d Database) SQLitePath() (string, error) {
-	if strings.HasPrefix(d.URL, "postgres://") || strings.HasPrefix(d.URL, "postgresql://") {
-		return "", fmt.Errorf("%q: PostgreSQL is not supported yet; use sqlite:PATH, like %q", redactURL(d.URL), DefaultDatabaseURL)
-	}
 	p, ok := strings.CutPrefix(d.URL, "sqlite:")
-	if !ok {
-		return "", fmt.Errorf("%q is not sqlite:PATH, like %q (the only database for now)", redactURL(d.URL), DefaultDatabaseURL)
-	}
-	if p == "" || strings.ContainsRune(p, 0) {
-		return "", fmt.Errorf("%q is not sqlite:PATH, like %q (the only database for now)", d.URL, DefaultDatabaseURL)
+	if !ok || p == "" || strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("%q is not sqlite:PATH, like %q", db.Redact(d.URL), DefaultDatabaseURL)
 	}
 	return p, nil
-}
-
-// redactURL returns a database url as a message or a log may show it: with
-// no password. The password of its user part becomes "xxxxx", its query
-// (where libpq takes password=) and fragment "…", the opaque part of a
-// "scheme:opaque" value "…" when it could hold one (user:pass@host), and a
-// value that is no url but holds '@' or '=' (a MySQL or keyword DSN) is
-// not shown at all.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	if u.Scheme == "" && strings.ContainsAny(s, "@=") {
-		return "(hidden: not a url)"
-	}
-	if u.Opaque != "" && strings.ContainsAny(u.Opaque, "@=:") {
-		u.Opaque = "…"
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	frag := u.Fragment != ""
-	u.Fragment, u.RawFragment = "", ""
-	if frag {
-		return u.Redacted() + "#…"
-	}
-	return u.Redacted()
 }
 
 // validHostName reports a DNS name: dot-separated labels of letters, digits

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -40,7 +41,8 @@ const Superuser = "ferry"
 // Cluster is one running (or stopped) PostgreSQL server of the tests.
 type Cluster struct {
 	// Dir is the cluster's temporary directory: data/, server.log and the
-	// Unix socket. Port is its TCP port on 127.0.0.1.
+	// Unix socket. Port is its TCP port on 127.0.0.1, below the ephemeral
+	// range (see freePort), the same after Restart.
 	Dir  string
 	Port int
 	bin  string
@@ -205,7 +207,30 @@ func start() (*Cluster, error) {
 	return c, nil
 }
 
+// freePort returns a free loopback port below the kernel's ephemeral range:
+// a server that is stopped and started again (Restart) must find its port
+// free, and a port in the ephemeral range may meanwhile be taken by an
+// outgoing connection, even by a client retrying this very port (a TCP
+// self-connect, which succeeds when nothing listens).
 func freePort() (int, error) {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				lo = n
+			}
+		}
+	}
+	if lo > 12000 {
+		for range 100 {
+			port := 10000 + rand.IntN(lo-11000)
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				l.Close()
+				return port, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

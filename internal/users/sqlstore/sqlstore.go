@@ -1,129 +1,77 @@
-// Package sqlstore is a users.Store kept in an SQLite database through the
-// pure-Go driver modernc.org/sqlite. Several processes may use one file at
-// once (the CLI while a server runs): the database is in WAL mode and every
-// connection waits up to busyTimeout for a lock. Nothing is cached, so a
-// change is seen by the next call of any handle.
-//
-// The schema (schema.sql) is portable SQL, so that a PostgreSQL store can
-// share it later.
+// Package sqlstore is a users.Store in Ferry's database (package db), on
+// SQLite or PostgreSQL: both run the same statements. Several processes may
+// use one database at once (the CLI while servers run, several servers on
+// one PostgreSQL). Nothing is cached, so a change is seen by the next call
+// of any handle. The users table is migration 0001 of package db.
 package sqlstore
 
 import (
 	"context"
 	"database/sql"
-	_ "embed"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/db"
 	"github.com/ferryftp/ferry/internal/users"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-//go:embed schema.sql
-var schemaSQL string
-
-// schemaVersion is the version schema.sql creates and this code reads and
-// writes. Later versions add migrations from one version to the next.
-const schemaVersion = 1
-
-// busyTimeout is how long a statement waits for another connection's lock.
-const busyTimeout = 5 * time.Second
-
-// Store is a users.Store in one SQLite file. It is safe for concurrent use.
+// Store is a users.Store in a database. It is safe for concurrent use.
 type Store struct {
-	db  *sql.DB
-	ver *users.Verifier
+	db    *sql.DB
+	owned *db.DB // closed by Close when Open opened it
+	ver   *users.Verifier
 }
 
 var _ users.Store = (*Store)(nil)
 
-// Options are the optional settings of Open.
+// Options are the optional settings of New and Open.
 type Options struct {
 	// Verifier checks passwords in Authenticate within its memory budget;
 	// nil means users.DefaultVerifier().
 	Verifier *users.Verifier
 }
 
-// Open opens the user database at path, creating it (mode 0600, since it
-// holds password hashes) and its schema when missing. The directory must
-// exist. Open fails on a database written by a newer schema version.
+// New returns the store kept in d. Close does not close d: its opener does.
+func New(d *db.DB, o Options) *Store {
+	s := &Store{db: d.SQL(), ver: o.Verifier}
+	if s.ver == nil {
+		s.ver = users.DefaultVerifier()
+	}
+	return s
+}
+
+// Owning is New, but Close closes d: for a process that opens d only for
+// its users.
+func Owning(d *db.DB, o Options) *Store {
+	s := New(d, o)
+	s.owned = d
+	return s
+}
+
+// Open opens (creating when missing, mode 0600, with its directory) the
+// SQLite database at path and returns its store, which Close closes. It
+// fails on a database written by a newer Ferry.
 func Open(path string, o Options) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	// Create the file ourselves so that it gets 0600; SQLite gives its WAL
-	// and shared-memory files the same mode as the database file.
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	d, err := db.Open(context.Background(), "sqlite:"+abs, db.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
-	f.Close()
-
-	q := url.Values{}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	// Transactions take the write lock at BEGIN, so that two writers wait
-	// for each other (busy_timeout) instead of failing on lock upgrade.
-	q.Set("_txlock", "immediate")
-	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String()
-
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: open %s: %w", abs, err)
-	}
-	s := &Store{db: db, ver: o.Verifier}
-	if s.ver == nil {
-		s.ver = users.DefaultVerifier()
-	}
-	if err := s.migrate(context.Background()); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlstore: %s: %w", abs, err)
-	}
-	return s, nil
+	return Owning(d, o), nil
 }
 
-// migrate creates the schema in a new database and checks the version of an
-// existing one, under the write lock so that two processes opening a new
-// file at once do not both create it.
-func (s *Store) migrate(ctx context.Context) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+// Close closes the database if Open or Owning opened it.
+func (s *Store) Close() error {
+	if s.owned != nil {
+		return s.owned.Close()
 	}
-	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx,
-		`SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'`).Scan(&n); err != nil {
-		return err
-	}
-	if n == 0 {
-		if _, err := tx.ExecContext(ctx, schemaSQL); err != nil {
-			return fmt.Errorf("creating schema: %w", err)
-		}
-	}
-	var v sql.NullInt64
-	if err := tx.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_version`).Scan(&v); err != nil {
-		return err
-	}
-	switch {
-	case !v.Valid:
-		return errors.New("schema_version is empty")
-	case v.Int64 > schemaVersion:
-		return fmt.Errorf("schema version %d is newer than this Ferry knows (%d); upgrade Ferry", v.Int64, schemaVersion)
-	case v.Int64 < schemaVersion:
-		return fmt.Errorf("schema version %d has no migration to %d", v.Int64, schemaVersion)
-	}
-	return tx.Commit()
+	return nil
 }
-
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
 
 // columns are the users columns that make a users.User, in scanUser's order.
 const columns = `name, home, disabled, tls_required, perms, quota_bytes, quota_files,
@@ -161,7 +109,7 @@ func b2i(b bool) int {
 
 // Get returns the user called name, or users.ErrNotFound.
 func (s *Store) Get(ctx context.Context, name string) (*users.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE name = ?`, name))
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM users WHERE name = $1`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", users.ErrNotFound, name)
 	}
@@ -200,7 +148,7 @@ func (s *Store) List(ctx context.Context) ([]users.User, error) {
 // ctx ended wraps users.ErrBusy; any other error is the database's.
 func (s *Store) Authenticate(ctx context.Context, req users.LoginRequest) (*users.User, error) {
 	var hash string
-	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+columns+`, password_hash FROM users WHERE name = ?`, req.Name), &hash)
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+columns+`, password_hash FROM users WHERE name = $1`, req.Name), &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		u, err = nil, nil
 	}
@@ -229,7 +177,7 @@ func (s *Store) Add(ctx context.Context, u users.User, password string) error {
 		u.Created = t
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO users (`+columns+`, password_hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 		ON CONFLICT (name) DO NOTHING`,
 		u.Name, u.Home, b2i(u.Disabled), u.TLSRequired, u.Perms, u.QuotaBytes, u.QuotaFiles,
 		u.MaxSessions, u.UploadRate, u.DownloadRate, b2i(u.AllowFXP), b2i(u.CertRequired), b2i(u.CertLogin),
@@ -251,9 +199,9 @@ func (s *Store) Update(ctx context.Context, u users.User) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	return s.exec(ctx, "update", u.Name, `UPDATE users SET home = ?, disabled = ?, tls_required = ?, perms = ?,
-		quota_bytes = ?, quota_files = ?, max_sessions = ?, upload_rate = ?, download_rate = ?,
-		allow_fxp = ?, cert_required = ?, cert_login = ?, updated_at = ? WHERE name = ?`,
+	return s.exec(ctx, "update", u.Name, `UPDATE users SET home = $1, disabled = $2, tls_required = $3, perms = $4,
+		quota_bytes = $5, quota_files = $6, max_sessions = $7, upload_rate = $8, download_rate = $9,
+		allow_fxp = $10, cert_required = $11, cert_login = $12, updated_at = $13 WHERE name = $14`,
 		u.Home, b2i(u.Disabled), u.TLSRequired, u.Perms,
 		u.QuotaBytes, u.QuotaFiles, u.MaxSessions, u.UploadRate, u.DownloadRate,
 		b2i(u.AllowFXP), b2i(u.CertRequired), b2i(u.CertLogin), now().UnixMicro(), u.Name)
@@ -270,12 +218,12 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 		return err
 	}
 	return s.exec(ctx, "set password", name,
-		`UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?`, hash, now().UnixMicro(), name)
+		`UPDATE users SET password_hash = $1, updated_at = $2 WHERE name = $3`, hash, now().UnixMicro(), name)
 }
 
 // Delete removes name, or returns users.ErrNotFound.
 func (s *Store) Delete(ctx context.Context, name string) error {
-	return s.exec(ctx, "delete", name, `DELETE FROM users WHERE name = ?`, name)
+	return s.exec(ctx, "delete", name, `DELETE FROM users WHERE name = $1`, name)
 }
 
 // exec runs a statement that changes the row of user name, and returns

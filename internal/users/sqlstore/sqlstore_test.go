@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,10 +11,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryftp/ferry/internal/db"
+	"github.com/ferryftp/ferry/internal/testenv/pgenv"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/userstest"
 	"golang.org/x/crypto/bcrypt"
 )
+
+func TestMain(m *testing.M) { pgenv.Main(m) }
+
+// openPostgres returns a store on a fresh database of the package's
+// PostgreSQL cluster, and a second handle's opener on the same database.
+func openPostgres(t *testing.T) (*Store, func() *Store) {
+	t.Helper()
+	url := pgenv.DB(t)
+	open := func() *Store {
+		d, err := db.Open(t.Context(), url, db.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return New(d, Options{})
+	}
+	return open(), open
+}
 
 func openTemp(t *testing.T) (*Store, string) {
 	t.Helper()
@@ -36,7 +57,7 @@ func TestOpenCreatesPrivateWALDatabase(t *testing.T) {
 		t.Errorf("mode %v; want 0600", fi.Mode().Perm())
 	}
 	ctx := context.Background()
-	for pragma, want := range map[string]string{"journal_mode": "wal", "busy_timeout": "5000", "foreign_keys": "1"} {
+	for pragma, want := range map[string]string{"journal_mode": "wal", "busy_timeout": fmt.Sprint(db.DefaultStatementTimeout.Milliseconds()), "foreign_keys": "1"} {
 		var got string
 		if err := s.db.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 			t.Fatal(err)
@@ -46,8 +67,8 @@ func TestOpenCreatesPrivateWALDatabase(t *testing.T) {
 		}
 	}
 	var v int
-	if err := s.db.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_version").Scan(&v); err != nil || v != schemaVersion {
-		t.Errorf("schema version %d, %v; want %d", v, err, schemaVersion)
+	if err := s.db.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&v); err != nil || v != len(db.Migrations(db.SQLite)) {
+		t.Errorf("schema version %d, %v; want %d", v, err, len(db.Migrations(db.SQLite)))
 	}
 	// Opening again keeps the schema and does not apply it twice.
 	s2, err := Open(path, Options{})
@@ -73,21 +94,31 @@ func TestOpenOddPath(t *testing.T) {
 	}
 }
 
+// TestOpenRefusesNewerSchema: a database upgraded by a newer Ferry is
+// refused (package db has the details).
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	s, path := openTemp(t)
-	if _, err := s.db.Exec("INSERT INTO schema_version (version) VALUES (?)", schemaVersion+1); err != nil {
+	if _, err := s.db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 0)", len(db.Migrations(db.SQLite))+1); err != nil {
 		t.Fatal(err)
 	}
-	if s2, err := Open(path, Options{}); err == nil {
-		s2.Close()
-		t.Fatal("Open accepted a newer schema")
+	if s2, err := Open(path, Options{}); !errors.Is(err, db.ErrNewerSchema) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Fatalf("Open of a newer schema: %v", err)
 	}
 }
 
-func TestOpenMissingDir(t *testing.T) {
-	if s, err := Open(filepath.Join(t.TempDir(), "no", "such", "users.db"), Options{}); err == nil {
-		s.Close()
-		t.Fatal("Open succeeded in a missing directory")
+// TestOpenCreatesMissingDir: the database's directory is created, private.
+func TestOpenCreatesMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "no", "such")
+	s, err := Open(filepath.Join(dir, "users.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("directory: %v, %v; want mode 0700", fi, err)
 	}
 }
 
@@ -317,6 +348,17 @@ func TestTwoHandles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
+	testTwoHandles(t, server, cli)
+}
+
+// TestTwoHandlesPostgres is TestTwoHandles with two handles on one
+// PostgreSQL database, as two Ferry processes have.
+func TestTwoHandlesPostgres(t *testing.T) {
+	server, open := openPostgres(t)
+	testTwoHandles(t, server, open())
+}
+
+func testTwoHandles(t *testing.T, server, cli *Store) {
 	ctx := context.Background()
 
 	if _, err := server.Authenticate(ctx, users.LoginRequest{Name: "alice", Password: "pw"}); !errors.Is(err, users.ErrAuth) {
@@ -376,6 +418,14 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestConformancePostgres runs the user-store suite against PostgreSQL.
+func TestConformancePostgres(t *testing.T) {
+	userstest.Run(t, func(t *testing.T) users.Store {
+		s, _ := openPostgres(t)
 		return s
 	})
 }

@@ -1,3 +1,5 @@
+-- internal/users/sqlstore/schema.sql of the release before internal/db (main at 525b536), verbatim,
+-- then rows as its Store.Add wrote them (argon2id hashes of alice-pw and 'bob pw 2').
 -- Ferry's user store, version 1. Portable SQL: SQLite runs it now and
 -- PostgreSQL can run it as it is. Booleans are INTEGER 0/1 and times are
 -- BIGINT microseconds since the Unix epoch (UTC), so that both databases
@@ -28,3 +30,11 @@ CREATE TABLE schema_version (
 );
 
 INSERT INTO schema_version (version) VALUES (1);
+
+INSERT INTO users (name, home, disabled, tls_required, perms, quota_bytes, quota_files,
+	max_sessions, upload_rate, download_rate, allow_fxp, cert_required, cert_login,
+	created_at, updated_at, password_hash) VALUES
+('alice', '/srv/ftp/alice', 0, 'all', '/=read;/incoming=read,upload', 1099511627776, 1000, 3, 1048576, 2097152, 1, 0, 0,
+ 1764700000000000, 1764700000000001, '$argon2id$v=19$m=19456,t=2,p=1$5zLNK439O0tu8A/tONTw+Q$Dac2rvweCoy3FMuvLcBjwGmYDw95dR1KdUriXFrOMNU'),
+('bob', '/srv/ftp/bob', 1, '', '', 0, 0, 0, 0, 0, 0, 0, 0,
+ 1764700000000002, 1764700000000003, '$argon2id$v=19$m=19456,t=2,p=1$LzzKrMoV1EHt+qL8veTDXA$M1iDOk7wz5AXDF9cDzoqbCJkKIEfwZYu80+Omy/wi7U');

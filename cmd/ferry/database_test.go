@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/db"
+	"github.com/ferryftp/ferry/internal/testenv/pgenv"
+	"github.com/ferryftp/ferry/internal/users"
+	"github.com/ferryftp/ferry/internal/users/sqlstore"
+)
+
+func TestMain(m *testing.M) {
+	// The CLI reads FERRY_DATABASE; the tests set it where they mean to.
+	os.Unsetenv(config.DatabaseEnv)
+	pgenv.Main(m)
+}
+
+func dbCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = runDB(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestCLIPostgres is the interface contract on PostgreSQL: `ferry user add
+// NAME --database postgres://… --password-stdin`, `ferry ban … --database`,
+// `ferry db status --database`, and FERRY_DATABASE instead of the flag. A
+// second handle, standing for a server, sees every change.
+func TestCLIPostgres(t *testing.T) {
+	url := pgenv.DB(t)
+	data := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := runUser([]string{"add", "carol", "--database", url, "--password-stdin", "--data", data},
+		strings.NewReader("pw\n"), &out, &errb); code != 0 {
+		t.Fatalf("user add --database: %d %s", code, errb.String())
+	}
+	d, err := db.Open(t.Context(), url, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	server := sqlstore.New(d, sqlstore.Options{})
+	if _, err := server.Authenticate(t.Context(), users.LoginRequest{Name: "carol", Password: "pw"}); err != nil {
+		t.Errorf("carol cannot log in: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "users.db")); err == nil {
+		t.Error("a postgres --database made a users.db")
+	}
+
+	t.Setenv(config.DatabaseEnv, url)
+	out.Reset()
+	if code := runUser([]string{"list", "--data", data}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "carol") {
+		t.Errorf("user list with FERRY_DATABASE: %d %q %q", code, out.String(), errb.String())
+	}
+	if code, _, errs := banCLI("add", "192.0.2.44", "--data", data); code != 0 {
+		t.Fatalf("ban add with FERRY_DATABASE: %d %s", code, errs)
+	}
+	t.Setenv(config.DatabaseEnv, "")
+	if code, out, errs := banCLI("list", "--database", url, "--data", data); code != 0 || !strings.Contains(out, "192.0.2.44") {
+		t.Errorf("ban list --database: %d %q %q", code, out, errs)
+	}
+	code, st, errs := dbCLI("status", "--database", url)
+	latest := len(db.Migrations(db.Postgres))
+	if code != 0 || !strings.Contains(st, "engine:          postgres") || !strings.Contains(st, fmt.Sprintf("schema version:  %d", latest)) ||
+		!strings.Contains(st, "up to date") || !strings.Contains(st, "0002_bans") {
+		t.Errorf("db status: %d\n%s%s", code, st, errs)
+	}
+	if code, out, errs := banCLI("del", "192.0.2.44", "--database", url); code != 0 || !strings.Contains(out, "unbanned") {
+		t.Errorf("ban del --database: %d %q %q", code, out, errs)
+	}
+}
+
+// TestDBStatus: on SQLite, status reads a missing file as an error without
+// creating it, shows pending migrations of a file of the release before
+// without applying them, and refuses malformed command lines.
+func TestDBStatus(t *testing.T) {
+	data := t.TempDir()
+	code, _, errs := dbCLI("status", "--data", data)
+	if code != 1 || !strings.Contains(errs, "no database at "+filepath.Join(data, "users.db")) {
+		t.Errorf("status of a missing file: %d %q", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(data, "users.db")); err == nil {
+		t.Error("status created the database")
+	}
+	// An empty file stands for a database no command has migrated yet.
+	if err := os.WriteFile(filepath.Join(data, "users.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := dbCLI("status", "--data", data)
+	if code != 0 || !strings.Contains(out, "schema version:  0") || !strings.Contains(out, "2 pending") ||
+		!strings.Contains(out, "0001_users\n  0002_bans") {
+		t.Errorf("status of an empty file: %d\n%s%s", code, out, errs)
+	}
+	if code, out, _ := dbCLI("status", "--data", data); !strings.Contains(out, "pending") || code != 0 {
+		t.Error("status applied the migrations")
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "Usage"},
+		{[]string{"help"}, 0, "ferry db status"},
+		{[]string{"migrate"}, 2, "unknown command"},
+		{[]string{"status", "extra", "--data", data}, 2, "unexpected argument"},
+		{[]string{"status", "--nope"}, 2, "not defined"},
+		{[]string{"status", "--database", "mysql://u:s3cret@h/db"}, 1, "neither sqlite:PATH nor a PostgreSQL url"},
+	} {
+		code, out, errs := dbCLI(tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) || strings.Contains(out+errs, "s3cret") {
+			t.Errorf("ferry db %v: %d, %q %q; want %d and %q", tc.args, code, out, errs, tc.code, tc.want)
+		}
+	}
+}
+
+// syncBuffer is a log destination the retry loop and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeRetriesUnreachableDatabase: `ferry serve` waits for a database
+// that is down at start, logging each attempt without the password, and
+// opens it once it is up; start_timeout bounds the wait; a cancelled context
+// (SIGTERM) ends it.
+func TestServeRetriesUnreachableDatabase(t *testing.T) {
+	c := pgenv.New(t)
+	url := strings.Replace(c.CreateDB(t), "ferry@", "ferry:s3cret@", 1)
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	type result struct {
+		d   *db.DB
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		d, err := openDatabaseRetry(t.Context(), log, t.TempDir(), url, db.Options{ConnectTimeout: time.Second}, 0)
+		done <- result{d, err}
+	}()
+	// Wait for two logged failures, then bring the server up.
+	deadline := time.Now().Add(time.Minute)
+	for strings.Count(logs.String(), "database unreachable, retrying") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retries logged:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("after the start: %v", r.err)
+	}
+	r.d.Close()
+	if l := logs.String(); strings.Contains(l, "s3cret") || !strings.Contains(l, "attempt=2") || !strings.Contains(l, "ferry:xxxxx@") {
+		t.Errorf("logs:\n%s", l)
+	}
+
+	// Bounded by start_timeout.
+	closed := fmt.Sprintf("postgres://ferry:s3cret@127.0.0.1:%d/x?sslmode=disable", c.Port)
+	c.Stop()
+	_, err := openDatabaseRetry(t.Context(), log, t.TempDir(), closed, db.Options{ConnectTimeout: time.Second}, 2*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "gave up") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("with start_timeout: %v", err)
+	}
+	// Ended by the context.
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err = openDatabaseRetry(ctx, log, t.TempDir(), closed, db.Options{ConnectTimeout: time.Second}, 0)
+	if err == nil || !strings.Contains(err.Error(), "stopped while retrying") {
+		t.Errorf("cancelled: %v", err)
+	}
+	// Not retried: a newer schema, a bad url.
+	if _, err := openDatabaseRetry(t.Context(), log, t.TempDir(), "mysql://x", db.Options{}, 0); err == nil {
+		t.Error("a bad url was accepted")
+	}
+}
