@@ -187,7 +187,8 @@ func TestUpgrade(t *testing.T) {
 // MONOTONIC_USEC then READY on reload, STOPPING on SIGTERM), and socket
 // activation: the control listener passed as descriptor 3 with LISTEN_FDS,
 // LISTEN_PID (the server's own PID: a shell sets it, then execs ferry) and
-// LISTEN_FDNAMES is the one served.
+// LISTEN_FDNAMES is the one served, and an upgrade hands it to the new
+// process.
 func TestSystemd(t *testing.T) {
 	notify, notifyPath := notifySocket(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -231,8 +232,31 @@ func TestSystemd(t *testing.T) {
 		t.Errorf("RELOADING without MONOTONIC_USEC: %q", got)
 	}
 	waitDatagram(t, notify, "READY=1")
-	s.stop(t)
+
+	// An upgrade hands systemd's socket over like Ferry's own.
+	r = s.ferry(t, "", "upgrade", "--data", s.Data)
+	m := regexp.MustCompile(`pid (\d+) serves now`).FindStringSubmatch(r.Stdout)
+	if r.Code != 0 || m == nil {
+		t.Fatalf("upgrade under socket activation: %s", r)
+	}
+	newPID, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() { stopPID(t, newPID) })
+	waitDatagram(t, notify, "MAINPID="+m[1]+"\nREADY=1")
+	c2, _ := dialFTP(t, s.Addr)
+	if !servedBy(t, newPID, c2.nc) {
+		t.Fatalf("after the upgrade, the activated socket is not served by pid %d", newPID)
+	}
+	login(t, c2)
+	if got := retr(t, c2, "f.txt"); got != "hello\n" {
+		t.Fatalf("RETR on the new process: %q", got)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("the old process did not exit after the upgrade\n%s", s.LogTail(40))
+	}
 	s.stopped = true
+	stopPID(t, newPID)
 	waitDatagram(t, notify, "STOPPING=1")
 }
 
