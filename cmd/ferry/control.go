@@ -36,8 +36,12 @@ type controlServer struct {
 	d    *daemon
 	ln   *net.UnixListener
 	path string
-	wg   sync.WaitGroup
-	once sync.Once
+	// owned says whether the socket file is this process's to remove: it
+	// made the socket, or took it from an upgrading parent and started.
+	// A new process that fails to start leaves the parent's file alone.
+	owned bool
+	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 // startControl serves the control socket at path: the one an upgrading
@@ -65,7 +69,7 @@ func startControl(d *daemon, path string, inherited *net.UnixListener) (*control
 	// The file stays when the listener closes: after an upgrade the new
 	// process serves it. close removes it when this process is the last.
 	ln.SetUnlinkOnClose(false)
-	c := &controlServer{d: d, ln: ln, path: path}
+	c := &controlServer{d: d, ln: ln, path: path, owned: inherited == nil}
 	c.wg.Add(1)
 	go c.accept()
 	return c, nil
@@ -159,11 +163,11 @@ func (c *controlServer) handOver() {
 }
 
 // close stops accepting; remove says whether the socket file goes too
-// (not when a new process serves it).
+// (not when a new process serves it, nor when this process never started).
 func (c *controlServer) close(remove bool) {
 	c.once.Do(func() { c.ln.Close() })
 	c.wg.Wait()
-	if remove {
+	if remove && c.owned {
 		os.Remove(c.path)
 	}
 }

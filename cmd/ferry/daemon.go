@@ -107,9 +107,17 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 	}
 	d.child = inh != nil
 	err = d.start(ctx, inh)
+	if err != nil {
+		// Cleaned up before the parent hears it, which may kill this
+		// process at once.
+		d.closeAll()
+	}
 	if inh != nil {
 		inh.closeUnused()
 		if err == nil {
+			if d.ctl != nil {
+				d.ctl.owned = true
+			}
 			// Before the parent hears it: the parent may exit at once, and
 			// systemd must know the new main PID by then.
 			d.notify.MainPID(os.Getpid(), d.statusLine())
@@ -117,7 +125,6 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 		inh.report(err)
 	}
 	if err != nil {
-		d.closeAll()
 		return err
 	}
 	return d.run(ctx)

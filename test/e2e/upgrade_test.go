@@ -180,6 +180,28 @@ func TestUpgrade(t *testing.T) {
 			t.Fatalf("status after a failed upgrade:\n%s", st)
 		}
 	}
+	// A real binary whose start fails after it took the control socket
+	// (its settings name an address in use): the socket stays the
+	// serving process's.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	copyExecutable(t, ferryBin, bin+".new")
+	if err := os.Rename(bin+".new", bin); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := os.ReadFile(s.ConfigPath)
+	writeFile(t, s.ConfigPath, []byte(string(cur)+fmt.Sprintf("extra_listen = [%q]\n", busy.Addr().String())))
+	r = s.ferry(t, "", "upgrade", "--data", s.Data)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "failed to start: control "+busy.Addr().String()) || !strings.Contains(r.Stderr, "address already in use") {
+		t.Fatalf("upgrade to a binary that cannot bind: want exit 1 and its reason\n%s", r)
+	}
+	if st := s.ferry(t, "", "status", "--data", s.Data); st.Code != 0 || !strings.Contains(st.Stdout, "pid "+m[1]+"\n") {
+		t.Fatalf("status after a new process failed with the control socket in hand:\n%s", st)
+	}
+	writeFile(t, s.ConfigPath, cur)
 }
 
 // TestSystemd: the notifications of a server under a notify socket (READY
