@@ -160,7 +160,7 @@ func init() {
 
 		// Extensions: RFC 2389, 3659, 2640, 7151.
 		"FEAT": {handler: (*session).cmdFEAT, public: true, preTLS: true, help: "FEAT"},
-		"OPTS": {handler: (*session).cmdOPTS, public: true, argument: true, help: "OPTS UTF8 ON|MLST <facts>"},
+		"OPTS": {handler: (*session).cmdOPTS, public: true, argument: true, help: "OPTS UTF8 ON|MLST <facts>|HASH [<algorithm>]"},
 		"SIZE": {handler: (*session).cmdSIZE, argument: true, path: pathArg, verb: access.List, stat: statFile, feat: "SIZE", help: "SIZE <path>"},
 		"MDTM": {handler: (*session).cmdMDTM, argument: true, path: pathMDTM, verb: access.List, stat: statNotDir, feat: "MDTM", help: "MDTM <path>"},
 		"MFMT": {handler: (*session).cmdMFMT, argument: true, needs: storage.CapChtimes, path: pathTime, verb: access.Chmod, feat: "MFMT", help: "MFMT <YYYYMMDDHHMMSS> <path>"},
