@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/testenv"
+	"github.com/ferryftp/ferry/internal/testenv/pgenv"
 )
 
 var (
@@ -83,7 +84,7 @@ func runMain(m *testing.M) int {
 	// kernel's ephemeral range, so that two concurrent runs of this package
 	// rarely collide; each range is also probed before use.
 	pasvNext = pasvMin + (os.Getpid()%40)*200
-	return m.Run()
+	return pgenv.Run(m) // m.Run, then stop the PostgreSQL of the database tests
 }
 
 // requireTool skips (outside CI) or fails (in CI) a test whose client is missing.

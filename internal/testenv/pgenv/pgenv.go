@@ -6,8 +6,8 @@
 // refuses root). Under CI (testenv.InCI) a missing PostgreSQL fails the
 // test; elsewhere it skips with the reason. Only tests import it.
 //
-// A package shares one cluster: its TestMain calls Main, and each test calls
-// DB for a database of its own. Fault tests that stop the server take a
+// A package shares one cluster: its TestMain calls Main (or Run), and each
+// test calls DB for a database of its own. Fault tests that stop the server take a
 // private cluster with New and call Stop, Start or Restart.
 package pgenv
 
@@ -60,10 +60,14 @@ var (
 	dbCounter   atomic.Int64
 )
 
-// Main runs the package's tests and then stops the shared cluster, if a test
-// started one. Call it from TestMain: os.Exit(pgenv.Main(m)) is not needed,
-// Main exits itself.
-func Main(m *testing.M) {
+// Main runs the package's tests, stops the shared cluster if a test started
+// one, and exits. Call it from TestMain: func TestMain(m *testing.M) {
+// pgenv.Main(m) }.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain that does more: it returns m.Run's code after
+// stopping the shared cluster, instead of exiting.
+func Run(m *testing.M) int {
 	mainRunning.Store(true)
 	code := m.Run()
 	sharedMu.Lock()
@@ -71,7 +75,7 @@ func Main(m *testing.M) {
 		shared.destroy()
 	}
 	sharedMu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // Shared returns the package's cluster, starting it at the first call. It
@@ -79,7 +83,7 @@ func Main(m *testing.M) {
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
 	if !mainRunning.Load() {
-		t.Fatal("pgenv: the package's TestMain must call pgenv.Main(m), which stops the shared cluster")
+		t.Fatal("pgenv: the package's TestMain must call pgenv.Main(m) or pgenv.Run(m), which stop the shared cluster")
 	}
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
@@ -221,9 +225,10 @@ func freePort() (int, error) {
 			}
 		}
 	}
-	if lo > 12000 {
+	// 10000-19999 is test/e2e's passive ports.
+	if lo > 22000 {
 		for range 100 {
-			port := 10000 + rand.IntN(lo-11000)
+			port := 20000 + rand.IntN(lo-21000)
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err == nil {
 				l.Close()
