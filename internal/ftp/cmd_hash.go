@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ferryftp/ferry/internal/ftp/wire"
 	"github.com/ferryftp/ferry/internal/storage"
@@ -173,6 +174,7 @@ func (s *session) cmdXDigest(r *request) error {
 var (
 	errHashPastEnd = reply(554, "Range start is beyond the end of the file.")
 	errHashBusy    = reply(450, "Too many digests being computed for this user; try again later.")
+	errHashStalled = reply(451, "Requested action aborted: storage did not answer in time.")
 )
 
 // digest answers the digest of r's file by algorithm algo over bytes from
@@ -222,13 +224,26 @@ func (s *session) digest(r *request, algo int, from, last int64, ranged bool) er
 		s.srv.releaseHash(s.user.Name)
 		return err
 	}
-	user := s.user.Name
+	user, stall := s.user.Name, s.site.DataTimeout
 	s.startWork(r.verb, r.path.String(), func(ctx context.Context, progress *atomic.Int64) (int, string, int64, error) {
-		// Closing the file ends a read that waits on the backend.
+		// A read that makes no progress for data_timeout ends the
+		// digest, as a stalled transfer ends; closing the file ends a
+		// read that waits on the backend.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		tick := func() {}
+		if stall > 0 {
+			watchdog := time.AfterFunc(stall, func() { cancel(errHashStalled) })
+			defer watchdog.Stop()
+			tick = func() { watchdog.Reset(stall) }
+		}
 		stop := context.AfterFunc(ctx, func() { f.Close() })
 		defer stop()
 		h := a.new()
-		got, err := copyHash(ctx, h, f, n, progress)
+		got, err := copyHash(ctx, h, f, n, progress, tick)
+		if cause := context.Cause(ctx); cause != nil {
+			err = cause
+		}
 		if err != nil {
 			return 0, "", got, err
 		}
@@ -249,8 +264,9 @@ func (s *session) digest(r *request, algo int, from, last int64, ranged bool) er
 // between reads.
 const hashChunk = 256 << 10
 
-// copyHash feeds n bytes of src to h, stopping when ctx ends.
-func copyHash(ctx context.Context, h hash.Hash, src io.Reader, n int64, progress *atomic.Int64) (int64, error) {
+// copyHash feeds n bytes of src to h, stopping when ctx ends; tick is
+// called after each read.
+func copyHash(ctx context.Context, h hash.Hash, src io.Reader, n int64, progress *atomic.Int64, tick func()) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := (*bp)[:hashChunk]
@@ -260,6 +276,7 @@ func copyHash(ctx context.Context, h hash.Hash, src io.Reader, n int64, progress
 			return total, err
 		}
 		m, err := src.Read(buf[:min(int64(len(buf)), n-total)])
+		tick()
 		h.Write(buf[:m])
 		total += int64(m)
 		progress.Add(int64(m))

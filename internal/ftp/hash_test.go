@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
 	"github.com/ferryftp/ferry/internal/storage/local"
@@ -512,6 +513,29 @@ func TestHashAbort(t *testing.T) {
 		t.Errorf("HASH: %q, want %q", got, want)
 	}
 	c2.cmd("NOOP", 200)
+	if n := hashesRunning(ts.srv); n != 0 {
+		t.Errorf("%d digests still counted", n)
+	}
+}
+
+// TestHashStall: a digest whose reads make no progress for data_timeout
+// ends with 451, as a stalled transfer does, and frees its slot.
+func TestHashStall(t *testing.T) {
+	bfs := blockFS{reading: make(chan struct{}, 1), release: make(chan struct{})}
+	ts := startServer(t, func(st *Site, _ *Server) {
+		st.DataTimeout = 200 * time.Millisecond
+		st.Storage = wrapLocal(func(fsys storage.FS, _ string) storage.FS {
+			return blockFS{FS: fsys, reading: bfs.reading, release: bfs.release}
+		})
+	})
+	ts.put(t, "f", hashData(64<<10))
+	c := dial(t, ts.addr)
+	c.login("alice", "secret")
+	c.send("HASH f")
+	if got := c.expect(451); !strings.Contains(got, "did not answer in time") {
+		t.Errorf("451 %q", got)
+	}
+	c.cmd("NOOP", 200)
 	if n := hashesRunning(ts.srv); n != 0 {
 		t.Errorf("%d digests still counted", n)
 	}
