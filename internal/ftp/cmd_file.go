@@ -44,7 +44,7 @@ func (s *session) cmdRETR(r *request) error {
 		size = -1 // TYPE A changes the count
 	}
 	s.startTransfer("RETR", p.String(), "download", note, func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
-		var src io.Reader = f
+		var src io.Reader = storageReader{f}
 		if of, ok := f.(storage.OSFiler); ok {
 			src = of.OSFile() // lets the kernel send the file (sendfile)
 		}
@@ -189,7 +189,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 			if cerr := up.Commit(ctx); cerr != nil {
 				log.Warn("upload commit failed", "path", p.String(), "err", cerr)
 				if err == nil {
-					err = cerr
+					err = fromStorage(cerr)
 				}
 			}
 			return err

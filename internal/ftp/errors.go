@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 
@@ -83,12 +84,53 @@ func (s *session) replyFor(err error, op string) (int, string) {
 	case errors.Is(err, context.DeadlineExceeded):
 		s.log.Warn("backend call timed out", "op", op)
 		return 451, "Requested action aborted: storage did not answer in time."
+	case isNetErr(err):
+		// Outside the data connection (transferReply takes its errors
+		// first) a network error is the storage's: an object store that
+		// cannot be reached.
+		ref := errorRef()
+		s.log.Error("storage unavailable", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
+		return 451, "Storage unavailable; try again later (ref " + ref + ")."
 	}
-	var id [4]byte
-	rand.Read(id[:])
-	ref := hex.EncodeToString(id[:])
+	ref := errorRef()
 	s.log.Error("internal error", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
 	return 451, "Local error in processing (ref " + ref + ")."
+}
+
+// errorRef returns a fresh reference that ties a reply to its log record.
+func errorRef() string {
+	var id [4]byte
+	rand.Read(id[:])
+	return hex.EncodeToString(id[:])
+}
+
+// storageFailure marks an error of the storage side of a transfer (the
+// upload's Write and Commit, the download's Read), so that transferReply
+// does not take a network error inside it for a failed data connection:
+// an object store that cannot be reached is not the client's fault.
+type storageFailure struct{ err error }
+
+func (e *storageFailure) Error() string { return e.err.Error() }
+func (e *storageFailure) Unwrap() error { return e.err }
+
+// fromStorage marks err as the storage's (see storageFailure); nil and
+// the context's errors (ABOR, QUIT, timeouts) stay as they are.
+func fromStorage(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &storageFailure{err}
+}
+
+// storageReader marks the errors of a download's source (fromStorage).
+type storageReader struct{ r io.Reader }
+
+func (s storageReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		return n, err
+	}
+	return n, fromStorage(err)
 }
 
 // isUpload reports the commands whose failure removes an upload.
@@ -98,7 +140,10 @@ func isUpload(op string) bool { return op == "STOR" || op == "APPE" || op == "ST
 // connection first, then what replyFor maps for every command.
 func (s *session) transferReply(err error, op string) (int, string) {
 	var refusal *tlsRefusal
+	var sf *storageFailure
 	switch {
+	case errors.As(err, &sf):
+		return s.replyFor(sf.err, op)
 	case errors.As(err, &refusal):
 		s.logTLS("data", refusal.state, refusal.why)
 		return 522, "Data connection refused: " + refusal.why + "."

@@ -370,7 +370,7 @@ func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duratio
 		n, rerr := c.Read(buf)
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
-				return total, err
+				return total, fromStorage(err)
 			}
 			total += int64(n)
 			progress.Add(int64(n))
