@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,10 @@ type daemon struct {
 	handedOff bool // an upgrade succeeded
 	bans      *ban.SQLStore
 	banOpts   ban.Options
+
+	// s3 is the storage of a server on S3, made once at start: [storage]
+	// does not change on reload, and its buffer budget is server-wide.
+	s3 *s3Opener
 }
 
 // serveOptions are what runServe adds to serve: reloads re-run the flags
@@ -81,9 +86,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 // drains. SIGHUP and `ferry reload` reload the settings; SIGUSR2 and
 // `ferry upgrade` start the binary found at the executable's path.
 func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer, o serveOptions) error {
-	if cfg.Storage.Backend != "local" {
-		return fmt.Errorf("storage backend %q is not wired into ferry serve yet", cfg.Storage.Backend)
-	}
 	data, err := filepath.Abs(cfg.Data)
 	if err != nil {
 		return err
@@ -134,8 +136,28 @@ func serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, stdout 
 // starts serving; the caller reports the result to an upgrading parent.
 func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	cfg := d.cfg
-	if err := ftp.PrepareData(cfg.Data); err != nil {
+	onS3 := cfg.Storage.Backend == "s3"
+	var err error
+	if onS3 {
+		// The files are in the bucket: the data directory holds the
+		// user store and the TLS certificate only.
+		err = os.MkdirAll(cfg.Data, 0o755)
+	} else {
+		err = ftp.PrepareData(cfg.Data)
+	}
+	if err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	// S3 first: a bucket that cannot be used stops the start before
+	// anything else is made.
+	if onS3 {
+		if d.s3, err = openS3(ctx, cfg, d.log); err != nil {
+			return fmt.Errorf("S3 storage: %w", err)
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(s3MemoryLimit(cfg))
+			d.log.Info("soft memory limit set", "bytes", s3MemoryLimit(cfg))
+		}
 	}
 	// One database for users and bans; one that cannot be reached is
 	// retried until it answers, ctx ends or database.start_timeout passes.
@@ -181,8 +203,12 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	}
 	// Leftovers of uploads cut by a crash: the old files are intact, the
 	// temporary ones go. Not after an upgrade: the old process's uploads
-	// are still running.
-	if inh == nil {
+	// are still running. On S3, multipart uploads older than
+	// s3_orphan_age are aborted now and periodically (another server, or
+	// the process this one upgraded, may have younger ones running).
+	if onS3 {
+		go sweepS3(ctx, d.s3, cfg.Storage.S3OrphanAge.Duration, d.log)
+	} else if inh == nil {
 		started := time.Now()
 		opener := site.Storage.(*local.Opener)
 		go func() {
@@ -197,7 +223,16 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 		ports = "any (chosen by the OS)"
 	}
 	fmt.Fprintf(d.stdout, "Passive ports: %s\n", ports)
-	fmt.Fprintf(d.stdout, "Data directory: %s (anonymous users see %s)\n", cfg.Data, filepath.Join(cfg.Data, "public"))
+	if onS3 {
+		where := "s3://" + cfg.Storage.S3Bucket + "/"
+		if cfg.Storage.S3Prefix != "" {
+			where += cfg.Storage.S3Prefix + "/"
+		}
+		fmt.Fprintf(d.stdout, "Data directory: %s (user store and TLS certificate)\n", cfg.Data)
+		fmt.Fprintf(d.stdout, "Storage: %s (anonymous users see %spublic/, user homes are %shome/NAME/)\n", where, where, where)
+	} else {
+		fmt.Fprintf(d.stdout, "Data directory: %s (anonymous users see %s)\n", cfg.Data, filepath.Join(cfg.Data, "public"))
+	}
 	fmt.Fprintf(d.stdout, "TLS certificate SHA-256: %s\n", cm.Fingerprint())
 	// A url with a password (or a query, where libpq takes one) is not
 	// printed: the CLI gets it from FERRY_DATABASE.
@@ -210,7 +245,7 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 		hint = fmt.Sprintf("printf 'secret\\n' | %s='<the database url>' ferry user add NAME --data %s", config.DatabaseEnv, cfg.Data)
 	}
 	fmt.Fprintf(d.stdout, "Add a user: %s --password-stdin\n", hint)
-	d.log.Info("started", "listen", strings.Join(d.lns.addrs(false), ","), "passive_ports", cfg.PassivePorts, "anonymous", cfg.Anonymous, "version", version, "pid", os.Getpid(), "upgraded", inh != nil)
+	d.log.Info("started", "listen", strings.Join(d.lns.addrs(false), ","), "passive_ports", cfg.PassivePorts, "anonymous", cfg.Anonymous, "storage", cfg.Storage.Backend, "version", version, "pid", os.Getpid(), "upgraded", inh != nil)
 	return nil
 }
 
@@ -313,6 +348,9 @@ func (d *daemon) closeAll() {
 	if d.database != nil {
 		d.database.Close()
 	}
+	if d.s3 != nil {
+		d.s3.b.Close()
+	}
 }
 
 func (d *daemon) handedOffNow() bool {
@@ -379,6 +417,11 @@ func (d *daemon) buildSite(cfg config.Config) (*ftp.Site, *certs.Manager, error)
 	settings, err := engineSettings(cfg)
 	if err != nil {
 		return nil, nil, err
+	}
+	if d.s3 != nil {
+		// On S3 the anonymous root DATA/public is the prefix public/
+		// (s3Location).
+		return &ftp.Site{Settings: settings, Auth: d.store, TLS: tlsCfg, Storage: d.s3}, cm, nil
 	}
 	// Local disk storage: no home may expose the server's own files, and
 	// the anonymous tree is checked now, so a bad layout fails the start.
