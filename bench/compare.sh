@@ -15,7 +15,9 @@
 #   BENCH_SESSIONS_C ["50 200"] concurrencies of the sessions scenario (two values)
 #   BENCH_SESSIONS_SECONDS [10] duration of one sessions run
 #   BENCH_IDLE_N ["1000 10000"] idle sessions held (two values)
-#   BENCH_SCENARIOS ["retr stor ftps-retr ftps-stor list sessions idle"]
+#   BENCH_SCENARIOS ["retr stor ftps-retr ftps-stor list sessions idle"]; the S3
+#                               scenarios s3-retr s3-stor s3-list s3-small run
+#                               only when named (see "S3" below)
 #   BENCH_SERVERS ["vsftpd ferry"] servers to run (order = order within a round)
 #   BENCH_QUICK=1               a seconds-long run: small sizes, 1 round (explicit
 #                               BENCH_* settings still win)
@@ -24,13 +26,26 @@
 #   BENCH_VSFTPD_PORT [21021] BENCH_FERRY_PORT [21121]  control ports
 #   BENCH_VSFTPD_EXTRA          extra vsftpd.conf lines (newline separated)
 #   BENCH_FERRY_EXTRA           extra `ferry serve` arguments
+#
+# S3: the s3-* scenarios compare Ferry on S3 (label ferry-s3) with a plain S3
+# client straight to the same versitygw (label s3-direct, bench/s3ceiling):
+# retr and stor of the BENCH_SIZE_MB file, MLSD of a BENCH_LIST_N-object
+# prefix against ListObjectsV2 of it, BENCH_S3_SMALL_N uploads of 4 KiB over
+# 4 sessions against as many PutObjects over 4 goroutines. They print a
+# second table. versitygw comes from $FERRY_TOOLS or ~/.cache/ferry-tools.
+#   BENCH_S3_DATA [/tmp/ferry-bench-s3]   versitygw's directory (objects cached)
+#   BENCH_S3_PORT [21170] BENCH_FERRY_S3_PORT [21171]
+#   BENCH_S3_SMALL_N [10000]  BENCH_S3_PARTS ["8MiB,16MiB,64MiB"]  BENCH_S3_CONC ["1,4,8"]
+#                               (the part sizes × concurrencies s3ceiling tries; the best counts)
+#   BENCH_FERRY_S3_EXTRA        extra `ferry serve` arguments of ferry-s3
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 if [[ "${BENCH_QUICK:-0}" == 1 ]]; then
 	: "${BENCH_ROUNDS:=1}" "${BENCH_SIZE_MB:=32}" "${BENCH_LIST_N:=1000}" "${BENCH_BIGLIST_N:=20000}"
-	: "${BENCH_SESSIONS_SECONDS:=1}" "${BENCH_IDLE_N:=20 100}"
+	: "${BENCH_SESSIONS_SECONDS:=1}" "${BENCH_IDLE_N:=20 100}" "${BENCH_S3_SMALL_N:=200}"
+	: "${BENCH_S3_PARTS:=8MiB}" "${BENCH_S3_CONC:=4}"
 fi
 ROUNDS=${BENCH_ROUNDS:-3}
 SIZE_MB=${BENCH_SIZE_MB:-1024}
@@ -41,6 +56,19 @@ SESS_SECS=${BENCH_SESSIONS_SECONDS:-10}
 read -r IDLE_N1 IDLE_N2 <<<"${BENCH_IDLE_N:-1000 10000}"
 SCENARIOS=${BENCH_SCENARIOS:-retr stor ftps-retr ftps-stor list sessions idle}
 SERVERS=${BENCH_SERVERS:-vsftpd ferry}
+# The S3 scenarios have their own two servers; without any other scenario,
+# vsftpd and Ferry on disk are not started.
+S3_SCENARIOS="" PLAIN_SCENARIOS=""
+for sc in $SCENARIOS; do
+	case $sc in s3-*) S3_SCENARIOS+=" $sc" ;; *) PLAIN_SCENARIOS+=" $sc" ;; esac
+done
+[[ -z $PLAIN_SCENARIOS ]] && SERVERS=""
+S3_DATA=${BENCH_S3_DATA:-/tmp/ferry-bench-s3}
+S3_PORT=${BENCH_S3_PORT:-21170}
+FERRY_S3_PORT=${BENCH_FERRY_S3_PORT:-21171}
+FERRY_S3_PASV=30000-31999
+S3_SMALL_N=${BENCH_S3_SMALL_N:-10000}
+S3_AK=ferrybench S3_SK=ferrybench-secret-key S3_BUCKET=ferry-bench
 CACHE=${BENCH_DATA:-/tmp/ferry-bench-data}
 VS_PORT=${BENCH_VSFTPD_PORT:-21021}
 FERRY_PORT=${BENCH_FERRY_PORT:-21121}
@@ -104,7 +132,8 @@ command -v openssl >/dev/null || install openssl || die "apt-get install openssl
 log "building ferry-bench"
 (cd "$ROOT" && go build -o "$WORK/ferry-bench" ./cmd/ferry-bench)
 BENCH=$WORK/ferry-bench
-if ((want_ferry)); then
+[[ -n $S3_SCENARIOS ]] && want_ferry_s3=1 || want_ferry_s3=0
+if ((want_ferry || want_ferry_s3)); then
 	log "building ferry"
 	(cd "$ROOT" && go build -o "$WORK/ferry" ./cmd/ferry) || die "go build ./cmd/ferry failed (BENCH_SERVERS=vsftpd runs vsftpd alone)"
 	FERRY=$WORK/ferry
@@ -112,34 +141,37 @@ fi
 
 # --- data (cached across runs) -------------------------------------------------
 PUB=$CACHE/public
-# The cache is emptied of everything but public/ below: refuse a directory that
-# was not made by this script.
-if [[ -d $CACHE && ! -e $CACHE/.ferry-bench-cache && -n $(ls -A "$CACHE") ]]; then
-	die "BENCH_DATA=$CACHE exists and is not a ferry-bench cache (no .ferry-bench-cache in it)"
-fi
-mkdir -p "$PUB/upload"
-touch "$CACHE/.ferry-bench-cache"
-chmod 755 "$CACHE" "$PUB"
 BIG=big-${SIZE_MB}MiB.bin
-if [[ ! -f $PUB/$BIG ]] || (($(stat -c %s "$PUB/$BIG") != SIZE_MB * 1048576)); then
-	log "creating $PUB/$BIG"
-	head -c "$((SIZE_MB * 1048576))" /dev/urandom >"$PUB/$BIG.tmp" && mv "$PUB/$BIG.tmp" "$PUB/$BIG"
-fi
-[[ -f $PUB/small.bin ]] || head -c 4096 /dev/urandom >"$PUB/small.bin"
-for n in "$LIST_N" "$BIGLIST_N"; do
-	if [[ ! -f $CACHE/dir-$n.done ]]; then
-		log "creating $PUB/dir-$n ($n empty files)"
-		"$BENCH" -mkfiles "$PUB/dir-$n" -n "$n"
-		touch "$CACHE/dir-$n.done"
+# The disk scenarios need the data tree; the S3 ones make their objects in the bucket.
+if [[ -n $PLAIN_SCENARIOS ]]; then
+	# The cache is emptied of everything but public/ below: refuse a directory that
+	# was not made by this script.
+	if [[ -d $CACHE && ! -e $CACHE/.ferry-bench-cache && -n $(ls -A "$CACHE") ]]; then
+		die "BENCH_DATA=$CACHE exists and is not a ferry-bench cache (no .ferry-bench-cache in it)"
 	fi
-done
-# The cache is also Ferry's data directory (anonymous users see its public/);
-# Ferry's own state there (user store, homes) is made anew on every run.
-find "$CACHE" -mindepth 1 -maxdepth 1 ! -name public ! -name '*.done' ! -name .ferry-bench-cache -exec rm -rf {} +
-# vsftpd's anonymous uploads go to public/upload (owned by its ftp user; the
-# anonymous root itself must not be writable).
-chown ftp "$PUB/upload" 2>/dev/null || chmod 777 "$PUB/upload"
-rm -f "$PUB/upload/"*.bin
+	mkdir -p "$PUB/upload"
+	touch "$CACHE/.ferry-bench-cache"
+	chmod 755 "$CACHE" "$PUB"
+	if [[ ! -f $PUB/$BIG ]] || (($(stat -c %s "$PUB/$BIG") != SIZE_MB * 1048576)); then
+		log "creating $PUB/$BIG"
+		head -c "$((SIZE_MB * 1048576))" /dev/urandom >"$PUB/$BIG.tmp" && mv "$PUB/$BIG.tmp" "$PUB/$BIG"
+	fi
+	[[ -f $PUB/small.bin ]] || head -c 4096 /dev/urandom >"$PUB/small.bin"
+	for n in "$LIST_N" "$BIGLIST_N"; do
+		if [[ ! -f $CACHE/dir-$n.done ]]; then
+			log "creating $PUB/dir-$n ($n empty files)"
+			"$BENCH" -mkfiles "$PUB/dir-$n" -n "$n"
+			touch "$CACHE/dir-$n.done"
+		fi
+	done
+	# The cache is also Ferry's data directory (anonymous users see its public/);
+	# Ferry's own state there (user store, homes) is made anew on every run.
+	find "$CACHE" -mindepth 1 -maxdepth 1 ! -name public ! -name '*.done' ! -name .ferry-bench-cache -exec rm -rf {} +
+	# vsftpd's anonymous uploads go to public/upload (owned by its ftp user; the
+	# anonymous root itself must not be writable).
+	chown ftp "$PUB/upload" 2>/dev/null || chmod 777 "$PUB/upload"
+	rm -f "$PUB/upload/"*.bin
+fi
 
 # --- servers -----------------------------------------------------------------
 wait_ready() { # port pid name
@@ -256,6 +288,43 @@ stop() {
 }
 for s in $SERVERS; do start "$s"; done
 
+# --- S3: versitygw, its test data, Ferry on it ----------------------------------
+if ((want_ferry_s3)); then
+	VGW=${FERRY_TOOLS:-$HOME/.cache/ferry-tools}/versitygw
+	[[ -x $VGW ]] || VGW=$(command -v versitygw) ||
+		die "versitygw not found: GOBIN=\${FERRY_TOOLS:-\$HOME/.cache/ferry-tools} go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+	log "building s3ceiling"
+	(cd "$ROOT" && go build -o "$WORK/s3ceiling" ./bench/s3ceiling)
+	S3C=("$WORK/s3ceiling" -endpoint "http://127.0.0.1:$S3_PORT" -bucket "$S3_BUCKET" -access-key "$S3_AK" -secret-key "$S3_SK")
+	mkdir -p "$S3_DATA/gw"
+	ROOT_ACCESS_KEY=$S3_AK ROOT_SECRET_KEY=$S3_SK "$VGW" --port "127.0.0.1:$S3_PORT" --quiet posix "$S3_DATA/gw" \
+		>>"$OUT/versitygw.log" 2>&1 &
+	PID[versitygw]=$!
+	for ((i = 0; i < 200; i++)); do
+		curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && break
+		kill -0 "${PID[versitygw]}" 2>/dev/null || die "versitygw exited; see $OUT/versitygw.log"
+		sleep 0.05
+	done
+	"${S3C[@]}" -mode mkbucket || die "cannot create the bucket $S3_BUCKET"
+	log "S3 test data: public/$BIG and public/dir-$LIST_N/ ($LIST_N objects), cached in $S3_DATA"
+	"${S3C[@]}" -mode fill-big -key "public/$BIG" -size "${SIZE_MB}MiB" || die "s3ceiling fill-big failed"
+	"${S3C[@]}" -mode fill -prefix "public/dir-$LIST_N/" -n "$LIST_N" || die "s3ceiling fill failed"
+	mkdir -p "$WORK/ferry-s3"
+	printf '%s\n' "$FERRY_PASS" | "$FERRY" user add "$FERRY_USER" --data "$WORK/ferry-s3" --storage s3 --password-stdin \
+		>>"$OUT/ferry-user.log" 2>&1 || die "ferry user add --storage s3 failed: $(cat "$OUT/ferry-user.log")"
+	s3args=(serve --listen "127.0.0.1:$FERRY_S3_PORT" --data "$WORK/ferry-s3" --passive-ports "$FERRY_S3_PASV"
+		--max-sessions 100000 --max-sessions-per-ip 0 --max-sessions-per-user 0 --ban-threshold 0
+		--idle-timeout 1h --login-timeout 5m --data-timeout 5m --log-level warn --anonymous=true
+		--storage s3 --s3-endpoint "http://127.0.0.1:$S3_PORT" --s3-bucket "$S3_BUCKET" --s3-region us-east-1 --s3-path-style)
+	# shellcheck disable=SC2206
+	[[ -n ${BENCH_FERRY_S3_EXTRA:-} ]] && s3args+=($BENCH_FERRY_S3_EXTRA)
+	printf '%s\n' "$FERRY ${s3args[*]}" >"$OUT/ferry-s3.cmdline"
+	AWS_ACCESS_KEY_ID=$S3_AK AWS_SECRET_ACCESS_KEY=$S3_SK "$FERRY" "${s3args[@]}" >>"$OUT/ferry-s3.log" 2>&1 &
+	PID[ferry-s3]=$!
+	PORT[ferry-s3]=$FERRY_S3_PORT
+	wait_ready "$FERRY_S3_PORT" "${PID[ferry-s3]}" ferry-s3
+fi
+
 # --- runs --------------------------------------------------------------------
 run() { # server round key limit-seconds scenario-args…
 	local s=$1 r=$2 key=$3 limit=$4
@@ -269,11 +338,46 @@ run() { # server round key limit-seconds scenario-args…
 	kill -0 "${PID[$s]}" 2>/dev/null || die "$s died during $key; see $OUT/$s.log"
 }
 
+# run_s3 runs one S3 scenario on both sides: Ferry on S3 through
+# ferry-bench, the plain client through s3ceiling.
+run_s3() { # round scenario
+	local r=$1 sc=$2 named=(-user "$FERRY_USER" -pass "$FERRY_PASS") anon=(-user anonymous -pass bench@)
+	local direct=("${S3C[@]}" -label s3-direct -round "$r")
+	case $sc in
+	s3-retr)
+		run ferry-s3 "$r" s3-retr "$xfer_limit" "${anon[@]}" -scenario retr -file "$BIG" -timeout 300s
+		timeout -k 10 "$xfer_limit" "${direct[@]}" -mode get -key "public/$BIG" >>"$RESULTS" 2>>"$OUT/bench.log" || true
+		;;
+	s3-stor)
+		run ferry-s3 "$r" s3-stor "$xfer_limit" "${named[@]}" -scenario stor -upload ferry-bench-upload.bin \
+			-size "${SIZE_MB}MiB" -timeout 300s
+		timeout -k 10 "$((xfer_limit * 9))" "${direct[@]}" -mode put -key "home/$FERRY_USER/s3ceiling-upload.bin" \
+			-size "${SIZE_MB}MiB" -parts "${BENCH_S3_PARTS:-8MiB,16MiB,64MiB}" -conc "${BENCH_S3_CONC:-1,4,8}" \
+			>>"$RESULTS" 2>>"$OUT/bench.log" || true
+		;;
+	s3-list)
+		run ferry-s3 "$r" s3-list "$((60 + LIST_N / 1000))" "${anon[@]}" -scenario list -list-cmd MLSD \
+			-path "dir-$LIST_N" -expect "$LIST_N" -reps 5
+		timeout -k 10 "$((60 + LIST_N / 1000))" "${direct[@]}" -mode list -prefix "public/dir-$LIST_N/" -reps 5 \
+			>>"$RESULTS" 2>>"$OUT/bench.log" || true
+		;;
+	s3-small)
+		run ferry-s3 "$r" s3-small "$((120 + S3_SMALL_N / 10))" "${named[@]}" -scenario smallstor -n "$S3_SMALL_N" \
+			-c 4 -size 4KiB -upload small -timeout 60s
+		timeout -k 10 "$((120 + S3_SMALL_N / 10))" "${direct[@]}" -mode small -n "$S3_SMALL_N" -c 4 -object-size 4KiB \
+			-prefix "home/$FERRY_USER/" >>"$RESULTS" 2>>"$OUT/bench.log" || true
+		;;
+	*) die "unknown scenario $sc" ;;
+	esac
+	tail -n 1 "$OUT/bench.log" >&2
+}
+
 xfer_limit=$((360 + SIZE_MB / 5))
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round of $ROUNDS"
-	cat "$PUB/$BIG" >/dev/null # page-cached, for both servers alike
-	for sc in $SCENARIOS; do
+	[[ -n $PLAIN_SCENARIOS ]] && cat "$PUB/$BIG" >/dev/null # page-cached, for both servers alike
+	for sc in $S3_SCENARIOS; do run_s3 "$round" "$sc"; done
+	for sc in $PLAIN_SCENARIOS; do
 		for s in $SERVERS; do
 			anon=(-user anonymous -pass bench@)
 			named=(-user "${USER[$s]}" -pass "${PASS[$s]}")
@@ -318,7 +422,16 @@ labels=($SERVERS)
 		"$(go version | cut -d' ' -f3)" "$(dpkg-query -W -f='${Version}' vsftpd 2>/dev/null || echo '?')"
 	printf 'Sizes: transfers %s MiB, listings %s and %s entries, sessions c=%s and c=%s for %ss, idle n=%s and n=%s; %s round(s).\n\n' \
 		"$SIZE_MB" "$LIST_N" "$BIGLIST_N" "$SESS_C1" "$SESS_C2" "$SESS_SECS" "$IDLE_N1" "$IDLE_N2" "$ROUNDS"
-	"$BENCH" -report "$RESULTS" -a "${labels[0]}" -b "${labels[1]:-ferry}"
+	if [[ -n $PLAIN_SCENARIOS ]]; then
+		"$BENCH" -report "$RESULTS" -a "${labels[0]}" -b "${labels[1]:-ferry}"
+	fi
+	if [[ -n $S3_SCENARIOS ]]; then
+		printf '\n### On S3: Ferry on versitygw against a plain S3 client (bench/s3ceiling)\n\n'
+		printf 'versitygw %s, posix backend in %s; Ferry with the default s3_part_size and s3_buffer_budget.\n\n' \
+			"$("$VGW" --version 2>/dev/null | head -1 || echo '?')" "$S3_DATA"
+		"$BENCH" -report "$RESULTS" -a s3-direct -b ferry-s3
+	fi
+	printf '\nLoad average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/report.md"
 cat "$OUT/report.md"
 log "results: $RESULTS, report: $OUT/report.md, logs: $OUT"

@@ -15,7 +15,10 @@
 // MB/s = 10^6 bytes/s, and the server's CPU seconds per GiB), list (MLSD, or
 // LIST when FEAT lacks MLST; ms, and with -pid the server's peak memory over
 // its baseline while listing), sessions (clients looping connect, login,
-// SIZE, RETR, QUIT), idle (sessions held; memory per session, NOOP check).
+// SIZE, RETR, QUIT), idle (sessions held; memory per session, NOOP check),
+// smallstor (-n files of -size bytes stored over -c sessions, each logged
+// in once; files/s). With -pid every result also has server_hwm_mib, the
+// server's peak RSS so far (VmHWM).
 // Several scenarios may be given, comma separated.
 //
 // With -pid, the server's process tree is measured from /proc: CPU from
@@ -47,22 +50,22 @@ func run(args []string) int {
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:2121", "server control address host:port")
 	fs.StringVar(&o.User, "user", "anonymous", "login name")
 	fs.StringVar(&o.Pass, "pass", "ferry-bench@", "password")
-	fs.StringVar(&scenario, "scenario", "", "retr|stor|ftps-retr|ftps-stor|list|sessions|idle, comma separated")
+	fs.StringVar(&scenario, "scenario", "", "retr|stor|ftps-retr|ftps-stor|list|sessions|idle|smallstor, comma separated")
 	fs.StringVar(&o.Key, "key", "", "result key for -report (default: derived from scenario and parameters)")
 	fs.StringVar(&o.Label, "label", "", "server label recorded in results (e.g. vsftpd, ferry)")
 	fs.IntVar(&o.Round, "round", 0, "round number recorded in results")
 	fs.StringVar(&o.File, "file", "big.bin", "retr: file to download")
-	fs.StringVar(&o.Upload, "upload", "ferry-bench-upload.bin", "stor: name to upload to")
-	fs.StringVar(&size, "size", "64MiB", "stor: bytes to upload (suffixes KiB, MiB, GiB)")
+	fs.StringVar(&o.Upload, "upload", "ferry-bench-upload.bin", "stor: name to upload to; smallstor: prefix of the names (NAME-000001)")
+	fs.StringVar(&size, "size", "64MiB", "stor: bytes to upload; smallstor: bytes of each file (suffixes KiB, MiB, GiB)")
 	fs.BoolVar(&o.Keep, "keep", false, "stor: keep the uploaded file (default: DELE it)")
 	fs.StringVar(&o.Path, "path", "dir-10000", "list: directory to list")
 	fs.StringVar(&o.ListCmd, "list-cmd", "auto", "list: auto|MLSD|LIST|NLST")
 	fs.IntVar(&o.Reps, "reps", 3, "list: listings per run (median reported)")
 	fs.IntVar(&o.Expect, "expect", 0, "list: expected number of entries (0: not checked)")
-	fs.IntVar(&o.Concurrency, "c", 50, "sessions: concurrent clients")
+	fs.IntVar(&o.Concurrency, "c", 50, "sessions: concurrent clients; smallstor: sessions")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "sessions: how long clients loop")
 	fs.StringVar(&o.Small, "small", "small.bin", "sessions: file each session downloads")
-	fs.IntVar(&o.N, "n", 1000, "idle: sessions to hold; -mkfiles: files to create")
+	fs.IntVar(&o.N, "n", 1000, "idle: sessions to hold; smallstor: files to store; -mkfiles: files to create")
 	fs.DurationVar(&o.Hold, "hold", 500*time.Millisecond, "idle: pause after the last login before measuring")
 	fs.IntVar(&o.PID, "pid", 0, "server process id: measure CPU and memory of its process tree (0: don't)")
 	fs.DurationVar(&o.Sample, "sample", 5*time.Millisecond, "memory sampling interval during listings")
@@ -165,11 +168,19 @@ func runScenario(o *options, scenario string) result {
 		err = runSessions(o, &r)
 	case "idle":
 		err = runIdle(o, &r)
+	case "smallstor":
+		err = runSmallStor(o, &r)
 	default:
 		err = fmt.Errorf("unknown scenario %q", scenario)
 	}
 	if r.Key == "" {
 		r.Key = defaultKey(o, scenario)
+	}
+	if o.PID > 0 {
+		// The server's peak resident memory so far (its whole life).
+		if kib, err := procStatusKiB(o.PID, "VmHWM"); err == nil {
+			r.Metrics["server_hwm_mib"] = float64(kib) / 1024
+		}
 	}
 	r.OK = err == nil
 	if err != nil {
@@ -220,6 +231,9 @@ func humanLine(r result) string {
 		f("ms_min", "min %.1f ms")
 		f("peak_pss_mib", "peak +%.1f MiB PSS")
 		f("peak_rss_mib", "(+%.1f MiB RSS)")
+	case "smallstor":
+		f("files_per_s", "%.0f files/s")
+		f("seconds", "(%.2fs)")
 	case "sessions":
 		f("sessions_per_s", "%.0f sessions/s")
 		f("p50_ms", "p50 %.2f ms")

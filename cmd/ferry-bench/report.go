@@ -62,6 +62,14 @@ var rows = []row{
 	{key: "idle-1", metric: "noop_failed", label: "idle NOOP failures", format: "%.0f", agg: "max", target: zero},
 	{key: "idle-2", metric: "kib_per_session", label: "idle KiB/session (PSS)", format: "%.1f", target: ratioAtMost(0.1, "≤0.1×")},
 	{key: "idle-2", metric: "noop_failed", label: "idle NOOP failures", format: "%.0f", agg: "max", target: zero},
+	// S3 rows: Ferry on S3 (ferry-s3) against a plain S3 client straight to
+	// the same service (s3-direct, bench/s3ceiling); issue 10's targets.
+	{key: "s3-retr", metric: "mb_per_s", label: "S3 retr MB/s", format: "%.0f", target: ratioAtLeast(0.8)},
+	{key: "s3-stor", metric: "mb_per_s", label: "S3 stor MB/s", format: "%.0f", target: ratioAtLeast(0.9)},
+	{key: "s3-stor", metric: "final_reply_s", label: "S3 stor wait for 226 s", format: "%.2f"},
+	{key: "s3-list", metric: "ms", label: "S3 MLSD / ListObjectsV2 ms", format: "%.1f", target: ratioAtMost(1.2, "≤1.2×")},
+	{key: "s3-small", metric: "files_per_s", label: "S3 small uploads files/s", format: "%.0f"},
+	{key: "s3-small", metric: "server_hwm_mib", label: "S3 server peak RSS MiB (the run so far)", format: "%.0f", agg: "max", target: below(256, "<256 MiB (s3_buffer_budget)")},
 }
 
 // printReport reads JSON result lines and prints, per row, the median over
