@@ -378,3 +378,44 @@ func openRaw(t *testing.T, path string) *sql.DB {
 	}
 	return r
 }
+
+// TestMigrationWaitsForTheLock: an Open whose statement timeout is shorter
+// than another process's hold of the migration lock waits for it instead of
+// failing, then finds nothing left to do.
+func TestMigrationWaitsForTheLock(t *testing.T) {
+	url := pgenv.DB(t)
+	holder := open(t, url, db.Options{})
+	tx, err := holder.SQL().BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(t.Context(), `SELECT pg_advisory_xact_lock($1)`, db.MigrateLockKey); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		d, err := db.Open(context.Background(), url, db.Options{StatementTimeout: 50 * time.Millisecond})
+		t.Logf("Open returned after %v: %v", time.Since(start), err)
+		if err == nil {
+			d.Close()
+		}
+		done <- err
+	}()
+	// Hold the lock for many statement timeouts; the Open must still wait.
+	select {
+	case err := <-done:
+		t.Fatalf("Open did not wait for the lock: %v", err)
+	case <-time.After(time.Second):
+	}
+	tx.Commit()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Open after the lock was released: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Open still waits after the lock was released")
+	}
+}

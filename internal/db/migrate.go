@@ -138,9 +138,15 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 )`
 
 // lock takes the migration lock in tx: on SQLite the transaction already
-// holds the write lock (BEGIN IMMEDIATE).
+// holds the write lock (BEGIN IMMEDIATE). On PostgreSQL the transaction's
+// statements are freed from statement_timeout, since waiting for another
+// process's migration, or a long migration, may take longer; Open's ctx
+// bounds them instead.
 func (d *DB) lock(ctx context.Context, tx *sql.Tx) error {
 	if d.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
 			return fmt.Errorf("taking the migration lock: %w", err)
 		}
@@ -154,8 +160,6 @@ func (d *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Migrations may take longer than one statement's timeout while they
-	// wait for another process's lock; ctx still bounds them.
 	for _, m := range ms {
 		done, err := d.apply(ctx, ms, m)
 		if err != nil {

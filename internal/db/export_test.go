@@ -1,0 +1,4 @@
+package db
+
+// MigrateLockKey is migrateLockKey for the external tests.
+const MigrateLockKey = migrateLockKey
