@@ -89,6 +89,7 @@ type DB struct {
 	dialect Dialect
 	display string          // String(): no password
 	path    string          // SQLite: the absolute file
+	dsn     string          // SQLite: the driver name of the file, for Listen
 	pgcfg   *pgx.ConnConfig // PostgreSQL: for Listen's own connections
 	opts    Options
 	hub     *hub // SQLite: in-process Notify deliveries
@@ -222,7 +223,7 @@ func openSQLite(rawURL string, o Options) (*DB, error) {
 	}
 	sdb.SetMaxOpenConns(o.PoolSize)
 	sdb.SetMaxIdleConns(min(o.PoolSize, 4))
-	return &DB{sql: sdb, dialect: SQLite, display: "sqlite:" + abs, path: abs, opts: o, hub: newHub()}, nil
+	return &DB{sql: sdb, dialect: SQLite, display: "sqlite:" + abs, path: abs, dsn: dsn, opts: o, hub: newHub()}, nil
 }
 
 func openPostgres(ctx context.Context, rawURL string, o Options) (*DB, error) {

@@ -293,12 +293,19 @@ func TestListenNotify(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			url := e.url(t)
-			listener := open(t, url, db.Options{})
+			// A pool of one: Listen must not hold it.
+			listener := open(t, url, db.Options{PoolSize: 1})
 			ctx, cancel := context.WithCancel(t.Context())
 			c, err := listener.Listen(ctx, "ferry_test")
 			if err != nil {
 				t.Fatal(err)
 			}
+			qctx, qcancel := context.WithTimeout(t.Context(), wait)
+			var one int
+			if err := listener.SQL().QueryRowContext(qctx, "SELECT 1").Scan(&one); err != nil {
+				t.Errorf("a query beside a Listen on a pool of one: %v", err)
+			}
+			qcancel()
 			if _, err := listener.Listen(ctx, "Bad Name"); err == nil {
 				t.Error("Listen accepted a bad channel name")
 			}

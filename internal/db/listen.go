@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"regexp"
 	"sync"
@@ -25,7 +26,8 @@ import (
 // SQLite (one machine): Notify delivers its payload to the listeners of the
 // same *DB at once, in process. Writes by other processes on the same file
 // (the CLI's `ferry ban del`) are seen by a poll, every SQLitePollInterval,
-// of PRAGMA data_version on a connection of Listen's own: a change delivers
+// of PRAGMA data_version on a connection of Listen's own (outside the
+// pool): a change delivers
 // "" (something changed: reload). Writes of the same process through other
 // connections also change data_version, so expect spurious "".
 //
@@ -53,10 +55,13 @@ func (d *DB) Listen(ctx context.Context, channel string) (<-chan string, error) 
 		return nil, err
 	}
 	if d.dialect == SQLite {
-		conn, err := d.sql.Conn(ctx)
+		// A handle of its own, outside the pool: data_version must be read
+		// on one connection, and Listen must not take one of pool_size.
+		conn, err := sql.Open("sqlite", d.dsn)
 		if err != nil {
 			return fail(err)
 		}
+		conn.SetMaxOpenConns(1)
 		var v int64
 		if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
 			conn.Close()
