@@ -28,6 +28,7 @@ type userSettings struct {
 	quotaFiles                           int64
 	maxSessions                          int
 	allowFXP, certRequired, certLogin    bool
+	loginMessage                         string
 }
 
 // byteSize is a flag value with an optional binary suffix: 10GiB, 512KiB, 5M.
@@ -83,6 +84,7 @@ func setFlags(fs *flag.FlagSet, c *userRun) {
 	fs.BoolVar(&u.allowFXP, "allow-fxp", false, "allow data connections to and from other addresses (server-to-server transfers)")
 	fs.BoolVar(&u.certRequired, "cert-required", false, "a verified client certificate naming the user is needed to log in")
 	fs.BoolVar(&u.certLogin, "cert-login", false, "a verified client certificate naming the user logs in without a password")
+	fs.StringVar(&u.loginMessage, "login-message", "", "message shown after the user's login, after the server's login_message (lines separated by newlines); empty: none")
 }
 
 func (c *userRun) set() error {
@@ -128,6 +130,8 @@ func (c *userRun) set() error {
 			u.CertRequired = s.certRequired
 		case "cert-login":
 			u.CertLogin = s.certLogin
+		case "login-message":
+			u.LoginMessage = strings.TrimRight(s.loginMessage, "\n")
 		}
 	}
 	if err := u.Validate(); err != nil {
@@ -184,6 +188,7 @@ func printUser(c *userRun, u *users.User) {
 	row("allow-fxp", u.AllowFXP)
 	row("cert-required", u.CertRequired)
 	row("cert-login", u.CertLogin)
+	row("login-message", orDash(u.LoginMessage))
 	row("created", u.Created.Format("2006-01-02 15:04:05Z"))
 	row("updated", u.Updated.Format("2006-01-02 15:04:05Z"))
 	tw.Flush()

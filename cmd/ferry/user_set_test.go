@@ -36,6 +36,8 @@ func TestUserSet(t *testing.T) {
 		{[]string{"set", "al", "--tls-required", "sometimes"}, 1, ""},
 		{[]string{"set", "nobody", "--quota-files", "1"}, 1, "no such user"},
 		{[]string{"set", "--quota-files", "1"}, 2, "missing NAME"},
+		{[]string{"set", "al", "--login-message", "a\rb"}, 1, "must not contain CR or NUL"},
+		{[]string{"set", "al", "--login-message", strings.Repeat("l\n", 100) + "l"}, 1, "more than 100 lines"},
 	}
 	for _, tt := range tests {
 		code, _, e := run("", append(tt.args, "--data", data)...)
@@ -116,5 +118,30 @@ func TestUserShowUsage(t *testing.T) {
 	}
 	if _, _, err := homeUsage(t.Context(), "home/u"); err == nil {
 		t.Error("homeUsage of a key prefix: no error")
+	}
+}
+
+// TestUserLoginMessage: ferry user set --login-message stores the user's
+// message (trailing newlines dropped), show prints it escaped, and an empty
+// one clears it.
+func TestUserLoginMessageCLI(t *testing.T) {
+	data := t.TempDir()
+	run := func(stdin string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := runUser(args, strings.NewReader(stdin), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, _, e := run("pw\n", "add", "m", "--data", data, "--password-stdin"); code != 0 {
+		t.Fatalf("add: %d %s", code, e)
+	}
+	if code, _, e := run("", "set", "m", "--login-message", "Hello.\nBye.\n", "--data", data); code != 0 {
+		t.Fatalf("set: %d %s", code, e)
+	}
+	if code, out, _ := run("", "show", "m", "--data", data); code != 0 || !regexp.MustCompile(`(?m)^login-message +Hello\.\\x0aBye\.$`).MatchString(out) {
+		t.Fatalf("show: %d %q", code, out)
+	}
+	run("", "set", "m", "--login-message", "", "--data", data)
+	if code, out, _ := run("", "show", "m", "--data", data); code != 0 || !regexp.MustCompile(`(?m)^login-message +-$`).MatchString(out) {
+		t.Fatalf("show after clearing: %d %q", code, out)
 	}
 }

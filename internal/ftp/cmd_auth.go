@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -170,14 +171,19 @@ func (s *session) cmdPASS(r *request) error {
 }
 
 // welcome writes the reply of a successful login: text after the site's
-// login message, when it has one, as one multi-line reply whose last line
+// login message and the user's own (users.User.LoginMessage), when there
+// are, as one multi-line reply whose last line
 // is text (so a client that reads only the code and the last line sees
 // the usual reply). The message passes the reply encoder like any text.
 func (s *session) welcome(code int, text string) {
+	var msg []string
 	if m := s.site.LoginMessage; m != "" {
-		text = m + "\n" + text
+		msg = append(msg, m)
 	}
-	s.reply(code, text)
+	if s.user != nil && s.user.LoginMessage != "" {
+		msg = append(msg, s.user.LoginMessage)
+	}
+	s.reply(code, strings.Join(append(msg, text), "\n"))
 }
 
 // admitUser applies the per-user session limit and starts the session.

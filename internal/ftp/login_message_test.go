@@ -1,9 +1,12 @@
 package ftp
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/users"
 )
 
 // rawReply reads one reply's lines exactly as sent, without CRLF.
@@ -61,5 +64,25 @@ func TestLoginMessage(t *testing.T) {
 	p.send("PASS secret")
 	if got := rawReply(t, p); len(got) != 1 || got[0] != "230 Login successful." {
 		t.Errorf("login reply without a message: %q", got)
+	}
+}
+
+// TestUserLoginMessage: a user's own message follows the site's, both
+// before the usual 230 text; another user without one sees the site's only.
+func TestUserLoginMessage(t *testing.T) {
+	ts := startServer(t, func(st *Site, _ *Server) { st.LoginMessage = "Site rules." })
+	hardAddUser(ts, "pw", users.User{Name: "msg", Home: filepath.Join(ts.data, "home", "msg"), LoginMessage: "Hello msg.\nYour files are kept 30 days."})
+	c := dial(t, ts.addr)
+	c.cmd("USER msg", 331)
+	c.send("PASS pw")
+	want := []string{"230-Site rules.", " Hello msg.", " Your files are kept 30 days.", "230 Login successful."}
+	if got := rawReply(t, c); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("login reply %q, want %q", got, want)
+	}
+	a := dial(t, ts.addr)
+	a.cmd("USER alice", 331)
+	a.send("PASS secret")
+	if got := rawReply(t, a); strings.Join(got, "|") != "230-Site rules.|230 Login successful." {
+		t.Errorf("login reply of a user without a message: %q", got)
 	}
 }

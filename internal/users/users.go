@@ -48,6 +48,10 @@ type User struct {
 	// CertLogin means a verified certificate that maps to this user is enough.
 	CertRequired bool
 	CertLogin    bool
+	// LoginMessage, when set, is shown after the user's login, after the
+	// server's login_message: lines separated by '\n' (MaxLoginMessage
+	// lines and bytes at most, no CR or NUL).
+	LoginMessage string
 	Created      time.Time
 	Updated      time.Time
 }

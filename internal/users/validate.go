@@ -62,6 +62,25 @@ func ValidatePassword(password string) error {
 	return nil
 }
 
+// MaxLoginMessage bounds a user's login message: this many lines, and 64
+// times as many bytes.
+const MaxLoginMessage = 100
+
+// ValidateLoginMessage refuses a login message with CR or NUL (a reply's
+// lines are separated by '\n' only), more than MaxLoginMessage lines or
+// more than 64*MaxLoginMessage bytes.
+func ValidateLoginMessage(m string) error {
+	switch {
+	case strings.ContainsAny(m, "\r\x00"):
+		return errors.New("login_message must not contain CR or NUL")
+	case strings.Count(m, "\n")+1 > MaxLoginMessage:
+		return fmt.Errorf("login_message has more than %d lines", MaxLoginMessage)
+	case len(m) > 64*MaxLoginMessage:
+		return fmt.Errorf("login_message is longer than %d bytes", 64*MaxLoginMessage)
+	}
+	return nil
+}
+
 // Validate reports the first problem that keeps u from being stored: a bad
 // name, a home that is not an absolute clean path, an unknown TLSRequired, a
 // permission spec that internal/access cannot parse, or a negative limit.
@@ -79,6 +98,9 @@ func (u *User) Validate() error {
 	}
 	if _, err := access.Parse(u.Perms); err != nil {
 		return fmt.Errorf("%w user %s: perms: %v", ErrInvalid, u.Name, err)
+	}
+	if err := ValidateLoginMessage(u.LoginMessage); err != nil {
+		return fmt.Errorf("%w user %s: %v", ErrInvalid, u.Name, err)
 	}
 	for _, f := range []struct {
 		name string

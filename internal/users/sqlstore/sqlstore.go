@@ -76,7 +76,7 @@ func (s *Store) Close() error {
 // columns are the users columns that make a users.User, in scanUser's order.
 const columns = `name, home, disabled, tls_required, perms, quota_bytes, quota_files,
 	max_sessions, upload_rate, download_rate, allow_fxp, cert_required, cert_login,
-	created_at, updated_at`
+	login_message, created_at, updated_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -86,7 +86,7 @@ func scanUser(r scanner, extra ...any) (*users.User, error) {
 	var created, updated int64
 	dest := append([]any{&u.Name, &u.Home, &disabled, &u.TLSRequired, &u.Perms, &u.QuotaBytes, &u.QuotaFiles,
 		&u.MaxSessions, &u.UploadRate, &u.DownloadRate, &fxp, &certReq, &certLogin,
-		&created, &updated}, extra...)
+		&u.LoginMessage, &created, &updated}, extra...)
 	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -177,11 +177,11 @@ func (s *Store) Add(ctx context.Context, u users.User, password string) error {
 		u.Created = t
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO users (`+columns+`, password_hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		ON CONFLICT (name) DO NOTHING`,
 		u.Name, u.Home, b2i(u.Disabled), u.TLSRequired, u.Perms, u.QuotaBytes, u.QuotaFiles,
 		u.MaxSessions, u.UploadRate, u.DownloadRate, b2i(u.AllowFXP), b2i(u.CertRequired), b2i(u.CertLogin),
-		u.Created.UnixMicro(), t.UnixMicro(), hash)
+		u.LoginMessage, u.Created.UnixMicro(), t.UnixMicro(), hash)
 	if err != nil {
 		return fmt.Errorf("sqlstore: add %s: %w", u.Name, err)
 	}
@@ -201,10 +201,10 @@ func (s *Store) Update(ctx context.Context, u users.User) error {
 	}
 	return s.exec(ctx, "update", u.Name, `UPDATE users SET home = $1, disabled = $2, tls_required = $3, perms = $4,
 		quota_bytes = $5, quota_files = $6, max_sessions = $7, upload_rate = $8, download_rate = $9,
-		allow_fxp = $10, cert_required = $11, cert_login = $12, updated_at = $13 WHERE name = $14`,
+		allow_fxp = $10, cert_required = $11, cert_login = $12, login_message = $13, updated_at = $14 WHERE name = $15`,
 		u.Home, b2i(u.Disabled), u.TLSRequired, u.Perms,
 		u.QuotaBytes, u.QuotaFiles, u.MaxSessions, u.UploadRate, u.DownloadRate,
-		b2i(u.AllowFXP), b2i(u.CertRequired), b2i(u.CertLogin), now().UnixMicro(), u.Name)
+		b2i(u.AllowFXP), b2i(u.CertRequired), b2i(u.CertLogin), u.LoginMessage, now().UnixMicro(), u.Name)
 }
 
 // SetPassword replaces the password of name. It returns users.ErrNotFound

@@ -45,7 +45,7 @@ func full(name string) users.User {
 	return users.User{
 		Name: name, Home: "/srv/ftp/" + name, TLSRequired: "all", Perms: "/=read;/incoming=read,upload",
 		QuotaBytes: 1 << 40, QuotaFiles: 1000, MaxSessions: 3, UploadRate: 1 << 20, DownloadRate: 2 << 20,
-		AllowFXP: true, CertRequired: true, CertLogin: true,
+		AllowFXP: true, CertRequired: true, CertLogin: true, LoginMessage: "Welcome, " + name + ".\nUploads go to /incoming.",
 	}
 }
 
