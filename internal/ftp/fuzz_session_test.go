@@ -74,6 +74,10 @@ func FuzzSession(f *testing.F) {
 		"SITE CHMOD 0777 ../outside.txt\r\nSITE CHMOD 000 ../../home/bob\r\nSITE CHMOD 0755 /..\r\nSITE CHMOD 0700 /\r\n" +
 			"SITE CHMOD 755\r\nSITE CHMOD 7777 file.txt\r\nSITE CHMOD 1755 dir\r\nSITE CHMOD 644  file.txt\r\n" +
 			"SITE CHMOD u+x file.txt\r\nSITE CHMOD 99999 file.txt\r\nSITE CHMOD -1 file.txt\r\nsite chmod 0644 file.txt",
+		// Digests: the path rules of HASH and the X* commands, RANG's
+		// one-command lifetime, a digest running when the input ends.
+		"HASH ../outside.txt\r\nXCRC ../../home/bob/file.txt 0 1\r\nXSHA1 \"../outside.txt\"\r\nRANG 0 3\r\nHASH file.txt\r\n" +
+			"RANG 0 3\r\nRETR file.txt\r\nRANG 9 1\r\nOPTS HASH MD5\r\nHASH dir\r\nXMD5 file.txt 3 3\r\nXSHA512 file.txt\r\nABOR\r\nHASH file.txt",
 		"DELE ../outside.txt\r\nRNFR ../outside.txt\r\nRNTO mine.txt\r\nRNFR file.txt\r\nRNTO ../../stolen.txt\r\n" +
 			"MKD ../../evil\r\nRMD ../bob\r\nPASV\r\nSTOR /../../evil.txt\r\nSTOU ../x\r\nAPPE ../../home/outside.txt",
 	} {

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"hash/crc32"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -45,4 +48,25 @@ check(r.split()[3] == sha(b + b'!'), 'HASH after an outside write', r)
 ftp.quit()
 print('PY-OK')
 `, filepath.Join(home, "h.bin"))
+}
+
+// TestCurlHash: curl sends HASH and XCRC as quote commands after an upload
+// and prints the replies with -v.
+func TestCurlHash(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "curl")
+	s := startServer(t, serverConfig{})
+	s.addUser(t, testUser, testPass)
+	b := randBytes(21, 70000)
+	src := filepath.Join(t.TempDir(), "c.bin")
+	writeFile(t, src, b)
+	curlOK(t, "-T", src, s.URL("ftp", testUser, testPass, "c.bin"))
+	r := curlOK(t, "-Q", "HASH c.bin", "-Q", "XCRC c.bin", s.URL("ftp", testUser, testPass, ""))
+	want := fmt.Sprintf("< 213 SHA-256 0-%d %s c.bin", len(b)-1, sha(b))
+	if !strings.Contains(r.Stderr, want) {
+		t.Errorf("curl -v shows no %q:\n%s", want, r.Stderr)
+	}
+	if want := fmt.Sprintf("< 250 %08X", crc32.ChecksumIEEE(b)); !strings.Contains(r.Stderr, want) {
+		t.Errorf("curl -v shows no %q:\n%s", want, r.Stderr)
+	}
 }
