@@ -278,8 +278,8 @@ func (b *Backend) explain(err error) error {
 	switch code {
 	case "NoSuchBucket":
 		why = "no such bucket"
-	case "InvalidAccessKeyId":
-		why = "bad credentials: the access key is not known (InvalidAccessKeyId)"
+	case "InvalidAccessKeyId", "XAdminUserNotFound":
+		why = "bad credentials: the access key is not known (" + code + ")"
 	case "SignatureDoesNotMatch":
 		why = "bad credentials: the secret key does not match (SignatureDoesNotMatch)"
 	case "AccessDenied":
