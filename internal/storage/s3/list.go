@@ -230,6 +230,9 @@ func (it *dirIter) Next(n int) ([]fs.FileInfo, error) {
 // readTimes replaces the LastModified of a page's objects by the mtime of
 // their metadata where they have one: a HEAD each, a few at once.
 func (f *FS) readTimes(ctx context.Context, objs []types.Object) error {
+	if f.b.lastMod {
+		return nil
+	}
 	var (
 		wg    sync.WaitGroup
 		sem   = make(chan struct{}, headers)

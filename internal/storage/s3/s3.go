@@ -91,6 +91,11 @@ type Config struct {
 	// Transport carries the HTTP requests; nil: a pooled transport.
 	// Tests wrap it to count or break requests.
 	Transport http.RoundTripper
+	// ListLastModified lists each object with its LastModified instead of
+	// the mtime its metadata holds: it saves a HEAD per listed object
+	// (ListObjectsV2 returns no metadata), but a listing then shows
+	// MFMT's times only where Stat does (MDTM, MLST).
+	ListLastModified bool
 	// MaxAttempts bounds the SDK's retries of throttling, 5xx and
 	// connection errors (standard retryer with backoff); default 3.
 	MaxAttempts int
@@ -126,6 +131,7 @@ type Backend struct {
 	journal Journal
 	log     *slog.Logger
 	pool    *Pool
+	lastMod bool // Config.ListLastModified
 
 	mu        sync.Mutex
 	exclusive map[string]bool // keys of running exclusive uploads, guarded by mu
@@ -216,6 +222,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		journal:   c.Journal,
 		log:       c.Logger,
 		pool:      NewPool(c.PartSize, c.BufferBudget),
+		lastMod:   c.ListLastModified,
 		exclusive: map[string]bool{},
 	}, nil
 }
