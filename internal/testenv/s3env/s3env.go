@@ -207,7 +207,7 @@ func (s *Server) Restart() error {
 	}
 }
 
-// Stop stops the engine (SIGTERM to its PID, SIGKILL after 10 s) and
+// Stop stops the engine (SIGTERM to its PID, SIGKILL after 3 s: it waits for idle keep-alive connections) and
 // waits for it to exit; its data stays for Restart.
 func (s *Server) Stop() {
 	s.mu.Lock()
@@ -222,7 +222,7 @@ func (s *Server) stopLocked() {
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.ex:
-	case <-time.After(10 * time.Second):
+	case <-time.After(3 * time.Second):
 		s.cmd.Process.Kill()
 		<-s.ex
 	}
