@@ -481,7 +481,7 @@ func TestChtimes(t *testing.T) {
 // TestSweep aborts old multipart uploads under the prefix and leaves the
 // others alone; with a journal, those it recorded.
 func TestSweep(t *testing.T) {
-	b, srv, bucket := backend(t)
+	b, srv, bucket := backend(t, func(c *s3store.Config) { c.OrphanAge = -1 })
 	c := srv.Client()
 	mk := func(key string) string {
 		out, err := c.CreateMultipartUpload(t.Context(), &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key})
@@ -504,14 +504,20 @@ func TestSweep(t *testing.T) {
 	if len(out.Uploads) != 1 || aws.ToString(out.Uploads[0].Key) != "other-tool/upload" {
 		t.Errorf("left after the sweep: %v", out.Uploads)
 	}
-	// Uploads newer than the cutoff stay.
+	// Uploads newer than the cutoff stay, and with the default OrphanAge
+	// (a day) those younger than it, whatever the cutoff.
 	mk("ferry/public/new")
 	if n, err := b.Sweep(t.Context(), time.Now().Add(-time.Hour)); err != nil || n != 0 {
 		t.Errorf("Sweep of an old cutoff = %d, %v; want 0", n, err)
 	}
+	bd, _ := s3store.New(t.Context(), s3store.Config{Bucket: bucket, Endpoint: srv.Endpoint, Region: srv.Region,
+		PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Prefix: "ferry"})
+	if n, err := bd.Sweep(t.Context(), time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("Sweep with the default OrphanAge = %d, %v; want 0", n, err)
+	}
 
 	j := &s3store.MemJournal{}
-	bj, _, _ := backend(t, func(c *s3store.Config) { c.Journal = j; c.PartSize = s3store.MinPartSize })
+	bj, _, _ := backend(t, func(c *s3store.Config) { c.Journal = j; c.PartSize = s3store.MinPartSize; c.OrphanAge = -1 })
 	fsys := openFS(t, bj, "public")
 	up, err := fsys.Create(t.Context(), storagetest.P("big"), storage.CreateOptions{})
 	if err != nil {

@@ -95,13 +95,18 @@ func (j *MemJournal) Renames() [][2]string {
 	return out
 }
 
-// Sweep aborts Ferry's multipart uploads initiated before cutoff: those
+// Sweep aborts Ferry's multipart uploads initiated before cutoff, or
+// before OrphanAge ago when that is earlier (another server on the bucket
+// may be running a younger upload): those
 // the journal lists, or without a journal every multipart upload under the
 // backend's prefix (ListMultipartUploads; S3 lists no upload metadata, so
 // Ferry counts everything under its prefix as its own: with an empty
 // prefix, everything under "public/" and "home/"). It returns how many it
 // aborted.
 func (b *Backend) Sweep(ctx context.Context, cutoff time.Time) (int, error) {
+	if b.orphan > 0 {
+		cutoff = minTime(cutoff, time.Now().Add(-b.orphan))
+	}
 	if b.journal != nil {
 		ups, err := b.journal.Uploads(ctx, cutoff)
 		if err != nil {
@@ -160,4 +165,11 @@ func (b *Backend) abortOne(ctx context.Context, key, id string) error {
 	}
 	b.log.Info("s3: aborted a leftover multipart upload", "path", key, "upload", id)
 	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

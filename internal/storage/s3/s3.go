@@ -74,8 +74,10 @@ type Config struct {
 	// buffers: default 256 MiB, at least one part. When it is used up,
 	// writes wait for a buffer.
 	BufferBudget int64
-	// OrphanAge: Sweep callers abort Ferry's multipart uploads older than
-	// this; default 24h. (Sweep itself takes its cutoff as an argument.)
+	// OrphanAge is how old a multipart upload must be for Sweep to abort
+	// it, whatever later cutoff Sweep is given (other servers on the bucket
+	// may be running that upload); default 24h; negative: Sweep's cutoff
+	// alone decides.
 	OrphanAge time.Duration
 	// CallTimeout is the deadline of each S3 call (one listing page, one
 	// part, one HEAD, a stall of a download's body); default 30 s.
@@ -132,6 +134,7 @@ type Backend struct {
 	log     *slog.Logger
 	pool    *Pool
 	lastMod bool // Config.ListLastModified
+	orphan  time.Duration
 
 	mu        sync.Mutex
 	exclusive map[string]bool // keys of running exclusive uploads, guarded by mu
@@ -162,6 +165,9 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	}
 	if c.BufferBudget < c.PartSize {
 		return nil, fmt.Errorf("s3: buffer budget %d below one part (%d bytes)", c.BufferBudget, c.PartSize)
+	}
+	if c.OrphanAge == 0 {
+		c.OrphanAge = DefaultOrphanAge
 	}
 	if c.CallTimeout == 0 {
 		c.CallTimeout = DefaultCallTimeout
@@ -223,6 +229,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		log:       c.Logger,
 		pool:      NewPool(c.PartSize, c.BufferBudget),
 		lastMod:   c.ListLastModified,
+		orphan:    c.OrphanAge,
 		exclusive: map[string]bool{},
 	}, nil
 }
