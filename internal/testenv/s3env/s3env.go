@@ -116,7 +116,22 @@ var shared struct {
 // Main stops it. Tests must not stop it: use Start for that.
 func Shared(tb testing.TB) *Server {
 	tb.Helper()
-	bin := need(tb)
+	need(tb)
+	s, err := SharedServer()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// SharedServer is Shared for callers without a testing.TB: it returns the
+// test binary's engine, or the reason there is none (not installed, or it
+// did not start).
+func SharedServer() (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
 	shared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "ferry-s3-")
 		if err != nil {
@@ -128,10 +143,7 @@ func Shared(tb testing.TB) *Server {
 			os.RemoveAll(dir)
 		}
 	})
-	if shared.err != nil {
-		tb.Fatal(shared.err)
-	}
-	return shared.s
+	return shared.s, shared.err
 }
 
 // Main runs a test binary's tests and then stops the shared engine; call it
