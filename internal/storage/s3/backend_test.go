@@ -792,3 +792,15 @@ func TestCreateContextEnds(t *testing.T) {
 		t.Errorf("Stat = %v, %v; want 12 MiB", fi, err)
 	}
 }
+
+// TestChecksumWhenRequired: the mode for older S3 clones (signed payloads,
+// no CRC32 trailers) stores the same bytes.
+func TestChecksumWhenRequired(t *testing.T) {
+	b, _, _ := backend(t, func(c *s3store.Config) { c.ChecksumWhenRequired = true; c.PartSize = s3store.MinPartSize })
+	fsys := openFS(t, b, "public")
+	for _, n := range []int{10, 6 * mib} {
+		data := randBytes(n)
+		write(t, fsys, "f", storage.CreateOptions{}, data)
+		same(t, fmt.Sprintf("%d bytes", n), read(t, fsys, "f"), data)
+	}
+}

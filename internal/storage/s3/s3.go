@@ -41,6 +41,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -211,6 +212,11 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	if c.ChecksumWhenRequired {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	} else {
+		// The CRC32 each upload carries guards its bytes; hashing them
+		// again with SHA-256 for the signature (what the SDK does over
+		// plain HTTP) costs a third of the upload speed.
+		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 	}
 	base := strings.Trim(c.Prefix, "/")
 	if base != "" {
