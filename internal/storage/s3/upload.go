@@ -297,8 +297,11 @@ func (u *upload) send() error {
 	u.buf = nil
 	u.num++
 	num := u.num
+	// The parts in flight fill in their entries under mu meanwhile.
+	u.mu.Lock()
 	u.parts = append(u.parts, types.CompletedPart{PartNumber: aws.Int32(num)})
 	idx := len(u.parts) - 1
+	u.mu.Unlock()
 	select {
 	case u.sem <- struct{}{}:
 	case <-u.ctx.Done():
