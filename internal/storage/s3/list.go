@@ -145,7 +145,6 @@ type dirIter struct {
 	ctx    context.Context
 	l      Lister
 	token  *string
-	first  bool // the first page is the one ReadDir fetched
 	page   *s3.ListObjectsV2Output
 	done   bool
 	closed bool

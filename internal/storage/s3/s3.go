@@ -28,7 +28,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -479,11 +478,4 @@ func parseMtime(v string) (time.Time, error) {
 		return time.Unix(0, ns).UTC(), nil
 	}
 	return time.Parse(time.RFC3339Nano, v)
-}
-
-// drain reads a little of a body before closing it, so its connection is
-// reused.
-func drain(r io.ReadCloser) {
-	io.CopyN(io.Discard, r, 4096)
-	r.Close()
 }
