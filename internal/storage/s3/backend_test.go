@@ -524,6 +524,17 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	up.Write(randBytes(6 * mib)) // starts a multipart upload
+	// Its first part is sent in the background: let it arrive (an engine
+	// may take a part that arrives after the abort back in).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if out, _, _ := bj.Pool().Stats(); out == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first part was not sent in 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if ups, _ := j.Uploads(t.Context(), time.Now().Add(time.Hour)); len(ups) != 1 {
 		t.Fatalf("journal holds %v, want the running upload", ups)
 	}
