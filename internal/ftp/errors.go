@@ -12,6 +12,7 @@ import (
 	"github.com/ferryftp/ferry/internal/event"
 	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/tlsbind"
 	"github.com/ferryftp/ferry/internal/vpath"
 )
 
@@ -133,6 +134,12 @@ func (s storageReader) Read(p []byte) (int, error) {
 	return n, fromStorage(err)
 }
 
+// reuseHint ends the 522 of a data connection that did not resume the
+// control session: most such clients cannot (Python's ftplib, Java's
+// Commons Net), and the text names the setting that lets them in.
+const reuseHint = "; clients that never resume (Python ftplib, Java Commons Net) need the server setting" +
+	" tls_session_reuse = \"optional\" (--tls-session-reuse optional) or tls_reuse_exempt."
+
 // isUpload reports the commands whose failure removes an upload.
 func isUpload(op string) bool { return op == "STOR" || op == "APPE" || op == "STOU" }
 
@@ -146,6 +153,9 @@ func (s *session) transferReply(err error, op string) (int, string) {
 		return s.replyFor(sf.err, op)
 	case errors.As(err, &refusal):
 		s.logTLS("data", refusal.state, refusal.why)
+		if refusal.why == tlsbind.NotResumed {
+			return 522, "Data connection refused: " + refusal.why + reuseHint
+		}
 		return 522, "Data connection refused: " + refusal.why + "."
 	case errors.Is(err, errDataTLS):
 		s.emit(Event{Kind: KindTLS, Conn: "data", Result: "failed", Err: err})

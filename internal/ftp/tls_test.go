@@ -470,7 +470,7 @@ func testFTPSDataForeignSessionRefused(t *testing.T, be backend) {
 			if code != 522 && code != 425 {
 				t.Fatalf("foreign session: want 522, got %d %s", code, text)
 			}
-			if !strings.Contains(text, "another control connection") {
+			if !strings.Contains(text, "another control connection") || strings.Contains(text, "tls_session_reuse") {
 				t.Errorf("refusal text %q does not say why", text)
 			}
 			ftpsCheckRefusalLog(t, ts, "another control connection")
@@ -505,6 +505,10 @@ func testFTPSDataFreshHandshakeRefused(t *testing.T, be backend) {
 			}
 			if !strings.Contains(text, "resume") {
 				t.Errorf("refusal text %q does not say the session must be resumed", text)
+			}
+			// It names the setting that lets such clients in.
+			if want := `tls_session_reuse = "optional" (--tls-session-reuse optional) or tls_reuse_exempt`; !strings.Contains(text, want) {
+				t.Errorf("refusal text %q does not name the setting %s", text, want)
 			}
 			ftpsCheckRefusalLog(t, ts, "must resume")
 			c.cmd("NOOP", 200)

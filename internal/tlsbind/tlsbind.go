@@ -54,13 +54,25 @@ type Binding struct {
 	resumed bool // our own session was resumed
 }
 
-// Refusal says why a protected data connection breaks the reuse rule, or "".
+// The reasons Refusal gives.
+const (
+	// Foreign: the data connection presented a ticket of another
+	// control session.
+	Foreign = "TLS session of another control connection presented on the data connection"
+	// NotResumed: the data connection did a full handshake (or resumed
+	// nothing of this session), which every client that never resumes
+	// does.
+	NotResumed = "data connection must resume the control connection's TLS session"
+)
+
+// Refusal says why a protected data connection breaks the reuse rule
+// (Foreign or NotResumed), or "".
 func (b *Binding) Refusal(tc *tls.Conn) string {
 	switch {
 	case b.foreign:
-		return "TLS session of another control connection presented on the data connection"
+		return Foreign
 	case !b.resumed || !tc.ConnectionState().DidResume:
-		return "data connection must resume the control connection's TLS session"
+		return NotResumed
 	}
 	return ""
 }

@@ -1,5 +1,5 @@
 // Package e2e drives the built ferry binary with real FTP clients (curl, lftp,
-// python3 ftplib). TestMain builds the binary once; every test starts its own
+// python3 ftplib, basic-ftp, Java Commons Net). TestMain builds the binary once; every test starts its own
 // server process in a fresh data directory on port 0 with a private passive
 // port range, waits for its readiness line on stdout, and stops it by PID.
 //
