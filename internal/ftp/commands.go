@@ -152,7 +152,7 @@ func init() {
 		"XPWD": {handler: (*session).cmdPWD, help: "XPWD"},
 		"LIST": {handler: (*session).cmdLIST, data: true, path: pathList, verb: access.List, stat: statExists, help: "LIST [-la] [<path>]"},
 		"NLST": {handler: (*session).cmdNLST, data: true, path: pathList, verb: access.List, stat: statExists, help: "NLST [<path>]"},
-		"SITE": {handler: (*session).cmdSITE, argument: true, help: "SITE HELP|QUOTA|CHMOD <mode> <path>"},
+		"SITE": {handler: (*session).cmdSITE, argument: true, help: "SITE HELP|QUOTA|CHMOD <mode> <path>|UTIME <time> <path>"},
 		"SYST": {handler: (*session).cmdSYST, public: true, help: "SYST"},
 		"STAT": {handler: (*session).cmdSTAT, public: true, midTransfer: true, help: "STAT [<path>]"},
 		"HELP": {handler: (*session).cmdHELP, public: true, preTLS: true, help: "HELP [<command>]"},
