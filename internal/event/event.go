@@ -20,16 +20,17 @@ const (
 	KindTLS                        // a TLS handshake: Conn, TLS; Result "ok", "refused" (Reason) or "failed" (Err)
 	KindLogin                      // a login: Result "ok", "failed", "busy" or "refused"; Reason, Method
 	KindCommand                    // a command ran: Cmd, Arg, Code
-	KindData                       // a data connection: Result "opened" or "refused" (Reason, Peer, Err)
+	KindData                       // a data connection: Result "listening", "opened", "unused" or "refused" (Reason, Peer, Err); see Event.Cmd
 	KindTransfer                   // a transfer ended: Cmd, Path, Direction, Bytes, Duration, Result, Err
 	KindBan                        // the session's address was banned: Reason
 	KindDisconnect                 // the session ended: Duration
 	KindChange                     // a client changed the tree: Cmd, Path, From (RNTO), Detail (mode or time)
 	KindRefused                    // an operation refused by policy: Cmd, Path, Reason (a Refusal), Code
 	KindClient                     // the client named its software with CLNT: Client
+	KindFinding                    // no session's: a diagnosis (internal/natdiag) found a problem; Reason is its ID, Detail its summary
 )
 
-var kindNames = [...]string{"", "connect", "tls", "login", "command", "data", "transfer", "ban", "disconnect", "change", "refused", "client"}
+var kindNames = [...]string{"", "connect", "tls", "login", "command", "data", "transfer", "ban", "disconnect", "change", "refused", "client", "finding"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -74,7 +75,7 @@ type Event struct {
 	// event happened.
 	Secure bool
 
-	Local       netip.AddrPort       // KindConnect: the address the client reached
+	Local       netip.AddrPort       // KindConnect: the address the client reached; KindData: the passive listener
 	ImplicitTLS bool                 // KindConnect: on an implicit-TLS listener
 	Conn        string               // KindTLS: "control", "implicit" or "data"
 	TLS         *tls.ConnectionState // KindTLS: the negotiated state, when the handshake completed
@@ -83,10 +84,21 @@ type Event struct {
 	Method string
 	// Detail is the anonymous password (an address, sanitised) of
 	// KindLogin and of an anonymous user's KindTransfer; KindChange's new
-	// mode (SITE CHMOD) or time (MFMT).
+	// mode (SITE CHMOD) or time (MFMT); KindFinding's summary.
 	Detail string
-	Cmd    string // KindCommand, KindTransfer, KindChange, KindRefused: the verb ("SITE CHMOD" for SITE's)
-	Arg    string // KindCommand: the argument ("" for PASS)
+	// Cmd is the verb of KindCommand, KindTransfer, KindChange and
+	// KindRefused ("SITE CHMOD" for SITE's). Of KindData, the command that
+	// set the data connection up: PASV, EPSV, PORT or EPRT. KindData
+	// "listening" is a PASV or EPSV reply: Local is the listener, Peer the
+	// address and port the reply advertised, InUse the passive listeners
+	// open on the server. "opened" has Peer, the data connection's other
+	// end. "unused" is a passive listener closed before any transfer took
+	// it (the client never used the reply, or did not reach the address),
+	// with Local. "refused" has one of the Data reasons; with
+	// DataForeignAddress and DataActiveAddress, Peer is the address
+	// refused; with DataTimeout, Local is the listener.
+	Cmd string
+	Arg string // KindCommand: the argument ("" for PASS)
 	// Code is KindCommand's last reply code written while the command ran;
 	// 0 when it answers later (a transfer: see KindData and KindTransfer).
 	// KindTransfer: the transfer's final reply (226, 426, 4xx or 5xx).
@@ -100,7 +112,8 @@ type Event struct {
 	Duration  time.Duration  // KindTransfer, KindDisconnect
 	Result    string         // see the kinds
 	Reason    string         // why something was refused or failed
-	Peer      netip.AddrPort // KindData: the foreign address refused, or the active target refused
+	Peer      netip.AddrPort // KindData: see Cmd
+	InUse     int            // KindData "listening": see Cmd
 	Until     time.Time      // KindConnect refused for a ban: when it ends
 	Err       error          // the error behind a failure, if any
 }

@@ -17,11 +17,12 @@ func (s *session) cmdPASV(r *request) error {
 	if !adv.Is4() {
 		return reply(522, "PASV needs IPv4; use EPSV.")
 	}
-	p, err := s.openPassive()
+	p, err := s.openPassive("PASV")
 	if err != nil {
 		s.fail(err, "PASV")
 		return nil
 	}
+	s.listening(p, netip.AddrPortFrom(adv, p.port()))
 	s.reply(227, "Entering Passive Mode ("+wire.FormatPASV(netip.AddrPortFrom(adv, p.port()))+").")
 	return nil
 }
@@ -53,11 +54,12 @@ func (s *session) cmdEPSV(r *request) error {
 	case a == wire.EPSV4 && !s.local.Addr().Is4(), a == wire.EPSV6 && s.local.Addr().Is4():
 		return reply(522, "Network protocol not supported on this connection, use ("+map[bool]string{true: "1", false: "2"}[s.local.Addr().Is4()]+").")
 	}
-	p, err := s.openPassive()
+	p, err := s.openPassive("EPSV")
 	if err != nil {
 		s.fail(err, "EPSV")
 		return nil
 	}
+	s.listening(p, netip.AddrPortFrom(s.local.Addr(), p.port()))
 	s.reply(229, "Entering Extended Passive Mode "+wire.FormatEPSV(p.port())+".")
 	return nil
 }
@@ -68,7 +70,7 @@ func (s *session) cmdPORT(r *request) error {
 	if err != nil {
 		return reply(501, "Syntax error in PORT.")
 	}
-	s.setActive(ap)
+	s.setActive(ap, "PORT")
 	return nil
 }
 
@@ -81,13 +83,13 @@ func (s *session) cmdEPRT(r *request) error {
 	if err != nil {
 		return reply(501, "Syntax error in EPRT.")
 	}
-	s.setActive(ap)
+	s.setActive(ap, "EPRT")
 	return nil
 }
 
 // setActive accepts an active-mode target only on the client's own address
 // and an unprivileged port: anything else is an FTP bounce attempt.
-func (s *session) setActive(ap netip.AddrPort) {
+func (s *session) setActive(ap netip.AddrPort, verb string) {
 	if s.epsvAll {
 		s.reply(503, "EPSV ALL in effect: only EPSV is allowed.")
 		return
@@ -95,7 +97,7 @@ func (s *session) setActive(ap netip.AddrPort) {
 	fxp := s.user != nil && s.user.AllowFXP
 	if ap.Addr().Unmap() != s.remote.Addr() && !fxp {
 		// Not scored: clients behind NAT send their private address.
-		s.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataActiveAddress, Peer: ap})
+		s.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataActiveAddress, Cmd: verb, Peer: ap})
 		s.reply(504, "Active mode address must be your own.")
 		return
 	}
@@ -106,5 +108,6 @@ func (s *session) setActive(ap netip.AddrPort) {
 	s.closePassive()
 	s.active = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	s.activeSet = true
+	s.activeMode = verb
 	s.reply(200, "PORT command successful. Consider using EPSV.")
 }

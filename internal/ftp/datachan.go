@@ -24,6 +24,12 @@ type passive struct {
 	timer *time.Timer   // closes ln when nobody uses it in time
 	inUse *atomic.Int64 // the server's count of open passive listeners
 	once  sync.Once     // the count drops once, whoever closes first
+	mode  string        // "PASV" or "EPSV", for the events
+	// taken is set when a transfer takes the listener; closed before
+	// that, it is reported unused (once) with emit.
+	taken      atomic.Bool
+	unusedOnce sync.Once
+	emit       func(Event)
 }
 
 func (p *passive) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port) }
@@ -33,7 +39,20 @@ func (p *passive) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port)
 // queued makes the kernel reset that connection.
 func (p *passive) close() {
 	p.timer.Stop()
+	p.idle()
 	p.shut()
+}
+
+// idle reports a listener closed before any transfer took it: the client
+// never used it, which is how a PASV reply whose address does not lead
+// here looks from the server.
+func (p *passive) idle() {
+	if p.taken.Load() {
+		return
+	}
+	p.unusedOnce.Do(func() {
+		p.emit(Event{Kind: KindData, Result: "unused", Cmd: p.mode, Local: addrPort(p.ln.Addr())})
+	})
 }
 
 func (p *passive) shut() {
@@ -49,7 +68,7 @@ func (p *passive) release() { p.once.Do(func() { p.inUse.Add(-1) }) }
 // openPassive listens on the control connection's local address, on a port
 // of the configured range. Only one pending listener exists per session, so
 // repeated PASV cannot exhaust the range.
-func (s *session) openPassive() (*passive, error) {
+func (s *session) openPassive(mode string) (*passive, error) {
 	s.closePassive()
 	s.activeSet = false
 	ip := s.local.Addr()
@@ -70,17 +89,26 @@ func (s *session) openPassive() (*passive, error) {
 		}
 	}
 	if err != nil {
-		s.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataNoPassivePort, Err: err})
+		s.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataNoPassivePort, Cmd: mode, Err: err})
 		return nil, reply(425, "No passive port available; try again later.")
 	}
 	s.srv.pasvInUse.Add(1)
-	p := &passive{ln: ln, acc: ln, inUse: &s.srv.pasvInUse}
+	p := &passive{ln: ln, acc: ln, inUse: &s.srv.pasvInUse, mode: mode, emit: s.emitter()}
 	if w := s.srv.WrapListener; w != nil {
 		p.acc = w(PassiveConn, ln)
 	}
-	p.timer = time.AfterFunc(s.site.DataTimeout, p.shut)
+	p.timer = time.AfterFunc(s.site.DataTimeout, func() {
+		p.idle()
+		p.shut()
+	})
 	s.pasv = p
 	return p, nil
+}
+
+// listening reports a passive listener and what its reply advertised.
+func (s *session) listening(p *passive, adv netip.AddrPort) {
+	s.emit(Event{Kind: KindData, Result: "listening", Cmd: p.mode, Local: addrPort(p.ln.Addr()), Peer: adv,
+		InUse: int(p.inUse.Load())})
 }
 
 func (s *session) closePassive() {
@@ -95,6 +123,7 @@ func (s *session) closePassive() {
 // touches session state.
 type dataSpec struct {
 	pasv     *passive
+	mode     string // the command that set it up: PASV, EPSV, PORT or EPRT
 	active   netip.AddrPort
 	local    netip.Addr // for active connections
 	peer     netip.Addr // the control connection's client address
@@ -118,9 +147,12 @@ func (s *session) takeData() *dataSpec {
 		timeout: s.site.DataTimeout,
 		emit:    s.emitter(),
 		wrap:    s.srv.WrapConn,
+		mode:    s.activeMode,
 	}
 	if d.pasv != nil {
 		d.pasv.timer.Stop()
+		d.pasv.taken.Store(true)
+		d.mode = d.pasv.mode
 	}
 	s.pasv, s.activeSet = nil, false
 	if s.protP {
@@ -147,7 +179,8 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}
-				d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataTimeout, Err: err})
+				d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataTimeout, Cmd: d.mode,
+					Local: addrPort(d.pasv.ln.Addr()), Err: err})
 				return nil, reply(425, "Can't open data connection: nobody connected in time.")
 			}
 			if d.wrap != nil {
@@ -155,7 +188,7 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 			}
 			if got := addrPort(tc.RemoteAddr()); got.Addr() != d.peer && !d.anyPeer {
 				tc.Close()
-				d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataForeignAddress, Peer: got})
+				d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataForeignAddress, Cmd: d.mode, Peer: got})
 				continue
 			}
 			c = tc
@@ -168,7 +201,7 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataConnectFailed, Peer: d.active, Err: err})
+			d.emit(Event{Kind: KindData, Result: "refused", Reason: event.DataConnectFailed, Cmd: d.mode, Peer: d.active, Err: err})
 			return nil, reply(425, "Can't open data connection to "+d.active.String()+".")
 		}
 		if d.wrap != nil {

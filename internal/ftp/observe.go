@@ -28,6 +28,7 @@ const (
 	KindChange     = event.KindChange
 	KindRefused    = event.KindRefused
 	KindClient     = event.KindClient
+	KindFinding    = event.KindFinding
 )
 
 // Event is one thing that happened on a control connection; its fields are
@@ -153,6 +154,17 @@ func (srv *Server) publish(e Event) {
 			sub.dropped.Add(1)
 		}
 	}
+}
+
+// Publish hands an event that no session produced (a diagnosis finding,
+// KindFinding) to every observer, as sessions' events are: without waiting.
+// Its Time is set when zero.
+func (srv *Server) Publish(e Event) {
+	srv.init()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	srv.publish(e)
 }
 
 // syncObservers waits until every observer has handled what is queued.
@@ -336,8 +348,19 @@ func (l *logObserver) Observe(e Event) {
 		level, msg = slog.LevelDebug, "command"
 		add(slog.String("cmd", e.Cmd), slog.String("arg", e.Arg), slog.Int("code", e.Code))
 	case KindData:
-		if e.Result == "opened" {
+		switch e.Result {
+		case "opened":
 			level, msg = slog.LevelDebug, "data connection opened"
+			add(slog.String("mode", e.Cmd), slog.String("from", e.Peer.String()))
+		case "unused":
+			level, msg = slog.LevelDebug, "passive listener closed unused"
+			add(slog.String("mode", e.Cmd), slog.String("listener", e.Local.String()))
+		case "listening":
+			level, msg = slog.LevelDebug, "passive listener open"
+			add(slog.String("mode", e.Cmd), slog.String("listener", e.Local.String()),
+				slog.String("advertised", e.Peer.String()), slog.Int("in_use", e.InUse))
+		}
+		if level == slog.LevelDebug {
 			break
 		}
 		level = slog.LevelWarn

@@ -90,6 +90,7 @@ func testObserverEventsInOrder(t *testing.T, be backend) {
 		"login alice ok password",
 		"command PASS 230",
 		"command TYPE 200",
+		"data listening",
 		"command EPSV 229",
 		"command STOR 0", // answered by the transfer: 150, then 226
 		"data opened",

@@ -75,6 +75,7 @@ type session struct {
 	pasv       *passive
 	active     netip.AddrPort // PORT/EPRT target; valid when activeSet
 	activeSet  bool
+	activeMode string // PORT or EPRT, for the events
 	epsvAll    bool
 	facts      wire.Facts
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 // a reply itself: the session answers 150 on opened and 226/4xx/5xx on done.
 type xferEvent struct {
 	opened bool
+	peer   netip.AddrPort       // with opened: the data connection's other end
 	tls    *tls.ConnectionState // the data connection's TLS, for the log
 	done   bool
 	bytes  int64
@@ -44,6 +46,7 @@ type transfer struct {
 	// its own command gets a reply however it ends.
 	work  bool
 	verb  string
+	mode  string // the data connection's: PASV, EPSV, PORT or EPRT
 	path  string
 	dir   string // "download", "upload", "list" or "hash"
 	ascii bool   // in TYPE A
@@ -75,6 +78,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 		events: make(chan xferEvent, 2),
 		cancel: cancel,
 		verb:   verb,
+		mode:   spec.mode,
 		path:   path,
 		dir:    dir,
 		ascii:  s.typ == wire.TypeASCII,
@@ -94,7 +98,7 @@ func (s *session) startTransfer(verb, path, dir, note string, w work, cleanup fu
 			t.events <- xferEvent{done: true, err: err}
 			return
 		}
-		t.events <- xferEvent{opened: true}
+		t.events <- xferEvent{opened: true, peer: addrPort(c.RemoteAddr())}
 		var state *tls.ConnectionState
 		if spec.tls != nil {
 			tc, err := spec.secure(ctx, c)
@@ -205,7 +209,7 @@ func (s *session) transferEvent(ev xferEvent) {
 	t := s.xfer
 	if ev.opened {
 		t.opened, t.openedAt = true, time.Now()
-		s.emit(Event{Kind: KindData, Result: "opened"})
+		s.emit(Event{Kind: KindData, Result: "opened", Cmd: t.mode, Peer: ev.peer})
 		s.reply(150, t.note)
 		return
 	}
@@ -265,7 +269,7 @@ func (s *session) abortTransfer(abor bool) {
 	for ev := range s.xfer.events {
 		if ev.opened {
 			s.xfer.opened = true
-			s.emit(Event{Kind: KindData, Result: "opened"})
+			s.emit(Event{Kind: KindData, Result: "opened", Cmd: s.xfer.mode, Peer: ev.peer})
 			continue
 		}
 		s.finishTransfer(ev)
