@@ -86,6 +86,22 @@ type Config struct {
 	TLSClientCA        string   `toml:"tls_client_ca" flag:"tls-client-ca" help:"PEM CA bundle to verify client certificates; empty: none asked"`
 	TLSAllowCCC        bool     `toml:"tls_allow_ccc" flag:"tls-allow-ccc" help:"allow CCC (clear the control channel after login)"`
 
+	// ACMEDomains, when set, makes Ferry obtain and renew its certificate
+	// from an ACME (RFC 8555) CA instead of using tls_cert or a self-signed one.
+	ACMEDomains    []string `toml:"acme_domains" flag:"acme-domains" help:"domain names of a certificate obtained and renewed from an ACME CA (Let's Encrypt); setting them accepts the CA's terms of service; empty: no ACME"`
+	ACMEEmail      string   `toml:"acme_email" flag:"acme-email" help:"contact e-mail of the ACME account (expiry notices); empty: none"`
+	ACMECA         string   `toml:"acme_ca" flag:"acme-ca" help:"ACME directory URL of the CA"`
+	ACMECARoot     string   `toml:"acme_ca_root" flag:"acme-ca-root" help:"PEM file of the root that signs the ACME directory's HTTPS certificate (a private CA); empty: the system's roots"`
+	ACMEChallenges []string `toml:"acme_challenges" flag:"acme-challenges" help:"challenges Ferry answers: http-01 (on acme_http_listen) and/or tls-alpn-01 (on acme_tls_listen)"`
+	ACMEHTTPListen string   `toml:"acme_http_listen" flag:"acme-http-listen" help:"address of the HTTP-01 challenge listener; the CA connects to port 80 of the domain"`
+	ACMETLSListen  string   `toml:"acme_tls_listen" flag:"acme-tls-listen" help:"address of the TLS-ALPN-01 challenge listener; the CA connects to port 443 of the domain"`
+	// ACMERenewBefore is how long before expiry the certificate is renewed.
+	ACMERenewBefore Duration `toml:"acme_renew_before" flag:"acme-renew-before" help:"renew the ACME certificate when this much of its validity is left; 0: when two thirds of its lifetime have passed"`
+
+	// DiagnosePublicNetworks are client networks the NAT diagnosis treats as
+	// the Internet whatever their address class.
+	DiagnosePublicNetworks []string `toml:"diagnose_public_networks" flag:"diagnose-public-networks" help:"client networks (CIDR prefixes or bare IP addresses) the NAT diagnosis treats as public (the Internet) whatever their address class; empty: only publicly routable addresses"`
+
 	LogLevel  string `toml:"log_level" flag:"log-level" help:"log level: debug|info|warn|error"`
 	LogFormat string `toml:"log_format" flag:"log-format" help:"log format: text|json"`
 
@@ -199,6 +215,10 @@ func Defaults() Config {
 		TLSRequired:      "none",
 		TLSMinVersion:    "1.2",
 		TLSSessionReuse:  "required",
+		ACMECA:           "https://acme-v02.api.letsencrypt.org/directory",
+		ACMEChallenges:   []string{"http-01"},
+		ACMEHTTPListen:   ":80",
+		ACMETLSListen:    ":443",
 		LogLevel:         "info",
 		LogFormat:        "text",
 		Storage: Storage{

@@ -367,6 +367,32 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.TLSSessionReuse = "no" }, "tls_session_reuse", "required, optional"},
 		{func(c *Config) { c.LogLevel = "trace" }, "log_level", "debug, info, warn, error"},
 		{func(c *Config) { c.LogFormat = "xml" }, "log_format", "text, json"},
+		{func(c *Config) { c.DiagnosePublicNetworks = []string{"127.0.0.0/40"} }, "diagnose_public_networks", "CIDR"},
+		{withACME(func(c *Config) { c.ACMEDomains = []string{"ftp..example.com"} }), "acme_domains", "not a domain name"},
+		{withACME(func(c *Config) { c.ACMEDomains = []string{"192.0.2.1"} }), "acme_domains", "not a domain name"},
+		{withACME(func(c *Config) { c.ACMEDomains = []string{"-x.example.com"} }), "acme_domains", "not a domain name"},
+		{withACME(func(c *Config) { c.ACMEDomains = []string{"a_b.example.com"} }), "acme_domains", "not a domain name"},
+		{withACME(func(c *Config) { c.ACMEEmail = "nobody" }), "acme_email", "not an e-mail address"},
+		{withACME(func(c *Config) { c.ACMEEmail = "a@b.c\nx" }), "acme_email", "not an e-mail address"},
+		{withACME(func(c *Config) { c.ACMECA = "http://ca.example/dir" }), "acme_ca", "not an https:// URL"},
+		{withACME(func(c *Config) { c.ACMECA = "" }), "acme_ca", "not an https:// URL"},
+		{withACME(func(c *Config) { c.ACMEChallenges = nil }), "acme_challenges", "is empty"},
+		{withACME(func(c *Config) { c.ACMEChallenges = []string{"dns-01"} }), "acme_challenges", "not http-01 or tls-alpn-01"},
+		{withACME(func(c *Config) { c.ACMEHTTPListen = "80" }), "acme_http_listen", "host:port"},
+		{withACME(func(c *Config) { c.ACMEChallenges = []string{"tls-alpn-01"}; c.ACMETLSListen = "" }), "acme_tls_listen", "host:port"},
+		{withACME(func(c *Config) { c.ACMERenewBefore.Duration = -time.Hour }), "acme_renew_before", "negative"},
+	}
+	// acme_domains with a certificate file: the first problem is the key's.
+	c := Defaults()
+	c.ACMEDomains, c.TLSCert, c.TLSKey = []string{"ftp.example.com"}, "c.pem", "k.pem"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "acme_domains: cannot be used with tls_cert") {
+		t.Errorf("acme_domains with tls_cert: %v", err)
+	}
+	// Without acme_domains the acme_ keys are not checked; 0 renew_before is the default.
+	c = Defaults()
+	c.ACMEChallenges = []string{"dns-01"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("acme_ keys without acme_domains: %v", err)
 	}
 	for _, tt := range bad {
 		c := Defaults()
@@ -383,7 +409,7 @@ func TestValidate(t *testing.T) {
 	}
 
 	// All problems at once, in declaration order.
-	c := Defaults()
+	c = Defaults()
 	for _, tt := range bad[:1] {
 		tt.mod(&c)
 	}
@@ -589,4 +615,12 @@ func ExampleProblem() {
 	// Output:
 	// passive_ports: "21-22": want 1024 <= LO <= HI <= 65535
 	// log_format: "xml" is not one of text, json
+}
+
+// withACME sets acme_domains before mod, so the acme_ keys are checked.
+func withACME(mod func(*Config)) func(*Config) {
+	return func(c *Config) {
+		c.ACMEDomains = []string{"ftp.example.com"}
+		mod(c)
+	}
 }

@@ -30,8 +30,13 @@ import (
 //   - banner holds no CR, LF or NUL (it is sent on one reply line);
 //   - max_line_bytes is between 512 and 65536;
 //   - auth_hash_memory is at least 1 MiB (1048576 bytes);
-//   - every entry of ban_allow and tls_reuse_exempt is a CIDR prefix or a
-//     bare IP address (meaning /32 or /128);
+//   - every entry of ban_allow, tls_reuse_exempt and diagnose_public_networks
+//     is a CIDR prefix or a bare IP address (meaning /32 or /128);
+//   - with acme_domains: each is a DNS name; tls_cert and tls_key are empty;
+//     acme_email is empty or an address; acme_ca an https URL;
+//     acme_challenges non-empty, of http-01 and tls-alpn-01, each with its
+//     listener a host:port; acme_renew_before is >= 0 (0: two thirds of
+//     the lifetime);
 //   - file_umask and dir_umask are octal from 000 to 777;
 //   - hidden_patterns and deny_upload_patterns are valid path.Match globs;
 //   - tls_cert and tls_key are both set or both empty;
@@ -90,7 +95,7 @@ func (c *Config) problems() []*Problem {
 				add(f.key, "%d is negative", v.Int())
 			}
 		case kindDuration:
-			if d := v.Interface().(Duration); d.Duration <= 0 {
+			if d := v.Interface().(Duration); d.Duration <= 0 && f.key != "acme_renew_before" {
 				add(f.key, "%s is not a positive duration", d)
 			}
 		}
@@ -141,6 +146,11 @@ func (c *Config) problems() []*Problem {
 		_, err := parsePrefix(s)
 		check("tls_reuse_exempt", err)
 	}
+	for _, s := range c.DiagnosePublicNetworks {
+		_, err := parsePrefix(s)
+		check("diagnose_public_networks", err)
+	}
+	c.validateACME(add)
 	_, err := parseUmask(c.FileUmask)
 	check("file_umask", err)
 	_, err = parseUmask(c.DirUmask)
@@ -408,6 +418,70 @@ func umaskBits(s string) fs.FileMode {
 // BanAllowPrefixes returns ban_allow parsed and masked; invalid entries
 // (which Validate reports) are left out.
 func (c Config) BanAllowPrefixes() []netip.Prefix { return prefixes(c.BanAllow) }
+
+// DiagnosePublicPrefixes returns diagnose_public_networks parsed and masked;
+// invalid entries (which Validate reports) are left out.
+func (c Config) DiagnosePublicPrefixes() []netip.Prefix { return prefixes(c.DiagnosePublicNetworks) }
+
+// validateACME checks the acme_ settings; they matter only with acme_domains.
+func (c Config) validateACME(add func(key, format string, args ...any)) {
+	if len(c.ACMEDomains) == 0 {
+		return
+	}
+	for _, d := range c.ACMEDomains {
+		if !validDomain(d) {
+			add("acme_domains", "%q is not a domain name like ftp.example.com", d)
+		}
+	}
+	if c.TLSCert != "" || c.TLSKey != "" {
+		add("acme_domains", "cannot be used with tls_cert and tls_key: the certificate comes from one or the other")
+	}
+	if strings.ContainsAny(c.ACMEEmail, "\r\n\x00 ,") || (c.ACMEEmail != "" && !strings.Contains(c.ACMEEmail, "@")) {
+		add("acme_email", "%q is not an e-mail address", c.ACMEEmail)
+	}
+	if u, err := url.Parse(c.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
+		add("acme_ca", "%q is not an https:// URL", c.ACMECA)
+	}
+	if len(c.ACMEChallenges) == 0 {
+		add("acme_challenges", "is empty: name http-01, tls-alpn-01 or both")
+	}
+	for _, ch := range c.ACMEChallenges {
+		switch ch {
+		case "http-01":
+			if _, _, err := net.SplitHostPort(c.ACMEHTTPListen); err != nil {
+				add("acme_http_listen", "%q is not a host:port address", c.ACMEHTTPListen)
+			}
+		case "tls-alpn-01":
+			if _, _, err := net.SplitHostPort(c.ACMETLSListen); err != nil {
+				add("acme_tls_listen", "%q is not a host:port address", c.ACMETLSListen)
+			}
+		default:
+			add("acme_challenges", "%q is not http-01 or tls-alpn-01", ch)
+		}
+	}
+	if c.ACMERenewBefore.Duration < 0 {
+		add("acme_renew_before", "must not be negative")
+	}
+}
+
+// validDomain reports a DNS name of letters, digits, hyphens and dots, with
+// no empty label; not an IP address.
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 || net.ParseIP(d) != nil {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // TLSReuseExemptPrefixes returns tls_reuse_exempt parsed and masked; invalid
 // entries (which Validate reports) are left out.
