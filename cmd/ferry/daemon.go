@@ -62,6 +62,7 @@ type daemon struct {
 	handedOff bool // an upgrade succeeded
 	bans      *ban.SQLStore
 	banOpts   ban.Options
+	diag      *diagnosis // the NAT diagnosis; nil until started
 
 	// s3 is the storage of a server on S3, made once at start: [storage]
 	// does not change on reload, and its buffer budget is server-wide.
@@ -179,6 +180,7 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	if err := d.srv.SetSite(site); err != nil {
 		return err
 	}
+	d.diag = startDiagnosis(d.srv, cfg, d.log)
 	if err := d.openBans(cfg); err != nil {
 		return err
 	}
@@ -328,6 +330,10 @@ func (d *daemon) stopServer(stop func(context.Context) error) error {
 
 // closeAll releases what start opened; safe on a half-started daemon.
 func (d *daemon) closeAll() {
+	if d.diag != nil {
+		// After Shutdown: the observers have had the last events.
+		d.diag.stop()
+	}
 	if d.lns != nil {
 		d.lns.closeAll()
 	}

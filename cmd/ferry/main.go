@@ -30,6 +30,7 @@ Usage:
   ferry ban list|add|del ...       manage banned addresses
   ferry cert show [--data DIR]     print the current TLS certificate (fingerprint as FileZilla shows it)
   ferry db status                  show the database's engine and schema version
+  ferry diagnose [--data DIR]      print a running server's NAT and passive-mode findings
   ferry config check FILE | example
   ferry reload|upgrade|status [--data DIR]   reload the running server's settings, upgrade its binary, show it
   ferry version
@@ -59,6 +60,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCert(args[1:], stdout, stderr)
 	case "reload", "upgrade", "status":
 		return runControl(args[0], args[1:], stdout, stderr)
+	case "diagnose":
+		return runDiagnose(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ferry", version)
 		return 0

@@ -71,6 +71,7 @@ func (d *daemon) reloadLocked() (string, error) {
 	}
 	d.configureBans(cfg)
 	d.watchCerts(cm)
+	d.diag.reconfigure(cfg)
 	if d.level != nil {
 		var level slog.Level
 		level.UnmarshalText([]byte(cfg.LogLevel))

@@ -170,6 +170,15 @@ func New(o Options) *Analyzer {
 	}
 }
 
+// Reconfigure takes the passive range, public host and public networks of
+// o (after a reload); the observations and findings so far stay.
+func (a *Analyzer) Reconfigure(o Options) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.opt.PassiveLo, a.opt.PassiveHi, a.opt.PublicHost = o.PassiveLo, o.PassiveHi, o.PublicHost
+	a.cls = classifier{public: slices.Clone(o.PublicNetworks)}
+}
+
 // record is one observation kept in a window.
 type record struct {
 	t       time.Time
