@@ -401,6 +401,9 @@ func pid() int { return os.Getpid() }
 // paths. Nothing is installed: a reload that fails later changes nothing.
 func (d *daemon) buildSite(cfg config.Config) (*ftp.Site, *certs.Manager, error) {
 	data := cfg.Data
+	if len(cfg.ACMEDomains) > 0 {
+		return nil, nil, errors.New("acme_domains: ACME certificates are not available in this build yet")
+	}
 	cm, err := certs.New(certs.Options{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, DataDir: data, Logger: d.log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
