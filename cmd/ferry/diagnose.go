@@ -119,16 +119,13 @@ func observation(e ftp.Event) (natdiag.Observation, bool) {
 		o.Kind, o.Local = natdiag.Connect, e.Local
 	case ftp.KindDisconnect:
 		o.Kind = natdiag.Disconnect
-	case ftp.KindCommand:
-		if e.Cmd != "CLNT" {
-			return o, false
-		}
-		o.Kind, o.Name, o.Mode = natdiag.ClientName, e.Arg, ""
+	case ftp.KindClient:
+		o.Kind, o.Name, o.Mode = natdiag.ClientName, e.Client, ""
 	case ftp.KindTLS:
 		if e.Conn != "data" || e.Result != "refused" {
 			return o, false
 		}
-		o.Kind, o.Mode = natdiag.ReuseRefused, ""
+		o.Kind, o.Mode, o.Name = natdiag.ReuseRefused, "", e.Client
 	case ftp.KindData:
 		o.Local, o.Peer = e.Local, e.Peer
 		switch e.Result {

@@ -24,7 +24,7 @@ const (
 	DataUnused                     // a passive listener was closed before any transfer used it: Mode, Local
 	DataForeign                    // a passive connection from another address was refused: Mode, Peer
 	ActiveMismatch                 // PORT or EPRT named another address than the client's: Mode, Peer
-	ReuseRefused                   // a protected data connection did not resume the control session
+	ReuseRefused                   // a protected data connection did not resume the control session: Name, when the client sent CLNT
 	Disconnect                     // the session ended
 )
 
@@ -41,7 +41,7 @@ type Observation struct {
 	Advertised netip.AddrPort // PassiveOpen: the address and port the reply told the client
 	Peer       netip.AddrPort // DataOpened, DataForeign: who connected; ActiveMismatch: the target named
 	InUse      int            // PassiveOpen: passive listeners open on the server, this one included
-	Name       string         // ClientName: what CLNT said
+	Name       string         // ClientName, ReuseRefused: what CLNT said
 }
 
 // The finding IDs.
@@ -364,7 +364,10 @@ func (a *Analyzer) observe(o Observation) []Finding {
 		out = a.raise(out, IDClientNAT, now, w, a.clientNAT(w))
 	case ReuseRefused:
 		rec.detail = rec.client.String()
-		if si != nil && si.name != "" {
+		switch {
+		case o.Name != "":
+			rec.detail = fmt.Sprintf("%q", clip(o.Name, 60))
+		case si != nil && si.name != "":
 			rec.detail = fmt.Sprintf("%q", si.name)
 		}
 		w := a.w("reuse", now)
