@@ -63,6 +63,9 @@ type daemon struct {
 	bans      *ban.SQLStore
 	banOpts   ban.Options
 	diag      *diagnosis // the NAT diagnosis; nil until started
+	// acme obtains and renews the certificate when acme_domains is set;
+	// made once at start (its settings cannot change by reload).
+	acme *acmeService
 
 	// s3 is the storage of a server on S3, made once at start: [storage]
 	// does not change on reload, and its buffer budget is server-wide.
@@ -171,6 +174,17 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	// One Verifier for the whole server: its budget bounds the memory of
 	// every password check at once.
 	d.store = sqlstore.New(database, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
+	if len(cfg.ACMEDomains) > 0 {
+		// The self-signed certificate serves until the first order
+		// succeeds.
+		fallback, err := certs.New(certs.Options{DataDir: cfg.Data, Logger: d.log})
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		if d.acme, err = startACME(cfg, fallback, d.log, d.stdout, inh != nil); err != nil {
+			return err
+		}
+	}
 	site, cm, err := d.buildSite(cfg)
 	if err != nil {
 		return err
@@ -235,7 +249,11 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	} else {
 		fmt.Fprintf(d.stdout, "Data directory: %s (anonymous users see %s)\n", cfg.Data, filepath.Join(cfg.Data, "public"))
 	}
-	fmt.Fprintf(d.stdout, "TLS certificate SHA-256: %s\n", cm.Fingerprint())
+	fp := cm.Fingerprint()
+	if d.acme != nil {
+		fp = d.acme.fingerprint() + " (ACME)"
+	}
+	fmt.Fprintf(d.stdout, "TLS certificate SHA-256: %s\n", fp)
 	// A url with a password (or a query, where libpq takes one) is not
 	// printed: the CLI gets it from FERRY_DATABASE.
 	hint := fmt.Sprintf("printf 'secret\\n' | ferry user add NAME --data %s", cfg.Data)
@@ -334,6 +352,9 @@ func (d *daemon) closeAll() {
 		// After Shutdown: the observers have had the last events.
 		d.diag.stop()
 	}
+	if d.acme != nil {
+		d.acme.stop()
+	}
 	if d.lns != nil {
 		d.lns.closeAll()
 	}
@@ -401,14 +422,14 @@ func pid() int { return os.Getpid() }
 // paths. Nothing is installed: a reload that fails later changes nothing.
 func (d *daemon) buildSite(cfg config.Config) (*ftp.Site, *certs.Manager, error) {
 	data := cfg.Data
-	if len(cfg.ACMEDomains) > 0 {
-		return nil, nil, errors.New("acme_domains: ACME certificates are not available in this build yet")
-	}
 	cm, err := certs.New(certs.Options{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, DataDir: data, Logger: d.log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
 	}
 	tlsCfg := &tls.Config{GetCertificate: cm.GetCertificate}
+	if d.acme != nil {
+		tlsCfg.GetCertificate = d.acme.m.GetCertificate
+	}
 	if cfg.TLSClientCA != "" {
 		pem, err := os.ReadFile(cfg.TLSClientCA)
 		if err != nil {

@@ -104,8 +104,8 @@ func (d *daemon) reopenLogs() {}
 
 // restartOnly refuses a reload that changes a setting the running process
 // cannot change: the data directory, the [storage] and [database] tables,
-// auth_hash_memory (the password checks' budget, fixed when the user store
-// opens) and log_format.
+// the acme_ settings, auth_hash_memory (the password checks' budget, fixed
+// when the user store opens) and log_format.
 func restartOnly(old, cur config.Config) error {
 	var ps []string
 	if old.Data != cur.Data {
@@ -120,6 +120,9 @@ func restartOnly(old, cur config.Config) error {
 	if old.AuthHashMemory != cur.AuthHashMemory {
 		ps = append(ps, fmt.Sprintf("auth_hash_memory: %d → %d", old.AuthHashMemory, cur.AuthHashMemory))
 	}
+	if !reflect.DeepEqual(acmeSettings(old), acmeSettings(cur)) {
+		ps = append(ps, "acme_*: the ACME settings changed")
+	}
 	if old.LogFormat != cur.LogFormat {
 		ps = append(ps, fmt.Sprintf("log_format: %q → %q", old.LogFormat, cur.LogFormat))
 	}
@@ -127,6 +130,12 @@ func restartOnly(old, cur config.Config) error {
 		return nil
 	}
 	return fmt.Errorf("reload refused, nothing changed: these settings apply only when the process starts; restart ferry, or run ferry upgrade (its new process reads them):\n  %s", strings.Join(ps, "\n  "))
+}
+
+// acmeSettings are the acme_ settings, which apply at start only.
+func acmeSettings(c config.Config) []any {
+	return []any{c.ACMEDomains, c.ACMEEmail, c.ACMECA, c.ACMECARoot, c.ACMEChallenges, c.ACMEHTTPListen,
+		c.ACMETLSListen, c.ACMERenewBefore}
 }
 
 // problemList splits a joined error (config problems) into its elements.

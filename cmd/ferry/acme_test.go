@@ -1,0 +1,98 @@
+package main
+
+import (
+	"crypto/tls"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryftp/ferry/internal/acme"
+	"github.com/ferryftp/ferry/internal/certs"
+	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/testenv/pebbleenv"
+)
+
+// TestServeACME: ferry serve with acme_domains gets its certificate from a
+// real ACME CA (Pebble on loopback, validating HTTP-01 on Ferry's challenge
+// listener) before it starts, serves it on FTPS, keeps it in DATA/acme, and
+// ferry cert show prints it.
+func TestServeACME(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close() // Ferry binds it; Pebble is told the port first
+	p := pebbleenv.Start(t, pebbleenv.Options{HTTPPort: l.Addr().(*net.TCPAddr).Port, TLSPort: 1})
+	caFile := filepath.Join(t.TempDir(), "pebble-listener-ca.pem")
+	if err := os.WriteFile(caFile, p.ListenerCA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startLive(t, func(c *config.Config) {
+		c.ACMEDomains = []string{"localhost"}
+		c.ACMEEmail = "ops@example.com"
+		c.ACMECA = p.Directory
+		c.ACMECARoot = caFile
+		c.ACMEHTTPListen = httpAddr
+	})
+	f, code, _, err := dialFTP(s.addr, testDeadline)
+	if err != nil || code != 220 {
+		t.Fatal(code, err)
+	}
+	defer f.Close()
+	mustCmd(t, f, 234, "AUTH TLS")
+	cs, err := f.startTLS(&tls.Config{RootCAs: p.Roots, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("FTPS handshake against pebble's root: %v\n%s", err, s.log.String())
+	}
+	leaf := cs.PeerCertificates[0]
+	if leaf.Issuer.CommonName == "" || !strings.HasPrefix(leaf.Issuer.CommonName, "Pebble Intermediate") {
+		t.Errorf("issuer %q", leaf.Issuer)
+	}
+	mustCmd(t, f, 331, "USER anonymous")
+	mustCmd(t, f, 230, "PASS x@example.com")
+
+	code, out, errs := certCLI("show", "--data", s.data)
+	if code != 0 {
+		t.Fatalf("cert show: %d %s", code, errs)
+	}
+	fp := certs.Describe(leaf).Fingerprint
+	for _, want := range []string{"(acme)", "SHA-256:     " + fp, "Names:       localhost", "Pebble Intermediate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cert show lacks %q:\n%s", want, out)
+		}
+	}
+	for _, name := range []string{acme.AccountFile, acme.CertFile, acme.KeyFile} {
+		fi, err := os.Stat(filepath.Join(s.data, name))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v", name, fi, err)
+		}
+	}
+	if !strings.Contains(s.log.String(), "ACME certificate obtained") {
+		t.Errorf("log:\n%s", s.log.String())
+	}
+}
+
+// TestReloadRefusesACMEChange: the acme_ settings apply at start only.
+func TestReloadRefusesACMEChange(t *testing.T) {
+	old := config.Defaults()
+	old.ACMEDomains = []string{"ftp.example.com"}
+	if err := restartOnly(old, old); err != nil {
+		t.Fatalf("unchanged: %v", err)
+	}
+	for _, mod := range []func(*config.Config){
+		func(c *config.Config) { c.ACMEDomains = []string{"ftp2.example.com"} },
+		func(c *config.Config) { c.ACMEChallenges = []string{"tls-alpn-01"} },
+		func(c *config.Config) { c.ACMEHTTPListen = ":8080" },
+		func(c *config.Config) { c.ACMERenewBefore.Duration = 1 },
+	} {
+		cur := old
+		cur.ACMEDomains = append([]string(nil), old.ACMEDomains...)
+		mod(&cur)
+		if err := restartOnly(old, cur); err == nil || !strings.Contains(err.Error(), "acme_*") {
+			t.Errorf("a changed ACME setting reloaded: %v", err)
+		}
+	}
+}
