@@ -31,6 +31,7 @@ Usage:
   ferry cert show [--data DIR]     print the current TLS certificate (fingerprint as FileZilla shows it)
   ferry db status                  show the database's engine and schema version
   ferry diagnose [--data DIR]      print a running server's NAT and passive-mode findings
+  ferry probe HOST[:PORT]          test a server from outside like a client: PASV, EPSV, TLS, reuse
   ferry config check FILE | example
   ferry reload|upgrade|status [--data DIR]   reload the running server's settings, upgrade its binary, show it
   ferry version
@@ -62,6 +63,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runControl(args[0], args[1:], stdout, stderr)
 	case "diagnose":
 		return runDiagnose(args[1:], stdout, stderr)
+	case "probe":
+		return runProbe(args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "ferry", version)
 		return 0
