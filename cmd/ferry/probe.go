@@ -347,13 +347,13 @@ func (e *replyErr) Error() string { return fmt.Sprintf("%d %s", e.code, e.text) 
 // tlsChecks: AUTH TLS on a new connection, then protected listings with
 // and without resuming the control connection's TLS session.
 func (p *prober) tlsChecks() {
-	f, code, text, err := dialFTP(p.addr, p.timeout)
+	f, code, _, err := dialFTP(p.addr, p.timeout)
 	if err != nil || code != 220 {
 		p.add("auth-tls", "FAIL", "cannot connect again", "")
 		return
 	}
 	defer f.Close()
-	code, text, err = f.cmd("AUTH TLS")
+	code, text, err := f.cmd("AUTH TLS")
 	if err != nil || code != 234 {
 		p.add("auth-tls", "FAIL", fmt.Sprintf("AUTH TLS: %d %s %v", code, firstLine(text), errOrEmpty(err)),
 			"the server offers no TLS: give it a certificate (Ferry: tls_cert and tls_key, acme_domains, or its self-signed one)")
