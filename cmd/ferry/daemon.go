@@ -66,6 +66,9 @@ type daemon struct {
 	// acme obtains and renews the certificate when acme_domains is set;
 	// made once at start (its settings cannot change by reload).
 	acme *acmeService
+	// stopFollow ends the current defender's Follow of the ban store's
+	// changes; nil when none runs.
+	stopFollow context.CancelFunc
 
 	// s3 is the storage of a server on S3, made once at start: [storage]
 	// does not change on reload, and its buffer budget is server-wide.
@@ -365,6 +368,9 @@ func (d *daemon) closeAll() {
 	if d.stopWatch != nil {
 		d.stopWatch()
 	}
+	if d.stopFollow != nil {
+		d.stopFollow()
+	}
 	if d.bans != nil {
 		d.bans.Close()
 	}
@@ -496,10 +502,17 @@ func (d *daemon) openBans(cfg config.Config) error {
 // ban_threshold is 0) after openBans. The defender is replaced only when
 // a ban setting changed, so scores survive a reload that does not touch
 // them. Called with mu held or before the daemon runs.
+//
+// The defender follows the ban store's change notifications (a ban decided
+// by another process, `ferry ban add|del`), which invalidate its cache at
+// once, so it keeps answers for ban.FollowCacheTTL; when listening fails
+// (the database is away at a reload) it keeps them for
+// ban.DefaultCacheTTL, one second, as the only bound.
 func (d *daemon) configureBans(cfg config.Config) {
 	if cfg.BanThreshold <= 0 || d.bans == nil {
 		d.def.set(nil)
 		d.banOpts = ban.Options{}
+		d.endFollow()
 		return
 	}
 	o := ban.Options{
@@ -513,7 +526,29 @@ func (d *daemon) configureBans(cfg config.Config) {
 		return
 	}
 	d.banOpts = o
-	d.def.set(ftp.BanDefender(ban.NewDefender(d.bans, o)))
+	d.endFollow()
+	ctx, cancel := context.WithCancel(context.Background())
+	changes, err := d.bans.Changes(ctx)
+	if err != nil {
+		cancel()
+		d.log.Warn("cannot follow ban changes; another process's bans apply here within a second", "err", err)
+		d.def.set(ftp.BanDefender(ban.NewDefender(d.bans, o)))
+		return
+	}
+	o.CacheTTL = ban.FollowCacheTTL
+	def := ban.NewDefender(d.bans, o)
+	go def.Follow(changes)
+	d.stopFollow = cancel
+	d.def.set(ftp.BanDefender(def))
+}
+
+// endFollow stops the Follow of the defender before. Called with mu held
+// or before the daemon runs.
+func (d *daemon) endFollow() {
+	if d.stopFollow != nil {
+		d.stopFollow()
+		d.stopFollow = nil
+	}
 }
 
 // liveDefender is the server's Defender: the ban settings of the last
@@ -544,9 +579,9 @@ func (l *liveDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bo
 	return time.Time{}, false
 }
 
-func (l *liveDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
+func (l *liveDefender) Record(ctx context.Context, ip netip.Addr, e int) (bool, error) {
 	if d := l.get(); d != nil {
 		return d.Record(ctx, ip, e)
 	}
-	return false
+	return false, nil
 }

@@ -13,6 +13,7 @@ package ban
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -67,17 +68,34 @@ type Options struct {
 	// cannot exhaust memory; beyond it the least recently seen address is
 	// forgotten. Default 100000.
 	MaxTracked int
+	// CacheTTL is how long Banned trusts its memory of a store lookup, and
+	// so how long a ban added or deleted by another process takes to apply
+	// here when no notification tells (see Follow). Default 1 second; a
+	// Defender that follows the store's changes can keep answers longer
+	// (FollowCacheTTL), since a change then reaches it at once.
+	CacheTTL time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives bans and store failures; nil discards them.
 	Logger *slog.Logger
 }
 
-// cacheTTL is how long Banned trusts its memory of a lookup. It keeps a
-// flood of connections from querying the store for each one, and bounds how
-// long a ban added or deleted elsewhere (`ferry ban`, another node) takes to
-// apply here.
-const cacheTTL = time.Second
+// DefaultCacheTTL is Options.CacheTTL's default. The cache keeps a flood of
+// connections from querying the store for each one; its TTL bounds how long
+// a ban added or deleted elsewhere (`ferry ban`, another node) takes to
+// apply here when the Defender does not follow the store's changes.
+const DefaultCacheTTL = time.Second
+
+// FollowCacheTTL is the CacheTTL for a Defender that follows the store's
+// change notifications (Follow): a safety net only, since a notification
+// invalidates the entry at once and a lost one is followed by "" (forget
+// everything).
+const FollowCacheTTL = time.Minute
+
+// failedLookupTTL is how long a failed store lookup lets an address in
+// before asking again, so that a database that hangs does not cost every
+// new connection a full statement timeout.
+const failedLookupTTL = time.Second
 
 // Defender scores events and enforces bans. It is safe for concurrent use.
 type Defender struct {
@@ -93,6 +111,10 @@ type Defender struct {
 	lru *list.List
 	// cache remembers recent ban lookups per key; guarded by mu.
 	cache map[netip.Addr]lookup
+	// gen counts invalidations (Invalidate); a lookup that started before
+	// one is not cached, since the change it announced may have come after
+	// the lookup read the store. Guarded by mu.
+	gen uint64
 }
 
 // score is one address's events inside the window, oldest first.
@@ -111,6 +133,10 @@ type event struct {
 type lookup struct {
 	until   time.Time // zero when not banned
 	expires time.Time // when to ask the store again
+	// local marks a ban this Defender decided but could not store: kept
+	// until it ends, whatever Invalidate says, since the store does not
+	// know it.
+	local bool
 }
 
 // NewDefender returns a Defender that keeps its bans in store.
@@ -126,6 +152,9 @@ func NewDefender(store Store, o Options) *Defender {
 	}
 	if o.MaxTracked <= 0 {
 		o.MaxTracked = 100_000
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = DefaultCacheTTL
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -189,33 +218,65 @@ func (d *Defender) subject(ip netip.Addr) (netip.Addr, bool) {
 }
 
 // Record scores e against ip and reports whether ip is banned as a result
-// (or already was). The caller should then close the connection.
-func (d *Defender) Record(ctx context.Context, ip netip.Addr, e Event) (banned bool) {
+// (or already was). The caller should then close the connection. On a
+// Scorer store the score is the store's, shared with every process on it;
+// otherwise it is kept in memory.
+//
+// A non-nil error means the store failed while scoring or banning: the
+// event may not have counted everywhere, and the caller should refuse the
+// client as for any store failure (Ferry answers 421). When banned is true
+// with an error, the ban is enforced by this Defender even though the store
+// may not have it.
+func (d *Defender) Record(ctx context.Context, ip netip.Addr, e Event) (banned bool, err error) {
 	key, ok := d.subject(ip)
 	if !ok {
-		return false
+		return false, nil
 	}
 	now := d.o.Now()
 
 	d.mu.Lock()
-	if c, ok := d.cache[key]; ok && now.Before(c.expires) && now.Before(c.until) {
+	if d.bannedLocked(key, now) {
 		d.mu.Unlock()
-		return true // a session opened before the ban keeps failing
+		return true, nil // a session opened before the ban keeps failing
 	}
-	s := d.add(key, e, now)
-	if s.total < d.o.Threshold {
+	var total int
+	if sc, ok := d.store.(Scorer); ok {
 		d.mu.Unlock()
-		return false
+		total, err = sc.AddScore(ctx, key, e.Weight(), now, d.o.Window)
+		if err != nil {
+			return false, err
+		}
+		if total < d.o.Threshold {
+			return false, nil
+		}
+		d.mu.Lock()
+		if d.bannedLocked(key, now) {
+			d.mu.Unlock()
+			return true, nil // a concurrent event of this process banned it
+		}
+	} else {
+		s := d.add(key, e, now)
+		if s.total < d.o.Threshold {
+			d.mu.Unlock()
+			return false, nil
+		}
+		total = s.total
+		d.forget(d.scores[key]) // start over
 	}
-	total := s.total
-	// Start over, and mark the key banned for at least a first ban's length
-	// in the same critical section, so concurrent events neither build a
-	// second score nor ban twice while the store is consulted.
-	d.forget(d.scores[key])
-	d.rememberLocked(key, now.Add(d.o.Duration), now)
+	// Mark the key banned for at least a first ban's length in the same
+	// critical section, so concurrent events neither build a second score
+	// nor ban twice while the store is consulted.
+	d.rememberLocked(key, now.Add(d.o.Duration), now, false)
 	d.mu.Unlock()
 
 	return d.ban(ctx, key, now, fmt.Sprintf("score %d in %v, last: %s", total, d.o.Window, e))
+}
+
+// bannedLocked reports whether the cache holds a fresh ban of key. d.mu
+// must be held.
+func (d *Defender) bannedLocked(key netip.Addr, now time.Time) bool {
+	c, ok := d.cache[key]
+	return ok && now.Before(c.expires) && now.Before(c.until)
 }
 
 // add records e for key, dropping expired events and addresses and
@@ -258,31 +319,35 @@ func (d *Defender) forget(el *list.Element) {
 	delete(d.scores, el.Value.(*score).key)
 }
 
-// ban stores a ban of key, escalated from its previous one, and reports
-// whether key is banned now.
-func (d *Defender) ban(ctx context.Context, key netip.Addr, now time.Time, reason string) bool {
-	if b, ok, err := d.store.Get(ctx, key); err == nil && ok && b.Active(now) {
-		d.remember(key, b.Until, now)
-		return true // banned meanwhile, by another node or an operator
+// ban stores a ban of key, escalated from its previous one. Key is banned
+// afterwards in any case; the error is the store's, if it failed.
+func (d *Defender) ban(ctx context.Context, key netip.Addr, now time.Time, reason string) (bool, error) {
+	b, ok, getErr := d.store.Get(ctx, key)
+	if getErr == nil && ok && b.Active(now) {
+		d.remember(key, b.Until, now, false)
+		return true, nil // banned meanwhile, by another node or an operator
 	}
 	count := 0
+	var histErr error
 	if h, ok := d.store.(History); ok {
 		prev, ok, err := h.Last(ctx, key)
 		if err != nil {
+			histErr = err
 			d.log.Warn("ban history unavailable; treating as a first ban", "remote", key, "err", err)
 		} else if ok {
 			count = prev.Count
 		}
 	}
-	b := Ban{IP: key, Until: now.Add(d.length(count)), Count: count + 1, Reason: reason}
+	b = Ban{IP: key, Until: now.Add(d.length(count)), Count: count + 1, Reason: reason}
 	// Enforce locally even if storing fails: this node knows the client
 	// misbehaves, whatever the store's trouble.
-	d.remember(key, b.Until, now)
-	if err := d.store.Put(ctx, b); err != nil {
-		d.log.Error("storing ban failed; enforced on this node only", "remote", key, "err", err)
+	putErr := d.store.Put(ctx, b)
+	d.remember(key, b.Until, now, putErr != nil)
+	if putErr != nil {
+		d.log.Error("storing ban failed; enforced on this node only", "remote", key, "err", putErr)
 	}
 	d.log.Warn("banned", "remote", Network(key), "until", b.Until, "count", b.Count, "reason", reason)
-	return true
+	return true, errors.Join(getErr, histErr, putErr)
 }
 
 // length returns how long the ban after previous earlier ones lasts:
@@ -296,16 +361,25 @@ func (d *Defender) length(previous int) time.Duration {
 }
 
 // remember caches key's ban state (until is zero when not banned) for
-// cacheTTL, so that `ferry ban del` applies within cacheTTL. d.mu must not be
-// held.
-func (d *Defender) remember(key netip.Addr, until, now time.Time) {
+// CacheTTL, so that `ferry ban del` applies within CacheTTL without
+// notifications; a local ban (one the store failed to keep) until it
+// ends. d.mu must not be held.
+func (d *Defender) remember(key netip.Addr, until, now time.Time, local bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.rememberLocked(key, until, now)
+	d.rememberLocked(key, until, now, local)
 }
 
 // rememberLocked is remember with d.mu held.
-func (d *Defender) rememberLocked(key netip.Addr, until, now time.Time) {
+func (d *Defender) rememberLocked(key netip.Addr, until, now time.Time, local bool) {
+	d.storeLocked(key, now, lookup{until: until, expires: now.Add(d.o.CacheTTL), local: local})
+}
+
+// storeLocked caches c for key, bounding the cache. d.mu must be held.
+func (d *Defender) storeLocked(key netip.Addr, now time.Time, c lookup) {
+	if c.local {
+		c.expires = c.until
+	}
 	if _, ok := d.cache[key]; !ok && len(d.cache) >= d.o.MaxTracked {
 		for k, c := range d.cache {
 			if !now.Before(c.expires) {
@@ -319,13 +393,54 @@ func (d *Defender) rememberLocked(key netip.Addr, until, now time.Time) {
 			clear(d.cache)
 		}
 	}
-	d.cache[key] = lookup{until: until, expires: now.Add(cacheTTL)}
+	d.cache[key] = c
+}
+
+// Invalidate forgets what d cached of key's ban state, so that its next
+// check asks the store; the zero Addr forgets every key. Bans this
+// Defender decided but could not store are kept. It is how a change
+// announced by the store (Follow) applies at once.
+func (d *Defender) Invalidate(key netip.Addr) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gen++
+	if key.IsValid() {
+		if c, ok := d.cache[key]; ok && !c.local {
+			delete(d.cache, key)
+		}
+		return
+	}
+	for k, c := range d.cache {
+		if !c.local {
+			delete(d.cache, k)
+		}
+	}
+}
+
+// Follow applies the store's change notifications (SQLStore.Changes) to d
+// until changes is closed: a key invalidates its entry, "" (or anything
+// that is not an address) every entry. Run it in a goroutine of its own;
+// with it, Options.CacheTTL can be FollowCacheTTL.
+func (d *Defender) Follow(changes <-chan string) {
+	for p := range changes {
+		ip, err := netip.ParseAddr(p)
+		if err != nil {
+			d.Invalidate(netip.Addr{})
+			continue
+		}
+		d.Invalidate(Key(ip))
+	}
 }
 
 // Banned reports whether ip is banned and until when. It is meant to be
-// called for every new connection, so answers are cached for up to a second.
-// If the store fails, the address is let in (and the failure logged): a
-// broken ban database must not lock every client out.
+// called for every new connection, so answers are cached for CacheTTL (or
+// until a notification invalidates them, see Follow).
+//
+// If the store fails, the address is let in (fail-open, the failure
+// logged), unless this Defender already knows it banned: a ban database
+// that is down must not turn into a refusal of every connection, and it
+// need not, since every login of a user then fails closed (the user
+// database is the same database: 421) and cannot be guessed at.
 func (d *Defender) Banned(ctx context.Context, ip netip.Addr) (until time.Time, banned bool) {
 	key, ok := d.subject(ip)
 	if !ok {
@@ -335,17 +450,33 @@ func (d *Defender) Banned(ctx context.Context, ip netip.Addr) (until time.Time, 
 
 	d.mu.Lock()
 	c, ok := d.cache[key]
+	gen := d.gen
 	d.mu.Unlock()
 	if !ok || !now.Before(c.expires) {
 		b, found, err := d.store.Get(ctx, key)
-		if err != nil {
-			d.log.Error("ban lookup failed; letting the client in", "remote", ip, "err", err)
+		d.mu.Lock()
+		switch {
+		case err != nil:
+			d.log.Error("ban lookup failed; letting the client in unless banned here", "remote", ip, "err", err)
+			if ok && now.Before(c.until) {
+				break // a ban known here: keep it (and ask again next time)
+			}
+			c = lookup{expires: now.Add(min(failedLookupTTL, d.o.CacheTTL))}
+			if d.gen == gen {
+				d.storeLocked(key, now, c)
+			}
+		default:
+			c = lookup{expires: now.Add(d.o.CacheTTL)}
+			if found && b.Active(now) {
+				c.until = b.Until
+			}
+			// A change announced while the store was read may be newer
+			// than what it read: answer, but do not cache.
+			if d.gen == gen {
+				d.storeLocked(key, now, c)
+			}
 		}
-		c = lookup{}
-		if found && b.Active(now) {
-			c.until = b.Until
-		}
-		d.remember(key, c.until, now)
+		d.mu.Unlock()
 	}
 	if now.Before(c.until) {
 		return c.until, true

@@ -99,7 +99,7 @@ func TestScoring(t *testing.T) {
 			d, _ := defender(t, clk, Options{Threshold: 5, Window: 10 * m})
 			for i, s := range tc.steps {
 				clk.Advance(s.wait)
-				if got := d.Record(t.Context(), ip1, s.e); got != tc.want[i] {
+				if got := record(t, d, ip1, s.e); got != tc.want[i] {
 					t.Fatalf("step %d (%v): Record = %v, want %v", i, s.e, got, tc.want[i])
 				}
 				_, banned := d.Banned(t.Context(), ip1)
@@ -117,7 +117,7 @@ func TestEscalation(t *testing.T) {
 	for i, want := range []time.Duration{1, 2, 4, 5, 5} {
 		want *= time.Minute
 		start := clk.Now()
-		if !d.Record(t.Context(), ip1, FailedLogin) {
+		if !record(t, d, ip1, FailedLogin) {
 			t.Fatalf("ban %d: not banned", i+1)
 		}
 		until, banned := d.Banned(t.Context(), ip1)
@@ -129,7 +129,7 @@ func TestEscalation(t *testing.T) {
 			t.Fatalf("ban %d: stored %+v", i+1, b)
 		}
 		// Events during the ban neither extend nor escalate it.
-		d.Record(t.Context(), ip1, FailedLogin)
+		record(t, d, ip1, FailedLogin)
 		if b2, _, _ := s.Get(t.Context(), ip1); b2 != b {
 			t.Fatalf("ban %d: changed by an event during the ban: %+v", i+1, b2)
 		}
@@ -142,7 +142,7 @@ func TestEscalation(t *testing.T) {
 	// Good behaviour for long enough starts over.
 	clk.Advance(forgetAfter + time.Minute)
 	start := clk.Now()
-	d.Record(t.Context(), ip1, FailedLogin)
+	record(t, d, ip1, FailedLogin)
 	if until, _ := d.Banned(t.Context(), ip1); until.Sub(start) != time.Minute {
 		t.Errorf("after %v of quiet: banned for %v, want a first ban", forgetAfter, until.Sub(start))
 	}
@@ -176,13 +176,13 @@ func TestAllowList(t *testing.T) {
 	for _, a := range []string{"10.1.2.3", "::ffff:10.1.2.3", "2001:db8:1::1", "192.168.4.5", "fe80::1%eth0"} {
 		ip := netip.MustParseAddr(a)
 		if a == "fe80::1%eth0" { // not allowed: a control that bans
-			if !d.Record(t.Context(), ip, FailedLogin) {
+			if !record(t, d, ip, FailedLogin) {
 				t.Errorf("%s: not banned", a)
 			}
 			continue
 		}
 		for range 10 {
-			if d.Record(t.Context(), ip, FailedLogin) {
+			if record(t, d, ip, FailedLogin) {
 				t.Fatalf("%s: allow-listed address banned", a)
 			}
 		}
@@ -213,7 +213,7 @@ func (s strictStore) List(context.Context) ([]Ban, error)      { return nil, s.f
 func TestThresholdZeroDisables(t *testing.T) {
 	d := NewDefender(strictStore{t}, Options{Threshold: 0})
 	for range 100 {
-		if d.Record(t.Context(), ip1, FailedLogin) {
+		if record(t, d, ip1, FailedLogin) {
 			t.Fatal("banned with threshold 0")
 		}
 	}
@@ -232,23 +232,23 @@ func TestEvictionBound(t *testing.T) {
 
 	// A spray of one event from each of many addresses.
 	for i := range 1000 {
-		d.Record(t.Context(), addr(i), FailedLogin)
+		record(t, d, addr(i), FailedLogin)
 		if n, l := len(d.scores), d.lru.Len(); n > 100 || n != l {
 			t.Fatalf("after %d addresses: %d scored, %d in LRU; want at most 100, equal", i+1, n, l)
 		}
 	}
 	// The oldest were evicted, so their next event starts afresh...
-	if d.Record(t.Context(), addr(0), FailedLogin) {
+	if record(t, d, addr(0), FailedLogin) {
 		t.Error("evicted address kept its score")
 	}
 	// ...while the most recent still have theirs.
-	if !d.Record(t.Context(), addr(999), FailedLogin) {
+	if !record(t, d, addr(999), FailedLogin) {
 		t.Error("recent address lost its score")
 	}
 
 	// Addresses quiet for a whole window are dropped at the next event.
 	clk.Advance(10*time.Minute + time.Second)
-	d.Record(t.Context(), addr(5000), FailedLogin)
+	record(t, d, addr(5000), FailedLogin)
 	if n := len(d.scores); n != 1 {
 		t.Errorf("%d addresses scored after the window passed, want 1", n)
 	}
@@ -281,8 +281,8 @@ func TestIPv6PerSlash64AndMapped(t *testing.T) {
 	d, _ := defender(t, clk, Options{Threshold: 2})
 	ctx := t.Context()
 
-	d.Record(ctx, netip.MustParseAddr("2001:db8::1"), FailedLogin)
-	if !d.Record(ctx, netip.MustParseAddr("2001:db8::2"), FailedLogin) {
+	record(t, d, netip.MustParseAddr("2001:db8::1"), FailedLogin)
+	if !record(t, d, netip.MustParseAddr("2001:db8::2"), FailedLogin) {
 		t.Error("two addresses of one /64 not scored together")
 	}
 	for a, want := range map[string]bool{
@@ -295,8 +295,8 @@ func TestIPv6PerSlash64AndMapped(t *testing.T) {
 		}
 	}
 
-	d.Record(ctx, netip.MustParseAddr("::ffff:192.0.2.7"), FailedLogin)
-	if !d.Record(ctx, netip.MustParseAddr("192.0.2.7"), FailedLogin) {
+	record(t, d, netip.MustParseAddr("::ffff:192.0.2.7"), FailedLogin)
+	if !record(t, d, netip.MustParseAddr("192.0.2.7"), FailedLogin) {
 		t.Error("mapped and plain IPv4 not scored together")
 	}
 	if _, banned := d.Banned(ctx, netip.MustParseAddr("::ffff:192.0.2.7")); !banned {
@@ -350,7 +350,7 @@ func TestBannedCache(t *testing.T) {
 	if err := store.Delete(ctx, ip1); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(cacheTTL)
+	clk.Advance(DefaultCacheTTL)
 	if _, banned := d.Banned(ctx, ip1); banned {
 		t.Error("deleted ban still enforced after the cache time")
 	}
@@ -358,10 +358,10 @@ func TestBannedCache(t *testing.T) {
 	// A negative answer is cached the same way, and a ban made here is
 	// enforced at once regardless.
 	for range 4 {
-		d.Record(ctx, ip1, FailedLogin)
+		record(t, d, ip1, FailedLogin)
 	}
 	d.Banned(ctx, ip1)
-	if !d.Record(ctx, ip1, FailedLogin) {
+	if !record(t, d, ip1, FailedLogin) {
 		t.Fatal("not banned")
 	}
 	if _, banned := d.Banned(ctx, ip1); !banned {
@@ -380,13 +380,25 @@ func TestStoreFailure(t *testing.T) {
 	if _, banned := d.Banned(ctx, ip1); banned {
 		t.Error("store failure reported as banned")
 	}
-	// A ban made here is still enforced here.
-	clk.Advance(cacheTTL)
-	if !d.Record(ctx, ip1, FailedLogin) {
-		t.Error("Record did not ban")
+	// A ban made here is still enforced here, and the failure reported
+	// (a login it happens in is answered 421).
+	clk.Advance(DefaultCacheTTL)
+	if banned, err := d.Record(ctx, ip1, FailedLogin); !banned || err == nil {
+		t.Errorf("Record = %v, %v; want banned and the store's error", banned, err)
 	}
 	if _, banned := d.Banned(ctx, ip1); !banned {
 		t.Error("locally made ban not enforced")
+	}
+	// The store does not know it, so no notification lifts it: "" (forget
+	// everything) and the cache time leave it in force until it ends.
+	d.Invalidate(netip.Addr{})
+	clk.Advance(10 * DefaultCacheTTL)
+	if _, banned := d.Banned(ctx, ip1); !banned {
+		t.Error("locally made ban forgotten by Invalidate")
+	}
+	clk.Advance(15 * time.Minute)
+	if _, banned := d.Banned(ctx, ip1); banned {
+		t.Error("locally made ban outlives its end")
 	}
 }
 
@@ -399,8 +411,8 @@ func TestConcurrent(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 200 {
-				d.Record(t.Context(), ip1, FailedLogin)
-				d.Record(t.Context(), netip.AddrFrom4([4]byte{203, 0, 113, byte(g*25 + i%25)}), ProtocolError)
+				record(t, d, ip1, FailedLogin)
+				record(t, d, netip.AddrFrom4([4]byte{203, 0, 113, byte(g*25 + i%25)}), ProtocolError)
 				d.Banned(t.Context(), ip1)
 			}
 		})
@@ -420,4 +432,14 @@ func TestEventString(t *testing.T) {
 			t.Errorf("%d: %q, want %q", int(e), got, want)
 		}
 	}
+}
+
+// record is d.Record, failing the test on a store error.
+func record(t *testing.T, d *Defender, ip netip.Addr, e Event) bool {
+	t.Helper()
+	banned, err := d.Record(t.Context(), ip, e)
+	if err != nil {
+		t.Errorf("Record(%v, %v): %v", ip, e, err)
+	}
+	return banned
 }

@@ -50,6 +50,17 @@ type History interface {
 	Last(ctx context.Context, ip netip.Addr) (Ban, bool, error)
 }
 
+// Scorer is an optional Store capability: a store that keeps the scores
+// itself, so that every process sharing it adds to the same score (10
+// failures on one node and 10 on another are 20). A Defender on a Scorer
+// keeps no scores in memory. SQLStore implements it.
+type Scorer interface {
+	// AddScore adds points to ip's score at now and returns the score: the
+	// points added within window before now (a store may keep the window
+	// coarser, counting an event for a little longer than window).
+	AddScore(ctx context.Context, ip netip.Addr, points int, now time.Time, window time.Duration) (int, error)
+}
+
 // forgetAfter is how long an ended ban still counts towards escalation. A
 // client that behaves for this long starts again from the first ban length.
 const forgetAfter = 30 * 24 * time.Hour

@@ -1,11 +1,13 @@
 package ban
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,7 +193,7 @@ func testShared(t *testing.T, clk *clock, server, cli *SQLStore, reopen func() *
 	ctx := t.Context()
 
 	d := NewDefender(server, Options{Threshold: 1, Now: clk.Now, Logger: testLogger(t)})
-	if !d.Record(ctx, ip1, FailedLogin) {
+	if !record(t, d, ip1, FailedLogin) {
 		t.Fatal("not banned")
 	}
 	bans, err := cli.List(ctx)
@@ -202,7 +204,7 @@ func testShared(t *testing.T, clk *clock, server, cli *SQLStore, reopen func() *
 	if err := cli.Delete(ctx, ip1); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(cacheTTL)
+	clk.Advance(DefaultCacheTTL)
 	if _, banned := d.Banned(ctx, ip1); banned {
 		t.Error("ban deleted through the second handle still enforced")
 	}
@@ -216,7 +218,7 @@ func testShared(t *testing.T, clk *clock, server, cli *SQLStore, reopen func() *
 	if b, ok, err := reopened.Get(ctx, ip1); !ok || err != nil || b.Reason != "manual" {
 		t.Errorf("after reopening: %+v, %v, %v", b, ok, err)
 	}
-	clk.Advance(cacheTTL)
+	clk.Advance(DefaultCacheTTL)
 	if _, banned := d.Banned(ctx, ip1); !banned {
 		t.Error("ban added through the second handle not enforced")
 	}
@@ -240,3 +242,201 @@ func TestOpenSQLErrors(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { pgenv.Main(m) }
+
+// sharedCases open two handles on one fresh database, as two Ferry
+// processes hold them.
+var sharedCases = []struct {
+	name string
+	open func(t *testing.T, clk *clock) (a, b *SQLStore)
+}{
+	{"sqlite", func(t *testing.T, clk *clock) (*SQLStore, *SQLStore) {
+		path := filepath.Join(t.TempDir(), "bans.db")
+		return openSQLTest(t, path, clk), openSQLTest(t, path, clk)
+	}},
+	{"postgres", func(t *testing.T, clk *clock) (*SQLStore, *SQLStore) {
+		h := openPGTest(t, clk, 2)
+		return h[0], h[1]
+	}},
+}
+
+// TestSharedScore: the score is the database's: failures on two processes
+// add up (10 + 10 reach a threshold of 20), within the window; a ban starts
+// the score over; Delete forgets it.
+func TestSharedScore(t *testing.T) {
+	for _, sc := range sharedCases {
+		t.Run(sc.name, func(t *testing.T) {
+			clk := newClock()
+			a, b := sc.open(t, clk)
+			o := Options{Threshold: 20, Window: 10 * time.Minute, Now: clk.Now, Logger: testLogger(t)}
+			da, db := NewDefender(a, o), NewDefender(b, o)
+			for i := range 10 {
+				if record(t, da, ip1, FailedLogin) {
+					t.Fatalf("banned by process A's failure %d", i+1)
+				}
+				clk.Advance(time.Second)
+			}
+			for i := range 9 {
+				if record(t, db, ip1, FailedLogin) {
+					t.Fatalf("banned by process B's failure %d (score %d)", i+1, 11+i)
+				}
+			}
+			if !record(t, db, ip1, FailedLogin) {
+				t.Fatal("10 failures on A and 10 on B did not ban")
+			}
+			if ban, ok, err := a.Get(t.Context(), ip1); !ok || err != nil || ban.Count != 1 {
+				t.Fatalf("ban as process A reads it: %+v, %v, %v", ban, ok, err)
+			}
+			var rows int
+			if err := a.db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM ban_failures WHERE ip = $1`, ip1.String()).Scan(&rows); err != nil || rows != 0 {
+				t.Errorf("after the ban, %d score rows (%v); want the score started over", rows, err)
+			}
+
+			// The window: 19 points, then the window passes (plus its
+			// slot), and the 20th is a first point again.
+			ip := netip.MustParseAddr("192.0.2.77")
+			for range 19 {
+				if _, err := a.AddScore(t.Context(), ip, 1, clk.Now(), o.Window); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk.Advance(o.Window - time.Minute)
+			if n, err := b.AddScore(t.Context(), ip, 1, clk.Now(), o.Window); err != nil || n != 20 {
+				t.Errorf("within the window: score %d, %v; want 20", n, err)
+			}
+			clk.Advance(o.Window/scoreSlots + 2*time.Minute)
+			if n, err := b.AddScore(t.Context(), ip, 1, clk.Now(), o.Window); err != nil || n != 2 {
+				t.Errorf("after the window: score %d, %v; want 2 (the last point and this one)", n, err)
+			}
+			if err := a.Delete(t.Context(), ip); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := b.AddScore(t.Context(), ip, 1, clk.Now(), o.Window); err != nil || n != 1 {
+				t.Errorf("after Delete: score %d, %v; want 1", n, err)
+			}
+		})
+	}
+}
+
+// TestSharedScoreConcurrent: concurrent upserts of two processes lose no
+// point, and the crossing of the threshold is seen by one of them.
+func TestSharedScoreConcurrent(t *testing.T) {
+	for _, sc := range sharedCases {
+		t.Run(sc.name, func(t *testing.T) {
+			clk := newClock()
+			a, b := sc.open(t, clk)
+			const workers, each = 4, 25
+			var wg sync.WaitGroup
+			var seen sync.Map
+			for w := range workers {
+				s := a
+				if w%2 == 1 {
+					s = b
+				}
+				wg.Go(func() {
+					for range each {
+						n, err := s.AddScore(t.Context(), ip1, 1, clk.Now(), time.Hour)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if _, dup := seen.LoadOrStore(n, true); dup {
+							t.Errorf("two writers saw the score %d", n)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			n, err := a.AddScore(t.Context(), ip1, 0, clk.Now(), time.Hour)
+			if err != nil || n != workers*each {
+				t.Errorf("score %d, %v; want %d", n, err, workers*each)
+			}
+		})
+	}
+}
+
+// TestFollow: a Defender that follows the store's changes applies a ban
+// made by another process, and its deletion, at once: its cache time is an
+// hour and the clock does not move, so only the notification can explain
+// the change.
+func TestFollow(t *testing.T) {
+	for _, sc := range sharedCases {
+		t.Run(sc.name, func(t *testing.T) {
+			clk := newClock()
+			a, b := sc.open(t, clk)
+			changes, err := a.Changes(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := NewDefender(a, Options{Threshold: 5, CacheTTL: time.Hour, Now: clk.Now, Logger: testLogger(t)})
+			go d.Follow(changes)
+			ctx := t.Context()
+			if _, banned := d.Banned(ctx, ip1); banned {
+				t.Fatal("banned before")
+			}
+			waitBanned := func(want bool) {
+				t.Helper()
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					if _, banned := d.Banned(ctx, ip1); banned == want {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no notification: banned is not %v after 30 s", want)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			if err := b.Put(ctx, Ban{IP: ip1, Until: clk.Now().Add(time.Hour), Count: 1, Reason: "manual"}); err != nil {
+				t.Fatal(err)
+			}
+			waitBanned(true)
+			if err := b.Delete(ctx, ip1); err != nil {
+				t.Fatal(err)
+			}
+			waitBanned(false)
+		})
+	}
+}
+
+// TestInvalidateRace: a lookup that was reading the store while a change
+// was announced answers what it read but does not cache it.
+func TestInvalidateRace(t *testing.T) {
+	clk := newClock()
+	st := &blockingStore{Store: memStore(clk), in: make(chan struct{}), out: make(chan struct{})}
+	d := NewDefender(st, Options{Threshold: 5, CacheTTL: time.Hour, Now: clk.Now, Logger: testLogger(t)})
+	done := make(chan bool)
+	go func() {
+		_, banned := d.Banned(t.Context(), ip1)
+		done <- banned
+	}()
+	<-st.in // the lookup read "not banned"
+	if err := st.Store.Put(t.Context(), Ban{IP: ip1, Until: clk.Now().Add(time.Hour), Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d.Invalidate(ip1) // the notification of that Put
+	close(st.out)
+	if <-done {
+		t.Fatal("the lookup saw the later ban")
+	}
+	if _, banned := d.Banned(t.Context(), ip1); !banned {
+		t.Error("the stale answer was cached over the notification")
+	}
+}
+
+// blockingStore holds its first Get after reading, until out is closed.
+type blockingStore struct {
+	Store
+	in, out chan struct{}
+	once    sync.Once
+}
+
+func (s *blockingStore) Get(ctx context.Context, ip netip.Addr) (Ban, bool, error) {
+	b, ok, err := s.Store.Get(ctx, ip)
+	first := false
+	s.once.Do(func() { first = true })
+	if first {
+		s.in <- struct{}{}
+		<-s.out
+	}
+	return b, ok, err
+}

@@ -33,8 +33,8 @@ package db
 //     migration on both engines.
 //
 // Tables reserved for the other parts of issue 11, added by their own
-// migrations: ban_failures (shared failed-login scores), quota_usage,
-// quota_reservations and nodes (shared quotas and node heartbeats),
+// migrations (0004 added ban_failures, the shared failed-login scores):
+// quota_usage, quota_reservations and nodes (shared quotas and node heartbeats),
 // s3_uploads and s3_renames (the S3 backend's journals).
 
 import (

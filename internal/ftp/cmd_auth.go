@@ -39,7 +39,13 @@ func (s *session) cmdUSER(r *request) error {
 		s.reply(331, "Anonymous login ok, send your complete e-mail address as password.")
 		return nil
 	}
-	if u := s.certUser(arg); u != nil {
+	u, err := s.certUser(arg)
+	if err != nil {
+		s.userName = ""
+		s.storeFailed()
+		return nil
+	}
+	if u != nil {
 		// RFC 2228 §3: 232, logged in by the security exchange.
 		if s.admitUser(u) {
 			s.method = "certificate"
@@ -55,14 +61,15 @@ func (s *session) cmdUSER(r *request) error {
 // certUser returns the account that a verified client certificate logs in
 // without a password (users.CertLogin), when the Authenticator has the
 // users.Lookup capability; otherwise nil, and the login goes on with PASS.
-func (s *session) certUser(name string) *users.User {
+// An error is the user store's (logged here): the login must not go on.
+func (s *session) certUser(name string) (*users.User, error) {
 	look, ok := s.site.Auth.(users.Lookup)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	req := s.loginRequest(name, "")
 	if req.Cert == nil {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := s.loginCtx()
 	defer cancel()
@@ -70,10 +77,19 @@ func (s *session) certUser(name string) *users.User {
 	if err != nil {
 		if !errors.Is(err, users.ErrAuth) {
 			s.log.Error("user store failed", "user", name, "err", err)
+			return nil, err
 		}
-		return nil
+		return nil, nil
 	}
-	return u
+	return u, nil
+}
+
+// storeFailed answers a login that the user or ban store could not decide
+// (the database is away): 421 and the connection closes, never 530 (the
+// client did nothing wrong, and is not scored) and never a login.
+func (s *session) storeFailed() {
+	s.reply(421, "Service not available: user database error.")
+	s.closing = true
 }
 
 // loginRequest describes a login as name with password on this connection.
@@ -145,8 +161,7 @@ func (s *session) cmdPASS(r *request) error {
 		if !errors.Is(err, users.ErrAuth) {
 			// The store is down: not the client's fault, so no score.
 			s.log.Error("user store failed", "user", name, "err", err)
-			s.reply(421, "Service not available: user database error.")
-			s.closing = true
+			s.storeFailed()
 			return nil
 		}
 		s.loginFailed(name, err.Error(), EventFailedLogin)
@@ -244,7 +259,9 @@ func (s *session) loginFailed(name, reason string, ev int) {
 	s.emit(Event{Kind: KindLogin, User: name, Result: "failed", Reason: reason})
 	s.userName = ""
 	s.failures++
-	s.record(ev)
+	if err := s.record(ev); err != nil && !s.closing {
+		s.storeFailed()
+	}
 	if s.closing {
 		return
 	}

@@ -205,3 +205,66 @@ func TestLoginBusy(t *testing.T) {
 		t.Error("a busy login was scored")
 	}
 }
+
+// TestLoginStoreDown: every store failure during USER/PASS ends in 421
+// "Service not available: user database error." and the connection
+// closes, never 530 nor a login: the user store failing at PASS (not
+// scored), the ban store failing while a wrong password is scored, and the
+// user store failing at a certificate login's USER.
+func TestLoginStoreDown(t *testing.T) {
+	const text = "Service not available: user database error."
+	dir := t.TempDir()
+	down := sqlAuth(t, dir, users.User{Name: "carol"})
+	down.Close()
+	d := ban.NewDefender(ban.NewMemoryStore(), ban.Options{Threshold: 1, Window: time.Hour, Duration: time.Hour})
+	ts := startServer(t, func(c *Site, s *Server) {
+		c.Auth = down
+		s.Defender = BanDefender(d)
+	})
+	c := dial(t, ts.addr)
+	c.cmd("USER carol", 331)
+	if got := c.cmd("PASS right", 421); got != text {
+		t.Errorf("user store down: 421 %q", got)
+	}
+	hardClosed(c)
+	if _, banned := d.Banned(t.Context(), netip.MustParseAddr("127.0.0.1")); banned {
+		t.Error("a login the store could not check was scored")
+	}
+
+	// The ban store is down, the user store is not: the wrong password
+	// cannot be scored, so it is not answered 530.
+	bans, err := ban.OpenSQL(filepath.Join(t.TempDir(), "bans.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bans.Close()
+	ts = startServer(t, func(c *Site, s *Server) {
+		c.Auth = sqlAuth(t, t.TempDir(), users.User{Name: "carol"})
+		s.Defender = BanDefender(ban.NewDefender(bans, ban.Options{Threshold: 5}))
+	})
+	c = dial(t, ts.addr)
+	c.cmd("USER carol", 331)
+	if got := c.cmd("PASS wrong", 421); got != text {
+		t.Errorf("ban store down: 421 %q", got)
+	}
+	hardClosed(c)
+	if !strings.Contains(ts.logText(), "ban store failed") {
+		t.Errorf("the ban store's failure was not logged:\n%s", ts.logText())
+	}
+
+	// A certificate login whose user store is down.
+	f := newFTPSFixture(t)
+	ca := newTestCA(t)
+	ts = startFTPS(t, f, func(cfg *Site, _ *Server) {
+		cfg.TLS.ClientCAs = ca.pool
+		cfg.TLS.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.Auth = down
+	})
+	cc := f.client(0, nil)
+	cc.Certificates = []tls.Certificate{ca.issue(t, "carol")}
+	c = dialFTPS(t, ts.addr, cc)
+	if got := c.cmd("USER carol", 421); got != text {
+		t.Errorf("certificate login, user store down: 421 %q", got)
+	}
+	hardClosed(c)
+}

@@ -90,8 +90,12 @@ type Server struct {
 
 // Defender scores misbehaviour and refuses banned addresses.
 type Defender interface {
+	// Banned reports whether ip is banned, checked at connect.
 	Banned(ctx context.Context, ip netip.Addr) (until time.Time, banned bool)
-	Record(ctx context.Context, ip netip.Addr, e int) (banned bool)
+	// Record scores e against ip and reports whether ip is banned now. An
+	// error is a failure of the ban store: a login it happens in is
+	// answered 421, like any store failure during a login.
+	Record(ctx context.Context, ip netip.Addr, e int) (banned bool, err error)
 }
 
 // Event kinds passed to Defender.Record. A refused login is one
@@ -463,7 +467,7 @@ func (b banDefender) Banned(ctx context.Context, ip netip.Addr) (time.Time, bool
 	return b.d.Banned(ctx, ip)
 }
 
-func (b banDefender) Record(ctx context.Context, ip netip.Addr, e int) bool {
+func (b banDefender) Record(ctx context.Context, ip netip.Addr, e int) (bool, error) {
 	ev := ban.FailedLogin
 	if e == EventProtocolError {
 		ev = ban.ProtocolError

@@ -553,22 +553,34 @@ func (r *longReply) end(last string) {
 	r.buf, r.part = nil, nil
 }
 
-// record reports misbehaviour to the brute-force defence; a ban ends the session.
-func (s *session) record(e int) {
+// record reports misbehaviour to the brute-force defence; a ban ends the
+// session. It returns the ban store's error, if it failed (logged here); a
+// ban this node decided but could not store ends the session as a store
+// failure (421, user database error).
+func (s *session) record(e int) error {
 	if s.srv.Defender == nil {
-		return
+		return nil
 	}
 	ctx, cancel := s.backendCtx(s.ctx())
 	defer cancel()
-	if s.srv.Defender.Record(ctx, s.remote.Addr(), e) {
+	banned, err := s.srv.Defender.Record(ctx, s.remote.Addr(), e)
+	if err != nil {
+		s.log.Error("ban store failed", "err", err)
+	}
+	if banned {
 		reason := "failed logins"
 		if e == EventProtocolError {
 			reason = "protocol errors"
 		}
 		s.emit(Event{Kind: KindBan, Reason: reason})
+		if err != nil {
+			s.storeFailed()
+			return err
+		}
 		s.reply(421, "Too many failures from your address; try again later.")
 		s.closing = true
 	}
+	return err
 }
 
 // cleanup releases everything the session holds, on every exit path.
