@@ -145,6 +145,8 @@ func (c *controlServer) handle(conn net.Conn) {
 		msg, err = c.d.upgrade()
 	case "status":
 		msg = c.d.status()
+	case "diagnose":
+		msg, err = c.d.diagnoseJSON()
 	default:
 		err = fmt.Errorf("unknown control command %q", cmd)
 	}

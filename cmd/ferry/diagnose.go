@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/config"
@@ -25,6 +26,8 @@ type diagnosis struct {
 	a      *natdiag.Analyzer
 	cancel context.CancelFunc
 	done   chan struct{}
+	mu     sync.Mutex
+	rep    natdiag.Report // PID and start; guarded by mu
 }
 
 // diagOptions are the analyzer's settings from cfg.
@@ -64,10 +67,10 @@ func startDiagnosis(srv *ftp.Server, cfg config.Config, log *slog.Logger) *diagn
 		}
 	}), 0)
 	file := filepath.Join(cfg.Data, natdiag.FileName)
-	rep := natdiag.Report{PID: os.Getpid(), Started: time.Now().UTC()}
+	d.rep = natdiag.Report{PID: os.Getpid(), Started: time.Now().UTC()}
 	write := func(stopped bool) {
-		rep.Updated, rep.Stopped = time.Now().UTC(), stopped
-		rep.Findings = d.a.Findings(time.Now())
+		rep := d.report()
+		rep.Stopped = stopped
 		if err := natdiag.WriteReport(file, rep); err != nil {
 			log.Warn("NAT diagnosis: cannot write the findings file", "err", err)
 		}
@@ -91,6 +94,26 @@ func startDiagnosis(srv *ftp.Server, cfg config.Config, log *slog.Logger) *diagn
 		}
 	}()
 	return d
+}
+
+// report is the findings as of now.
+func (d *diagnosis) report() natdiag.Report {
+	d.mu.Lock()
+	rep := d.rep
+	d.mu.Unlock()
+	rep.Updated = time.Now().UTC()
+	rep.Findings = d.a.Findings(time.Now())
+	return rep
+}
+
+// diagnoseJSON answers the control socket's "diagnose": the findings as
+// of now, as JSON.
+func (d *daemon) diagnoseJSON() (string, error) {
+	if d.diag == nil {
+		return "", errors.New("no NAT diagnosis runs")
+	}
+	b, err := json.Marshal(d.diag.report())
+	return string(b), err
 }
 
 // reconfigure applies a reloaded configuration's passive range, public
@@ -160,9 +183,11 @@ func observation(e ftp.Event) (natdiag.Observation, bool) {
 const diagnoseUsage = `Usage:
   ferry diagnose [--data DIR] [--json]   print a running server's NAT and passive-mode findings
 
-A running server keeps what it diagnosed in DIR/diagnostics.json (default
-./ferry-data), rewritten when a finding changes and every minute. Exit
-status: 0 no findings, 1 at least one, 2 usage error or no findings file.
+It asks the server running on the data directory DIR (default ./ferry-data)
+through its control socket DIR/ferry.sock; when none answers, it reads
+DIR/diagnostics.json, which the server rewrites when a finding changes and
+every minute, and marks stopped at shutdown. Exit status: 0 no findings, 1
+at least one, 2 usage error, or no server and no findings file.
 `
 
 // runDiagnose runs `ferry diagnose` (args start after "diagnose").
@@ -182,8 +207,7 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry diagnose: unexpected argument %q\n%s", escape.Display(fset.Arg(0)), diagnoseUsage)
 		return 2
 	}
-	name := filepath.Join(*data, natdiag.FileName)
-	rep, err := natdiag.ReadReport(name)
+	rep, live, err := readFindings(*data)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry diagnose: %s\n(is a server running with --data %s?)\n", errText(err), escape.Display(*data))
 		return 2
@@ -203,9 +227,12 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "The server (pid %d) stopped at %s; its last findings:\n", rep.PID, rep.Updated.Format(time.RFC3339))
 	case age > 3*natdiag.HeartbeatEvery:
 		fmt.Fprintf(stdout, "Warning: the findings file was last written %s ago (pid %d): the server may not be running.\n", age, rep.PID)
-	default:
-		fmt.Fprintf(stdout, "Server pid %d, running since %s; findings as of %s.\n", rep.PID,
+	case live:
+		fmt.Fprintf(stdout, "Server pid %d, running since %s; findings as of now (%s, from its control socket).\n", rep.PID,
 			rep.Started.Format(time.RFC3339), rep.Updated.Format(time.RFC3339))
+	default:
+		fmt.Fprintf(stdout, "Server pid %d, running since %s; findings as of %s (from %s).\n", rep.PID,
+			rep.Started.Format(time.RFC3339), rep.Updated.Format(time.RFC3339), natdiag.FileName)
 	}
 	if len(rep.Findings) == 0 {
 		fmt.Fprintln(stdout, "No problems found with passive mode, NAT or TLS session reuse.")
@@ -222,4 +249,17 @@ func runDiagnose(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  fix:      %s\n", escape.Display(f.Advice))
 	}
 	return status
+}
+
+// readFindings asks the running server on data for its findings through
+// the control socket (live is true then), or reads the findings file.
+func readFindings(data string) (rep natdiag.Report, live bool, err error) {
+	a, serr := askControl(filepath.Join(data, controlSocketName), "diagnose")
+	if serr == nil && a.OK {
+		if err := json.Unmarshal([]byte(a.Message), &rep); err == nil {
+			return rep, true, nil
+		}
+	}
+	rep, err = natdiag.ReadReport(filepath.Join(data, natdiag.FileName))
+	return rep, false, err
 }

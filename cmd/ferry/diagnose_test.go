@@ -115,7 +115,7 @@ func TestDiagnosePasvWrongAddress(t *testing.T) {
 		t.Errorf("diagnose exit %d with a finding", code)
 	}
 	for _, want := range []string{"[ERROR] pasv_wrong_address", "PASV data connections never arrive while EPSV ones work",
-		"setting:  public_host", `public_host is "127.0.0.9"`, "Server pid"} {
+		"setting:  public_host", `public_host is "127.0.0.9"`, "Server pid", "from its control socket"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("diagnose output lacks %q:\n%s", want, out)
 		}
@@ -126,6 +126,10 @@ func TestDiagnosePasvWrongAddress(t *testing.T) {
 	f.cmd("QUIT")
 	_, ids := stopAndDiagnose(t, s)
 	wantOnly(t, ids, natdiag.IDPasvWrong)
+	// After the stop: the file the server left, marked stopped.
+	if _, out, _ := diagnoseCLI("--data", s.data); !strings.Contains(out, "stopped at") {
+		t.Errorf("after the stop:\n%s", out)
+	}
 }
 
 func errorsIsRefused(err error) bool {
