@@ -321,7 +321,13 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 	if len(lim) > 0 {
 		step = 32 << 10
 	}
-	if _, plain := c.(*net.TCPConn); plain {
+	// A file (rate-limited here) reaches a plain TCP connection through
+	// its ReadFrom, which hands a limited *os.File to sendfile. Anything
+	// else (an object store's body, TYPE A) is copied below in writes of
+	// a whole step: ReadFrom would copy it 32 KiB at a time, which took a
+	// RETR from S3 from 1.1 GB/s to 0.78 and cost half again its CPU.
+	_, isFile := src.(*os.File)
+	if _, plain := c.(*net.TCPConn); plain && isFile {
 		for {
 			if err := lim.Wait(ctx, int(step)); err != nil {
 				return total, err
