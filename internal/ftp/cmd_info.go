@@ -254,11 +254,14 @@ func (s *session) cmdSiteQUOTA(r *request) error {
 		s.reply(200, "No quota: bytes and files are unlimited.")
 		return nil
 	}
-	usage := s.srv.quotas.Get(usageKey(u.Name, u.Home))
+	usage := s.srv.quotas.Get(u.Name, u.Home)
 	if err := usage.Wait(s.ctx()); err != nil {
 		return err
 	}
-	b, f := usage.Counts()
+	b, f, err := usage.Counts(s.ctx())
+	if err != nil {
+		return err
+	}
 	s.reply(200, fmt.Sprintf("Quota of %s:\nBytes: %s\nFiles: %s\nEnd of quota.", u.Name, quotaLine(b, u.QuotaBytes), quotaLine(f, u.QuotaFiles)))
 	return nil
 }

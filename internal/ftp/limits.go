@@ -29,22 +29,17 @@ func (srv *Server) userRates(u *users.User) *userRates {
 	return r
 }
 
-// usageKey names a user's quota usage: the same user with another home
-// stores elsewhere.
-func usageKey(name, home string) string { return name + "\x00" + home }
-
 // withQuota wraps a named user's storage in the user's quota accounting
 // (package quota). The usage is shared by the user's sessions and counted
 // once, in the background, from the first login with a quota; the session's
 // first counting operation waits for that count. A login without a quota
 // forgets the usage, so a quota set later counts afresh.
 func (srv *Server) withQuota(st *Site, fsys storage.FS, u *users.User) storage.FS {
-	key := usageKey(u.Name, u.Home)
 	if u.QuotaBytes <= 0 && u.QuotaFiles <= 0 {
-		srv.quotas.Forget(key)
+		srv.quotas.Forget(u.Name, u.Home)
 		return fsys
 	}
-	usage := srv.quotas.Get(key)
+	usage := srv.quotas.Get(u.Name, u.Home)
 	home := u.Home
 	usage.Load(srv.background, func() (storage.FS, error) { return st.Storage.Open(srv.background, home) })
 	return quota.Wrap(fsys, usage, quota.Limits{Bytes: u.QuotaBytes, Files: u.QuotaFiles})

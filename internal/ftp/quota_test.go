@@ -34,11 +34,11 @@ func quotaExact(t *testing.T, ts *testServer, name, home string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := ts.srv.quotas.Get(usageKey(name, home))
+	u := ts.srv.quotas.Get(name, home)
 	if err := u.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if gb, gf := u.Counts(); gb != b || gf != f {
+	if gb, gf, _ := u.Counts(context.Background()); gb != b || gf != f {
 		t.Fatalf("usage of %s counts %d bytes, %d files; the home holds %d bytes, %d files", name, gb, gf, b, f)
 	}
 }

@@ -54,6 +54,10 @@ type Server struct {
 	// Unwrap works too, without those: downloads then pass through its
 	// Write and urgent ABOR is not recognised.
 	WrapConn func(kind ConnKind, c net.Conn) net.Conn
+	// QuotaStore, when set, keeps the users' quota usage (package
+	// sqlquota: in the database, shared by every server on it); nil
+	// counts in this process's memory. Read once, at the first session.
+	QuotaStore quota.Store
 
 	site atomic.Pointer[Site] // the current site; swapped whole, never edited
 
@@ -69,7 +73,7 @@ type Server struct {
 	perUser    map[string]int
 	hashing    map[string]int        // on-demand digests running, by user name
 	rates      map[string]*userRates // per-user rate limiters, by user name
-	quotas     quota.Table           // quota usage, by usageKey
+	quotas     quota.Table           // quota usage, by user name and home
 	pasvInUse  atomic.Int64          // open passive listeners
 	inShutdown atomic.Bool
 	draining   atomic.Bool   // set by Drain: sessions are told to reconnect
@@ -111,6 +115,7 @@ var ErrServerClosed = errors.New("ftp: server closed")
 
 func (srv *Server) init() {
 	srv.initOnce.Do(func() {
+		srv.quotas.Store = srv.QuotaStore
 		srv.listeners = map[net.Listener]struct{}{}
 		srv.sessions = map[*session]struct{}{}
 		srv.perIP = map[netip.Addr]int{}

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -44,7 +45,10 @@ func (q *FS) Free(ctx context.Context) (int64, error) {
 	if err := q.u.Wait(ctx); err != nil {
 		return 0, err
 	}
-	used, _ := q.u.Counts()
+	used, _, err := q.u.Counts(ctx)
+	if err != nil {
+		return 0, err
+	}
 	left := max(q.l.Bytes-used, 0)
 	if !known {
 		return left, nil
@@ -128,8 +132,7 @@ func (q *FS) Remove(ctx context.Context, p vpath.Path) error {
 		return err
 	}
 	if counted {
-		q.u.bytes -= size
-		q.u.files--
+		q.u.adjust(context.WithoutCancel(ctx), Change{Bytes: -size, Files: -1})
 	}
 	return nil
 }
@@ -180,8 +183,7 @@ func (q *FS) rename(ctx context.Context, fromP, toP vpath.Path, noReplace bool) 
 		return err
 	}
 	if counted {
-		q.u.bytes -= size
-		q.u.files--
+		q.u.adjust(context.WithoutCancel(ctx), Change{Bytes: -size, Files: -1})
 	}
 	if from != to {
 		q.u.moved(from, to)
@@ -210,17 +212,19 @@ func (q *FS) Create(ctx context.Context, p vpath.Path, o storage.CreateOptions) 
 		return nil, ErrBusy
 	}
 	_, exists := q.regular(ctx, name)
-	if err := q.u.reserve(q.l, 0, !exists); err != nil {
+	var slot int64
+	if !exists {
+		slot = 1
+	}
+	if err := q.u.reserve(ctx, q.l, Change{Files: slot, HeldFiles: slot}); err != nil {
 		return nil, err
 	}
 	up, err := q.fsys.Create(ctx, p, o)
 	if err != nil {
-		if !exists {
-			q.u.files--
-		}
+		q.u.adjust(context.WithoutCancel(ctx), Change{Files: -slot, HeldFiles: -slot})
 		return nil, err
 	}
-	a := &atomicUpload{upload: upload{up: up, q: q, name: name, ctx: context.WithoutCancel(ctx)}, slot: !exists}
+	a := &atomicUpload{upload: upload{up: up, q: q, name: name, held: true, ctx: context.WithoutCancel(ctx)}, slots: slot}
 	q.u.track(&a.upload)
 	return a, nil
 }
@@ -243,24 +247,29 @@ func (q *FS) createInPlace(ctx context.Context, name string, o storage.CreateOpt
 	if !o.Append {
 		growth = o.Offset - before // REST truncates, or extends with a hole
 	}
-	if err := q.u.reserve(q.l, growth, !existed); err != nil {
+	c := Change{Bytes: growth}
+	if !existed {
+		c.Files = 1
+	}
+	if err := q.u.reserve(ctx, q.l, c); err != nil {
 		return nil, err
 	}
 	up, err := q.fsys.Create(ctx, rel(name), o)
 	// Measure what the backend did, failed or not: a failed create may
 	// still have left a file behind.
 	after, exists := q.size(ctx, name)
-	q.u.bytes += after - before - growth
+	fix := Change{Bytes: after - before - growth}
 	if existed != exists {
 		if exists {
-			q.u.files++
+			fix.Files++
 		} else {
-			q.u.files--
+			fix.Files--
 		}
 	}
 	if !existed {
-		q.u.files-- // the slot taken above, now replaced by the measure
+		fix.Files-- // the slot taken above, now replaced by the measure
 	}
+	q.u.adjust(context.WithoutCancel(ctx), fix)
 	if err != nil {
 		return nil, err
 	}
@@ -286,26 +295,52 @@ type upload struct {
 	q       *FS
 	name    string // where the upload lands, guarded by q.u.mu
 	inPlace bool
-	ctx     context.Context // the Create's values, never cancelled: accounting finishes
-	n       int64           // bytes reserved and written
+	// held: the reservations are the process's until Commit (a whole
+	// upload's bytes are nowhere until then); an in-place upload's bytes
+	// are in the file as they are written, and are counted as stored.
+	held     bool
+	ctx      context.Context // the Create's values, never cancelled: accounting finishes
+	n        int64           // bytes written
+	reserved int64           // bytes reserved, n or more (a chunk ahead)
 }
 
 func (w *upload) Write(p []byte) (int, error) {
-	u := w.q.u
-	u.mu.Lock()
-	err := u.reserve(w.q.l, int64(len(p)), false)
-	u.mu.Unlock()
-	if err != nil {
-		return 0, err
+	if need := int64(len(p)) - (w.reserved - w.n); need > 0 {
+		w.q.u.mu.Lock()
+		err := w.take(need)
+		w.q.u.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
 	}
 	n, err := w.up.Write(p)
-	if n < len(p) {
-		u.mu.Lock()
-		u.bytes -= int64(len(p) - n)
-		u.mu.Unlock()
-	}
 	w.n += int64(n)
 	return n, err
+}
+
+// take reserves need bytes or more: a chunk when the usage reserves in
+// chunks and the chunk fits, else need alone. Call with q.u.mu held.
+func (w *upload) take(need int64) error {
+	u := w.q.u
+	tries := []int64{need}
+	if u.chunk > need {
+		tries = []int64{u.chunk, need}
+	}
+	for i, n := range tries {
+		c := Change{Bytes: n}
+		if w.held {
+			c.HeldBytes = n
+		}
+		err := u.reserve(w.ctx, w.q.l, c)
+		if err == nil {
+			w.reserved += n
+			return nil
+		}
+		if i == len(tries)-1 || !errors.Is(err, storage.ErrQuota) {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetHashes passes the upload's digests to the backend's upload, when it
@@ -319,7 +354,7 @@ func (w *upload) SetHashes(sums map[string][]byte) {
 // atomicUpload writes a temporary file that replaces name on Commit.
 type atomicUpload struct {
 	upload
-	slot bool // took a file slot at Create
+	slots int64 // file slots held: 1 when Create or Commit took one
 }
 
 // Commit measures what the upload replaces now, under the lock: the name
@@ -330,27 +365,29 @@ func (a *atomicUpload) Commit(ctx context.Context) error {
 	defer u.mu.Unlock()
 	u.untrack(&a.upload)
 	old, exists := q.regular(a.ctx, a.name)
-	switch {
-	case exists && a.slot:
-		u.files-- // the slot is not needed: the name holds a file again
-	case !exists && !a.slot:
-		if err := u.reserve(q.l, 0, true); err != nil {
+	if !exists && a.slots == 0 {
+		// The file it replaced is gone: the upload is a new file now.
+		if err := u.reserve(a.ctx, q.l, Change{Files: 1, HeldFiles: 1}); err != nil {
 			a.release()
 			a.up.Abort(context.WithoutCancel(ctx))
 			return err
 		}
+		a.slots = 1
 	}
 	if err := a.up.Commit(ctx); err != nil {
 		// The target is untouched; the temporary file is gone.
-		u.bytes -= a.n
-		if !exists {
-			u.files--
-		}
+		a.release()
 		return err
 	}
+	// The reservations become what is stored: the unused chunk goes, and
+	// so does the file replaced. A slot held while the name holds a file
+	// again is not needed: the new file takes the old one's count.
+	done := Change{Bytes: -(a.reserved - a.n), HeldBytes: -a.reserved, HeldFiles: -a.slots}
 	if exists {
-		u.bytes -= old
+		done.Bytes -= old
+		done.Files = -a.slots
 	}
+	u.adjust(a.ctx, done)
 	return nil
 }
 
@@ -364,10 +401,8 @@ func (a *atomicUpload) Abort(ctx context.Context) error {
 
 // release gives back what the upload holds; call with mu held.
 func (a *atomicUpload) release() {
-	a.q.u.bytes -= a.n
-	if a.slot {
-		a.q.u.files--
-	}
+	a.q.u.adjust(a.ctx, Change{Bytes: -a.reserved, Files: -a.slots, HeldBytes: -a.reserved, HeldFiles: -a.slots})
+	a.reserved, a.n, a.slots = 0, 0, 0
 }
 
 // inPlaceUpload writes the visible file; Commit and Abort measure it.
@@ -389,13 +424,13 @@ func (p *inPlaceUpload) end(ctx context.Context, f func(context.Context) error) 
 	u.untrack(&p.upload)
 	err := f(ctx)
 	size, exists := p.q.size(p.ctx, p.name)
-	counted := p.expect + p.n
-	u.bytes += size - counted
+	fix := Change{Bytes: size - (p.expect + p.reserved)}
 	switch {
 	case exists && !p.file:
-		u.files++
+		fix.Files = 1
 	case !exists && p.file:
-		u.files--
+		fix.Files = -1
 	}
+	u.adjust(p.ctx, fix)
 	return err
 }

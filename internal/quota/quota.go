@@ -12,7 +12,10 @@
 // The counters hold the committed files plus the reservations of uploads in
 // progress, so they never pass a limit because of a race: a new name takes
 // its file slot when its upload is created, and every write takes its bytes
-// before they are accepted. What an upload replaces, a delete removes or a
+// (or a chunk of them, Store.Chunk) before they are accepted. The counters
+// live behind a Counter: in memory by default, or in the database shared by
+// every process (package sqlquota), whose reservations are single atomic
+// statements. What an upload replaces, a delete removes or a
 // rename overwrites is measured when the operation happens, under the
 // Usage's lock, never remembered from an earlier look.
 package quota
@@ -44,13 +47,107 @@ type Limits struct {
 	Files int64 // regular files stored
 }
 
+// Change is a change of a Usage's counts.
+type Change struct {
+	Bytes, Files int64 // added to the counts (negative: taken off)
+	// HeldBytes and HeldFiles are added to what this process's uploads in
+	// progress hold of the counts (bytes written or reserved, not
+	// committed; new names' file slots): a counter shared by processes
+	// gives it back when the process is gone. Held amounts are part of
+	// Bytes and Files, never on top of them.
+	HeldBytes, HeldFiles int64
+}
+
+func (c Change) zero() bool { return c == Change{} }
+
+// Counter keeps the counts of one Usage: in memory (the zero Usage, this
+// process only) or in a database that processes share (package sqlquota).
+// A Usage calls it with its lock held, so the calls of one process for one
+// usage never overlap.
+type Counter interface {
+	// Load sets the counts up before first use: scan counts the storage,
+	// and is called when the counter keeps no counts yet.
+	Load(ctx context.Context, scan func(context.Context) (bytes, files int64, err error)) error
+	// Reserve applies c in one atomic step, or fails with
+	// storage.ErrQuota (bytes) or ErrFiles and changes nothing when a
+	// positive Bytes or Files would take its count past l. Negative
+	// amounts are never refused.
+	Reserve(ctx context.Context, l Limits, c Change) error
+	// Adjust applies c unconditionally: corrections measured after an
+	// operation on the storage, releases. A counter that fails to adjust
+	// reports the error itself (the storage has changed already).
+	Adjust(ctx context.Context, c Change)
+	// Counts returns the counts, reservations of uploads in progress
+	// included (of every process, for a shared counter).
+	Counts(ctx context.Context) (bytes, files int64, err error)
+}
+
+// Store gives the Counter of each user's usage (Table.Store).
+type Store interface {
+	Counter(name, home string) Counter
+	// Chunk is the bytes an upload reserves at once when a write needs
+	// more, so that a counter far away is not asked for every write; 0
+	// reserves each write's own bytes. A write that needs more than a
+	// chunk reserves what it needs, and one that a chunk would take past
+	// the limit tries its own bytes alone.
+	Chunk() int64
+}
+
+// memCounter is the Counter of a Usage without a Store: this process's
+// memory.
+type memCounter struct {
+	mu           sync.Mutex
+	bytes, files int64 // guarded by mu
+}
+
+func (m *memCounter) Load(ctx context.Context, scan func(context.Context) (int64, int64, error)) error {
+	b, f, err := scan(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.bytes, m.files = b, f
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memCounter) Reserve(_ context.Context, l Limits, c Change) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c.Bytes > 0 && l.Bytes > 0 && m.bytes+c.Bytes > l.Bytes {
+		return storage.ErrQuota
+	}
+	if c.Files > 0 && l.Files > 0 && m.files+c.Files > l.Files {
+		return ErrFiles
+	}
+	m.bytes += c.Bytes
+	m.files += c.Files
+	return nil
+}
+
+func (m *memCounter) Adjust(_ context.Context, c Change) {
+	m.mu.Lock()
+	m.bytes += c.Bytes
+	m.files += c.Files
+	m.mu.Unlock()
+}
+
+func (m *memCounter) Counts(context.Context) (int64, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes, m.files, nil
+}
+
 // Usage is what one user stores under one home, shared by all of the user's
-// sessions. Its zero value is ready to use and not yet loaded.
+// sessions of a process; its Counter may share it with other processes.
+// Its zero value counts in memory, ready to use and not yet loaded.
 type Usage struct {
-	mu sync.Mutex // guards the fields below; held across namespace changes
-	// bytes and files are the committed regular files plus the
-	// reservations of open uploads.
-	bytes, files int64
+	mu sync.Mutex // held across namespace changes and every counter call
+	c  Counter    // nil: mem
+	// mem is the counter of a Usage without one: the committed regular
+	// files plus the reservations of open uploads.
+	mem   memCounter
+	chunk int64 // bytes an upload reserves at once (Store.Chunk)
 	// open holds the open uploads; their names follow renames of the
 	// directories above them (and of the file an in-place one writes).
 	open map[*upload]struct{}
@@ -62,11 +159,23 @@ type Usage struct {
 	loadErr error
 }
 
-// Load starts counting the home in the background, once: open gives the
-// scan its own view of the storage (closed after the scan if it is an
-// io.Closer), so the scan outlives the session that triggered it. A failed
-// scan is retried by the next Load. Operations of wrapped file systems wait
-// for the load (Wait) before they count anything.
+// NewUsage returns a Usage kept by c, reserving chunk bytes at once (see
+// Store.Chunk).
+func NewUsage(c Counter, chunk int64) *Usage { return &Usage{c: c, chunk: chunk} }
+
+func (u *Usage) counter() Counter {
+	if u.c == nil {
+		return &u.mem
+	}
+	return u.c
+}
+
+// Load starts loading the counts in the background, once: from the
+// counter when it keeps them, else by counting the home, for which open
+// gives the scan its own view of the storage (closed after the scan if it
+// is an io.Closer), so the scan outlives the session that triggered it. A
+// failed load is retried by the next Load. Operations of wrapped file
+// systems wait for the load (Wait) before they count anything.
 func (u *Usage) Load(ctx context.Context, open func() (storage.FS, error)) {
 	u.load.Lock()
 	defer u.load.Unlock()
@@ -77,12 +186,7 @@ func (u *Usage) Load(ctx context.Context, open func() (storage.FS, error)) {
 	u.ready = make(chan struct{})
 	ready := u.ready
 	go func() {
-		b, f, err := scanWith(ctx, open)
-		u.mu.Lock()
-		if err == nil {
-			u.bytes, u.files = b, f
-		}
-		u.mu.Unlock()
+		err := u.counter().Load(ctx, func(ctx context.Context) (int64, int64, error) { return scanWith(ctx, open) })
 		u.load.Lock()
 		u.loading, u.loaded, u.loadErr = false, err == nil, err
 		u.load.Unlock()
@@ -131,28 +235,27 @@ func (u *Usage) Wait(ctx context.Context) error {
 }
 
 // Counts returns the bytes and files counted, reservations of open uploads
-// included.
-func (u *Usage) Counts() (bytes, files int64) {
+// included: of every process when the counter is shared.
+func (u *Usage) Counts(ctx context.Context) (bytes, files int64, err error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return u.bytes, u.files
+	return u.counter().Counts(ctx)
 }
 
-// reserve takes n bytes (n may be negative) and, when file is set, one file
-// slot; it fails with storage.ErrQuota when a limit would be passed. A
-// negative n or a released slot is never refused. Call with mu held.
-func (u *Usage) reserve(l Limits, n int64, file bool) error {
-	if n > 0 && l.Bytes > 0 && u.bytes+n > l.Bytes {
-		return storage.ErrQuota
+// reserve applies c, or fails with storage.ErrQuota or ErrFiles when a
+// positive amount would pass a limit. Call with mu held.
+func (u *Usage) reserve(ctx context.Context, l Limits, c Change) error {
+	if c.zero() {
+		return nil
 	}
-	if file && l.Files > 0 && u.files >= l.Files {
-		return ErrFiles
+	return u.counter().Reserve(ctx, l, c)
+}
+
+// adjust applies c unconditionally. Call with mu held.
+func (u *Usage) adjust(ctx context.Context, c Change) {
+	if !c.zero() {
+		u.counter().Adjust(ctx, c)
 	}
-	u.bytes += n
-	if file {
-		u.files++
-	}
-	return nil
 }
 
 // track and untrack add and remove an open upload; call with mu held.
@@ -196,32 +299,41 @@ func within(name, dir string) bool {
 	return dir == "." || name == dir || len(name) > len(dir) && name[len(dir)] == '/' && name[:len(dir)] == dir
 }
 
-// Table holds the Usage of each user of a server, keyed by whatever names a
-// user's storage (for example user name and home).
+// Table holds the Usage of each user of a server, by user name and home
+// (the same user with another home stores elsewhere).
 type Table struct {
+	// Store, when set, keeps the counts (shared by processes); nil counts
+	// in memory. Set it before the first Get.
+	Store Store
+
 	mu sync.Mutex
-	m  map[string]*Usage
+	m  map[[2]string]*Usage
 }
 
-// Get returns the Usage under key, creating it (not loaded) on first use.
-func (t *Table) Get(key string) *Usage {
+// Get returns the Usage of name under home, creating it (not loaded) on
+// first use.
+func (t *Table) Get(name, home string) *Usage {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.m == nil {
-		t.m = map[string]*Usage{}
+		t.m = map[[2]string]*Usage{}
 	}
-	u := t.m[key]
+	k := [2]string{name, home}
+	u := t.m[k]
 	if u == nil {
 		u = &Usage{}
-		t.m[key] = u
+		if t.Store != nil {
+			u = NewUsage(t.Store.Counter(name, home), t.Store.Chunk())
+		}
+		t.m[k] = u
 	}
 	return u
 }
 
-// Forget drops the Usage under key, so the next Get counts afresh. Sessions
-// that hold it keep using it.
-func (t *Table) Forget(key string) {
+// Forget drops the Usage of name under home, so the next Get loads
+// afresh. Sessions that hold it keep using it.
+func (t *Table) Forget(name, home string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	delete(t.m, key)
+	delete(t.m, [2]string{name, home})
 }

@@ -67,7 +67,7 @@ func exact(t *testing.T, fsys storage.FS, u *quota.Usage) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gb, gf := u.Counts(); gb != b || gf != f {
+	if gb, gf, _ := u.Counts(context.Background()); gb != b || gf != f {
 		t.Fatalf("usage counts %d bytes, %d files; the tree holds %d bytes, %d files", gb, gf, b, f)
 	}
 }
@@ -188,7 +188,7 @@ func TestLoadInBackground(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if gb, gf := u.Counts(); gb != 13 || gf != 2 {
+	if gb, gf, _ := u.Counts(t.Context()); gb != 13 || gf != 2 {
 		t.Fatalf("counts %d bytes, %d files; want 13, 2", gb, gf)
 	}
 	exact(t, m, u)
@@ -258,7 +258,7 @@ func TestOverwriteRaces(t *testing.T) {
 			var over []int64
 			check := func() {
 				sb, _, _ := quota.Scan(context.Background(), inner)
-				if cb, _ := u.Counts(); sb > limit || cb > limit {
+				if cb, _, _ := u.Counts(context.Background()); sb > limit || cb > limit {
 					mu.Lock()
 					over = append(over, max(sb, cb))
 					mu.Unlock()
@@ -373,7 +373,7 @@ func TestRenameOverFile(t *testing.T) {
 			if err := q.Rename(ctx, storagetest.P("a"), storagetest.P("b")); err != nil {
 				t.Fatal(err)
 			}
-			if gb, gf := u.Counts(); gb != 10 || gf != 1 {
+			if gb, gf, _ := u.Counts(ctx); gb != 10 || gf != 1 {
 				t.Fatalf("after RNTO over a file: %d bytes, %d files; want 10, 1", gb, gf)
 			}
 			exact(t, inner, u)
@@ -516,12 +516,12 @@ func TestUploadsFollowDirectoryRenames(t *testing.T) {
 // TestTable shares one Usage per key until it is forgotten.
 func TestTable(t *testing.T) {
 	var tab quota.Table
-	a := tab.Get("alice")
-	if tab.Get("alice") != a || tab.Get("bob") == a {
-		t.Fatal("Get does not share by key")
+	a := tab.Get("alice", "/h")
+	if tab.Get("alice", "/h") != a || tab.Get("bob", "/h") == a || tab.Get("alice", "/other") == a {
+		t.Fatal("Get does not share by name and home")
 	}
-	tab.Forget("alice")
-	if tab.Get("alice") == a {
+	tab.Forget("alice", "/h")
+	if tab.Get("alice", "/h") == a {
 		t.Fatal("Forget kept the usage")
 	}
 }
