@@ -25,6 +25,7 @@ import (
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/db"
 	"github.com/ferryftp/ferry/internal/ftp"
+	"github.com/ferryftp/ferry/internal/quota/sqlquota"
 	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/systemd"
 	"github.com/ferryftp/ferry/internal/users"
@@ -44,7 +45,8 @@ type daemon struct {
 	notify  *systemd.Notifier
 
 	srv      *ftp.Server
-	database *db.DB // users and bans; closed last
+	database *db.DB   // users, bans and quota usage; closed last
+	node     *db.Node // this server in the nodes table: heartbeats, releases of gone servers
 	store    *sqlstore.Store
 	def      *liveDefender
 	lns      *listenerSet
@@ -174,6 +176,23 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	}
 	d.database = database
 	d.log.Info("database open", "database", database.String(), "engine", string(database.Dialect()))
+	// Quota usage is in the database on both engines, so that the CLI and
+	// every server on it read the same counts; the node's heartbeat lets
+	// the others release what this server's uploads hold if it dies.
+	d.node, err = database.StartNode(ctx, db.NodeOptions{
+		Heartbeat: cfg.Database.NodeHeartbeat.Duration,
+		Timeout:   cfg.Database.NodeTimeout.Duration,
+		Info:      fmt.Sprintf("ferry %s pid %d data %s", version, os.Getpid(), cfg.Data),
+		Log:       d.log,
+	})
+	if err != nil {
+		return err
+	}
+	chunk := cfg.Database.QuotaChunk
+	if chunk == 0 {
+		chunk = -1 // sqlquota: each write's own bytes
+	}
+	quotas := sqlquota.New(database, d.node, sqlquota.Options{Chunk: chunk, Log: d.log})
 	// One Verifier for the whole server: its budget bounds the memory of
 	// every password check at once.
 	d.store = sqlstore.New(database, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
@@ -193,7 +212,7 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 		return err
 	}
 	d.def = &liveDefender{}
-	d.srv = &ftp.Server{Logger: d.log, Defender: d.def}
+	d.srv = &ftp.Server{Logger: d.log, Defender: d.def, QuotaStore: quotas}
 	if err := d.srv.SetSite(site); err != nil {
 		return err
 	}
@@ -377,6 +396,13 @@ func (d *daemon) closeAll() {
 	d.mu.Unlock()
 	if d.store != nil {
 		d.store.Close()
+	}
+	if d.node != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := d.node.Close(ctx); err != nil {
+			d.log.Warn("leaving the nodes table failed: the others release this server's quota reservations after node_timeout", "err", err)
+		}
+		cancel()
 	}
 	if d.database != nil {
 		d.database.Close()

@@ -15,6 +15,7 @@ import (
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/db"
 	"github.com/ferryftp/ferry/internal/escape"
+	"github.com/ferryftp/ferry/internal/quota/sqlquota"
 	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
@@ -30,6 +31,7 @@ const userUsage = `Usage:
   ferry user enable NAME                                allow the user's logins again
   ferry user set NAME [--quota-bytes N] [--perms SPEC] ...  change per-user settings (see ferry user set -h)
   ferry user show NAME                                  print every setting of a user
+  ferry user quota-scan NAME                            count the home again and make it the quota usage
 
 Every command takes --data DIR (default ./ferry-data) and --database URL;
 users are kept in the database --database names (else $FERRY_DATABASE, else
@@ -81,12 +83,15 @@ var userCommands = map[string]userCommand{
 	"enable":  {args: "NAME", run: func(c *userRun) error { return c.setDisabled(false) }},
 	"set":     {args: "NAME", flags: setFlags, run: (*userRun).set},
 	"show":    {args: "NAME", run: (*userRun).show},
+
+	"quota-scan": {args: "NAME", run: (*userRun).quotaScan},
 }
 
 // userRun is one `ferry user` invocation after its arguments are parsed.
 type userRun struct {
 	ctx            context.Context
 	store          *sqlstore.Store
+	quotas         *sqlquota.Store // the quota usage every server counts
 	data           string
 	database       string // the database url (cliDatabaseURL)
 	name           string // NAME, for the commands that take one
@@ -161,12 +166,14 @@ func runUser(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	c.database = cliDatabaseURL(c.database)
-	c.store, err = openUserStore(c.data, c.database, sqlstore.Options{})
+	d, err := openDatabase(c.ctx, c.data, c.database, db.Options{})
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry user %s: %s\n", sub, errText(err))
 		return 1
 	}
+	c.store = sqlstore.Owning(d, sqlstore.Options{})
 	defer c.store.Close()
+	c.quotas = sqlquota.New(d, nil, sqlquota.Options{})
 	if err := cmd.run(c); err != nil {
 		fmt.Fprintf(stderr, "ferry user %s: %s\n", sub, errText(err))
 		return 1
@@ -302,6 +309,9 @@ func (c *userRun) del() error {
 	}
 	if err := c.store.Delete(c.ctx, c.name); err != nil {
 		return err
+	}
+	if err := c.quotas.Forget(c.ctx, c.name); err != nil {
+		return fmt.Errorf("deleted, but its quota usage was kept: %w", err)
 	}
 	fmt.Fprintf(c.stdout, "deleted user %s (home %s kept)\n", escape.Display(c.name), escape.Display(u.Home))
 	return nil

@@ -92,6 +92,7 @@ func (c *userRun) set() error {
 	if err != nil {
 		return err
 	}
+	old := *u
 	given := map[string]bool{}
 	c.setFlagsGiven(given)
 	if len(given) == 0 {
@@ -137,8 +138,16 @@ func (c *userRun) set() error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
+	// Servers count a user's usage only while the user has a quota: a
+	// quota set where there was none, or a new home, counts afresh.
+	recount := u.Home != old.Home || !hasQuota(&old) && hasQuota(u)
 	if err := c.store.Update(c.ctx, *u); err != nil {
 		return err
+	}
+	if recount {
+		if err := c.quotas.Forget(c.ctx, c.name); err != nil {
+			return fmt.Errorf("updated, but the old quota usage was kept (run ferry user quota-scan %s): %w", c.name, err)
+		}
 	}
 	fmt.Fprintf(c.stdout, "updated user %s\n", c.name)
 	return nil
@@ -176,7 +185,13 @@ func printUser(c *userRun, u *users.User) {
 	row("tls-required", orDash(u.TLSRequired))
 	row("quota-bytes", u.QuotaBytes)
 	row("quota-files", u.QuotaFiles)
-	if b, f, err := homeUsage(c.ctx, u.Home); err != nil {
+	if b, f, ok, err := c.quotas.Usage(c.ctx, u.Name, u.Home); err != nil {
+		row("used", "unknown: "+err.Error())
+	} else if ok {
+		// What the servers count, uploads in progress included.
+		row("used-bytes", b)
+		row("used-files", f)
+	} else if b, f, err := homeUsage(c.ctx, u.Home); err != nil {
 		row("used", "unknown: "+err.Error())
 	} else {
 		row("used-bytes", b)
@@ -192,6 +207,35 @@ func printUser(c *userRun, u *users.User) {
 	row("created", u.Created.Format("2006-01-02 15:04:05Z"))
 	row("updated", u.Updated.Format("2006-01-02 15:04:05Z"))
 	tw.Flush()
+}
+
+func hasQuota(u *users.User) bool { return u.QuotaBytes > 0 || u.QuotaFiles > 0 }
+
+// quotaScan counts the user's home as the quota counts it and makes that
+// the usage every server enforces (plus what uploads in progress hold).
+func (c *userRun) quotaScan() error {
+	u, err := c.store.Get(c.ctx, c.name)
+	if err != nil {
+		return err
+	}
+	b0, f0, had, err := c.quotas.Usage(c.ctx, u.Name, u.Home)
+	if err != nil {
+		return err
+	}
+	b, f, err := homeUsage(c.ctx, u.Home)
+	if err != nil {
+		return fmt.Errorf("counting the home %s: %w", escape.Display(u.Home), err)
+	}
+	nb, nf, err := c.quotas.Set(c.ctx, u.Name, u.Home, b, f)
+	if err != nil {
+		return err
+	}
+	was := "none counted"
+	if had {
+		was = fmt.Sprintf("%d bytes, %d files", b0, f0)
+	}
+	fmt.Fprintf(c.stdout, "quota usage of %s: %d bytes, %d files (was %s); the home holds %d bytes, %d files\n", escape.Display(u.Name), nb, nf, was, b, f)
+	return nil
 }
 
 func orDash(s string) string {

@@ -145,3 +145,74 @@ func TestUserLoginMessageCLI(t *testing.T) {
 		t.Fatalf("show after clearing: %d %q", code, out)
 	}
 }
+
+// TestUserQuotaScan: quota-scan makes the home's count the usage the
+// servers enforce, user show prints it, a quota set where there was none
+// forgets it, and every malformed form is refused.
+func TestUserQuotaScan(t *testing.T) {
+	data := t.TempDir()
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := runUser(append(args, "--data", data), strings.NewReader("pw\n"), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, _, e := run("add", "qs", "--password-stdin"); code != 0 {
+		t.Fatalf("add: %d %s", code, e)
+	}
+	home := filepath.Join(data, "home", "qs")
+	os.MkdirAll(filepath.Join(home, "d"), 0o755)
+	os.WriteFile(filepath.Join(home, "a"), make([]byte, 100), 0o644)
+	os.WriteFile(filepath.Join(home, "d", "b"), make([]byte, 23), 0o644)
+	os.WriteFile(filepath.Join(home, "d", storage.TempPrefix+"up"), make([]byte, 1000), 0o644)
+	if code, out, e := run("quota-scan", "qs"); code != 0 || !strings.Contains(out, "quota usage of qs: 123 bytes, 2 files (was none counted)") {
+		t.Fatalf("quota-scan: %d %q %q", code, out, e)
+	}
+	// What the servers count is what show prints, even when the home
+	// holds something else (a server counts an upload in progress).
+	os.WriteFile(filepath.Join(home, "c"), make([]byte, 7), 0o644)
+	if code, out, _ := run("show", "qs"); code != 0 || !regexp.MustCompile(`used-bytes +123\n`).MatchString(out) {
+		t.Fatalf("show: %d %q", code, out)
+	}
+	if code, out, e := run("quota-scan", "qs"); code != 0 || !strings.Contains(out, "130 bytes, 3 files (was 123 bytes, 2 files)") {
+		t.Fatalf("quota-scan again: %d %q %q", code, out, e)
+	}
+	// A quota where there was none: servers count afresh.
+	if code, _, e := run("set", "qs", "--quota-bytes", "1MiB"); code != 0 {
+		t.Fatalf("set: %d %s", code, e)
+	}
+	if code, out, e := run("quota-scan", "qs"); code != 0 || !strings.Contains(out, "(was none counted)") {
+		t.Fatalf("quota-scan after a new quota: %d %q %q", code, out, e)
+	}
+	// A changed quota keeps the count.
+	if code, _, e := run("set", "qs", "--quota-bytes", "2MiB"); code != 0 {
+		t.Fatalf("set: %d %s", code, e)
+	}
+	if code, out, _ := run("quota-scan", "qs"); code != 0 || !strings.Contains(out, "(was 130 bytes, 3 files)") {
+		t.Fatalf("quota-scan after a changed quota: %d %q", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"quota-scan"}, 2, "missing NAME"},
+		{[]string{"quota-scan", "qs", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"quota-scan", "nobody"}, 1, "no such user"},
+		{[]string{"quota-scan", "qs", "--bogus"}, 2, "flag provided but not defined"},
+	} {
+		if code, _, e := run(tc.args...); code != tc.code || !strings.Contains(e, tc.err) {
+			t.Errorf("%v: %d %q; want %d containing %q", tc.args, code, e, tc.code, tc.err)
+		}
+	}
+	// Deleting the user forgets the count: a user of the same name counts
+	// afresh.
+	if code, _, e := run("del", "qs"); code != 0 {
+		t.Fatalf("del: %d %s", code, e)
+	}
+	if code, _, e := run("add", "qs", "--password-stdin"); code != 0 {
+		t.Fatalf("add again: %d %s", code, e)
+	}
+	if code, out, _ := run("quota-scan", "qs"); code != 0 || !strings.Contains(out, "(was none counted)") {
+		t.Fatalf("quota-scan of a new user of the name: %d %q", code, out)
+	}
+}

@@ -162,6 +162,12 @@ type Database struct {
 	// StartTimeout bounds how long `ferry serve` retries an unreachable
 	// database at start.
 	StartTimeout Duration `toml:"start_timeout" help:"how long ferry serve retries an unreachable database at start, with backoff, before it gives up; 0: until stopped (SIGTERM)"`
+	// NodeHeartbeat is less than NodeTimeout.
+	NodeHeartbeat Duration `toml:"node_heartbeat" help:"how often this server writes its heartbeat to the nodes table and looks for servers that are gone"`
+	// NodeTimeout is more than NodeHeartbeat.
+	NodeTimeout Duration `toml:"node_timeout" help:"how old another server's heartbeat may be before it is taken for gone and its quota reservations are released; several heartbeats, and more than the clocks of the servers differ"`
+	// QuotaChunk is at least 0.
+	QuotaChunk int64 `toml:"quota_chunk" help:"bytes an upload reserves of its user's quota at once, one database round trip each; 0: each write's own bytes"`
 }
 
 // Metrics is the [metrics] table.
@@ -234,6 +240,9 @@ func Defaults() Config {
 			PoolSize:         10,
 			StatementTimeout: Duration{10 * time.Second},
 			ConnectTimeout:   Duration{5 * time.Second},
+			NodeHeartbeat:    Duration{5 * time.Second},
+			NodeTimeout:      Duration{30 * time.Second},
+			QuotaChunk:       1 << 20,
 		},
 	}
 }

@@ -154,6 +154,9 @@ name = "not a host"
 		{func(c *Config) { c.Database.StatementTimeout.Duration = 0 }, `database.statement_timeout: must be positive`},
 		{func(c *Config) { c.Database.ConnectTimeout.Duration = -1 }, `database.connect_timeout: must be positive`},
 		{func(c *Config) { c.Database.StartTimeout.Duration = -1 }, `database.start_timeout: must not be negative`},
+		{func(c *Config) { c.Database.NodeHeartbeat.Duration = 0 }, `database.node_heartbeat: must be positive`},
+		{func(c *Config) { c.Database.NodeTimeout.Duration = c.Database.NodeHeartbeat.Duration }, `database.node_timeout: 5s must exceed node_heartbeat (5s)`},
+		{func(c *Config) { c.Database.QuotaChunk = -1 }, `database.quota_chunk: must not be negative`},
 		{func(c *Config) { c.VHosts = []VHost{{}} }, `vhost[1].name: must be set`},
 	} {
 		c := Defaults()

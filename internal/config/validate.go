@@ -190,6 +190,14 @@ func (c *Config) problems() []*Problem {
 	if c.Database.StartTimeout.Duration < 0 {
 		add("database.start_timeout", "must not be negative (0: retry until stopped)")
 	}
+	if c.Database.NodeHeartbeat.Duration <= 0 {
+		add("database.node_heartbeat", "must be positive")
+	} else if c.Database.NodeTimeout.Duration <= c.Database.NodeHeartbeat.Duration {
+		add("database.node_timeout", "%v must exceed node_heartbeat (%v)", c.Database.NodeTimeout.Duration, c.Database.NodeHeartbeat.Duration)
+	}
+	if c.Database.QuotaChunk < 0 {
+		add("database.quota_chunk", "must not be negative (0: each write's own bytes)")
+	}
 	if l := c.Metrics.Listen; l != "" {
 		if err := checkHostPort(l); err != nil {
 			add("metrics.listen", "%v", err)
