@@ -32,8 +32,10 @@ const (
 // A backend with HashStore keeps a digest across changes of metadata only
 // (permission bits, the modification time set by Chtimes) and across renames
 // of the file; it drops it on every change of the content: an in-place
-// upload, a replacement by a whole upload (which brings the digests of its
-// own data, if any, see HashSetter), a rename of another file over it.
+// upload (also an aborted one, unless the backend's Abort leaves the file
+// exactly as it was: CapAbortRestores), a replacement by a whole upload
+// (which brings the digests of its own data, if any, see HashSetter), a
+// rename of another file over it.
 type HashStore interface {
 	StoredHash(ctx context.Context, name vpath.Path, algo string) (sum []byte, ok bool, err error)
 }

@@ -464,7 +464,7 @@ func (b *Backend) copyObject(ctx context.Context, src, dst string, h *s3.HeadObj
 	b.started(ctx, dst, id)
 	parts, err := b.copyParts(ctx, src, dst, id, 1, size, h.ETag)
 	if err == nil {
-		err = b.complete(ctx, dst, id, parts, noReplace)
+		_, err = b.complete(ctx, dst, id, parts, noReplace)
 	}
 	if err != nil {
 		b.abort(ctx, dst, id)
@@ -515,8 +515,9 @@ func (b *Backend) copyParts(ctx context.Context, src, dst, id string, first int3
 	return parts, nil
 }
 
-// complete finishes a multipart upload; noReplace: only if key is free.
-func (b *Backend) complete(ctx context.Context, key, id string, parts []types.CompletedPart, noReplace bool) error {
+// complete finishes a multipart upload and returns the object's ETag;
+// noReplace: only if key is free.
+func (b *Backend) complete(ctx context.Context, key, id string, parts []types.CompletedPart, noReplace bool) (*string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*b.timeout)
 	defer cancel()
 	in := &s3.CompleteMultipartUploadInput{
@@ -526,8 +527,11 @@ func (b *Backend) complete(ctx context.Context, key, id string, parts []types.Co
 	if noReplace {
 		in.IfNoneMatch = aws.String("*")
 	}
-	_, err := b.client.CompleteMultipartUpload(cctx, in)
-	return b.wrap("CompleteMultipartUpload", key, err)
+	out, err := b.client.CompleteMultipartUpload(cctx, in)
+	if err != nil {
+		return nil, b.wrap("CompleteMultipartUpload", key, err)
+	}
+	return out.ETag, nil
 }
 
 // abort aborts a multipart upload, even when ctx is done, and logs a

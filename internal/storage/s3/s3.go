@@ -16,7 +16,8 @@
 //     (UploadPartCopy) and Abort of such an upload leaves the object as it
 //     was (storage.CapAbortRestores);
 //   - there are no permission bits (Chmod: storage.ErrNotSupported);
-//     modification times live in the user metadata entry "mtime";
+//     modification times live in the user metadata entry "mtime", the
+//     digests of an upload (storage.HashStore) in "hash-sha256" … (hash.go);
 //   - a rename is a copy then a delete; a directory rename that fails
 //     midway returns storage.ErrPartial and repeating it finishes it;
 //   - a key that is both an object and a prefix ("f" and "f/x") is a

@@ -107,6 +107,9 @@ type upload struct {
 	err   error // the first failure of a part, guarded by mu
 	mtime time.Time
 	done  bool
+
+	sums map[string][]byte // digests of a whole upload's data (SetHashes)
+	size int64             // bytes written by the client
 }
 
 func (f *FS) Create(ctx context.Context, p vpath.Path, o storage.CreateOptions) (storage.Upload, error) {
@@ -237,7 +240,9 @@ func (u *upload) Write(p []byte) (int, error) {
 		u.fail(err)
 		return 0, err
 	}
-	return u.write(p)
+	n, err := u.write(p)
+	u.size += int64(n)
+	return n, err
 }
 
 func (u *upload) write(p []byte) (int, error) {
@@ -394,10 +399,12 @@ func (u *upload) commit(ctx context.Context) error {
 	if err := u.failed(); err != nil {
 		return err
 	}
-	if err := u.b.complete(ctx, u.key, u.id, u.parts, u.cond); err != nil {
+	etag, err := u.b.complete(ctx, u.key, u.id, u.parts, u.cond)
+	if err != nil {
 		return err
 	}
 	u.b.ended(ctx, u.key, u.id)
+	u.storeHashes(ctx, etag)
 	return nil
 }
 
@@ -408,6 +415,7 @@ func (u *upload) put(ctx context.Context) error {
 		ContentLength: aws.Int64(int64(len(u.buf))),
 		Metadata:      map[string]string{metaMtime: formatMtime(time.Now())},
 	}
+	u.hashEntries(in.Metadata, int64(len(u.buf)))
 	if u.cond {
 		in.IfNoneMatch = aws.String("*")
 	}
