@@ -335,3 +335,18 @@ func TestReportRateLimited(t *testing.T) {
 		t.Errorf("findings kept past Keep: %v", got)
 	}
 }
+
+// TestReconfigure: a reload's public networks and public host apply to
+// what comes next.
+func TestReconfigure(t *testing.T) {
+	s := newStream(Options{})
+	s.session("1", "127.0.0.1")
+	s.obs(Observation{Kind: PassiveOpen, Session: "1", Client: ip("127.0.0.1"), Mode: "PASV", Advertised: ap("10.0.0.5:50000")})
+	if ids := s.ids(); len(ids) != 0 {
+		t.Fatalf("a loopback client made %v", ids)
+	}
+	s.a.Reconfigure(Options{PublicHost: "10.0.0.5", PublicNetworks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	s.obs(Observation{Kind: PassiveOpen, Session: "1", Client: ip("127.0.0.1"), Mode: "PASV", Advertised: ap("10.0.0.5:50001")})
+	f := s.finding(t, IDPasvPrivate)
+	wantText(t, f, "advice", f.Advice, `public_host = "10.0.0.5"`)
+}
