@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -202,4 +204,126 @@ func TestServeRetriesUnreachableDatabase(t *testing.T) {
 	if _, err := openDatabaseRetry(t.Context(), log, t.TempDir(), "mysql://x", db.Options{}, 0); err == nil {
 		t.Error("a bad url was accepted")
 	}
+}
+
+// TestPostgresOutageInProcess is TestPostgresRestart (test/e2e) with the
+// server in this process, to count its goroutines: PostgreSQL stopped
+// under `ferry serve` (bans on, so its ban Listen runs) and started again;
+// logins get 421 while it is down and 230 afterwards, and once settled the
+// server runs no more goroutines than before the outage.
+func TestPostgresOutageInProcess(t *testing.T) {
+	c := pgenv.New(t)
+	url := c.CreateDB(t)
+	s := startLive(t, func(cfg *config.Config) {
+		cfg.Database.URL = url
+		cfg.Database.ConnectTimeout = config.Duration{Duration: 2 * time.Second}
+		cfg.BanThreshold = 20
+		cfg.Anonymous = false
+	})
+	var out, errb bytes.Buffer
+	if code := runUser([]string{"add", "carol", "--database", url, "--password-stdin", "--data", s.data},
+		strings.NewReader("pw\n"), &out, &errb); code != 0 {
+		t.Fatalf("user add: %d %s", code, errb.String())
+	}
+	login := func() (int, string) {
+		t.Helper()
+		f, code, text, err := dialFTP(s.addr, testDeadline)
+		if err != nil || code != 220 {
+			t.Fatalf("connect: %d %s %v", code, text, err)
+		}
+		defer f.Close()
+		mustCmd(t, f, 331, "USER carol")
+		code, text, err = f.cmd("PASS pw")
+		if err != nil {
+			t.Fatalf("PASS: %v", err)
+		}
+		f.cmd("QUIT")
+		return code, text
+	}
+	for range 3 {
+		if code, text := login(); code != 230 {
+			t.Fatalf("before: %d %s", code, text)
+		}
+	}
+	before := settledGoroutines()
+
+	// Writes what was committed (pgenv runs synchronous_commit=off, and
+	// the stop is a crash).
+	if _, err := pgExec(t, url, `CHECKPOINT`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if code, text := login(); code != 421 || text != "Service not available: user database error." {
+			t.Fatalf("login %d while PostgreSQL is down: %d %s", i+1, code, text)
+		}
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testDeadline)
+	for {
+		code, text := login()
+		if code == 230 {
+			break
+		}
+		if code != 421 || time.Now().After(deadline) {
+			t.Fatalf("after the start: %d %s", code, text)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for range 3 {
+		if code, text := login(); code != 230 {
+			t.Fatalf("after: %d %s", code, text)
+		}
+	}
+	// The ban Listen reconnects with a backoff of up to 5 s; give it that,
+	// then the count must come back to what it was.
+	deadline = time.Now().Add(testDeadline)
+	var after int
+	for {
+		if after = settledGoroutines(); after <= before {
+			break
+		}
+		if time.Now().After(deadline) {
+			var dump bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&dump, 1)
+			t.Fatalf("%d goroutines after the outage, %d before:\n%s", after, before, dump.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("goroutines: %d before the outage, %d after", before, after)
+}
+
+// settledGoroutines returns runtime.NumGoroutine once it has stayed the
+// same for five reads 20 ms apart (connections just closed end their
+// goroutines), or after two seconds.
+func settledGoroutines() int {
+	n, same := runtime.NumGoroutine(), 0
+	for end := time.Now().Add(2 * time.Second); same < 5 && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
+}
+
+// pgExec runs one statement on the database of url, on a handle of its own.
+func pgExec(t *testing.T, url, q string) (int64, error) {
+	t.Helper()
+	d, err := db.Open(t.Context(), url, db.Options{NoMigrate: true, PoolSize: 1})
+	if err != nil {
+		return 0, err
+	}
+	defer d.Close()
+	r, err := d.SQL().ExecContext(t.Context(), q)
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
 }
