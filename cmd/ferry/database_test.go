@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -326,4 +328,53 @@ func pgExec(t *testing.T, url, q string) (int64, error) {
 		return 0, err
 	}
 	return r.RowsAffected()
+}
+
+// TestDatabaseSettingsApply: the [database] settings reach the pool as
+// `ferry serve` opens it: pool_size bounds the connections,
+// statement_timeout is every connection's (the ban Listen's too: it is the
+// same configuration), and connect_timeout ends an attempt at a server that
+// accepts TCP but never answers.
+func TestDatabaseSettingsApply(t *testing.T) {
+	url := pgenv.DB(t)
+	c := config.Defaults().Database
+	c.PoolSize = 3
+	c.StatementTimeout = config.Duration{Duration: 1500 * time.Millisecond}
+	c.ConnectTimeout = config.Duration{Duration: time.Second}
+	d, err := openDatabase(t.Context(), t.TempDir(), url, dbOptions(t.TempDir(), c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got := d.SQL().Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("pool_size 3: MaxOpenConnections %d", got)
+	}
+	var got string
+	if err := d.SQL().QueryRowContext(t.Context(), `SHOW statement_timeout`).Scan(&got); err != nil || got != "1500ms" {
+		t.Errorf("statement_timeout 1.5s: SHOW statement_timeout = %q, %v", got, err)
+	}
+
+	// A server that accepts and stays silent.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+		}
+	}()
+	silent := fmt.Sprintf("postgres://ferry@%s/x?sslmode=disable", ln.Addr())
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline) // a safety net, far above connect_timeout
+	defer cancel()
+	_, err = openDatabase(ctx, t.TempDir(), silent, dbOptions(t.TempDir(), c))
+	var ue *db.UnreachableError
+	if !errors.As(err, &ue) || ctx.Err() != nil {
+		t.Errorf("a silent server with connect_timeout 1s: %v (context: %v)", err, ctx.Err())
+	}
 }
