@@ -175,20 +175,49 @@ func (q *FS) rename(ctx context.Context, fromP, toP vpath.Path, noReplace bool) 
 			size = fiTo.Size()
 		}
 	}
+	// Where uploads keep their names (object stores), the in-place
+	// uploads under from bring their files back at their old names on
+	// Commit, beside the copies the rename makes: count those files again
+	// now, within the limits.
+	keep := storage.CapsOf(q.fsys).Has(storage.CapUploadKeepsName)
+	var back []*upload
+	if keep && from != to {
+		for w := range q.u.open {
+			if w.inPlace && within(w.name, from) {
+				if err := q.u.reserve(ctx, q.l, Change{Bytes: w.expect, Files: 1}); err != nil {
+					q.unreserve(ctx, back)
+					return err
+				}
+				back = append(back, w)
+			}
+		}
+	}
 	rename := q.fsys.Rename
 	if noReplace {
 		rename = q.fsys.(storage.NoReplaceRenamer).RenameNoReplace
 	}
 	if err := rename(ctx, fromP, toP); err != nil {
+		q.unreserve(ctx, back)
 		return err
 	}
 	if counted {
 		q.u.adjust(context.WithoutCancel(ctx), Change{Bytes: -size, Files: -1})
 	}
-	if from != to {
+	for _, w := range back {
+		w.file = true // the slot reserved above is now the upload's
+	}
+	if from != to && !keep {
 		q.u.moved(from, to)
 	}
 	return nil
+}
+
+// unreserve gives back what rename reserved for the uploads in ws; call
+// with mu held.
+func (q *FS) unreserve(ctx context.Context, ws []*upload) {
+	for _, w := range ws {
+		q.u.adjust(context.WithoutCancel(ctx), Change{Bytes: -w.expect, Files: -1})
+	}
 }
 
 // Create starts an upload. A whole upload (a temporary file that replaces
@@ -273,7 +302,7 @@ func (q *FS) createInPlace(ctx context.Context, name string, o storage.CreateOpt
 	if err != nil {
 		return nil, err
 	}
-	p := &inPlaceUpload{upload: upload{up: up, q: q, name: name, inPlace: true, ctx: context.WithoutCancel(ctx)}, expect: after, file: exists}
+	p := &inPlaceUpload{upload: upload{up: up, q: q, name: name, inPlace: true, ctx: context.WithoutCancel(ctx), expect: after, file: exists}}
 	q.u.track(&p.upload)
 	return p, nil
 }
@@ -302,6 +331,10 @@ type upload struct {
 	ctx      context.Context // the Create's values, never cancelled: accounting finishes
 	n        int64           // bytes written
 	reserved int64           // bytes reserved, n or more (a chunk ahead)
+	// expect and file, of an in-place upload: the size counted before the
+	// first write and whether the file is counted; guarded by q.u.mu.
+	expect int64
+	file   bool
 }
 
 func (w *upload) Write(p []byte) (int, error) {
@@ -408,8 +441,6 @@ func (a *atomicUpload) release() {
 // inPlaceUpload writes the visible file; Commit and Abort measure it.
 type inPlaceUpload struct {
 	upload
-	expect int64 // the size counted before the first write
-	file   bool  // the file is counted
 }
 
 func (p *inPlaceUpload) Commit(ctx context.Context) error { return p.end(ctx, p.up.Commit) }

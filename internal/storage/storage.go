@@ -160,6 +160,15 @@ const (
 	// in CapAll.
 	CapAbortRestores
 
+	// CapUploadKeepsName: a running upload lands on the name it started
+	// on when it commits, whatever renames of that file or of a directory
+	// above it happen meanwhile (an object store's upload is a request to
+	// one key; on a disk the open file follows the rename). A rename of a
+	// file an in-place upload writes leaves a copy of the old content
+	// under the new name and the upload brings the file back at the old
+	// one. Not in CapAll.
+	CapUploadKeepsName
+
 	// CapAll is what a backend without a Capabilities method offers.
 	CapAll = CapWriteAt | CapChtimes | CapChmod
 )

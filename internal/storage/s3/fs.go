@@ -34,11 +34,14 @@ var (
 	_ storage.Capable          = (*FS)(nil)
 )
 
-// Capabilities: in-place uploads (server-side copies), times, and an
-// Abort that leaves an in-place upload's object as it was; no chmod.
+// Capabilities: in-place uploads (server-side copies), times, an Abort
+// that leaves an in-place upload's object as it was, and uploads that land
+// on the key they started on; no chmod, no byte names.
 func (f *FS) Capabilities() storage.Capabilities {
-	return storage.CapWriteAt | storage.CapChtimes | storage.CapAbortRestores
+	return caps
 }
+
+const caps = storage.CapWriteAt | storage.CapChtimes | storage.CapAbortRestores | storage.CapUploadKeepsName
 
 // key returns the object key of p, refusing what S3 cannot store.
 func (f *FS) key(p vpath.Path) (string, error) {
