@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/storage"
 )
 
 // listLine is an ls -l line: mode, links, owner, group, size, date, name.
@@ -207,9 +209,10 @@ func TestMLSD(t *testing.T) {
 		if f["perm"] != "adfrw" {
 			t.Errorf("file.txt perm=%q, want adfrw for a user with every right", f["perm"])
 		}
-		// mem has no inode numbers, so no unique fact: RFC 3659 §7.5.2
-		// lets a server omit it; where it is given it must differ.
-		hasUnique := be.name != "mem"
+		// mem and S3 have no inode numbers (no CapUnixStat), so no unique
+		// fact: RFC 3659 §7.5.2 lets a server omit it; where it is given it
+		// must differ.
+		hasUnique := ts.hasCap(t, storage.CapUnixStat)
 		if hasUnique && f["unique"] == "" || f["unique"] != "" && f["unique"] == got["dir"]["unique"] {
 			t.Errorf("unique facts %q and %q", f["unique"], got["dir"]["unique"])
 		}
@@ -225,9 +228,17 @@ func TestMLSD(t *testing.T) {
 		if !regexp.MustCompile(`^\d{14}(\.\d+)?$`).MatchString(got["recent.txt"]["modify"]) {
 			t.Errorf("modify fact %q is not a time-val", got["recent.txt"]["modify"])
 		}
-		c.cmd("SITE CHMOD 600 file.txt", 200)
-		if m := parseMLSD(t, c.listing("MLSD"))["file.txt"]["unix.mode"]; m != "0600" {
-			t.Errorf("UNIX.mode after SITE CHMOD 600: %q", m)
+		mode := "0600"
+		if ts.hasCap(t, storage.CapChmod) {
+			c.cmd("SITE CHMOD 600 file.txt", 200)
+		} else { // S3: the mode stays
+			if got := c.cmd("SITE CHMOD 600 file.txt", 550); got != lackChmod {
+				t.Errorf("SITE CHMOD without CapChmod: %q", got)
+			}
+			mode = "0644"
+		}
+		if m := parseMLSD(t, c.listing("MLSD"))["file.txt"]["unix.mode"]; m != mode {
+			t.Errorf("UNIX.mode after SITE CHMOD 600: %q, want %s", m, mode)
 		}
 		if got := parseMLSD(t, c.listing("MLSD dir")); len(got) != 2 || got["inner.txt"]["size"] != "6" {
 			t.Errorf("MLSD dir: %v", got)

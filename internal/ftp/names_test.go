@@ -55,10 +55,17 @@ func TestListingsEscapeControls(t *testing.T) {
 func testListingsEscapeControls(t *testing.T, be backend) {
 	logs := &syncBuffer{}
 	ts := startOn(t, be, jsonLogs(logs))
-	for _, n := range controlNames {
+	names, want := controlNames, []string{"t?]0;pwned?", "e?[2J", "csi?2J", "del?", "tab?x"}
+	if be.isS3() {
+		// ListObjectsV2 answers in XML 1.0, which cannot carry ESC or BEL:
+		// an engine that ignores encoding-type=url (versitygw 1.8.0, the
+		// one tested) lists such keys with U+FFFD in their place, so only
+		// the names XML can carry are listed faithfully there.
+		names, want = names[2:], want[2:]
+	}
+	for _, n := range names {
 		ts.put(t, "d/"+n, []byte("payload"))
 	}
-	want := []string{"t?]0;pwned?", "e?[2J", "csi?2J", "del?", "tab?x"}
 	c := loggedIn(t, ts)
 	check := func(what, out string) {
 		t.Helper()
@@ -79,7 +86,7 @@ func testListingsEscapeControls(t *testing.T, be backend) {
 	c.send("STAT d")
 	check("STAT", strings.Join(c.rawReply(), "\n"))
 	var mlst []string
-	for _, n := range controlNames {
+	for _, n := range names {
 		c.send("MLST d/" + n)
 		mlst = append(mlst, c.rawReply()...)
 		// NLST of a single file prints its path.
@@ -90,12 +97,16 @@ func testListingsEscapeControls(t *testing.T, be backend) {
 	check("MLST", strings.Join(mlst, "\n"))
 
 	// The raw name still reaches the file; the log escapes it.
-	if got := c.retr("d/" + controlNames[0]); string(got) != "payload" {
+	if got := c.retr("d/" + names[0]); string(got) != "payload" {
 		t.Errorf("RETR by raw name: %q", got)
 	}
 	c.cmd("QUIT", 221)
 	ts.logText()
-	checkLog(t, logs.String(), `t\\x1b]0;pwned\\x07`)
+	if be.isS3() {
+		checkLog(t, logs.String(), `csi\\u009b2J`)
+	} else {
+		checkLog(t, logs.String(), `t\\x1b]0;pwned\\x07`)
+	}
 }
 
 // jsonLogs makes the server log JSON to logs: JSON escapes C0 controls by

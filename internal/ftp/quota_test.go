@@ -311,7 +311,8 @@ func TestQuotaLoadInBackground(t *testing.T) {
 // TestQuotaAPPEBusy: a file being appended to cannot be deleted, renamed
 // onto or uploaded again by the user's other sessions (450), which keeps its
 // size the upload's to count; renaming it is allowed, and the upload is
-// counted where it went.
+// counted where it went (on storage whose uploads keep their name, S3, at
+// the name it started on, beside the renamed copy).
 func TestQuotaAPPEBusy(t *testing.T) {
 	eachBackend(t, testQuotaAPPEBusy)
 }
@@ -337,9 +338,89 @@ func testQuotaAPPEBusy(t *testing.T, be backend) {
 	d.Close()
 	c.expect(226)
 	quotaExact(t, ts, "appender", home)
-	if fi, err := ts.fsAt(t, home).Stat(t.Context(), storagetest.P("moved")); err != nil || fi.Size() != 900 {
+	fsys := ts.fsAt(t, home)
+	if storage.CapsOf(fsys).Has(storage.CapUploadKeepsName) {
+		// S3: the rename copied the old 100 bytes to moved, and the
+		// upload landed on log, the name it started on.
+		if fi, err := fsys.Stat(t.Context(), storagetest.P("moved")); err != nil || fi.Size() != 100 {
+			t.Fatalf("the renamed file: %v, %v", fi, err)
+		}
+		if fi, err := fsys.Stat(t.Context(), storagetest.P("log")); err != nil || fi.Size() != 900 {
+			t.Fatalf("the appended file, back at its name: %v, %v", fi, err)
+		}
+		other.cmd("DELE log", 250)
+		quotaExact(t, ts, "appender", home)
+	} else if fi, err := fsys.Stat(t.Context(), storagetest.P("moved")); err != nil || fi.Size() != 900 {
 		t.Fatalf("the appended file after its rename: %v, %v", fi, err)
 	}
 	other.cmd("DELE moved", 250)
 	quotaExact(t, ts, "appender", home)
+}
+
+// TestQuotaRenameDirUnderUploads: a directory renamed while a whole upload
+// and an in-place one write below it leaves the usage exact, whether the
+// uploads follow the rename (disk) or land where they started (S3,
+// storage.CapUploadKeepsName); where they land where they started, a rename
+// that would bring back more than the quota leaves answers 552.
+func TestQuotaRenameDirUnderUploads(t *testing.T) {
+	eachBackend(t, func(t *testing.T, be backend) {
+		ts := startOn(t, be, nil)
+		home := quotaUser(ts, "mover", 4000, 0)
+		fsys := ts.fsAt(t, home)
+		fsMkdirAll(t, fsys, "d")
+		fsPut(t, fsys, "d/log", hardPattern(1000, 1))
+		c := dial(t, ts.addr)
+		c.login("mover", "pw")
+		w := dial(t, ts.addr)
+		w.login("mover", "pw")
+		appe := hardStartUpload(t, c, "APPE", "d/log", hardPattern(100, 2))
+		stor := hardStartUpload(t, w, "STOR", "d/new", hardPattern(200, 3))
+		other := dial(t, ts.addr)
+		other.login("mover", "pw")
+		other.cmd("RNFR d", 350)
+		other.cmd("RNTO e", 250)
+		keep := storage.CapsOf(fsys).Has(storage.CapUploadKeepsName)
+		appe.Close()
+		stor.Close()
+		if !keep {
+			c.expect(226)
+			w.expect(226)
+			quotaExact(t, ts, "mover", home)
+			if got := fsGet(t, fsys, "e/log"); len(got) != 1100 {
+				t.Errorf("e/log: %d bytes, want 1100", len(got))
+			}
+			if got := fsGet(t, fsys, "e/new"); len(got) != 200 {
+				t.Errorf("e/new: %d bytes, want 200", len(got))
+			}
+			return
+		}
+		// S3: both uploads land in d, which is gone: they fail as into a
+		// removed directory, and the renamed copy is whole.
+		c.expect(550)
+		w.expect(550)
+		quotaExact(t, ts, "mover", home)
+		if got := fsGet(t, fsys, "e/log"); len(got) != 1000 {
+			t.Errorf("e/log: %d bytes, want 1000", len(got))
+		}
+		if fsHas(t, fsys, "d/log") || fsHas(t, fsys, "d/new") || fsHas(t, fsys, "e/new") {
+			t.Errorf("the failed uploads left files: %q", ts.names(t, "."))
+		}
+		// Renaming a file while it is appended to counts the file it
+		// brings back at its name: with 2010 of 4000 bytes used, the
+		// rename of a 1000-byte file being appended to fits; with 3520
+		// used, another does not.
+		c.stor("STOR", "log", hardPattern(1000, 4))
+		appe = hardStartUpload(t, c, "APPE", "log", hardPattern(10, 5))
+		other.cmd("RNFR log", 350)
+		other.cmd("RNTO log2", 250)
+		w.stor("STOR", "big", hardPattern(500, 6))
+		w2 := hardStartUpload(t, w, "APPE", "log2", hardPattern(10, 7))
+		other.cmd("RNFR log2", 350)
+		other.cmd("RNTO log3", 552)
+		appe.Close()
+		c.expect(226)
+		w2.Close()
+		w.expect(226)
+		quotaExact(t, ts, "mover", home)
+	})
 }
