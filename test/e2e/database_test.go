@@ -337,3 +337,42 @@ func TestPostgresRestart(t *testing.T) {
 		t.Errorf("the server log shows a panic:\n%s", s.LogTail(40))
 	}
 }
+
+// TestSQLiteBanCLI: on the default SQLite database, the CLI's ban changes
+// reach the running server through the PRAGMA data_version poll (250 ms):
+// the server caches a lookup for a minute, so only the poll can explain
+// `ferry ban add` refusing, and `ferry ban del` admitting, within it. (The
+// server's own write of the ban is seen by its poll too, and may already
+// have emptied its cache when the del comes: the add, of an address whose
+// "not banned" was cached just before, is the cross-process case.)
+func TestSQLiteBanCLI(t *testing.T) {
+	s := startServer(t, serverConfig{NoAnonymous: true, Args: []string{"--ban-threshold", "2", "--ban-duration", "1h"}})
+	const from = "127.0.0.9"
+	cached := time.Now()
+	if code, msg := loginFrom(t, s.Addr, from, "nobody", "wrong"); code != 530 {
+		t.Fatalf("failure 1: %d %s", code, msg)
+	}
+	if code, msg := loginFrom(t, s.Addr, from, "nobody", "wrong"); code != 421 {
+		t.Fatalf("failure 2 (threshold 2): %d %s", code, msg)
+	}
+	r := s.ferry(t, "", "ban", "del", from, "--data", s.Data)
+	deleted := time.Now()
+	if r.Code != 0 {
+		t.Fatalf("ban del: %s", r)
+	}
+	lifted := waitGreeting(t, from, 220, deleted, 20*time.Second, s.Addr)
+	const other = "127.0.0.10"
+	if code := greetingFrom(t, s.Addr, other); code != 220 {
+		t.Fatalf("%s before its ban: %d", other, code)
+	}
+	r = s.ferry(t, "", "ban", "add", other, "--for", "1h", "--data", s.Data)
+	added := time.Now()
+	if r.Code != 0 {
+		t.Fatalf("ban add: %s", r)
+	}
+	refused := waitGreeting(t, other, 421, added, 20*time.Second, s.Addr)
+	if time.Since(cached) >= time.Minute {
+		t.Fatalf("the cached answers may have expired (%v): the test proves nothing", time.Since(cached))
+	}
+	t.Logf("SQLite: ferry ban del → admitted after %v; ferry ban add → refused after %v", lifted[0], refused[0])
+}
