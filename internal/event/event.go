@@ -7,6 +7,7 @@ package event
 import (
 	"crypto/tls"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -116,4 +117,35 @@ type Event struct {
 	InUse     int            // KindData "listening": see Cmd
 	Until     time.Time      // KindConnect refused for a ban: when it ends
 	Err       error          // the error behind a failure, if any
+}
+
+// LoginReason is the closed-set reason of a failed or refused login event,
+// for metrics and the auth log: "session_limit" for a refused login (the
+// password was right, but the user has too many sessions),
+// "anonymous_disabled" for an anonymous login when those are off, and
+// "credentials" for every other failure. The account checks the user store
+// makes before the password (unknown user, disabled account, TLS or a client
+// certificate required by the account) all count as credentials, so that
+// neither the metrics nor the auth log tell which user names exist; the
+// server's own log keeps the detailed reason.
+func LoginReason(e Event) string {
+	switch {
+	case e.Result == "refused":
+		return "session_limit"
+	case strings.Contains(e.Reason, "anonymous logins are disabled"):
+		return "anonymous_disabled"
+	}
+	return "credentials"
+}
+
+// LoginReasons are the values LoginReason returns.
+var LoginReasons = []string{"credentials", "anonymous_disabled", "session_limit"}
+
+// BanReason is the closed-set reason of a KindBan event: "failed_logins"
+// or "protocol_errors".
+func BanReason(e Event) string {
+	if strings.Contains(e.Reason, "protocol") {
+		return "protocol_errors"
+	}
+	return "failed_logins"
 }
