@@ -104,13 +104,18 @@ type Config struct {
 
 	LogLevel  string `toml:"log_level" flag:"log-level" help:"log level: debug|info|warn|error"`
 	LogFormat string `toml:"log_format" flag:"log-format" help:"log format: text|json"`
+	// Xferlog and AuthLog are files for other tools (webalizer, AWStats,
+	// fail2ban); both reopen on SIGUSR1, for logrotate.
+	Xferlog       string `toml:"xferlog" flag:"xferlog" help:"file to append the xferlog to (wu-ftpd/ProFTPD/vsftpd format: one line per finished, aborted or failed download or upload); empty: none"`
+	AuthLog       string `toml:"auth_log" flag:"auth-log" help:"file to append the auth log to: one line per login success, failure and ban, for fail2ban; empty: none"`
+	AuthLogFormat string `toml:"auth_log_format" flag:"auth-log-format" help:"layout of auth_log: ferry (contrib/fail2ban/filter.d/ferry.conf reads it) or vsftpd (vsftpd.log lines, read by fail2ban's stock vsftpd filter)"`
 
 	// The tables below are set only in the file, never by flags: a struct
 	// field is a TOML table ([storage]), a slice of structs an array of
 	// tables ([[vhost]]). Their keys are decoded as strictly as the rest.
 	Storage  Storage  `toml:"storage" help:"where the files users see are kept"`
 	Database Database `toml:"database" help:"the database of users and bans (package db): SQLite or PostgreSQL; see docs/database.md"`
-	Metrics  Metrics  `toml:"metrics" help:"reserved for a metrics endpoint, which Ferry does not have yet"`
+	Metrics  Metrics  `toml:"metrics" help:"the Prometheus metrics endpoint (off by default); its keys are also flags"`
 	VHosts   []VHost  `toml:"vhost" help:"virtual hosts, chosen by the HOST command (RFC 7151). Not supported yet: a file with a [[vhost]] table is refused"`
 }
 
@@ -172,7 +177,10 @@ type Database struct {
 
 // Metrics is the [metrics] table.
 type Metrics struct {
-	Listen string `toml:"listen" help:"host:port of a metrics endpoint; must stay empty, since none exists yet"`
+	// Listen serves /metrics; it must not be an FTP listener's address.
+	Listen string `toml:"listen" flag:"metrics-listen" help:"host:port serving Prometheus metrics at /metrics (plain HTTP, no authentication: bind it to a private address); empty: no metrics"`
+	// PerUser bounds the per-user series: the busiest users get them.
+	PerUser int `toml:"per_user" flag:"metrics-per-user" help:"export per-user transfer bytes for this many of the busiest users, the others added up as user=\"(other)\"; 0: no per-user series; at most 1000"`
 }
 
 // VHost is one [[vhost]] table.
@@ -227,6 +235,7 @@ func Defaults() Config {
 		ACMETLSListen:    ":443",
 		LogLevel:         "info",
 		LogFormat:        "text",
+		AuthLogFormat:    "ferry",
 		Storage: Storage{
 			Backend:        "local",
 			S3Region:       "us-east-1",

@@ -112,7 +112,7 @@ backend = "ceph"
 url = "mysql://db/ferry"
 
 [metrics]
-listen = ":9100"
+listen = ":2121"
 
 [[vhost]]
 name = "a.example.com"
@@ -128,7 +128,7 @@ name = "not a host"
 	for _, want := range []string{
 		`ferry.toml:2: storage.backend: "ceph" is not one of local, s3`,
 		`ferry.toml:5: database.url: "mysql://db/ferry" is neither sqlite:PATH nor a PostgreSQL url`,
-		`ferry.toml:8: metrics.listen: Ferry has no metrics endpoint yet: leave it empty`,
+		`ferry.toml:8: metrics.listen: ":2121" is also listen: metrics need a port of their own`,
 		`ferry.toml:14: vhost[2].name: "A.example.com" is also the name of vhost[1]`,
 		`ferry.toml:15: vhost[2].banner: must not contain CR, LF or NUL`,
 		`ferry.toml:18: vhost[3].name: "not a host" is not a host name`,
@@ -181,11 +181,11 @@ func TestTablesAreNotFlags(t *testing.T) {
 	}
 	var usage strings.Builder
 	Resolve([]string{"-h"}, "ferry serve", &usage)
-	if strings.Contains(usage.String(), "--metrics") || strings.Contains(usage.String(), "--vhost") {
+	if strings.Contains(usage.String(), "--metrics ") || strings.Contains(usage.String(), "--metrics\n") || strings.Contains(usage.String(), "--vhost") {
 		t.Errorf("usage lists a table as a flag:\n%s", usage.String())
 	}
 	// Resolve reports problems of table keys with their file and line.
-	path := writeFile(t, "\n[metrics]\nlisten = \"127.0.0.1:9100\"\n")
+	path := writeFile(t, "\n[metrics]\nlisten = \"nowhere\"\n")
 	_, err := Resolve([]string{"--config", path}, "ferry serve", nil)
 	if err == nil || !strings.Contains(err.Error(), path+":3: metrics.listen:") {
 		t.Errorf("Resolve: %v", err)

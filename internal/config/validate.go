@@ -57,8 +57,11 @@ import (
 //     (db.ParseDialect); database.pool_size is at least 1, its
 //     statement_timeout and connect_timeout positive and its
 //     start_timeout not negative (0: retry until stopped);
-//     metrics.listen is empty (a valid host:port is still refused: there
-//     is no metrics endpoint yet);
+//     metrics.listen is empty or host:port, and not an address listen or
+//     implicit_tls_listen may take (the same port on the same or a
+//     wildcard host); metrics.per_user is between 0 and 1000;
+//   - auth_log_format is ferry|vsftpd; auth_log and xferlog are not the
+//     same file;
 //   - every [[vhost]] has a unique host name and a one-line banner, and
 //     any [[vhost]] at all is refused: virtual hosts are not supported yet.
 func (c *Config) Validate() error {
@@ -172,6 +175,10 @@ func (c *Config) problems() []*Problem {
 	oneOf("tls_session_reuse", c.TLSSessionReuse, "required", "optional")
 	oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf("log_format", c.LogFormat, "text", "json")
+	oneOf("auth_log_format", c.AuthLogFormat, "ferry", "vsftpd")
+	if c.Xferlog != "" && c.Xferlog == c.AuthLog {
+		add("auth_log", "%q is also xferlog: the two logs need files of their own", c.AuthLog)
+	}
 
 	oneOf("storage.backend", c.Storage.Backend, "local", "s3")
 	c.Storage.problems(add)
@@ -201,9 +208,15 @@ func (c *Config) problems() []*Problem {
 	if l := c.Metrics.Listen; l != "" {
 		if err := checkHostPort(l); err != nil {
 			add("metrics.listen", "%v", err)
-		} else {
-			add("metrics.listen", "Ferry has no metrics endpoint yet: leave it empty")
 		}
+		for key, ftp := range map[string]string{"listen": c.Listen, "implicit_tls_listen": c.ImplicitTLSListen} {
+			if sameListener(l, ftp) {
+				add("metrics.listen", "%q is also %s: metrics need a port of their own", l, key)
+			}
+		}
+	}
+	if n := c.Metrics.PerUser; n < 0 || n > 1000 {
+		add("metrics.per_user", "%d is not between 0 and 1000", n)
 	}
 	names := map[string]int{}
 	for i, v := range c.VHosts {
@@ -503,4 +516,17 @@ func prefixes(list []string) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// sameListener reports whether listeners on a and b could be the same
+// socket: the same port, not 0, on the same host or where either host is a
+// wildcard (empty, 0.0.0.0 or ::).
+func sameListener(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }
