@@ -75,6 +75,9 @@ type daemon struct {
 	// s3 is the storage of a server on S3, made once at start: [storage]
 	// does not change on reload, and its buffer budget is server-wide.
 	s3 *s3Opener
+
+	ops   *ops                          // metrics, xferlog and auth log
+	certs atomic.Pointer[certs.Manager] // the certificate manager in use, for the metrics
 }
 
 // serveOptions are what runServe adds to serve: reloads re-run the flags
@@ -222,6 +225,29 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	}
 	d.configureBans(cfg)
 	d.watchCerts(cm)
+	// Metrics, xferlog and auth log: observers registered before the
+	// server serves, closed after its shutdown.
+	d.ops, err = startOps(cfg, d.srv, opsState{
+		passivePorts: func() int {
+			d.mu.Lock()
+			lo, hi := d.cfg.PassiveRange()
+			d.mu.Unlock()
+			if lo == 0 {
+				return 0
+			}
+			return hi - lo + 1
+		},
+		certificate: func() time.Time { return certExpiry(d.certs.Load()) },
+		bansActive: func() int {
+			d.mu.Lock()
+			b := d.bans
+			d.mu.Unlock()
+			return activeBans(b)
+		},
+	}, d.log, d.stdout)
+	if err != nil {
+		return err
+	}
 
 	d.ctl, err = startControl(d, filepath.Join(cfg.Data, controlSocketName), inh.controlFor(filepath.Join(cfg.Data, controlSocketName)))
 	if err != nil {
@@ -404,6 +430,9 @@ func (d *daemon) closeAll() {
 		}
 		cancel()
 	}
+	if d.ops != nil {
+		d.ops.Close() // its scrapes read the ban store
+	}
 	if d.database != nil {
 		d.database.Close()
 	}
@@ -510,6 +539,7 @@ func (d *daemon) watchCerts(cm *certs.Manager) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopWatch = cancel
+	d.certs.Store(cm)
 	go cm.Watch(ctx, 10*time.Second, nil)
 }
 

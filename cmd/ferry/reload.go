@@ -24,6 +24,9 @@ func (d *daemon) reload() (string, error) {
 	defer d.mu.Unlock()
 	d.notify.Reloading()
 	msg, err := d.reloadLocked()
+	if d.ops != nil {
+		d.ops.Reloaded(err)
+	}
 	if err != nil {
 		d.log.Error("reload failed; the running settings stay", "generation", d.gen)
 		for _, e := range problemList(err) {
@@ -96,16 +99,24 @@ func (d *daemon) reloadLocked() (string, error) {
 	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
-// reopenLogs reopens the log files a reload may have renamed or rotated.
-// The structured log goes to stderr (nothing to reopen); the transfer and
-// authentication logs (xferlog, auth log) are to reopen here when they
-// land, with their Reopen.
-func (d *daemon) reopenLogs() {}
+// reopenLogs reopens the log files a reload may have renamed or rotated:
+// the xferlog and the auth log (the structured log goes to stderr). A file
+// that cannot be opened again keeps its old descriptor.
+func (d *daemon) reopenLogs() {
+	if d.ops == nil {
+		return
+	}
+	if err := d.ops.Reopen(); err != nil {
+		d.log.Error("reopening the log files failed", "err", err)
+	}
+}
 
 // restartOnly refuses a reload that changes a setting the running process
 // cannot change: the data directory, the [storage] and [database] tables,
 // the acme_ settings, auth_hash_memory (the password checks' budget, fixed
-// when the user store opens) and log_format.
+// when the user store opens), log_format, the xferlog and auth log files and
+// format, and the [metrics] table (the files are reopened by name at each
+// reload, though).
 func restartOnly(old, cur config.Config) error {
 	var ps []string
 	if old.Data != cur.Data {
@@ -125,6 +136,18 @@ func restartOnly(old, cur config.Config) error {
 	}
 	if old.LogFormat != cur.LogFormat {
 		ps = append(ps, fmt.Sprintf("log_format: %q → %q", old.LogFormat, cur.LogFormat))
+	}
+	for _, c := range []struct{ key, old, cur string }{
+		{"xferlog", old.Xferlog, cur.Xferlog},
+		{"auth_log", old.AuthLog, cur.AuthLog},
+		{"auth_log_format", old.AuthLogFormat, cur.AuthLogFormat},
+	} {
+		if c.old != c.cur {
+			ps = append(ps, fmt.Sprintf("%s: %q → %q", c.key, c.old, c.cur))
+		}
+	}
+	if old.Metrics != cur.Metrics {
+		ps = append(ps, "[metrics]: the metrics endpoint settings changed")
 	}
 	if len(ps) == 0 {
 		return nil

@@ -36,9 +36,9 @@ type Options struct {
 	PerUser int
 	// Sessions reports the open control connections (ferry_sessions).
 	Sessions func() int
-	// PassivePorts is the size of the passive port range; 0 when the
-	// operating system picks the ports (ferry_passive_ports is left out).
-	PassivePorts int
+	// PassivePorts reports the size of the passive port range; 0 when
+	// the operating system picks the ports.
+	PassivePorts func() int
 	// PassiveInUse reports the passive listeners open now.
 	PassiveInUse func() int
 	// CertExpiry reports when the current TLS certificate expires.
@@ -144,9 +144,8 @@ func New(o Options) *Metrics {
 	m.reg.MustRegister(m.transferSeconds)
 	m.dataOpened = counter("ferry_data_connections_opened_total", "Data connections opened.")
 	m.dataRefused = vec("ferry_data_connections_refused_total", "Data connections refused or failed, by reason.", "reason")
-	if o.PassivePorts > 0 {
-		n := float64(o.PassivePorts)
-		gaugeFunc("ferry_passive_ports", "Ports in the passive range.", func() float64 { return n })
+	if o.PassivePorts != nil {
+		gaugeFunc("ferry_passive_ports", "Ports in the passive range; 0 when the operating system picks them.", func() float64 { return float64(o.PassivePorts()) })
 	}
 	if o.PassiveInUse != nil {
 		gaugeFunc("ferry_passive_ports_in_use", "Passive listeners open now.", func() float64 { return float64(o.PassiveInUse()) })
