@@ -244,6 +244,7 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 			d.mu.Unlock()
 			return activeBans(b)
 		},
+		upgraded: inh != nil,
 	}, d.log, d.stdout)
 	if err != nil {
 		return err
@@ -371,6 +372,9 @@ func (d *daemon) drain() error {
 	grace := d.cfg.DrainTimeout.Duration
 	d.mu.Unlock()
 	d.log.Info("upgrade: draining", "sessions", d.srv.Sessions(), "drain_timeout", grace.String())
+	if d.ops != nil {
+		d.ops.StopMetrics() // the new process takes the address over
+	}
 	return d.stopServer(func(ctx context.Context) error { return d.srv.Drain(ctx, grace) })
 }
 

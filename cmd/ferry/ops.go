@@ -36,6 +36,47 @@ type ops struct {
 	http    *http.Server
 	files   []*xferlog.File // the log files, for Reopen
 	stopSig func()
+	// bindDone, when set, is closed to stop bindLater.
+	bindDone chan struct{}
+	bindOnce sync.Once
+}
+
+// bindLater binds the metrics address once the process that holds it (the
+// parent of an upgrade, draining) lets it go, retrying every 100 ms until
+// Close.
+func (o *ops) bindLater(addr string, serve func(net.Listener)) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.bindDone:
+			return
+		case <-t.C:
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			o.log.Info("metrics endpoint taken over from the previous process", "addr", ln.Addr().String())
+			go serve(ln)
+			return
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			o.log.Error("metrics endpoint failed", "err", err)
+			return
+		}
+	}
+}
+
+// StopMetrics closes the metrics endpoint, so that the process that
+// upgraded this one can bind its address.
+func (o *ops) StopMetrics() {
+	if o.bindDone != nil {
+		o.bindOnce.Do(func() { close(o.bindDone) })
+	}
+	if o.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		o.http.Shutdown(ctx)
+		cancel()
+	}
 }
 
 // opsState is what the metrics read of the running daemon at each scrape;
@@ -44,6 +85,10 @@ type opsState struct {
 	passivePorts func() int       // ports in the passive range; 0 when the OS picks
 	certificate  func() time.Time // when the certificate served now expires
 	bansActive   func() int       // addresses banned now
+	// upgraded says this process was started by an upgrading parent,
+	// which still holds the metrics address until it drains: the bind is
+	// retried in the background instead of failing the start.
+	upgraded bool
 }
 
 // startOps registers the observers of cfg's logs and metrics on srv (before
@@ -89,19 +134,26 @@ func startOps(cfg config.Config, srv *ftp.Server, st opsState, log *slog.Logger,
 			BansActive:   st.bansActive,
 		})
 		srv.Observe(o.metrics, metricsQueue)
-		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", o.metrics.Handler())
 		o.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-		go func() {
+		serve := func(ln net.Listener) {
 			if err := o.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics endpoint failed", "err", err)
 			}
-		}()
-		fmt.Fprintf(stdout, "Metrics: http://%s/metrics\n", ln.Addr())
+		}
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		switch {
+		case err == nil:
+			go serve(ln)
+			fmt.Fprintf(stdout, "Metrics: http://%s/metrics\n", ln.Addr())
+		case st.upgraded && errors.Is(err, syscall.EADDRINUSE):
+			// The old process serves the metrics until it drains.
+			o.bindDone = make(chan struct{})
+			go o.bindLater(cfg.Metrics.Listen, serve)
+		default:
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	if len(o.files) > 0 {
 		usr1 := make(chan os.Signal, 1)
@@ -155,11 +207,7 @@ func (o *ops) Close() {
 	if o.stopSig != nil {
 		o.stopSig()
 	}
-	if o.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		o.http.Shutdown(ctx)
-		cancel()
-	}
+	o.StopMetrics()
 	for _, f := range o.files {
 		f.Close()
 	}
