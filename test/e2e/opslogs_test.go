@@ -95,7 +95,7 @@ func readText(t *testing.T, path string) string {
 }
 
 // TestOpsLogsAndMetrics: uploads and downloads by a user and by anonymous,
-// a logrotate (rename, then SIGUSR1) in the middle, and three failed logins
+// a logrotate (rename, then SIGUSR1) and a reload in the middle, and three failed logins
 // that get the address banned. The xferlog has one line per transfer across
 // the rotation and webalizer's byte total is the bytes moved; fail2ban-regex
 // with contrib/fail2ban/filter.d/ferry.conf matches the three failures and
@@ -130,6 +130,14 @@ func TestOpsLogsAndMetrics(t *testing.T) {
 	}
 	waitFor(t, "the reopen", func() bool { return strings.Contains(s.LogTail(200), "log files reopened") })
 	curlOK(t, "-o", filepath.Join(dir, "b.out"), s.URL("ftp", "alice", "secret", "my%20file.bin"))
+
+	// A reload (SIGHUP) is counted, and reopens the files too.
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload in the metrics", func() bool {
+		return hasLine(get(t, murl), `ferry_config_reloads_total{result="success"} 1`)
+	})
 
 	for range 3 {
 		failLogin(t, s, "alice")
