@@ -400,6 +400,9 @@ func (d *daemon) stopServer(stop func(context.Context) error) error {
 
 // closeAll releases what start opened; safe on a half-started daemon.
 func (d *daemon) closeAll() {
+	if d.ops != nil {
+		d.ops.Close() // first: its scrapes read the ban store
+	}
 	if d.diag != nil {
 		// After Shutdown: the observers have had the last events.
 		d.diag.stop()
@@ -433,9 +436,6 @@ func (d *daemon) closeAll() {
 			d.log.Warn("leaving the nodes table failed: the others release this server's quota reservations after node_timeout", "err", err)
 		}
 		cancel()
-	}
-	if d.ops != nil {
-		d.ops.Close() // its scrapes read the ban store
 	}
 	if d.database != nil {
 		d.database.Close()
