@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -376,5 +378,130 @@ func TestDatabaseSettingsApply(t *testing.T) {
 	var ue *db.UnreachableError
 	if !errors.As(err, &ue) || ctx.Err() != nil {
 		t.Errorf("a silent server with connect_timeout 1s: %v (context: %v)", err, ctx.Err())
+	}
+}
+
+// freezer forwards TCP connections to a PostgreSQL server and can stop
+// forwarding without closing anything: a database whose packets are lost.
+type freezer struct {
+	ln     net.Listener
+	target string
+	frozen atomic.Bool
+}
+
+func newFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln, target: target}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { f.serve(c) })
+		}
+	})
+	return f
+}
+
+func (f *freezer) serve(c net.Conn) {
+	defer c.Close()
+	for f.frozen.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	up, err := net.Dial("tcp", f.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			for f.frozen.Load() {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go pipe(up, c)
+	go pipe(c, up)
+	<-done
+}
+
+// TestPostgresUnresponsive: a database that stops answering without
+// closing anything (packets lost, so statement_timeout cannot act) holds a
+// login for the command's backend_timeout (or less, the login deadline),
+// then it is answered 421 "user database error", never 530 nor a login;
+// once the database answers again, logins succeed without a restart.
+func TestPostgresUnresponsive(t *testing.T) {
+	url := pgenv.DB(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fz := newFreezer(t, u.Host)
+	u.Host = fz.ln.Addr().String()
+	s := startLive(t, func(cfg *config.Config) {
+		cfg.Database.URL = u.String()
+		cfg.BanThreshold = 20
+		cfg.Anonymous = false
+		cfg.LoginTimeout = config.Duration{Duration: 8 * time.Second}
+		cfg.BackendTimeout = config.Duration{Duration: 2 * time.Second}
+	})
+	var out, errb bytes.Buffer
+	if code := runUser([]string{"add", "carol", "--database", url, "--password-stdin", "--data", s.data},
+		strings.NewReader("pw\n"), &out, &errb); code != 0 {
+		t.Fatalf("user add: %d %s", code, errb.String())
+	}
+	login := func() (int, string) {
+		t.Helper()
+		f, code, text, err := dialFTP(s.addr, testDeadline)
+		if err != nil || code != 220 {
+			t.Fatalf("connect: %d %s %v", code, text, err)
+		}
+		defer f.Close()
+		mustCmd(t, f, 331, "USER carol")
+		code, text, err = f.cmd("PASS pw")
+		if err != nil {
+			t.Fatalf("PASS: %v", err)
+		}
+		return code, text
+	}
+	if code, text := login(); code != 230 {
+		t.Fatalf("before: %d %s", code, text)
+	}
+	fz.frozen.Store(true)
+	start := time.Now()
+	if code, text := login(); code != 421 || text != "Service not available: user database error." {
+		t.Errorf("login while the database does not answer: %d %s", code, text)
+	}
+	t.Logf("the login while the database did not answer took %v (login_timeout 8s)", time.Since(start))
+	fz.frozen.Store(false)
+	deadline := time.Now().Add(testDeadline)
+	for {
+		code, text := login()
+		if code == 230 {
+			break
+		}
+		if code != 421 || time.Now().After(deadline) {
+			t.Fatalf("after the database answers again: %d %s", code, text)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
