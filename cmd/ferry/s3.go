@@ -68,6 +68,7 @@ func openS3(ctx context.Context, cfg config.Config, log *slog.Logger) (*s3Opener
 		PathStyle:            st.S3PathStyle,
 		PartSize:             st.S3PartSize,
 		BufferBudget:         st.S3BufferBudget,
+		UploadConcurrency:    st.S3UploadConcurrency,
 		OrphanAge:            st.S3OrphanAge.Duration,
 		CallTimeout:          cfg.BackendTimeout.Duration,
 		ChecksumWhenRequired: st.S3Checksum == "when_required",

@@ -139,6 +139,8 @@ type Storage struct {
 	S3PartSize int64 `toml:"s3_part_size" flag:"s3-part-size" help:"bytes of one part of a multipart upload, from 5242880 (5 MiB) to 5368709120 (5 GiB); an upload smaller than one part is a single PutObject"`
 	// S3BufferBudget is at least S3PartSize.
 	S3BufferBudget int64 `toml:"s3_buffer_budget" flag:"s3-buffer-budget" help:"bytes that the part buffers of all uploads may hold together, server-wide; when it is used up, uploads wait for a buffer (their clients are slowed down); at least s3_part_size"`
+	// S3UploadConcurrency is from 1 to S3MaxUploadConcurrency.
+	S3UploadConcurrency int `toml:"s3_upload_concurrency" flag:"s3-upload-concurrency" help:"parts of one multipart upload sent at once, from 1 to 64; each holds a part buffer of s3_buffer_budget, and the part being filled one more"`
 	// S3OrphanAge is how old an unfinished multipart upload of Ferry's
 	// must be before a sweep aborts it.
 	S3OrphanAge Duration `toml:"s3_orphan_age" flag:"s3-orphan-age" help:"age at which an unfinished multipart upload that Ferry started is aborted, by the sweep at start and every min(s3_orphan_age, 1h) after (uploads a crash left behind)"`
@@ -151,6 +153,8 @@ const (
 	S3MinPartSize = 5 << 20
 	// S3MaxPartSize is S3's largest part.
 	S3MaxPartSize = 5 << 30
+	// S3MaxUploadConcurrency bounds s3_upload_concurrency.
+	S3MaxUploadConcurrency = 64
 )
 
 // Database is the [database] table. The url may also come from --database
@@ -237,12 +241,13 @@ func Defaults() Config {
 		LogFormat:        "text",
 		AuthLogFormat:    "ferry",
 		Storage: Storage{
-			Backend:        "local",
-			S3Region:       "us-east-1",
-			S3PartSize:     8 << 20,
-			S3BufferBudget: 256 << 20,
-			S3OrphanAge:    Duration{24 * time.Hour},
-			S3Checksum:     "when_supported",
+			Backend:             "local",
+			S3Region:            "us-east-1",
+			S3PartSize:          8 << 20,
+			S3BufferBudget:      256 << 20,
+			S3UploadConcurrency: 4,
+			S3OrphanAge:         Duration{24 * time.Hour},
+			S3Checksum:          "when_supported",
 		},
 		Database: Database{
 			URL:              DefaultDatabaseURL,

@@ -30,6 +30,8 @@ func TestStorageS3Valid(t *testing.T) {
 		func(s *Storage) { s.S3PartSize, s.S3BufferBudget = S3MinPartSize, S3MinPartSize },
 		func(s *Storage) { s.S3PartSize, s.S3BufferBudget = S3MaxPartSize, S3MaxPartSize },
 		func(s *Storage) { s.S3Checksum = "when_required" },
+		func(s *Storage) { s.S3UploadConcurrency = 1 },
+		func(s *Storage) { s.S3UploadConcurrency = S3MaxUploadConcurrency },
 		func(s *Storage) { s.S3OrphanAge = Duration{time.Second} },
 	} {
 		c := s3Config()
@@ -71,6 +73,9 @@ func TestStorageS3Invalid(t *testing.T) {
 		{func(s *Storage) { s.S3PartSize, s.S3BufferBudget = S3MaxPartSize+1, S3MaxPartSize+1 }, `storage.s3_part_size: 5368709121 is not between`},
 		{func(s *Storage) { s.S3PartSize = 0 }, `storage.s3_part_size: 0 is not between`},
 		{func(s *Storage) { s.S3BufferBudget = 8<<20 - 1 }, `storage.s3_buffer_budget: 8388607 is less than s3_part_size (8388608)`},
+		{func(s *Storage) { s.S3UploadConcurrency = 0 }, `storage.s3_upload_concurrency: 0 is not between 1 and 64`},
+		{func(s *Storage) { s.S3UploadConcurrency = -1 }, `storage.s3_upload_concurrency: -1 is not between 1 and 64`},
+		{func(s *Storage) { s.S3UploadConcurrency = 65 }, `storage.s3_upload_concurrency: 65 is not between 1 and 64`},
 		{func(s *Storage) { s.S3OrphanAge = Duration{} }, `storage.s3_orphan_age: 0s is not a positive duration`},
 		{func(s *Storage) { s.S3OrphanAge = Duration{-time.Second} }, `storage.s3_orphan_age: -1s is not a positive duration`},
 		{func(s *Storage) { s.S3Checksum = "always" }, `storage.s3_checksum: "always" is not one of when_supported, when_required`},
@@ -111,13 +116,13 @@ func TestStorageFlags(t *testing.T) {
 	c, err := Resolve([]string{"--storage", "s3", "--s3-bucket", "b", "--s3-endpoint", "http://127.0.0.1:7070",
 		"--s3-region", "eu-west-3", "--s3-prefix", "ftp", "--s3-path-style", "--s3-access-key", "AK",
 		"--s3-secret-key-file", "/run/sk", "--s3-part-size", "16777216", "--s3-buffer-budget", "67108864",
-		"--s3-orphan-age", "2h", "--s3-checksum", "when_required"}, "ferry serve", io.Discard)
+		"--s3-upload-concurrency", "8", "--s3-orphan-age", "2h", "--s3-checksum", "when_required"}, "ferry serve", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Storage{Backend: "s3", S3Bucket: "b", S3Endpoint: "http://127.0.0.1:7070", S3Region: "eu-west-3",
 		S3Prefix: "ftp", S3PathStyle: true, S3AccessKey: "AK", S3SecretKeyFile: "/run/sk", S3PartSize: 16 << 20,
-		S3BufferBudget: 64 << 20, S3OrphanAge: Duration{2 * time.Hour}, S3Checksum: "when_required"}
+		S3BufferBudget: 64 << 20, S3UploadConcurrency: 8, S3OrphanAge: Duration{2 * time.Hour}, S3Checksum: "when_required"}
 	if !reflect.DeepEqual(c.Storage, want) {
 		t.Errorf("flags: %+v\nwant %+v", c.Storage, want)
 	}
@@ -181,7 +186,7 @@ func TestStorageFlagsRoundTrip(t *testing.T) {
 			arg = "v-" + f.key
 		case kindBool:
 			arg = "true"
-		case kindInt64:
+		case kindInt, kindInt64:
 			arg = "123456789"
 		case kindDuration:
 			arg = "7m"

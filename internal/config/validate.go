@@ -49,7 +49,7 @@ import (
 //     relative slash path without empty, "." or ".." elements,
 //     s3_access_key and s3_secret_key_file are both set or both empty,
 //     s3_part_size is from 5 MiB to 5 GiB, s3_buffer_budget at least
-//     s3_part_size, s3_checksum when_supported|when_required; with
+//     s3_part_size, s3_upload_concurrency from 1 to 64, s3_checksum when_supported|when_required; with
 //     "local", none of s3_bucket, s3_endpoint, s3_prefix,
 //     s3_path_style, s3_access_key, s3_secret_key_file is set (a
 //     forgotten --storage s3 is refused, not ignored); database.url is
@@ -308,6 +308,9 @@ func (st Storage) problems(add func(key, format string, args ...any)) {
 	}
 	if st.S3BufferBudget < st.S3PartSize {
 		add("storage.s3_buffer_budget", "%d is less than s3_part_size (%d): no upload could get a buffer", st.S3BufferBudget, st.S3PartSize)
+	}
+	if n := st.S3UploadConcurrency; n < 1 || n > S3MaxUploadConcurrency {
+		add("storage.s3_upload_concurrency", "%d is not between 1 and %d", n, S3MaxUploadConcurrency)
 	}
 	if st.S3OrphanAge.Duration <= 0 {
 		add("storage.s3_orphan_age", "%s is not a positive duration", st.S3OrphanAge)

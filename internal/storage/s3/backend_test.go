@@ -583,6 +583,78 @@ func TestBufferBudget(t *testing.T) {
 	noUploads(t, srv.Client(), bucket)
 }
 
+// partGate is an HTTP transport that holds each UploadPart until want
+// of them are in flight (or a while has passed) and records the most in
+// flight at once.
+type partGate struct {
+	want    int
+	mu      sync.Mutex
+	cond    *sync.Cond
+	now     int
+	highest int
+}
+
+func (g *partGate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if awsmiddleware.GetOperationName(r.Context()) != "UploadPart" {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	g.mu.Lock()
+	g.now++
+	g.highest = max(g.highest, g.now)
+	g.cond.Broadcast()
+	timer := time.AfterFunc(10*time.Second, func() { g.mu.Lock(); g.want = 0; g.cond.Broadcast(); g.mu.Unlock() })
+	for g.now < g.want {
+		g.cond.Wait()
+	}
+	timer.Stop()
+	g.mu.Unlock()
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	g.mu.Lock()
+	g.now--
+	g.mu.Unlock()
+	return resp, err
+}
+
+// TestUploadConcurrency: one upload sends UploadConcurrency parts at
+// once, never more, and never more than the budget's buffers.
+func TestUploadConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		conc, budget int // budget in parts
+		want         int // most parts in flight
+	}{
+		{"default", 0, 64, s3store.DefaultUploadConcurrency},
+		{"six", 6, 64, 6},
+		{"budget", 8, 3, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &partGate{want: tc.want}
+			g.cond = sync.NewCond(&g.mu)
+			b, srv, bucket := backend(t, func(c *s3store.Config) {
+				c.PartSize = s3store.MinPartSize
+				c.BufferBudget = int64(tc.budget) * s3store.MinPartSize
+				c.UploadConcurrency = tc.conc
+				c.Transport = g
+			})
+			fsys := openFS(t, b, "public")
+			data := randBytes(12*s3store.MinPartSize + 1)
+			write(t, fsys, "f", storage.CreateOptions{}, data)
+			g.mu.Lock()
+			highest := g.highest
+			g.mu.Unlock()
+			if highest != tc.want {
+				t.Errorf("%d parts in flight at most, want %d", highest, tc.want)
+			}
+			out, high, limit := b.Pool().Stats()
+			if out != 0 || high > limit || high > tc.want+1 {
+				t.Errorf("pool: %d out, high-water %d, limit %d; want 0 out, at most min(limit, %d)", out, high, limit, tc.want+1)
+			}
+			same(t, "f", read(t, fsys, "f"), data)
+			noUploads(t, srv.Client(), bucket)
+		})
+	}
+}
+
 // TestOddKeys lists keys that other tools may put: none escapes the
 // directory or yields a bad name.
 func TestOddKeys(t *testing.T) {

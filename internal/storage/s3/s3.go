@@ -75,6 +75,11 @@ type Config struct {
 	// buffers: default 256 MiB, at least one part. When it is used up,
 	// writes wait for a buffer.
 	BufferBudget int64
+	// UploadConcurrency is how many parts of one upload are sent at once:
+	// default 4, at least 1. Each part in flight holds a buffer of the
+	// budget, and the part being filled one more, so an upload holds at
+	// most UploadConcurrency+1 buffers (fewer when the budget is out).
+	UploadConcurrency int
 	// OrphanAge is how old a multipart upload must be for Sweep to abort
 	// it, whatever later cutoff Sweep is given (other servers on the bucket
 	// may be running that upload); default 24h; negative: Sweep's cutoff
@@ -109,8 +114,10 @@ const (
 	DefaultPartSize     = 8 << 20
 	MinPartSize         = 5 << 20
 	DefaultBufferBudget = 256 << 20
-	DefaultOrphanAge    = 24 * time.Hour
-	DefaultCallTimeout  = 30 * time.Second
+	// DefaultUploadConcurrency is Config.UploadConcurrency's default.
+	DefaultUploadConcurrency = 4
+	DefaultOrphanAge         = 24 * time.Hour
+	DefaultCallTimeout       = 30 * time.Second
 	// MaxKeyBytes is S3's limit on a key's length.
 	MaxKeyBytes = 1024
 	// maxCopyObject is the largest object CopyObject copies in one call;
@@ -130,6 +137,7 @@ type Backend struct {
 	bucket  string
 	base    string // "P/" or ""
 	part    int64
+	conc    int // parts of one upload in flight at most
 	timeout time.Duration
 	journal Journal
 	log     *slog.Logger
@@ -166,6 +174,12 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	}
 	if c.BufferBudget < c.PartSize {
 		return nil, fmt.Errorf("s3: buffer budget %d below one part (%d bytes)", c.BufferBudget, c.PartSize)
+	}
+	if c.UploadConcurrency == 0 {
+		c.UploadConcurrency = DefaultUploadConcurrency
+	}
+	if c.UploadConcurrency < 1 {
+		return nil, fmt.Errorf("s3: upload concurrency %d below 1", c.UploadConcurrency)
 	}
 	if c.OrphanAge == 0 {
 		c.OrphanAge = DefaultOrphanAge
@@ -230,6 +244,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		bucket:    c.Bucket,
 		base:      base,
 		part:      c.PartSize,
+		conc:      c.UploadConcurrency,
 		timeout:   c.CallTimeout,
 		journal:   c.Journal,
 		log:       c.Logger,

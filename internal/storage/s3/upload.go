@@ -74,9 +74,6 @@ func (p *Pool) Stats() (out, high, limit int) {
 // BufferSize is the size of each buffer.
 func (p *Pool) BufferSize() int64 { return p.size }
 
-// inflight is how many parts of one upload are sent at once.
-const inflight = 2
-
 // upload is a Create in progress. Nothing is visible before Commit: a
 // small upload is one PutObject at Commit; a larger one a multipart upload
 // whose parts are sent as they fill, completed at Commit.
@@ -139,7 +136,7 @@ func (f *FS) Create(ctx context.Context, p vpath.Path, o storage.CreateOptions) 
 	case o.Exclusive && e.head != nil:
 		return nil, fs.ErrExist
 	}
-	u := &upload{f: f, b: f.b, p: p, key: key, sem: make(chan struct{}, inflight),
+	u := &upload{f: f, b: f.b, p: p, key: key, sem: make(chan struct{}, f.b.conc),
 		cond: o.Exclusive || o.NoReplace, inPlace: inPlace}
 	if o.Exclusive {
 		f.b.mu.Lock()
@@ -292,7 +289,8 @@ func (u *upload) start() error {
 }
 
 // send uploads the filled buffer as the next part, in the background (at
-// most inflight at once), and gives the buffer back when it is sent.
+// most Config.UploadConcurrency at once), and gives the buffer back when
+// it is sent.
 func (u *upload) send() error {
 	if err := u.start(); err != nil {
 		u.fail(err)
