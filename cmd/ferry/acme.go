@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/acme"
+	"github.com/ferryftp/ferry/internal/acme/sqlacme"
 	"github.com/ferryftp/ferry/internal/certs"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/db"
 )
 
 // acmeFirstOrder bounds the order made at start when there is no
@@ -38,7 +40,12 @@ type acmeService struct {
 // renews it in the background until stop. fallback serves handshakes while
 // there is no certificate. A process started by an upgrade retries binding
 // a challenge address its parent still holds.
-func startACME(cfg config.Config, fallback *certs.Manager, log *slog.Logger, stdout io.Writer, child bool) (*acmeService, error) {
+//
+// On PostgreSQL the account and the certificate are kept in the database
+// (package sqlacme), shared by every server on it: one orders while the
+// others wait for its certificate, each answers the challenges of any, and
+// a renewal reaches all. On SQLite (one machine) they stay in DATA/acme.
+func startACME(cfg config.Config, database *db.DB, node *db.Node, fallback *certs.Manager, log *slog.Logger, stdout io.Writer, child bool) (*acmeService, error) {
 	client := http.DefaultClient
 	if cfg.ACMECARoot != "" {
 		pem, err := os.ReadFile(cfg.ACMECARoot)
@@ -52,7 +59,7 @@ func startACME(cfg config.Config, fallback *certs.Manager, log *slog.Logger, std
 		client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 			Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	}
-	m, err := acme.New(acme.Options{
+	o := acme.Options{
 		Domains:      cfg.ACMEDomains,
 		Email:        cfg.ACMEEmail,
 		DirectoryURL: cfg.ACMECA,
@@ -62,7 +69,13 @@ func startACME(cfg config.Config, fallback *certs.Manager, log *slog.Logger, std
 		RenewBefore:  cfg.ACMERenewBefore.Duration,
 		Fallback:     fallback.GetCertificate,
 		Logger:       log,
-	})
+	}
+	if database.Dialect() == db.Postgres {
+		o.Store = sqlacme.New(database)
+		o.NodeID = node.ID()
+		log.Info("ACME account and certificate kept in the database, shared by every server on it", "database", database.String())
+	}
+	m, err := acme.New(o)
 	if err != nil {
 		return nil, err
 	}

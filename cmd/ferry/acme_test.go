@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/ferryftp/ferry/internal/certs"
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/testenv/pebbleenv"
+	"github.com/ferryftp/ferry/internal/testenv/pgenv"
 )
 
 // TestServeACME: ferry serve with acme_domains gets its certificate from a
@@ -93,6 +96,70 @@ func TestReloadRefusesACMEChange(t *testing.T) {
 		mod(&cur)
 		if err := restartOnly(old, cur); err == nil || !strings.Contains(err.Error(), "acme_*") {
 			t.Errorf("a changed ACME setting reloaded: %v", err)
+		}
+	}
+}
+
+// TestServeACMEPostgresShared: two ferry serve on one PostgreSQL database
+// share the ACME account and certificate: the first orders (kept in the
+// database, not in its data directory), the second starts with that
+// certificate and no order of its own, and both serve it on FTPS.
+func TestServeACMEPostgresShared(t *testing.T) {
+	url := pgenv.DB(t)
+	freeAddr := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	httpB, httpA := freeAddr(), freeAddr()
+	_, portB, _ := net.SplitHostPort(httpB)
+	pb, _ := strconv.Atoi(portB)
+	p := pebbleenv.Start(t, pebbleenv.Options{HTTPPort: pb, TLSPort: 1})
+	caFile := filepath.Join(t.TempDir(), "pebble-listener-ca.pem")
+	if err := os.WriteFile(caFile, p.ListenerCA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	node := func(httpAddr string) *liveServer {
+		return startLive(t, func(c *config.Config) {
+			c.Database.URL = url
+			c.ACMEDomains = []string{"localhost"}
+			c.ACMECA = p.Directory
+			c.ACMECARoot = caFile
+			c.ACMEHTTPListen = httpAddr
+		})
+	}
+	b := node(httpB)
+	a := node(httpA)
+	leaf := func(s *liveServer) *x509.Certificate {
+		f, code, _, err := dialFTP(s.addr, testDeadline)
+		if err != nil || code != 220 {
+			t.Fatal(code, err)
+		}
+		defer f.Close()
+		mustCmd(t, f, 234, "AUTH TLS")
+		cs, err := f.startTLS(&tls.Config{RootCAs: p.Roots, ServerName: "localhost"})
+		if err != nil {
+			t.Fatalf("FTPS handshake against pebble's root: %v\n%s", err, s.log.String())
+		}
+		return cs.PeerCertificates[0]
+	}
+	if la, lb := leaf(a), leaf(b); !la.Equal(lb) {
+		t.Errorf("the two servers serve serials %s and %s", la.SerialNumber, lb.SerialNumber)
+	}
+	if !strings.Contains(b.log.String(), "ACME certificate obtained") {
+		t.Errorf("B's log:\n%s", b.log.String())
+	}
+	if strings.Contains(a.log.String(), "ACME certificate obtained") || !strings.Contains(a.log.String(), "ACME certificate loaded") {
+		t.Errorf("A ordered, or did not load B's certificate:\n%s", a.log.String())
+	}
+	for _, s := range []*liveServer{a, b} {
+		for _, name := range []string{acme.AccountFile, acme.CertFile, acme.KeyFile} {
+			if _, err := os.Stat(filepath.Join(s.data, name)); err == nil {
+				t.Errorf("%s written on PostgreSQL", name)
+			}
 		}
 	}
 }

@@ -206,7 +206,7 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 		if err != nil {
 			return fmt.Errorf("TLS certificate: %w", err)
 		}
-		if d.acme, err = startACME(cfg, fallback, d.log, d.stdout, inh != nil); err != nil {
+		if d.acme, err = startACME(cfg, d.database, d.node, fallback, d.log, d.stdout, inh != nil); err != nil {
 			return err
 		}
 	}
