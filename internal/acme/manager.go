@@ -81,7 +81,8 @@ type Options struct {
 }
 
 // Manager obtains a certificate for Options.Domains from an ACME CA, keeps
-// it in the data directory and renews it before it expires. Its
+// it in its Store (the data directory by default) and renews it before it
+// expires. Its
 // GetCertificate always returns the current certificate, so a renewal
 // reaches new handshakes while established sessions keep theirs. It is
 // safe for concurrent use.
