@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferryftp/ferry/internal/event"
+	"github.com/ferryftp/ferry/internal/natdiag"
 )
 
 // Options configure Metrics. The functions are called on each scrape, from
@@ -77,6 +78,7 @@ type Metrics struct {
 	changes         *prometheus.CounterVec
 	refusals        *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
+	findings        *prometheus.CounterVec
 
 	users *userCollector // nil unless PerUser > 0
 }
@@ -165,6 +167,7 @@ func New(o Options) *Metrics {
 	m.changes = vec("ferry_changes_total", "Changes clients made to their trees, by operation.", "op")
 	m.refusals = vec("ferry_refusals_total", "Operations refused by policy, by reason.", "reason")
 	m.reloads = vec("ferry_config_reloads_total", "Configuration reloads, by result.", "result")
+	m.findings = vec("ferry_nat_findings_total", "Passive-mode and NAT problems the diagnosis reported (ferry diagnose), by finding.", "finding")
 	if !o.NoRuntime {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -212,6 +215,9 @@ func New(o Options) *Metrics {
 	}
 	for _, r := range reloadResults {
 		m.reloads.WithLabelValues(r)
+	}
+	for _, id := range natdiag.IDs {
+		m.findings.WithLabelValues(id)
 	}
 	return m
 }
@@ -325,6 +331,10 @@ func (m *Metrics) Observe(e event.Event) {
 	case event.KindRefused:
 		if slices.Contains(refusalReasons, e.Reason) {
 			m.refusals.WithLabelValues(e.Reason).Inc()
+		}
+	case event.KindFinding:
+		if slices.Contains(natdiag.IDs, e.Reason) {
+			m.findings.WithLabelValues(e.Reason).Inc()
 		}
 	}
 }

@@ -55,6 +55,9 @@ const (
 	IDReuseRefused    = "tls_reuse_refused"
 )
 
+// IDs lists every finding ID, a closed set (metrics labels use it).
+var IDs = []string{IDPasvPrivate, IDPasvWrong, IDPasvUnreachable, IDPassiveExhaust, IDPeerMismatch, IDClientNAT, IDReuseRefused}
+
 // Finding is one diagnosed problem.
 type Finding struct {
 	ID       string `json:"id"`
