@@ -93,8 +93,8 @@ const DefaultCacheTTL = time.Second
 const FollowCacheTTL = time.Minute
 
 // failedLookupTTL is how long a failed store lookup lets an address in
-// before asking again, so that a database that hangs does not cost every
-// new connection a full statement timeout.
+// before asking again, so that a client reconnecting in a loop to a server
+// whose database hangs does not cost a full timeout each time.
 const failedLookupTTL = time.Second
 
 // Defender scores events and enforces bans. It is safe for concurrent use.
