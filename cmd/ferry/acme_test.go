@@ -146,8 +146,26 @@ func TestServeACMEPostgresShared(t *testing.T) {
 		}
 		return cs.PeerCertificates[0]
 	}
-	if la, lb := leaf(a), leaf(b); !la.Equal(lb) {
+	la, lb := leaf(a), leaf(b)
+	if !la.Equal(lb) {
 		t.Errorf("the two servers serve serials %s and %s", la.SerialNumber, lb.SerialNumber)
+	}
+	// ferry cert show reads the shared certificate from the database.
+	code, out, errs := certCLI("show", "--data", a.data, "--database", url)
+	if code != 0 || !strings.Contains(out, "(acme, shared)") || !strings.Contains(out, "SHA-256:     "+certs.Describe(la).Fingerprint) {
+		t.Errorf("cert show --database: %d %s %s", code, out, errs)
+	}
+	t.Setenv(config.DatabaseEnv, url)
+	if code, out, _ := certCLI("show", "--data", a.data); code != 0 || !strings.Contains(out, "(acme, shared)") {
+		t.Errorf("cert show with FERRY_DATABASE: %d %s", code, out)
+	}
+	// Without the database it falls back to the data directory's
+	// self-signed certificate; an unreachable one is an error.
+	if code, out, _ := certCLI("show", "--data", a.data, "--database", "sqlite:ferry.db"); code != 0 || !strings.Contains(out, "(self-signed)") {
+		t.Errorf("cert show on SQLite: %d %s", code, out)
+	}
+	if code, _, errs := certCLI("show", "--data", a.data, "--database", "postgres://ferry@127.0.0.1:1/none?connect_timeout=2"); code != 1 || !strings.Contains(errs, "unreachable") {
+		t.Errorf("cert show with an unreachable database: %d %s", code, errs)
 	}
 	if !strings.Contains(b.log.String(), "ACME certificate obtained") {
 		t.Errorf("B's log:\n%s", b.log.String())

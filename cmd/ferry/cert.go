@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,17 +13,21 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/acme"
+	"github.com/ferryftp/ferry/internal/acme/sqlacme"
 	"github.com/ferryftp/ferry/internal/certs"
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/db"
 	"github.com/ferryftp/ferry/internal/escape"
 )
 
 const certUsage = `Usage:
-  ferry cert show [--data DIR] [--cert FILE]   print the server's current certificate
+  ferry cert show [--data DIR] [--database URL] [--cert FILE]   print the server's current certificate
 
-Without --cert it reads the certificate the server serves from the data
-directory (default ./ferry-data): the ACME one (DIR/acme/cert.pem) when it
-exists, else the self-signed one (DIR/tls/cert.pem). The fingerprint is the
+Without --cert it reads the certificate the server serves: on a PostgreSQL
+database (--database, else $FERRY_DATABASE) the ACME one kept there, shared
+by every server, when there is one; else from the data directory (default
+./ferry-data) the ACME one (DIR/acme/cert.pem) when it exists, else the
+self-signed one (DIR/tls/cert.pem). The fingerprint is the
 SHA-256 of the certificate, as FileZilla shows it when it asks to trust it.
 `
 
@@ -45,6 +50,7 @@ func runCert(args []string, stdout, stderr io.Writer) int {
 	fset.SetOutput(stderr)
 	data := fset.String("data", config.Defaults().Data, "data directory")
 	file := fset.String("cert", "", "a PEM certificate file to show instead")
+	dbURL := fset.String("database", "", databaseFlagHelp)
 	if err := fset.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -56,13 +62,25 @@ func runCert(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	name, source := *file, "file"
+	var in certs.Info
+	var err error
 	if name == "" {
-		name, source = filepath.Join(*data, acme.CertFile), "acme"
-		if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
-			name, source = filepath.Join(*data, "tls", "cert.pem"), "self-signed"
+		var found bool
+		if name, in, found, err = sharedACMECert(cliDatabaseURL(*dbURL), *data); err != nil {
+			fmt.Fprintf(stderr, "ferry cert show: %s\n", errText(err))
+			return 1
+		}
+		source = "acme, shared"
+		if !found {
+			name, source = filepath.Join(*data, acme.CertFile), "acme"
+			if _, err := os.Stat(name); errors.Is(err, fs.ErrNotExist) {
+				name, source = filepath.Join(*data, "tls", "cert.pem"), "self-signed"
+			}
 		}
 	}
-	in, err := certs.ReadInfo(name)
+	if source != "acme, shared" {
+		in, err = certs.ReadInfo(name)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry cert show: %s\n", errText(err))
 		return 1
@@ -97,4 +115,31 @@ func fmtDays(d time.Duration) string {
 		return fmt.Sprintf("%dh", hours)
 	}
 	return fmt.Sprintf("%dd %dh", days, hours)
+}
+
+// sharedACMECert describes the ACME certificate kept in a PostgreSQL
+// database (package sqlacme); found is false on SQLite and when there is
+// none.
+func sharedACMECert(url, dataDir string) (where string, in certs.Info, found bool, err error) {
+	if d, derr := db.ParseDialect(url); derr != nil || d != db.Postgres {
+		return "", in, false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	database, err := openDatabase(ctx, dataDir, url, db.Options{})
+	if err != nil {
+		return "", in, false, err
+	}
+	defer database.Close()
+	s := sqlacme.New(database)
+	pem, err := s.Get(ctx, acme.NameCert)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", in, false, nil
+	}
+	if err != nil {
+		return "", in, false, err
+	}
+	where = s.Where(acme.NameCert)
+	in, err = certs.ParseInfo(where, pem)
+	return where, in, err == nil, err
 }

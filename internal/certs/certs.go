@@ -395,6 +395,12 @@ func ReadInfo(name string) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("certs: %w", err)
 	}
+	return ParseInfo(name, data)
+}
+
+// ParseInfo describes the first certificate of PEM data; name says where
+// it comes from, in errors.
+func ParseInfo(name string, data []byte) (Info, error) {
 	var ders [][]byte
 	for {
 		var b *pem.Block
