@@ -395,7 +395,27 @@ func (f *FS) Chtimes(ctx context.Context, p vpath.Path, mtime time.Time) error {
 	}
 	meta := cloneMeta(e.head.Metadata)
 	meta[metaMtime] = formatMtime(mtime)
-	return f.b.copyObject(ctx, key, key, e.head, meta, false)
+	if err := f.b.copyObject(ctx, key, key, e.head, meta, false); err != nil {
+		return err
+	}
+	return f.b.recordVersion(ctx, key, meta[metaMtime])
+}
+
+// recordVersion records in key's directory times object the time the
+// object's metadata holds, for its current version, if that version holds
+// mtime (another writer may have replaced it since the copy): one HEAD, a
+// read and a conditional write of the times object.
+func (b *Backend) recordVersion(ctx context.Context, key, mtime string) error {
+	cctx, cancel := b.call(ctx)
+	h, err := b.client.HeadObject(cctx, &s3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+	cancel()
+	if err = b.wrap("HeadObject", key, err); err != nil {
+		return err
+	}
+	if h.Metadata[metaMtime] != mtime {
+		return nil // replaced meanwhile: its LastModified is its time
+	}
+	return b.recordHead(ctx, key, h)
 }
 
 func cloneMeta(m map[string]string) map[string]string {

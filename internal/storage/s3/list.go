@@ -6,7 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
-	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,10 +19,6 @@ import (
 
 // pageSize is the number of keys asked for per listing page.
 const pageSize = 1000
-
-// headers is how many HEADs of one page's objects run at once, to read the
-// modification times their metadata holds.
-const headers = 16
 
 // Lister turns the ListObjectsV2 pages (delimiter "/") of the directory
 // whose keys start with Prefix into entries. It is pure, so it is fuzzed
@@ -144,6 +140,7 @@ type dirIter struct {
 	f      *FS
 	ctx    context.Context
 	l      Lister
+	times  map[string]timeEntry // the directory's times object
 	token  *string
 	page   *s3.ListObjectsV2Output
 	done   bool
@@ -160,7 +157,18 @@ func (f *FS) ReadDir(ctx context.Context, p vpath.Path) (storage.DirIter, error)
 		prefix = key + "/"
 	}
 	it := &dirIter{f: f, ctx: ctx, l: Lister{Prefix: prefix}}
-	page, err := it.fetch()
+	var (
+		page      *s3.ListObjectsV2Output
+		err, terr error
+	)
+	both(func() { page, err = it.fetch() }, func() {
+		if !f.b.lastMod {
+			it.times, _, terr = f.b.loadTimes(ctx, prefix)
+		}
+	})
+	if err == nil {
+		err = terr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -218,55 +226,27 @@ func (it *dirIter) Next(n int) ([]fs.FileInfo, error) {
 		}
 		page := it.page
 		it.page = nil
-		if err := it.f.readTimes(it.ctx, page.Contents); err != nil {
-			return nil, err
-		}
+		it.applyTimes(page.Contents)
 		it.l.Add(page.Contents, page.CommonPrefixes)
 	}
 	return it.l.Take(n), nil
 }
 
-// readTimes replaces the LastModified of a page's objects by the mtime of
-// their metadata where they have one: a HEAD each, a few at once.
-func (f *FS) readTimes(ctx context.Context, objs []types.Object) error {
-	if f.b.lastMod {
-		return nil
+// applyTimes replaces the LastModified of a page's objects by the times
+// the directory's times object records for exactly those versions.
+func (it *dirIter) applyTimes(objs []types.Object) {
+	if len(it.times) == 0 {
+		return
 	}
-	var (
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, headers)
-		mu    sync.Mutex
-		first error
-	)
 	for i := range objs {
 		k := aws.ToString(objs[i].Key)
-		if strings.HasSuffix(k, "/") {
-			continue // a marker: listed as the directory, or skipped
+		if !strings.HasPrefix(k, it.l.Prefix) {
+			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			h, err := f.head(ctx, k)
-			switch {
-			case err == nil:
-				if v, ok := h.Metadata[metaMtime]; ok {
-					if t, err := parseMtime(v); err == nil {
-						objs[i].LastModified = aws.Time(t)
-					}
-				}
-			case errors.Is(err, fs.ErrNotExist): // removed meanwhile
-			default:
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-		}()
+		if e, ok := it.times[k[len(it.l.Prefix):]]; ok && e.matches(objs[i].ETag, objs[i].LastModified) {
+			objs[i].LastModified = aws.Time(time.Unix(0, e.Mtime).UTC())
+		}
 	}
-	wg.Wait()
-	return first
 }
 
 func (it *dirIter) Close() error {

@@ -90,6 +90,11 @@ func (f *FS) rename(ctx context.Context, from, to vpath.Path, noReplace bool) er
 	if err := f.b.copyObject(ctx, fk, tk, src.head, meta, noReplace); err != nil {
 		return err
 	}
+	// The copy is newer than the time it keeps: listings learn it from
+	// the target directory's times object.
+	if err := f.b.recordVersion(ctx, tk, meta[metaMtime]); err != nil {
+		f.b.log.Warn("s3: recording a renamed file's time failed; listings show the copy's LastModified", "path", tk, "err", err)
+	}
 	cctx, cancel := f.b.call(ctx)
 	defer cancel()
 	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &fk})

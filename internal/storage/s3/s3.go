@@ -99,10 +99,10 @@ type Config struct {
 	// Transport carries the HTTP requests; nil: a pooled transport.
 	// Tests wrap it to count or break requests.
 	Transport http.RoundTripper
-	// ListLastModified lists each object with its LastModified instead of
-	// the mtime its metadata holds: it saves a HEAD per listed object
-	// (ListObjectsV2 returns no metadata), but a listing then shows
-	// MFMT's times only where Stat does (MDTM, MLST).
+	// ListLastModified lists each object with its LastModified and does
+	// not read the directory's times object (where MFMT's times are
+	// recorded for listings): it saves one GET per listing, but a listing
+	// then shows MFMT's times only where Stat does (MDTM, MLST).
 	ListLastModified bool
 	// MaxAttempts bounds the SDK's retries of throttling, 5xx and
 	// connection errors (standard retryer with backoff); default 3.
