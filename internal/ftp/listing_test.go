@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/storagetest"
 )
 
 // listLine is an ls -l line: mode, links, owner, group, size, date, name.
@@ -366,12 +368,30 @@ func TestSTATLongListing(t *testing.T) {
 func testSTATLongListing(t *testing.T, be backend) {
 	ts := startOn(t, be, nil)
 	ts.mkdir(t, "many")
-	const n = 3000 // about 330 KB of listing, ten reply chunks
+	const n = 3000 // about 330 KB of listing, ten reply chunks (three S3 pages)
 	want := map[string]bool{}
+	fsys := ts.fs(t)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16) // S3: one request at a time would take most of a minute
 	for i := range n {
 		name := fmt.Sprintf("entry-%04d-%s", i, strings.Repeat("x", 40))
-		ts.put(t, "many/"+name, nil)
 		want[name] = true
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			up, err := fsys.Create(t.Context(), storagetest.P("many/"+name), storage.CreateOptions{Perm: 0o644})
+			if err == nil {
+				err = up.Commit(t.Context())
+			}
+			if err != nil {
+				t.Errorf("fixture %s: %v", name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
 	}
 	c := loggedIn(t, ts)
 	c.send("STAT many")
