@@ -333,18 +333,23 @@ func (f *FS) RemoveDir(ctx context.Context, p vpath.Path) error {
 		return err
 	}
 	prefix := key + "/"
-	objs, err := f.probe(ctx, prefix, 2)
+	// An empty directory holds at most its marker and its times object.
+	objs, err := f.probe(ctx, prefix, 3)
 	if err != nil {
 		return err
 	}
-	marker := false
+	marker, times := false, false
 	for _, o := range objs {
-		if aws.ToString(o.Key) != prefix {
+		switch aws.ToString(o.Key) {
+		case prefix:
+			marker = true
+		case prefix + timesName:
+			times = true
+		default:
 			return storage.ErrNotEmpty
 		}
-		marker = true
 	}
-	if !marker {
+	if !marker && !times {
 		if _, err := f.head(ctx, key); err == nil {
 			return storage.ErrNotDir
 		}
@@ -352,6 +357,15 @@ func (f *FS) RemoveDir(ctx context.Context, p vpath.Path) error {
 	}
 	cctx, cancel := f.b.call(ctx)
 	defer cancel()
+	if times {
+		tk := prefix + timesName
+		if _, err := f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &tk}); err != nil {
+			return f.b.wrap("DeleteObject", tk, err)
+		}
+	}
+	if !marker {
+		return nil
+	}
 	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &prefix})
 	return f.b.wrap("DeleteObject", prefix, err)
 }

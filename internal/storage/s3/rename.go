@@ -125,12 +125,12 @@ func (f *FS) renameDir(ctx context.Context, fk, tk string, dst entry, noReplace 
 			if noReplace {
 				return fs.ErrExist
 			}
-			objs, err := f.probe(ctx, to, 2)
+			objs, err := f.probe(ctx, to, 3)
 			if err != nil {
 				return err
 			}
 			for _, o := range objs {
-				if aws.ToString(o.Key) != to {
+				if k := aws.ToString(o.Key); k != to && k != to+timesName {
 					return storage.ErrNotEmpty
 				}
 			}

@@ -106,4 +106,32 @@ func TestListTimesWithoutHeads(t *testing.T) {
 	if h, g := cnt.count("HeadObject"), cnt.count("GetObject"); h != 0 || g != 0 {
 		t.Errorf("ListLastModified: %d HEADs and %d GETs", h, g)
 	}
+	// A directory holding only its times object is empty: RMD removes it
+	// with the times object, and a rename onto it replaces it.
+	for _, d := range []string{"d", "e"} {
+		if err := fsys.Mkdir(t.Context(), storagetest.P(d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, fsys, d+"/x", storage.CreateOptions{}, []byte("x"))
+		if err := fsys.Chtimes(t.Context(), storagetest.P(d+"/x"), base); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.Remove(t.Context(), storagetest.P(d+"/x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fsys.RemoveDir(t.Context(), storagetest.P("d")); err != nil {
+		t.Fatalf("RemoveDir of a directory with only its times object: %v", err)
+	}
+	if err := fsys.Mkdir(t.Context(), storagetest.P("f"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, fsys, "f/y", storage.CreateOptions{}, []byte("y"))
+	if err := fsys.Rename(t.Context(), storagetest.P("f"), storagetest.P("e")); err != nil {
+		t.Fatalf("Rename onto a directory with only its times object: %v", err)
+	}
+	out, err := srv.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("ferry/public/d/")})
+	if err != nil || len(out.Contents) != 0 {
+		t.Errorf("after RemoveDir(d): %v, %d keys left", err, len(out.Contents))
+	}
 }
