@@ -429,7 +429,10 @@ func (u *upload) Abort(ctx context.Context) error {
 	if u.done {
 		return nil
 	}
-	u.cancel()
+	// The parts in flight finish (each under its call deadline) before the
+	// abort: a part cancelled on the client may still be written by the
+	// service after the abort and bring the upload back (versitygw does;
+	// AWS warns that an abort may have to be repeated).
 	u.wg.Wait()
 	if u.id != "" {
 		u.b.abort(ctx, u.key, u.id)
