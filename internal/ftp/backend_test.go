@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -48,10 +49,17 @@ var backends = []backend{
 // s3Opener is the S3 backend on a new bucket of the shared versitygw.
 func s3Opener(t testing.TB) storage.Opener {
 	t.Helper()
+	return s3OpenerVia(t, nil)
+}
+
+// s3OpenerVia is s3Opener sending its requests through tr (nil: the
+// default transport).
+func s3OpenerVia(t testing.TB, tr http.RoundTripper) storage.Opener {
+	t.Helper()
 	s := s3env.Shared(t)
 	b, err := s3store.New(t.Context(), s3store.Config{
 		Bucket: s.NewBucket(t), Endpoint: s.Endpoint, Region: s.Region, PathStyle: true,
-		AccessKey: s.AccessKey, SecretKey: s.SecretKey,
+		AccessKey: s.AccessKey, SecretKey: s.SecretKey, Transport: tr,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -126,6 +126,9 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		Exclusive: exclusive,
 		NoReplace: noReplace,
 		Perm:      0o666 &^ s.site.FileUmask,
+		// The row's look-up, which the S3 backend need not repeat.
+		Looked: r.looked,
+		Found:  r.info,
 	})
 	if err != nil {
 		return err

@@ -92,6 +92,9 @@ type request struct {
 	arg  string      // the raw argument
 	path vpath.Path  // the resolved path, for rows with a path rule
 	info fs.FileInfo // the path's entry, for rows with a stat rule (nil: missing, statMaybe only)
+	// looked says the dispatcher looked the path up for a stat rule, so
+	// info is what the storage held a moment ago.
+	looked bool
 	// mtime is the time of MFMT and of MDTM's set-time form.
 	mtime time.Time
 	// setTime marks MDTM's set-time form.
@@ -400,6 +403,7 @@ func (s *session) target(c *command, r *request) error {
 	fi, err := s.fs.Stat(s.ctx(), p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && stat == statMaybe:
+		r.looked = true
 		return nil
 	case err != nil:
 		return err
@@ -410,7 +414,7 @@ func (s *session) target(c *command, r *request) error {
 	case stat == statFile && !fi.Mode().IsRegular():
 		return reply(550, "Not a regular file.")
 	}
-	r.info = fi
+	r.info, r.looked = fi, true
 	return nil
 }
 

@@ -73,6 +73,14 @@ type CreateOptions struct {
 	// the name exists by then, even if it appeared during the upload: for
 	// users who may not overwrite (the anonymous drop box).
 	NoReplace bool
+	// Looked says the caller has just looked the name up (Stat), and Found
+	// is what it found: a regular file, or nil for nothing. A backend
+	// whose look-ups cost requests (S3) may then skip its own for a whole
+	// upload (neither Append nor Offset). A name that changes meanwhile is
+	// handled as without: the upload replaces the file, or Exclusive and
+	// NoReplace refuse it at Commit.
+	Looked bool
+	Found  fs.FileInfo
 }
 
 // File is an open file being read.

@@ -655,6 +655,46 @@ func TestUploadConcurrency(t *testing.T) {
 	}
 }
 
+// TestLookupSiblings: Stat of a name tells a directory, a file and
+// nothing apart when more names than one listing holds sort between "k"
+// and "k/" ("k.0" …), and it answers a missing name with a HEAD and one
+// listing.
+func TestLookupSiblings(t *testing.T) {
+	cnt := &counter{}
+	b, srv, bucket := backend(t, func(c *s3store.Config) { c.Transport = cnt })
+	fsys := openFS(t, b, "public")
+	c := srv.Client()
+	put := func(key string) {
+		t.Helper()
+		if _, err := c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: &bucket, Key: aws.String("ferry/public/" + key), Body: strings.NewReader("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 12 {
+		put(fmt.Sprintf("k.%d", i))
+		put(fmt.Sprintf("m.%d", i))
+	}
+	put("k/x") // a directory without a marker, past the siblings
+	put("m0")  // after "m/": not below it
+	put("few.1")
+	if fi, err := fsys.Stat(t.Context(), storagetest.P("k")); err != nil || !fi.IsDir() {
+		t.Errorf("Stat(k) = %v, %v; want a directory", fi, err)
+	}
+	if _, err := fsys.Stat(t.Context(), storagetest.P("m")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat(m): %v, want fs.ErrNotExist", err)
+	}
+	if fi, err := fsys.Stat(t.Context(), storagetest.P("k.3")); err != nil || fi.IsDir() || fi.Size() != 1 {
+		t.Errorf("Stat(k.3) = %v, %v; want a file of 1 byte", fi, err)
+	}
+	cnt.reset()
+	if _, err := fsys.Stat(t.Context(), storagetest.P("few")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat(few): %v, want fs.ErrNotExist", err)
+	}
+	if h, l := cnt.count("HeadObject"), cnt.count("ListObjectsV2"); h != 1 || l != 1 {
+		t.Errorf("Stat of a missing name: %d HEADs and %d listings, want 1 and 1", h, l)
+	}
+}
+
 // TestOddKeys lists keys that other tools may put: none escapes the
 // directory or yields a bad name.
 func TestOddKeys(t *testing.T) {

@@ -79,15 +79,21 @@ func (f *FS) head(ctx context.Context, key string) (*s3.HeadObjectOutput, error)
 
 // probe lists up to max keys under prefix (no delimiter).
 func (f *FS) probe(ctx context.Context, prefix string, max int32) ([]types.Object, error) {
+	objs, _, err := f.probeMore(ctx, prefix, max)
+	return objs, err
+}
+
+// probeMore is probe that also says whether more keys follow.
+func (f *FS) probeMore(ctx context.Context, prefix string, max int32) ([]types.Object, bool, error) {
 	cctx, cancel := f.b.call(ctx)
 	defer cancel()
 	out, err := f.b.client.ListObjectsV2(cctx, &s3.ListObjectsV2Input{
 		Bucket: &f.b.bucket, Prefix: &prefix, MaxKeys: aws.Int32(max),
 	})
 	if err != nil {
-		return nil, f.b.wrap("ListObjectsV2", prefix, err)
+		return nil, false, f.b.wrap("ListObjectsV2", prefix, err)
 	}
-	return out.Contents, nil
+	return out.Contents, aws.ToBool(out.IsTruncated), nil
 }
 
 // dirExists reports whether prefix ("…/d/") is a directory: its marker
@@ -116,44 +122,84 @@ func both(a, b func()) {
 
 // entry is what a name is: a file (head set), a directory, or nothing.
 type entry struct {
-	head   *s3.HeadObjectOutput
-	dir    bool
-	marker *s3.HeadObjectOutput // the directory's marker object, if any
+	head *s3.HeadObjectOutput
+	dir  bool
+	// hasMarker: the directory has a marker object; marker is its HEAD
+	// when the look-up made one (Stat and Chtimes fetch it: markerOf).
+	hasMarker bool
+	marker    *s3.HeadObjectOutput
 }
 
-// lookup finds what key is: a HEAD of the object and of its directory
-// marker at once; when neither exists and deep is set, a listing of one
-// key below it finds a directory without a marker. (Listings are costly on
-// some engines, so a name that is an object is taken as a file: only
-// directory listings show a key that is both an object and a prefix as
-// the directory.)
+// lookupKeys is how many keys a deep look-up lists: enough to pass the
+// names that sort between "k" and "k/" ("k.bak", "k-2") in one request.
+const lookupKeys = 8
+
+// lookup finds what key is. A name that is an object is a file, even when
+// a marker or keys below share its name (only directory listings show such
+// a name as the directory). Shallow: a HEAD of the object and of its
+// directory marker at once. Deep: a HEAD of the object, then, when there
+// is none, one listing of the keys that begin with key, which finds a
+// marker, a directory without one, or nothing (a second listing when
+// other names fill the first): a missing name costs two requests.
 func (f *FS) lookup(ctx context.Context, key string, deep bool) (entry, error) {
-	var (
-		e          entry
-		herr, merr error
-		m          *s3.HeadObjectOutput
-		prefix     = key + "/"
-	)
-	both(func() { e.head, herr = f.head(ctx, key) }, func() { m, merr = f.head(ctx, prefix) })
-	switch {
-	case merr == nil:
-		return entry{dir: true, marker: m}, nil
-	case !errors.Is(merr, fs.ErrNotExist):
-		return entry{}, merr
-	case herr == nil:
-		return e, nil
-	case !errors.Is(herr, fs.ErrNotExist):
-		return entry{}, herr
-	}
-	e.head = nil
-	if deep {
-		objs, err := f.probe(ctx, prefix, 1)
-		if err != nil {
-			return e, err
+	prefix := key + "/"
+	if !deep {
+		var (
+			e          entry
+			herr, merr error
+			m          *s3.HeadObjectOutput
+		)
+		both(func() { e.head, herr = f.head(ctx, key) }, func() { m, merr = f.head(ctx, prefix) })
+		switch {
+		case herr == nil:
+			return e, nil
+		case !errors.Is(herr, fs.ErrNotExist):
+			return entry{}, herr
+		case merr == nil:
+			return entry{dir: true, hasMarker: true, marker: m}, nil
+		case !errors.Is(merr, fs.ErrNotExist):
+			return entry{}, merr
 		}
-		e.dir = len(objs) > 0
+		return entry{}, nil
 	}
-	return e, nil
+	h, err := f.head(ctx, key)
+	switch {
+	case err == nil:
+		return entry{head: h}, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return entry{}, err
+	}
+	objs, more, err := f.probeMore(ctx, key, lookupKeys)
+	if err != nil {
+		return entry{}, err
+	}
+	// Keys come in order: the first at or after prefix says it all.
+	for _, o := range objs {
+		if k := aws.ToString(o.Key); k >= prefix {
+			return entry{dir: strings.HasPrefix(k, prefix), hasMarker: k == prefix}, nil
+		}
+	}
+	if !more {
+		return entry{}, nil
+	}
+	objs, err = f.probe(ctx, prefix, 1)
+	if err != nil || len(objs) == 0 {
+		return entry{}, err
+	}
+	return entry{dir: true, hasMarker: aws.ToString(objs[0].Key) == prefix}, nil
+}
+
+// markerOf returns the HEAD of e's directory marker (nil when it has
+// none, or it went meanwhile).
+func (f *FS) markerOf(ctx context.Context, key string, e entry) (*s3.HeadObjectOutput, error) {
+	if e.marker != nil || !e.hasMarker {
+		return e.marker, nil
+	}
+	m, err := f.head(ctx, key+"/")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return m, err
 }
 
 func (f *FS) Stat(ctx context.Context, p vpath.Path) (fs.FileInfo, error) {
@@ -169,9 +215,13 @@ func (f *FS) Stat(ctx context.Context, p vpath.Path) (fs.FileInfo, error) {
 	case err != nil:
 		return nil, err
 	case e.dir:
+		m, err := f.markerOf(ctx, key, e)
+		if err != nil {
+			return nil, err
+		}
 		mt := dirTime
-		if e.marker != nil {
-			mt = mtimeOf(e.marker.Metadata, e.marker.LastModified)
+		if m != nil {
+			mt = mtimeOf(m.Metadata, m.LastModified)
 		}
 		return &info{name: p.Base(), dir: true, mtime: mt}, nil
 	case e.head != nil:
@@ -392,9 +442,13 @@ func (f *FS) Chtimes(ctx context.Context, p vpath.Path, mtime time.Time) error {
 		return err
 	case e.dir:
 		marker := key + "/"
+		m, err := f.markerOf(ctx, key, e)
+		if err != nil {
+			return err
+		}
 		meta := map[string]string{}
-		if e.marker != nil {
-			meta = cloneMeta(e.marker.Metadata)
+		if m != nil {
+			meta = cloneMeta(m.Metadata)
 		}
 		meta[metaMtime] = formatMtime(mtime)
 		cctx, cancel := f.b.call(ctx)

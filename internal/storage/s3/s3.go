@@ -20,8 +20,8 @@
 //     digests of an upload (storage.HashStore) in "hash-sha256" … (hash.go);
 //   - a rename is a copy then a delete; a directory rename that fails
 //     midway returns storage.ErrPartial and repeating it finishes it;
-//   - a key that is both an object and a prefix ("f" and "f/x") is a
-//     directory; keys whose last segment is empty, "." or "..", or holds
+//   - a key that is both an object and a prefix ("f" and "f/x") is
+//     listed as a directory, but Stat finds the object; keys whose last segment is empty, "." or "..", or holds
 //     NUL, CR or LF, are never listed.
 package s3store
 

@@ -123,7 +123,19 @@ func (f *FS) Create(ctx context.Context, p vpath.Path, o storage.CreateOptions) 
 		lerr, perr error
 		parent     bool
 	)
-	both(func() { e, lerr = f.lookup(ctx, key, false) }, func() { parent, perr = f.dirExists(ctx, f.parentDir(p)) })
+	if o.Looked && !inPlace {
+		// The caller's look-up stands for ours: a whole upload needs
+		// only to know that the name is not a directory.
+		switch {
+		case o.Found != nil && o.Found.IsDir():
+			return nil, storage.ErrIsDir
+		case o.Found != nil:
+			e.head = &s3.HeadObjectOutput{}
+		}
+		parent, perr = f.dirExists(ctx, f.parentDir(p))
+	} else {
+		both(func() { e, lerr = f.lookup(ctx, key, false) }, func() { parent, perr = f.dirExists(ctx, f.parentDir(p)) })
+	}
 	switch {
 	case lerr != nil:
 		return nil, lerr
