@@ -19,7 +19,9 @@ import (
 type Journal interface {
 	UploadStarted(ctx context.Context, key, uploadID string) error
 	UploadEnded(ctx context.Context, key, uploadID string) error
-	// Uploads returns the uploads started before the time and not ended.
+	// Uploads returns the uploads not ended that are abandoned: those
+	// started before the time, and, in a journal that knows which nodes
+	// run (dbjournal), those whose node is gone, whatever their age.
 	Uploads(ctx context.Context, before time.Time) ([]JournalUpload, error)
 	RenameStarted(ctx context.Context, from, to string) error
 	RenameEnded(ctx context.Context, from, to string) error
@@ -98,7 +100,8 @@ func (j *MemJournal) Renames() [][2]string {
 // Sweep aborts Ferry's multipart uploads initiated before cutoff, or
 // before OrphanAge ago when that is earlier (another server on the bucket
 // may be running a younger upload): those
-// the journal lists, or without a journal every multipart upload under the
+// the journal lists as abandoned (Journal.Uploads: with a shared journal
+// also the younger uploads of nodes that are gone), or without a journal every multipart upload under the
 // backend's prefix (ListMultipartUploads; S3 lists no upload metadata, so
 // Ferry counts everything under its prefix as its own: with an empty
 // prefix, everything under "public/" and "home/"). It returns how many it
