@@ -27,6 +27,7 @@ import (
 	"github.com/ferryftp/ferry/internal/ftp"
 	"github.com/ferryftp/ferry/internal/quota/sqlquota"
 	"github.com/ferryftp/ferry/internal/storage/local"
+	"github.com/ferryftp/ferry/internal/storage/s3/dbjournal"
 	"github.com/ferryftp/ferry/internal/systemd"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
@@ -45,8 +46,9 @@ type daemon struct {
 	notify  *systemd.Notifier
 
 	srv      *ftp.Server
-	database *db.DB   // users, bans and quota usage; closed last
-	node     *db.Node // this server in the nodes table: heartbeats, releases of gone servers
+	database *db.DB             // users, bans and quota usage; closed last
+	node     *db.Node           // this server in the nodes table: heartbeats, releases of gone servers
+	journal  *dbjournal.Journal // on S3: the backend's journal, in the database
 	store    *sqlstore.Store
 	def      *liveDefender
 	lns      *listenerSet
@@ -163,7 +165,10 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	// S3 first: a bucket that cannot be used stops the start before
 	// anything else is made.
 	if onS3 {
-		if d.s3, err = openS3(ctx, cfg, d.log); err != nil {
+		// The journal of multipart uploads and directory renames is in
+		// the database, opened below: it is bound to it then.
+		d.journal = &dbjournal.Journal{}
+		if d.s3, err = openS3(ctx, cfg, d.log, d.journal); err != nil {
 			return fmt.Errorf("S3 storage: %w", err)
 		}
 		if os.Getenv("GOMEMLIMIT") == "" {
@@ -190,6 +195,9 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	})
 	if err != nil {
 		return err
+	}
+	if d.journal != nil {
+		d.journal.Bind(database, d.node)
 	}
 	chunk := cfg.Database.QuotaChunk
 	if chunk == 0 {
@@ -272,7 +280,11 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	// s3_orphan_age are aborted now and periodically (another server, or
 	// the process this one upgraded, may have younger ones running).
 	if onS3 {
-		go sweepS3(ctx, d.s3, cfg.Storage.S3OrphanAge.Duration, d.log)
+		// The journal knows which servers are gone: their uploads are
+		// aborted within a node_timeout or so of it, not only at
+		// s3_orphan_age.
+		interval := min(sweepInterval(cfg.Storage.S3OrphanAge.Duration), cfg.Database.NodeTimeout.Duration)
+		go sweepS3(ctx, d.s3, cfg.Storage.S3OrphanAge.Duration, interval, d.log)
 	} else if inh == nil {
 		started := time.Now()
 		opener := site.Storage.(*local.Opener)

@@ -58,7 +58,7 @@ func (o *s3Opener) Capabilities() storage.Capabilities { return o.caps }
 // openS3 makes the S3 backend of cfg (whose Data is absolute) and checks,
 // within cfg's backend timeout, that its bucket is reachable and
 // writable; the error names the problem.
-func openS3(ctx context.Context, cfg config.Config, log *slog.Logger) (*s3Opener, error) {
+func openS3(ctx context.Context, cfg config.Config, log *slog.Logger, j s3store.Journal) (*s3Opener, error) {
 	st := cfg.Storage
 	c := s3store.Config{
 		Bucket:               st.S3Bucket,
@@ -73,6 +73,7 @@ func openS3(ctx context.Context, cfg config.Config, log *slog.Logger) (*s3Opener
 		CallTimeout:          cfg.BackendTimeout.Duration,
 		ChecksumWhenRequired: st.S3Checksum == "when_required",
 		Logger:               log,
+		Journal:              j,
 	}
 	switch {
 	case st.S3AccessKey != "":
@@ -126,10 +127,11 @@ func readSecret(path string) (string, error) {
 // age after it was left.
 func sweepInterval(orphanAge time.Duration) time.Duration { return min(orphanAge, time.Hour) }
 
-// sweepS3 aborts Ferry's multipart uploads older than orphanAge now and
-// every sweepInterval until ctx ends, logging what it removed.
-func sweepS3(ctx context.Context, sw storage.Sweeper, orphanAge time.Duration, log *slog.Logger) {
-	t := time.NewTicker(sweepInterval(orphanAge))
+// sweepS3 aborts Ferry's multipart uploads older than orphanAge (and,
+// with the database's journal, those of servers that are gone) now and
+// every interval until ctx ends, logging what it removed.
+func sweepS3(ctx context.Context, sw storage.Sweeper, orphanAge, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		n, err := sw.Sweep(ctx, time.Now().Add(-orphanAge))
