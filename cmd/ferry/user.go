@@ -30,8 +30,8 @@ const userUsage = `Usage:
   ferry user disable NAME                               refuse the user's logins
   ferry user enable NAME                                allow the user's logins again
   ferry user set NAME [--quota-bytes N] [--perms SPEC] ...  change per-user settings (see ferry user set -h)
-  ferry user show NAME                                  print every setting of a user
-  ferry user quota-scan NAME                            count the home again and make it the quota usage
+  ferry user show NAME [--config FILE]                  print every setting of a user
+  ferry user quota-scan NAME [--config FILE]            count the home again and make it the quota usage
 
 Every command takes --data DIR (default ./ferry-data) and --database URL;
 users are kept in the database --database names (else $FERRY_DATABASE, else
@@ -82,9 +82,9 @@ var userCommands = map[string]userCommand{
 	"disable": {args: "NAME", run: func(c *userRun) error { return c.setDisabled(true) }},
 	"enable":  {args: "NAME", run: func(c *userRun) error { return c.setDisabled(false) }},
 	"set":     {args: "NAME", flags: setFlags, run: (*userRun).set},
-	"show":    {args: "NAME", run: (*userRun).show},
+	"show":    {args: "NAME", flags: configFlag, run: (*userRun).show},
 
-	"quota-scan": {args: "NAME", run: (*userRun).quotaScan},
+	"quota-scan": {args: "NAME", flags: configFlag, run: (*userRun).quotaScan},
 }
 
 // userRun is one `ferry user` invocation after its arguments are parsed.
@@ -97,6 +97,7 @@ type userRun struct {
 	name           string // NAME, for the commands that take one
 	home           string // --home
 	storage        string // --storage: local or s3, what --home means
+	config         string // --config: the server's file, for its [storage]
 	passwordStdin  bool   // --password-stdin
 	settings       *userSettings
 	flagSet        *flag.FlagSet // to tell which flags were given

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ferryftp/ferry/internal/access"
+	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/escape"
 	"github.com/ferryftp/ferry/internal/quota"
 	"github.com/ferryftp/ferry/internal/storage/local"
@@ -68,6 +70,12 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid size %q: want a byte count such as 1048576, 512KiB or 10GiB", s)
 	}
 	return n * mult, nil
+}
+
+// configFlag is the --config flag of the commands that count a home: with
+// S3 storage the home is a key prefix, found through the file's [storage].
+func configFlag(fs *flag.FlagSet, c *userRun) {
+	fs.StringVar(&c.config, "config", "", "the server's config `FILE`; needed when its [storage] is S3, to count homes there")
 }
 
 func setFlags(fs *flag.FlagSet, c *userRun) {
@@ -191,7 +199,7 @@ func printUser(c *userRun, u *users.User) {
 		// What the servers count, uploads in progress included.
 		row("used-bytes", b)
 		row("used-files", f)
-	} else if b, f, err := homeUsage(c.ctx, u.Home); err != nil {
+	} else if b, f, err := c.homeUsage(u.Home); err != nil {
 		row("used", "unknown: "+err.Error())
 	} else {
 		row("used-bytes", b)
@@ -222,7 +230,7 @@ func (c *userRun) quotaScan() error {
 	if err != nil {
 		return err
 	}
-	b, f, err := homeUsage(c.ctx, u.Home)
+	b, f, err := c.homeUsage(u.Home)
 	if err != nil {
 		return fmt.Errorf("counting the home %s: %w", escape.Display(u.Home), err)
 	}
@@ -245,11 +253,41 @@ func orDash(s string) string {
 	return s
 }
 
+// homeUsage counts home on the storage of the server's config file
+// (--config): on S3 when its [storage] says so, else on local disk.
+func (c *userRun) homeUsage(home string) (bytes, files int64, err error) {
+	if c.config == "" {
+		return homeUsage(c.ctx, home)
+	}
+	cfg := config.Defaults()
+	if err := config.Load(c.config, &cfg); err != nil {
+		return 0, 0, err
+	}
+	if cfg.Storage.Backend != "s3" {
+		return homeUsage(c.ctx, home)
+	}
+	// The data directory that homes are named under is the one the
+	// command was given, as for every other user command.
+	if cfg.Data, err = filepath.Abs(c.data); err != nil {
+		return 0, 0, err
+	}
+	o, err := openS3(c.ctx, cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer o.b.Close()
+	fsys, err := o.Open(c.ctx, home)
+	if err != nil {
+		return 0, 0, err
+	}
+	return quota.Scan(c.ctx, fsys)
+}
+
 // homeUsage is what home stores, counted as the quota counts it (package
 // quota's scan: regular files, without uploads in progress): the numbers
 // `ferry user show` prints. A home that does not exist yet holds nothing; a
 // home that is no absolute directory (an object-storage key prefix) cannot
-// be scanned from here. A running server's SITE QUOTA also counts uploads
+// be scanned from here (userRun.homeUsage scans it on S3). A running server's SITE QUOTA also counts uploads
 // in progress.
 func homeUsage(ctx context.Context, home string) (bytes, files int64, err error) {
 	if !filepath.IsAbs(home) {

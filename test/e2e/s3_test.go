@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -580,3 +581,42 @@ func TestS3StartRefused(t *testing.T) {
 		curlOK(t, st.URL("ftp", "", "", ""))
 	})
 }
+
+// TestS3QuotaScan: `ferry user quota-scan` and `ferry user show` count an
+// S3 home (a key prefix) through the server's config file, and a file put
+// into the bucket behind Ferry's back is counted.
+func TestS3QuotaScan(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "curl")
+	st := startS3(t, "scan")
+	st.addUser(t, testUser, testPass)
+	local := t.TempDir()
+	for i, n := range []int{1000, 2000} {
+		src := filepath.Join(local, fmt.Sprintf("f%d", i))
+		writeFile(t, src, randBytes(uint64(900+i), n))
+		curlOK(t, "-T", src, st.URL("ftp", testUser, testPass, fmt.Sprintf("f%d", i)))
+	}
+	st.put(t, "home/alice/sub/other.bin", make([]byte, 500))
+
+	secret := filepath.Join(local, "s3-secret")
+	writeFile(t, secret, []byte(st.gw.SecretKey+"\n"))
+	conf := filepath.Join(local, "ferry.toml")
+	writeFile(t, conf, fmt.Appendf(nil, "[storage]\nbackend = \"s3\"\ns3_bucket = %q\ns3_endpoint = %q\ns3_region = %q\ns3_path_style = true\ns3_prefix = \"scan\"\ns3_access_key = %q\ns3_secret_key_file = %q\n",
+		st.bucket, st.gw.Endpoint, st.gw.Region, st.gw.AccessKey, secret))
+
+	r := st.ferry(t, "", "user", "quota-scan", testUser, "--data", st.Data, "--config", conf)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "the home holds 3500 bytes, 3 files") {
+		t.Fatalf("quota-scan on S3: %s", r)
+	}
+	r = st.ferry(t, "", "user", "show", testUser, "--data", st.Data, "--config", conf)
+	if r.Code != 0 || !regexpMatch(`used-bytes\s+3500`, r.Stdout) || !regexpMatch(`used-files\s+3`, r.Stdout) {
+		t.Fatalf("user show after the scan: %s", r)
+	}
+	// A config file that cannot be read is an error, never a count.
+	r = st.ferry(t, "", "user", "quota-scan", testUser, "--data", st.Data, "--config", filepath.Join(local, "missing.toml"))
+	if r.Code == 0 {
+		t.Fatalf("quota-scan with a missing config file succeeded: %s", r)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
