@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferryftp/ferry/internal/config"
 	"github.com/ferryftp/ferry/internal/db"
+	"github.com/ferryftp/ferry/internal/testenv"
 	"github.com/ferryftp/ferry/internal/testenv/pgenv"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
@@ -131,24 +132,6 @@ func TestDBStatus(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the retry loop and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestServeRetriesUnreachableDatabase: `ferry serve` waits for a database
 // that is down at start, logging each attempt without the password, and
 // opens it once it is up; start_timeout bounds the wait; a cancelled context
@@ -159,7 +142,7 @@ func TestServeRetriesUnreachableDatabase(t *testing.T) {
 	if err := c.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	type result struct {
 		d   *db.DB

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/testenv"
 )
 
 // testDeadline bounds every wait of these tests: a safety net, never a
@@ -27,33 +27,15 @@ const testDeadline = 30 * time.Second
 type liveServer struct {
 	addr string
 	data string
-	log  *syncBuf
+	log  *testenv.LogBuffer
 	stop func() // shuts the server down and waits for serve to return
-}
-
-// syncBuf is a log buffer safe for the server's goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // addrWriter is serve's stdout: it hands over the listening address.
 type addrWriter struct {
 	once sync.Once
 	ch   chan string
-	buf  syncBuf
+	buf  testenv.LogBuffer
 }
 
 func (w *addrWriter) Write(p []byte) (int, error) {
@@ -82,7 +64,7 @@ func startLive(t *testing.T, mod func(*config.Config)) *liveServer {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logBuf := &syncBuf{}
+	logBuf := &testenv.LogBuffer{}
 	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &addrWriter{ch: make(chan string, 1)}

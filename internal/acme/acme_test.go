@@ -14,34 +14,17 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ftp"
+	"github.com/ferryftp/ferry/internal/testenv"
 	"github.com/ferryftp/ferry/internal/testenv/pebbleenv"
 	"github.com/ferryftp/ferry/internal/users"
 )
 
 // deadline bounds every wait: a safety net, never a measured threshold.
 const deadline = 60 * time.Second
-
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // challengeListeners starts the HTTP-01 and TLS-ALPN-01 listeners a
 // manager answers on; Pebble is pointed at their ports.
@@ -184,7 +167,7 @@ func TestPebbleHTTP01IssuesRenewsAndHotSwaps(t *testing.T) {
 	const validity = time.Hour
 	p := pebbleenv.Start(t, pebbleenv.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn), Validity: validity})
 	data := t.TempDir()
-	var log logBuf
+	var log testenv.LogBuffer
 	m, err := New(Options{
 		Domains:      []string{"localhost"},
 		Email:        "ops@example.com",
@@ -281,7 +264,7 @@ func TestPebbleHTTP01IssuesRenewsAndHotSwaps(t *testing.T) {
 func TestPebbleTLSALPN01(t *testing.T) {
 	httpLn, tlsLn := challengeListeners(t)
 	p := pebbleenv.Start(t, pebbleenv.Options{HTTPPort: port(httpLn), TLSPort: port(tlsLn)})
-	var log logBuf
+	var log testenv.LogBuffer
 	m, err := New(Options{
 		Domains: []string{"localhost"}, DirectoryURL: p.Directory, HTTPClient: p.Client,
 		DataDir: t.TempDir(), Challenges: []string{TLSALPN01},
@@ -321,7 +304,7 @@ func intermediates(c *tls.Certificate) *x509.CertPool {
 // TestFailedOrderFallsBackAndRetries: with the CA unreachable, handshakes
 // get the fallback certificate and the error is logged; nothing is written.
 func TestFailedOrderFallsBack(t *testing.T) {
-	var log logBuf
+	var log testenv.LogBuffer
 	fallback := &tls.Certificate{}
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
 	url := "https://" + dead.Addr().String() + "/dir"
@@ -373,7 +356,7 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
-func waitCh(t *testing.T, ch <-chan struct{}, what string, log *logBuf) {
+func waitCh(t *testing.T, ch <-chan struct{}, what string, log *testenv.LogBuffer) {
 	t.Helper()
 	select {
 	case <-ch:

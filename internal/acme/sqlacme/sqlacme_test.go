@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferryftp/ferry/internal/acme"
 	"github.com/ferryftp/ferry/internal/db"
+	"github.com/ferryftp/ferry/internal/testenv"
 	"github.com/ferryftp/ferry/internal/testenv/pebbleenv"
 	"github.com/ferryftp/ferry/internal/testenv/pgenv"
 )
@@ -42,23 +42,6 @@ func openDB(t *testing.T, url string) *db.DB {
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
-}
-
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestStore: values, first-wins Create, the lease and the challenges, on
@@ -185,14 +168,14 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // node is one server: a manager on its own *db.DB over the shared database.
-func (c *cluster) node(t *testing.T, name string, challenges []string, store func(*Store) acme.Store, tune func(*acme.Options)) (*acme.Manager, *logBuf) {
+func (c *cluster) node(t *testing.T, name string, challenges []string, store func(*Store) acme.Store, tune func(*acme.Options)) (*acme.Manager, *testenv.LogBuffer) {
 	t.Helper()
 	s := New(openDB(t, c.url))
 	var st acme.Store = s
 	if store != nil {
 		st = store(s)
 	}
-	log := &logBuf{}
+	log := &testenv.LogBuffer{}
 	o := acme.Options{
 		Domains: []string{"localhost"}, DirectoryURL: c.p.Directory, HTTPClient: c.client,
 		DataDir: t.TempDir(), Store: st, NodeID: name, Challenges: challenges, RetryAfter: time.Second,
@@ -222,7 +205,7 @@ func run(t *testing.T, m *acme.Manager) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func waitCh(t *testing.T, ch <-chan struct{}, what string, logs ...*logBuf) {
+func waitCh(t *testing.T, ch <-chan struct{}, what string, logs ...*testenv.LogBuffer) {
 	t.Helper()
 	select {
 	case <-ch:
