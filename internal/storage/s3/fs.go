@@ -368,10 +368,7 @@ func (f *FS) Remove(ctx context.Context, p vpath.Path) error {
 	case e.head == nil:
 		return fs.ErrNotExist
 	}
-	cctx, cancel := f.b.call(ctx)
-	defer cancel()
-	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &key})
-	return f.b.wrap("DeleteObject", key, err)
+	return f.b.deleteObject(ctx, key)
 }
 
 func (f *FS) RemoveDir(ctx context.Context, p vpath.Path) error {
@@ -405,19 +402,15 @@ func (f *FS) RemoveDir(ctx context.Context, p vpath.Path) error {
 		}
 		return fs.ErrNotExist
 	}
-	cctx, cancel := f.b.call(ctx)
-	defer cancel()
 	if times {
-		tk := prefix + timesName
-		if _, err := f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &tk}); err != nil {
-			return f.b.wrap("DeleteObject", tk, err)
+		if err := f.b.deleteObject(ctx, prefix+timesName); err != nil {
+			return err
 		}
 	}
 	if !marker {
 		return nil
 	}
-	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &prefix})
-	return f.b.wrap("DeleteObject", prefix, err)
+	return f.b.deleteObject(ctx, prefix)
 }
 
 // Chmod is not supported: objects have no permission bits.

@@ -95,10 +95,7 @@ func (f *FS) rename(ctx context.Context, from, to vpath.Path, noReplace bool) er
 	if err := f.b.recordVersion(ctx, tk, meta[metaMtime]); err != nil {
 		f.b.log.Warn("s3: recording a renamed file's time failed; listings show the copy's LastModified", "path", tk, "err", err)
 	}
-	cctx, cancel := f.b.call(ctx)
-	defer cancel()
-	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &fk})
-	if err = f.b.wrap("DeleteObject", fk, err); err != nil {
+	if err := f.b.deleteObject(ctx, fk); err != nil {
 		return fmt.Errorf("%w: %s copied but not removed: %w", storage.ErrPartial, fk, err)
 	}
 	return nil
@@ -162,10 +159,7 @@ func (f *FS) renameDir(ctx context.Context, fk, tk string, dst entry, noReplace 
 	if err := f.moveAll(ctx, from, to); err != nil {
 		return fmt.Errorf("%w: renaming %s to %s: %w", storage.ErrPartial, from, to, err)
 	}
-	cctx, cancel = f.b.call(ctx)
-	defer cancel()
-	_, err = f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &state})
-	if err = f.b.wrap("DeleteObject", state, err); err != nil {
+	if err := f.b.deleteObject(ctx, state); err != nil {
 		return fmt.Errorf("%w: %w", storage.ErrPartial, err)
 	}
 	if j := f.b.journal; j != nil {
@@ -255,10 +249,7 @@ func (f *FS) moveAll(ctx context.Context, from, to string) error {
 		}
 	}
 	if marker {
-		cctx, cancel := f.b.call(ctx)
-		defer cancel()
-		_, err := f.b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &f.b.bucket, Key: &from})
-		return f.b.wrap("DeleteObject", from, err)
+		return f.b.deleteObject(ctx, from)
 	}
 	return nil
 }

@@ -284,6 +284,14 @@ func (b *Backend) call(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(ctx, b.timeout)
 }
 
+// deleteObject deletes key within one call's deadline.
+func (b *Backend) deleteObject(ctx context.Context, key string) error {
+	cctx, cancel := b.call(ctx)
+	defer cancel()
+	_, err := b.client.DeleteObject(cctx, &s3.DeleteObjectInput{Bucket: &b.bucket, Key: &key})
+	return b.wrap("DeleteObject", key, err)
+}
+
 // Check tests that the bucket is reachable and writable: it puts and
 // deletes a probe object under the prefix. Its error names the problem.
 func (b *Backend) Check(ctx context.Context) error {
