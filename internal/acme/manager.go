@@ -27,6 +27,8 @@ import (
 	"time"
 
 	xacme "golang.org/x/crypto/acme"
+
+	"github.com/ferryftp/ferry/internal/certs"
 )
 
 // The challenge types Manager answers.
@@ -164,7 +166,7 @@ func New(o Options) (*Manager, error) {
 	if c, err := m.loadCert(ctx); err == nil {
 		m.cur.Store(c)
 		m.log.Info("ACME certificate loaded", "path", m.store.Where(NameCert), "expires", c.Leaf.NotAfter,
-			"fingerprint", fingerprint(c.Leaf.Raw))
+			"fingerprint", certs.FingerprintOf(c.Leaf.Raw))
 	} else if !errors.Is(err, os.ErrNotExist) {
 		m.log.Warn("ACME certificate kept not usable; a new one will be ordered", "path", m.store.Where(NameCert), "err", err)
 	}
@@ -483,9 +485,9 @@ func (m *Manager) sync(ctx context.Context, than *tls.Certificate) bool {
 func (m *Manager) install(c, old *tls.Certificate, msg string) {
 	m.cur.Store(c)
 	attrs := []any{"domains", strings.Join(m.opt.Domains, ","), "expires", c.Leaf.NotAfter,
-		"renew_at", m.renewAt(c), "fingerprint", fingerprint(c.Leaf.Raw), "issuer", c.Leaf.Issuer.String()}
+		"renew_at", m.renewAt(c), "fingerprint", certs.FingerprintOf(c.Leaf.Raw), "issuer", c.Leaf.Issuer.String()}
 	if old != nil {
-		attrs = append(attrs, "old_fingerprint", fingerprint(old.Leaf.Raw), "old_expires", old.Leaf.NotAfter)
+		attrs = append(attrs, "old_fingerprint", certs.FingerprintOf(old.Leaf.Raw), "old_expires", old.Leaf.NotAfter)
 	}
 	m.log.Info(msg, attrs...)
 	m.chMu.Lock()
@@ -752,40 +754,4 @@ func alpnCert(domain, keyAuth string) (*tls.Certificate, error) {
 		return nil, err
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
-// writeFile replaces name with data atomically, 0600.
-func writeFile(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
-	if err != nil {
-		return fmt.Errorf("acme: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("acme: writing %s: %w", name, err)
-	}
-	return nil
-}
-
-func fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	var b strings.Builder
-	for i, c := range sum {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		fmt.Fprintf(&b, "%02X", c)
-	}
-	return b.String()
 }

@@ -152,7 +152,7 @@ func (m *Manager) ensureSelfSigned() error {
 // SubjectPublicKeyInfo), in the same form as fingerprint: unchanged across
 // a renewal that keeps the key.
 func publicKeyPin(leaf *x509.Certificate) string {
-	return fingerprint(leaf.RawSubjectPublicKeyInfo)
+	return FingerprintOf(leaf.RawSubjectPublicKeyInfo)
 }
 
 // due reports whether l expires within renewBefore.
@@ -187,7 +187,7 @@ func (m *Manager) load() (*loaded, error) {
 	}
 	return &loaded{
 		cert:        &cert,
-		fingerprint: fingerprint(cert.Certificate[0]),
+		fingerprint: FingerprintOf(cert.Certificate[0]),
 		generated:   isGenerated(cert.Leaf),
 		stamp:       st,
 	}, nil
@@ -344,7 +344,8 @@ func readLeaf(name string) *x509.Certificate {
 	}
 }
 
-func fingerprint(der []byte) string {
+// FingerprintOf is the SHA-256 of der in FileZilla's form, AA:BB:...
+func FingerprintOf(der []byte) string {
 	sum := sha256.Sum256(der)
 	var b strings.Builder
 	b.Grow(len(sum) * 3)
@@ -377,7 +378,7 @@ func Describe(leaf *x509.Certificate) Info {
 		Issuer:      leaf.Issuer.String(),
 		NotBefore:   leaf.NotBefore,
 		NotAfter:    leaf.NotAfter,
-		Fingerprint: fingerprint(leaf.Raw),
+		Fingerprint: FingerprintOf(leaf.Raw),
 		KeySHA256:   publicKeyPin(leaf),
 		Generated:   isGenerated(leaf),
 		Chain:       1,

@@ -131,7 +131,7 @@ func issue(t *testing.T, format keyFormat, notAfter time.Time) pair {
 }
 
 // fp is the fingerprint the Manager should report for p.
-func (p pair) fp() string { return fingerprint(p.leaf.Raw) }
+func (p pair) fp() string { return FingerprintOf(p.leaf.Raw) }
 
 // write installs p at the given paths and moves their modification time
 // forward, so a poller notices the change even on coarse-grained file systems

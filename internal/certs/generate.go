@@ -119,16 +119,16 @@ func generateWith(certFile, keyFile string, key *ecdsa.PrivateKey, writeKey bool
 	// old certificate, which fails to load loudly rather than serving a
 	// certificate whose key is gone.
 	if writeKey {
-		if err := writeFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		if err := WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 			return err
 		}
 	}
-	return writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
-// writeFile replaces name with data atomically. The temporary file is created
+// WriteFile replaces name with data atomically (then mode perm). The temporary file is created
 // 0600, so the key is never readable by others, not even briefly.
-func writeFile(name string, data []byte, perm os.FileMode) error {
+func WriteFile(name string, data []byte, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
 	if err != nil {
 		return fmt.Errorf("certs: %w", err)
