@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ferryftp/ferry/internal/certs"
+	"github.com/ferryftp/ferry/internal/atomicfile"
 )
 
 // The names of the values a Store keeps (the file names in DataDir/acme).
@@ -99,7 +99,7 @@ func (s FileStore) Create(ctx context.Context, name string, value []byte) ([]byt
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("acme: %w", err)
 	}
-	return value, certs.WriteFile(s.path(name), value, 0o600)
+	return value, atomicfile.WriteFile(s.path(name), value, 0o600)
 }
 
 // Put writes the files in order.
@@ -108,7 +108,7 @@ func (s FileStore) Put(_ context.Context, es ...Entry) error {
 		return fmt.Errorf("acme: %w", err)
 	}
 	for _, e := range es {
-		if err := certs.WriteFile(s.path(e.Name), e.Value, 0o600); err != nil {
+		if err := atomicfile.WriteFile(s.path(e.Name), e.Value, 0o600); err != nil {
 			return err
 		}
 	}

@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/ferryftp/ferry/internal/atomicfile"
 )
 
 // FileName is the findings file a running server keeps in its data
@@ -32,21 +33,8 @@ func WriteReport(name string, r Report) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(name, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("natdiag: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("natdiag: writing %s: %w", name, err)
 	}
 	return nil
 }
