@@ -181,6 +181,9 @@ func TestAuditTrailTLSRequired(t *testing.T) {
 	if got := trail(rec); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("trail:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// The log is an observer of its own: sync it before reading (the
+	// recorder's disconnect says nothing about the logger's queue).
+	ts.logText()
 	if line := `msg=refused user="" cmd=USER path="" result=refused reason=tls_required code=530`; !strings.Contains(records(info), line) {
 		t.Errorf("the info-level log lacks %q:\n%s", line, info.String())
 	}
