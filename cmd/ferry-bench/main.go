@@ -8,6 +8,8 @@
 //	ferry-bench -addr 127.0.0.1:2121 -scenario list -path dir-10000
 //	ferry-bench -addr 127.0.0.1:2121 -scenario sessions -c 50 -duration 10s
 //	ferry-bench -addr 127.0.0.1:2121 -scenario idle -n 1000 -pid 1234
+//	ferry-bench -scenario limit-sendfile,limit-tls -file /srv/ftp/big.bin
+//	ferry-bench -scenario limit-recv -size 1GiB -dir /srv/ftp/upload
 //	ferry-bench -mkfiles DIR -n 1000000
 //	ferry-bench -report results.jsonl
 //
@@ -19,6 +21,11 @@
 // smallstor (-n files of -size bytes stored over -c sessions, each logged
 // in once; files/s). With -pid every result also has server_hwm_mib, the
 // server's peak RSS so far (VmHWM).
+// The limit scenarios need no server: they measure the machine's own
+// ceilings on loopback (limits.go): limit-sendfile and limit-tls send the
+// local -file to a client reading like retr's, plainly with sendfile(2) or
+// through Go's TLS 1.3; limit-recv receives -size bytes from a client
+// writing like stor's into a file in -dir.
 // Several scenarios may be given, comma separated.
 //
 // With -pid, the server's process tree is measured from /proc: CPU from
@@ -46,11 +53,11 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("ferry-bench", flag.ContinueOnError)
 	var o options
-	var scenario, size, mkfiles, report, labelA, labelB string
+	var scenario, size, limitBuf, mkfiles, report, labelA, labelB string
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:2121", "server control address host:port")
 	fs.StringVar(&o.User, "user", "anonymous", "login name")
 	fs.StringVar(&o.Pass, "pass", "ferry-bench@", "password")
-	fs.StringVar(&scenario, "scenario", "", "retr|stor|ftps-retr|ftps-stor|list|sessions|idle|smallstor, comma separated")
+	fs.StringVar(&scenario, "scenario", "", "retr|stor|ftps-retr|ftps-stor|list|sessions|idle|smallstor|limit-sendfile|limit-tls|limit-recv, comma separated")
 	fs.StringVar(&o.Key, "key", "", "result key for -report (default: derived from scenario and parameters)")
 	fs.StringVar(&o.Label, "label", "", "server label recorded in results (e.g. vsftpd, ferry)")
 	fs.IntVar(&o.Round, "round", 0, "round number recorded in results")
@@ -67,6 +74,10 @@ func run(args []string) int {
 	fs.StringVar(&o.Small, "small", "small.bin", "sessions: file each session downloads")
 	fs.IntVar(&o.N, "n", 1000, "idle: sessions to hold; smallstor: files to store; -mkfiles: files to create")
 	fs.DurationVar(&o.Hold, "hold", 500*time.Millisecond, "idle: pause after the last login before measuring")
+	fs.StringVar(&o.Dir, "dir", "", "limit-recv: directory to receive into (default: the system's temporary directory)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "limit-tls: certificate file (PEM) of the sender (default: a generated one)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "limit-tls: key file (PEM) of -tls-cert")
+	fs.StringVar(&limitBuf, "limit-buf", "256KiB", "limit-tls: the sender's file reads; limit-recv: the read-write receiver's buffer")
 	fs.IntVar(&o.PID, "pid", 0, "server process id: measure CPU and memory of its process tree (0: don't)")
 	fs.DurationVar(&o.Sample, "sample", 5*time.Millisecond, "memory sampling interval during listings")
 	fs.DurationVar(&o.Settle, "settle", 500*time.Millisecond, "with -pid: before a run, wait until the server's process count has been stable this long")
@@ -104,6 +115,12 @@ func run(args []string) int {
 		return 2
 	}
 	o.Size = n
+	lb, err := parseSize(limitBuf)
+	if err != nil || lb <= 0 || lb > 1<<30 {
+		fmt.Fprintln(os.Stderr, "ferry-bench: -limit-buf: want 1 byte to 1 GiB:", limitBuf)
+		return 2
+	}
+	o.LimitBuf = int(lb)
 	raiseFileLimit(o.N + o.Concurrency*2 + 256)
 	status := 0
 	var mu sync.Mutex // guards stdout and current
@@ -170,6 +187,12 @@ func runScenario(o *options, scenario string) result {
 		err = runIdle(o, &r)
 	case "smallstor":
 		err = runSmallStor(o, &r)
+	case "limit-sendfile":
+		err = runLimitSendfile(o, &r)
+	case "limit-tls":
+		err = runLimitTLS(o, &r)
+	case "limit-recv":
+		err = runLimitRecv(o, &r)
 	default:
 		err = fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -223,6 +246,14 @@ func humanLine(r result) string {
 		f("server_cpu_s_per_gib", "server %.2f CPU-s/GiB")
 		f("client_cpu_s", "client %.2f CPU-s")
 		f("final_reply_s", "226 after %.2fs")
+	case "limit-sendfile", "limit-tls", "limit-recv":
+		f("mb_per_s", "%.1f MB/s")
+		f("seconds", "(%.2fs)")
+		f("sender_cpu_s_per_gib", "sender %.2f CPU-s/GiB")
+		f("cpu_s_per_gib", "process %.2f CPU-s/GiB")
+		if v, ok := r.Info["receiver"].(string); ok {
+			b.WriteString(" (" + v + ")")
+		}
 	case "list":
 		if cmd, ok := r.Info["command"].(string); ok {
 			b.WriteString(" " + cmd)

@@ -39,6 +39,11 @@ type options struct {
 	N    int           // idle: sessions held
 	Hold time.Duration // idle: pause between the last login and the measurement
 
+	Dir      string // limit-recv: directory of the received file ("": the system's temporary directory)
+	TLSCert  string // limit-tls: certificate and key files ("": a generated certificate)
+	TLSKey   string
+	LimitBuf int // limit-tls: the sender's reads of the file; limit-recv: the read-write receiver's buffer
+
 	PID     int           // server process: CPU and memory of its tree; 0: not measured
 	Sample  time.Duration // memory sampling interval
 	Settle  time.Duration // quiet time of the process tree before a run
@@ -129,30 +134,16 @@ func runTransfer(o *options, r *result, upload, useTLS bool) error {
 		want = o.Size
 		line = "STOR " + o.Upload
 		r.Desc = fmt.Sprintf("%s, %s", humanBytes(o.Size), tern(useTLS, "TLS", "plain"))
-		buf := make([]byte, 1<<20)
+		buf := make([]byte, xferBuf)
 		fillRandom(buf)
-		body = func(w io.ReadWriter) (int64, error) {
-			var n int64
-			for n < o.Size {
-				chunk := buf
-				if rem := o.Size - n; rem < int64(len(chunk)) {
-					chunk = chunk[:rem]
-				}
-				k, err := w.Write(chunk)
-				n += int64(k)
-				if err != nil {
-					return n, err
-				}
-			}
-			return n, nil
-		}
+		body = func(w io.ReadWriter) (int64, error) { return writeN(w, buf, o.Size) }
 	} else {
 		line = "RETR " + o.File
 		if sz, err := c.size(o.File); err == nil {
 			want = sz
 		}
 		r.Desc = fmt.Sprintf("%s, %s", humanBytes(want), tern(useTLS, "TLS", "plain"))
-		buf := make([]byte, 1<<20)
+		buf := make([]byte, xferBuf)
 		body = func(rd io.ReadWriter) (int64, error) { return readAll(rd, buf, nil) }
 	}
 	if tc, ok := c.nc.(*tls.Conn); ok {
@@ -191,6 +182,28 @@ func runTransfer(o *options, r *result, upload, useTLS bool) error {
 		}
 	}
 	return nil
+}
+
+// xferBuf is the size of the client's reads and writes on a data
+// connection in the transfer scenarios, and on the limit scenarios' client
+// end, so that the ceilings are measured with the same client.
+const xferBuf = 1 << 20
+
+// writeN writes size bytes to w, buf over and over: an upload from memory.
+func writeN(w io.Writer, buf []byte, size int64) (int64, error) {
+	var n int64
+	for n < size {
+		chunk := buf
+		if rem := size - n; rem < int64(len(chunk)) {
+			chunk = chunk[:rem]
+		}
+		k, err := w.Write(chunk)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func tern(b bool, yes, no string) string {
