@@ -53,7 +53,7 @@ func main() {
 func run(args []string) int {
 	fs := flag.NewFlagSet("ferry-bench", flag.ContinueOnError)
 	var o options
-	var scenario, size, limitBuf, mkfiles, report, labelA, labelB string
+	var scenario, size, limitBuf, mkfiles, report, labelA, labelB, labelLimit string
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:2121", "server control address host:port")
 	fs.StringVar(&o.User, "user", "anonymous", "login name")
 	fs.StringVar(&o.Pass, "pass", "ferry-bench@", "password")
@@ -88,6 +88,7 @@ func run(args []string) int {
 	fs.StringVar(&report, "report", "", "read JSON results (comma separated files) and print the comparison table")
 	fs.StringVar(&labelA, "a", "vsftpd", "report: label of the reference server")
 	fs.StringVar(&labelB, "b", "ferry", "report: label of the server under test")
+	fs.StringVar(&labelLimit, "limit", "limit", "report: label of the limit scenarios' results (the machine's ceilings)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -99,7 +100,7 @@ func run(args []string) int {
 		}
 		return 0
 	case report != "":
-		if err := printReport(os.Stdout, strings.Split(report, ","), labelA, labelB); err != nil {
+		if err := printReport(os.Stdout, strings.Split(report, ","), labelA, labelB, labelLimit); err != nil {
 			fmt.Fprintln(os.Stderr, "ferry-bench:", err)
 			return 1
 		}

@@ -112,12 +112,12 @@ func TestReport(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "r.jsonl")
 	os.WriteFile(f, []byte(lines), 0o644)
 	var b strings.Builder
-	if err := printReport(&b, []string{f}, "vsftpd", "ferry"); err != nil {
+	if err := printReport(&b, []string{f}, "vsftpd", "ferry", "limit"); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
 	for _, want := range []string{
-		"| retr MB/s (1 GiB, plain) | 950 | 1150 | 1.21× | ≥1.0× | yes |",
+		"| retr MB/s (1 GiB, plain) | 950 | 1150 | 1.21× | ≥1.05× | yes |",
 		"| retr server CPU s/GiB (1 GiB, plain) | 0.50 | 0.50 | 1.00× | ≤1.0× | yes |",
 		"| list time ms (1000000 entries) | — | 900 MLSD | — | — |  |",
 		"| list peak memory over baseline MiB (1000000 entries) | — | 12.0 | — | <64 MiB | yes |",
@@ -127,5 +127,59 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Contains(out, "ceiling") {
+		t.Errorf("a ceiling table without limit results:\n%s", out)
+	}
+}
+
+// TestReportTargets checks issue 13's targets on canned results, each on
+// both sides of its bound, and the table against the limit scenarios'
+// ceilings (a failed ceiling run is counted, not used).
+func TestReportTargets(t *testing.T) {
+	lines := `{"scenario":"retr","key":"retr","server":"vsftpd","ok":true,"desc":"1 GiB, plain","metrics":{"mb_per_s":1600,"server_cpu_s_per_gib":0.6}}
+{"scenario":"retr","key":"retr","server":"ferry","ok":true,"desc":"1 GiB, plain","metrics":{"mb_per_s":1700,"server_cpu_s_per_gib":0.5}}
+{"scenario":"limit-sendfile","key":"limit-sendfile","server":"limit","ok":true,"desc":"1 GiB, sendfile","metrics":{"mb_per_s":1760,"sender_cpu_s_per_gib":0.4,"cpu_s_per_gib":1.1}}
+{"scenario":"stor","key":"stor","server":"vsftpd","ok":true,"desc":"1 GiB, plain","metrics":{"mb_per_s":1000,"server_cpu_s_per_gib":0.6}}
+{"scenario":"stor","key":"stor","server":"ferry","ok":true,"desc":"1 GiB, plain","metrics":{"mb_per_s":1150,"server_cpu_s_per_gib":0.5}}
+{"scenario":"limit-recv","key":"limit-recv","server":"limit","ok":true,"desc":"1 GiB, to a file","metrics":{"mb_per_s":2000}}
+{"scenario":"ftps-retr","key":"ftps-retr","server":"vsftpd","ok":true,"desc":"1 GiB, TLS","metrics":{"mb_per_s":600}}
+{"scenario":"ftps-retr","key":"ftps-retr","server":"ferry","ok":true,"desc":"1 GiB, TLS","metrics":{"mb_per_s":880}}
+{"scenario":"limit-tls","key":"limit-tls","server":"limit","ok":false,"error":"x","desc":"1 GiB, TLS","metrics":{}}
+{"scenario":"limit-tls","key":"limit-tls","server":"limit","ok":true,"desc":"1 GiB, TLS","metrics":{"mb_per_s":1000}}
+{"scenario":"list","key":"list","server":"vsftpd","ok":true,"desc":"10000 entries","metrics":{"ms":50},"info":{"command":"LIST"}}
+{"scenario":"list","key":"list","server":"ferry","ok":true,"desc":"10000 entries","metrics":{"ms":41},"info":{"command":"MLSD"}}
+{"scenario":"sessions","key":"sessions-1","server":"vsftpd","ok":true,"desc":"c=50, 10s","metrics":{"sessions_per_s":100,"p99_ms":1000,"errors":0}}
+{"scenario":"sessions","key":"sessions-1","server":"ferry","ok":true,"desc":"c=50, 10s","metrics":{"sessions_per_s":800,"p99_ms":100,"errors":0}}
+{"scenario":"idle","key":"idle-2","server":"vsftpd","ok":true,"desc":"n=10000","metrics":{"kib_per_session":300,"noop_failed":0}}
+{"scenario":"idle","key":"idle-2","server":"ferry","ok":true,"desc":"n=10000","metrics":{"kib_per_session":12.5,"noop_failed":0}}
+`
+	f := filepath.Join(t.TempDir(), "r.jsonl")
+	os.WriteFile(f, []byte(lines), 0o644)
+	var b strings.Builder
+	if err := printReport(&b, []string{f}, "vsftpd", "ferry", "limit"); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"| retr MB/s (1 GiB, plain) | 1600 | 1700 | 1.06× | ≥1.05× | yes |",
+		"| retr server CPU s/GiB (1 GiB, plain) | 0.60 | 0.50 | 0.83× | ≤1.0× | yes |",
+		"| stor MB/s (1 GiB, plain) | 1000 | 1150 | 1.15× | ≥1.2× | **no** |",
+		"| list time ms (10000 entries) | 50.0 LIST | 41.0 MLSD | 0.82× | ≤0.8× | **no** |",
+		"| sessions/s (c=50, 10s) | 100 | 800 | 8.00× | ≥8.0× | yes |",
+		"| sessions p99 ms (c=50, 10s) | 1000.0 | 100.0 | 0.10× | ≤0.1× | yes |",
+		"| idle KiB/session (PSS) (n=10000) | 300.0 | 12.5 | 0.04× | ≤12 KiB | **no** |",
+		"| scenario | ceiling | vsftpd | ÷ ceiling | Ferry | ÷ ceiling | target | holds? |",
+		"| retr MB/s (1 GiB, plain) vs limit-sendfile | 1760 | 1600 | 0.91× | 1700 | 0.97× | ≥0.95× | yes |",
+		"| retr server CPU s/GiB (1 GiB, plain) vs limit-sendfile's sender thread | 0.40 | 0.60 | 1.50× | 0.50 | 1.25× | — |  |",
+		"| stor MB/s (1 GiB, plain) vs limit-recv | 2000 | 1000 | 0.50× | 1150 | 0.57× | — |  |",
+		"| ftps-retr MB/s (1 GiB, TLS) vs limit-tls | 1000 (1/2 failed) | 600 | 0.60× | 880 | 0.88× | ≥0.9× | **no** |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "no table row") {
+		t.Errorf("limit results listed as unknown keys:\n%s", out)
 	}
 }

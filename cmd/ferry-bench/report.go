@@ -19,7 +19,7 @@ type target struct {
 }
 
 func ratioAtLeast(x float64) target {
-	return target{fmt.Sprintf("≥%.1f×", x), func(a, b float64) bool { return a > 0 && b/a >= x }}
+	return target{strings.TrimSuffix(fmt.Sprintf("≥%.2f", x), "0") + "×", func(a, b float64) bool { return a > 0 && b/a >= x }}
 }
 
 func ratioAtMost(x float64, text string) target {
@@ -28,6 +28,10 @@ func ratioAtMost(x float64, text string) target {
 
 func below(v float64, text string) target {
 	return target{text, func(_, b float64) bool { return b < v }}
+}
+
+func atMost(v float64, text string) target {
+	return target{text, func(_, b float64) bool { return b <= v }}
 }
 
 var zero = target{"0", func(_, b float64) bool { return b == 0 }}
@@ -41,26 +45,26 @@ type row struct {
 }
 
 var rows = []row{
-	{key: "retr", metric: "mb_per_s", label: "retr MB/s", format: "%.0f", target: ratioAtLeast(1.0)},
+	{key: "retr", metric: "mb_per_s", label: "retr MB/s", format: "%.0f", target: ratioAtLeast(1.05)},
 	{key: "retr", metric: "server_cpu_s_per_gib", label: "retr server CPU s/GiB", format: "%.2f", target: ratioAtMost(1.0, "≤1.0×")},
-	{key: "stor", metric: "mb_per_s", label: "stor MB/s", format: "%.0f", target: ratioAtLeast(1.0)},
+	{key: "stor", metric: "mb_per_s", label: "stor MB/s", format: "%.0f", target: ratioAtLeast(1.2)},
 	{key: "stor", metric: "server_cpu_s_per_gib", label: "stor server CPU s/GiB", format: "%.2f"},
 	{key: "ftps-retr", metric: "mb_per_s", label: "ftps-retr MB/s", format: "%.0f", target: ratioAtLeast(1.3)},
 	{key: "ftps-retr", metric: "server_cpu_s_per_gib", label: "ftps-retr server CPU s/GiB", format: "%.2f"},
 	{key: "ftps-stor", metric: "mb_per_s", label: "ftps-stor MB/s", format: "%.0f"},
 	{key: "ftps-stor", metric: "server_cpu_s_per_gib", label: "ftps-stor server CPU s/GiB", format: "%.2f"},
-	{key: "list", metric: "ms", label: "list time ms", format: "%.1f", target: ratioAtMost(1.0, "≤1.0×")},
+	{key: "list", metric: "ms", label: "list time ms", format: "%.1f", target: ratioAtMost(0.8, "≤0.8×")},
 	{key: "list-big", metric: "ms", label: "list time ms", format: "%.0f"},
 	{key: "list-big", metric: "peak_pss_mib", label: "list peak memory over baseline MiB", format: "%.1f", agg: "max", target: below(64, "<64 MiB")},
-	{key: "sessions-1", metric: "sessions_per_s", label: "sessions/s", format: "%.0f", target: ratioAtLeast(5)},
-	{key: "sessions-1", metric: "p99_ms", label: "sessions p99 ms", format: "%.1f", target: ratioAtMost(0.2, "≤0.2×")},
+	{key: "sessions-1", metric: "sessions_per_s", label: "sessions/s", format: "%.0f", target: ratioAtLeast(8)},
+	{key: "sessions-1", metric: "p99_ms", label: "sessions p99 ms", format: "%.1f", target: ratioAtMost(0.1, "≤0.1×")},
 	{key: "sessions-1", metric: "errors", label: "sessions errors", format: "%.0f", agg: "max"},
 	{key: "sessions-2", metric: "sessions_per_s", label: "sessions/s", format: "%.0f", target: ratioAtLeast(5)},
 	{key: "sessions-2", metric: "p99_ms", label: "sessions p99 ms", format: "%.1f"},
 	{key: "sessions-2", metric: "errors", label: "sessions errors", format: "%.0f", agg: "max", target: zero},
 	{key: "idle-1", metric: "kib_per_session", label: "idle KiB/session (PSS)", format: "%.1f"},
 	{key: "idle-1", metric: "noop_failed", label: "idle NOOP failures", format: "%.0f", agg: "max", target: zero},
-	{key: "idle-2", metric: "kib_per_session", label: "idle KiB/session (PSS)", format: "%.1f", target: ratioAtMost(0.1, "≤0.1×")},
+	{key: "idle-2", metric: "kib_per_session", label: "idle KiB/session (PSS)", format: "%.1f", target: atMost(12, "≤12 KiB")},
 	{key: "idle-2", metric: "noop_failed", label: "idle NOOP failures", format: "%.0f", agg: "max", target: zero},
 	// S3 rows: Ferry on S3 (ferry-s3) against a plain S3 client straight to
 	// the same service (s3-direct, bench/s3ceiling); issue 10's targets.
@@ -72,10 +76,55 @@ var rows = []row{
 	{key: "s3-small", metric: "server_hwm_mib", label: "S3 server peak RSS MiB (the run so far)", format: "%.0f", agg: "max", target: below(256, "<256 MiB (s3_buffer_budget)")},
 }
 
+// ceilingRow is one line of the table against the machine's ceilings: a
+// servers' figure (row; its target is judged on the ceiling and Ferry's
+// value, ratio = Ferry ÷ ceiling) beside the ceiling that a limit scenario
+// measured in the same run.
+type ceilingRow struct {
+	row
+	limitKey, limitMetric string
+	vs                    string // what the ceiling is, after the label
+}
+
+var ceilingRows = []ceilingRow{
+	{row{key: "retr", metric: "mb_per_s", label: "retr MB/s", format: "%.0f", target: ratioAtLeast(0.95)}, "limit-sendfile", "mb_per_s", "limit-sendfile"},
+	{row{key: "retr", metric: "server_cpu_s_per_gib", label: "retr server CPU s/GiB", format: "%.2f"}, "limit-sendfile", "sender_cpu_s_per_gib", "limit-sendfile's sender thread"},
+	{row{key: "stor", metric: "mb_per_s", label: "stor MB/s", format: "%.0f"}, "limit-recv", "mb_per_s", "limit-recv"},
+	{row{key: "ftps-retr", metric: "mb_per_s", label: "ftps-retr MB/s", format: "%.0f", target: ratioAtLeast(0.90)}, "limit-tls", "mb_per_s", "limit-tls"},
+}
+
+// judge returns a row's target text and whether it holds for a and b (a
+// value and its text bs; NaN: none).
+func judge(t target, av, bv float64, bs string) (text, holds string) {
+	if t.holds == nil {
+		return "—", ""
+	}
+	switch {
+	case math.IsNaN(bv) && strings.Contains(bs, "FAILED"):
+		holds = "**no** (failed)"
+	case math.IsNaN(bv) || (math.IsNaN(av) && strings.Contains(t.text, "×")):
+		holds = "n/a"
+	case t.holds(av, bv):
+		holds = "yes"
+	default:
+		holds = "**no**"
+	}
+	return t.text, holds
+}
+
+func ratioText(av, bv float64) string {
+	if av > 0 && !math.IsNaN(bv) {
+		return fmt.Sprintf("%.2f×", bv/av)
+	}
+	return "—"
+}
+
 // printReport reads JSON result lines and prints, per row, the median over
 // rounds of server a (vsftpd) and b (Ferry), their ratio b/a, the target and
 // whether it holds. Failed runs are counted and shown; they carry no value.
-func printReport(w io.Writer, files []string, a, b string) error {
+// When results of the limit scenarios (server label limit) are there, a
+// second table puts a's and b's figures beside those ceilings.
+func printReport(w io.Writer, files []string, a, b, limit string) error {
 	type k struct{ server, key string }
 	runs := map[k][]result{}
 	var keys []string
@@ -145,12 +194,18 @@ func printReport(w io.Writer, files []string, a, b string) error {
 		return v, s
 	}
 	desc := func(key string) string {
-		for _, s := range []string{a, b} {
+		for _, s := range []string{a, b, limit} {
 			if rs := runs[k{s, key}]; len(rs) > 0 {
 				return rs[0].Desc
 			}
 		}
 		return ""
+	}
+	label := func(rw row) string {
+		if d := desc(rw.key); d != "" {
+			return rw.label + " (" + strings.ReplaceAll(d, "|", "/") + ")"
+		}
+		return rw.label
 	}
 	rounds := 0
 	for _, rs := range runs {
@@ -167,28 +222,14 @@ func printReport(w io.Writer, files []string, a, b string) error {
 		av, as := value(a, rw)
 		bv, bs := value(b, rw)
 		ratio := "—"
-		if av > 0 && !math.IsNaN(bv) && rw.agg != "max" {
-			ratio = fmt.Sprintf("%.2f×", bv/av)
+		if rw.agg != "max" {
+			ratio = ratioText(av, bv)
 		}
-		holds, tt := "", "—"
-		if rw.target.holds != nil {
-			tt = rw.target.text
-			switch {
-			case math.IsNaN(bv) && strings.Contains(bs, "FAILED"):
-				holds = "**no** (failed)"
-			case math.IsNaN(bv) || (math.IsNaN(av) && strings.Contains(tt, "×")):
-				holds = "n/a"
-			case rw.target.holds(av, bv):
-				holds = "yes"
-			default:
-				holds = "**no**"
-			}
-		}
-		label := rw.label
-		if d := desc(rw.key); d != "" {
-			label += " (" + strings.ReplaceAll(d, "|", "/") + ")"
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", label, as, bs, ratio, tt, holds)
+		tt, holds := judge(rw.target, av, bv, bs)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", label(rw), as, bs, ratio, tt, holds)
+	}
+	for _, cr := range ceilingRows {
+		known[cr.limitKey] = true
 	}
 	for _, key := range keys {
 		if !known[key] {
@@ -196,5 +237,28 @@ func printReport(w io.Writer, files []string, a, b string) error {
 		}
 	}
 	fmt.Fprintf(w, "\nValues are medians over up to %d rounds (errors, NOOP failures and peak memory: the maximum). ratio = %s / %s.\n", rounds, b, a)
+
+	var ceilings []ceilingRow
+	for _, cr := range ceilingRows {
+		if len(runs[k{limit, cr.limitKey}]) > 0 {
+			ceilings = append(ceilings, cr)
+		}
+	}
+	if len(ceilings) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "\nAgainst the machine's ceilings, measured in the same run without a server (%s scenarios):\n\n", limit)
+	fmt.Fprintf(w, "| scenario | ceiling | %s | ÷ ceiling | %s | ÷ ceiling | target | holds? |\n", a, strings.ToUpper(b[:1])+b[1:])
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---|")
+	for _, cr := range ceilings {
+		lr := cr.row
+		lr.key, lr.metric = cr.limitKey, cr.limitMetric
+		lv, ls := value(limit, lr)
+		av, as := value(a, cr.row)
+		bv, bs := value(b, cr.row)
+		tt, holds := judge(cr.target, lv, bv, bs)
+		fmt.Fprintf(w, "| %s vs %s | %s | %s | %s | %s | %s | %s | %s |\n", label(cr.row), cr.vs, ls, as, ratioText(lv, av), bs, ratioText(lv, bv), tt, holds)
+	}
+	fmt.Fprintf(w, "\nCeilings are medians over their rounds too; ÷ ceiling = the server's value / the ceiling.\n")
 	return nil
 }
