@@ -5,7 +5,10 @@
 # missing) and Ferry on 127.0.0.1 with equivalent settings over the same data
 # tree, runs every scenario against both, interleaved (vsftpd, Ferry, vsftpd,
 # Ferry …) for BENCH_ROUNDS rounds, and prints a markdown table of medians and
-# Ferry/vsftpd ratios against the targets. See docs/benchmarks.md.
+# Ferry/vsftpd ratios against the targets. In each round the limit scenarios
+# measure the machine's own ceilings beside them (a bare sendfile sender, a Go
+# TLS sender, a bare receiver; no server), and a second table puts both
+# servers against those. See docs/benchmarks.md.
 #
 # Environment (defaults in brackets):
 #   BENCH_ROUNDS [3]            rounds of every scenario on each server
@@ -15,9 +18,12 @@
 #   BENCH_SESSIONS_C ["50 200"] concurrencies of the sessions scenario (two values)
 #   BENCH_SESSIONS_SECONDS [10] duration of one sessions run
 #   BENCH_IDLE_N ["1000 10000"] idle sessions held (two values)
-#   BENCH_SCENARIOS ["retr stor ftps-retr ftps-stor list sessions idle"]; the S3
-#                               scenarios s3-retr s3-stor s3-list s3-small run
-#                               only when named (see "S3" below)
+#   BENCH_SCENARIOS ["retr stor ftps-retr ftps-stor limit list sessions idle"];
+#                               limit is the three ceilings limit-sendfile,
+#                               limit-tls and limit-recv of ferry-bench, on
+#                               the retr file, run once a round with the label
+#                               limit. The S3 scenarios s3-retr s3-stor s3-list
+#                               s3-small run only when named (see "S3" below)
 #   BENCH_SERVERS ["vsftpd ferry"] servers to run (order = order within a round)
 #   BENCH_QUICK=1               a seconds-long run: small sizes, 1 round (explicit
 #                               BENCH_* settings still win)
@@ -54,7 +60,7 @@ BIGLIST_N=${BENCH_BIGLIST_N:-1000000}
 read -r SESS_C1 SESS_C2 <<<"${BENCH_SESSIONS_C:-50 200}"
 SESS_SECS=${BENCH_SESSIONS_SECONDS:-10}
 read -r IDLE_N1 IDLE_N2 <<<"${BENCH_IDLE_N:-1000 10000}"
-SCENARIOS=${BENCH_SCENARIOS:-retr stor ftps-retr ftps-stor list sessions idle}
+SCENARIOS=${BENCH_SCENARIOS:-retr stor ftps-retr ftps-stor limit list sessions idle}
 SERVERS=${BENCH_SERVERS:-vsftpd ferry}
 # The S3 scenarios have their own two servers; without any other scenario,
 # vsftpd and Ferry on disk are not started.
@@ -62,7 +68,9 @@ S3_SCENARIOS="" PLAIN_SCENARIOS=""
 for sc in $SCENARIOS; do
 	case $sc in s3-*) S3_SCENARIOS+=" $sc" ;; *) PLAIN_SCENARIOS+=" $sc" ;; esac
 done
-[[ -z $PLAIN_SCENARIOS ]] && SERVERS=""
+# The limit scenarios need the data tree but no server.
+others=${PLAIN_SCENARIOS//limit/}
+[[ -z ${others// /} ]] && SERVERS=""
 S3_DATA=${BENCH_S3_DATA:-/tmp/ferry-bench-s3}
 S3_PORT=${BENCH_S3_PORT:-21170}
 FERRY_S3_PORT=${BENCH_FERRY_S3_PORT:-21171}
@@ -372,12 +380,25 @@ run_s3() { # round scenario
 	tail -n 1 "$OUT/bench.log" >&2
 }
 
+# run_limits runs the three ceilings of ferry-bench (no server): sendfile and
+# TLS sending of the retr file, receiving SIZE_MB into the upload directory.
+run_limits() { # round
+	local k
+	for k in limit-sendfile limit-tls limit-recv; do
+		timeout -k 10 "$xfer_limit" "$BENCH" -label limit -round "$1" -key "$k" -scenario "$k" -file "$PUB/$BIG" \
+			-size "${SIZE_MB}MiB" -dir "$PUB/upload" -tls-cert "$WORK/cert.pem" -tls-key "$WORK/key.pem" \
+			-timeout 300s >>"$RESULTS" 2>>"$OUT/bench.log" || true
+		tail -n 1 "$OUT/bench.log" >&2
+	done
+}
+
 xfer_limit=$((360 + SIZE_MB / 5))
 for ((round = 1; round <= ROUNDS; round++)); do
 	log "round $round of $ROUNDS"
 	[[ -n $PLAIN_SCENARIOS ]] && cat "$PUB/$BIG" >/dev/null # page-cached, for both servers alike
 	for sc in $S3_SCENARIOS; do run_s3 "$round" "$sc"; done
 	for sc in $PLAIN_SCENARIOS; do
+		[[ $sc == limit ]] && { run_limits "$round"; continue; }
 		for s in $SERVERS; do
 			anon=(-user anonymous -pass bench@)
 			named=(-user "${USER[$s]}" -pass "${PASS[$s]}")
@@ -423,7 +444,7 @@ labels=($SERVERS)
 	printf 'Sizes: transfers %s MiB, listings %s and %s entries, sessions c=%s and c=%s for %ss, idle n=%s and n=%s; %s round(s).\n\n' \
 		"$SIZE_MB" "$LIST_N" "$BIGLIST_N" "$SESS_C1" "$SESS_C2" "$SESS_SECS" "$IDLE_N1" "$IDLE_N2" "$ROUNDS"
 	if [[ -n $PLAIN_SCENARIOS ]]; then
-		"$BENCH" -report "$RESULTS" -a "${labels[0]}" -b "${labels[1]:-ferry}"
+		"$BENCH" -report "$RESULTS" -a "${labels[0]:-vsftpd}" -b "${labels[1]:-ferry}"
 	fi
 	if [[ -n $S3_SCENARIOS ]]; then
 		printf '\n### On S3: Ferry on versitygw against a plain S3 client (bench/s3ceiling)\n\n'
