@@ -77,7 +77,7 @@ func run(args []string) int {
 	fs.StringVar(&o.Dir, "dir", "", "limit-recv: directory to receive into (default: the system's temporary directory)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "limit-tls: certificate file (PEM) of the sender (default: a generated one)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "limit-tls: key file (PEM) of -tls-cert")
-	fs.StringVar(&limitBuf, "limit-buf", "256KiB", "limit-tls: the sender's file reads; limit-recv: the read-write receiver's buffer")
+	fs.StringVar(&limitBuf, "limit-buf", "1MiB", "limit-tls: the sender's file reads; limit-recv: the read-write receiver's buffer")
 	fs.IntVar(&o.PID, "pid", 0, "server process id: measure CPU and memory of its process tree (0: don't)")
 	fs.DurationVar(&o.Sample, "sample", 5*time.Millisecond, "memory sampling interval during listings")
 	fs.DurationVar(&o.Settle, "settle", 500*time.Millisecond, "with -pid: before a run, wait until the server's process count has been stable this long")
