@@ -182,4 +182,21 @@ func TestReportTargets(t *testing.T) {
 	if strings.Contains(out, "no table row") {
 		t.Errorf("limit results listed as unknown keys:\n%s", out)
 	}
+
+	// Limit results alone (BENCH_SCENARIOS=limit): the ceilings, no servers' table.
+	var only []string
+	for _, l := range strings.Split(lines, "\n") {
+		if strings.Contains(l, `"server":"limit"`) {
+			only = append(only, l)
+		}
+	}
+	os.WriteFile(f, []byte(strings.Join(only, "\n")), 0o644)
+	b.Reset()
+	if err := printReport(&b, []string{f}, "vsftpd", "ferry", "limit"); err != nil {
+		t.Fatal(err)
+	}
+	out = b.String()
+	if strings.Contains(out, "| ratio |") || !strings.Contains(out, "| retr MB/s vs limit-sendfile | 1760 | — | — | — | — | ≥0.95× | n/a |") {
+		t.Errorf("report of limit results alone:\n%s", out)
+	}
 }

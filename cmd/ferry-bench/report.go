@@ -211,9 +211,8 @@ func printReport(w io.Writer, files []string, a, b, limit string) error {
 	for _, rs := range runs {
 		rounds = max(rounds, len(rs))
 	}
-	fmt.Fprintf(w, "| scenario | %s | %s | ratio | target | holds? |\n", a, strings.ToUpper(b[:1])+b[1:])
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
 	known := map[string]bool{}
+	var lines []string
 	for _, rw := range rows {
 		known[rw.key] = true
 		if len(runs[k{a, rw.key}]) == 0 && len(runs[k{b, rw.key}]) == 0 {
@@ -226,17 +225,25 @@ func printReport(w io.Writer, files []string, a, b, limit string) error {
 			ratio = ratioText(av, bv)
 		}
 		tt, holds := judge(rw.target, av, bv, bs)
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", label(rw), as, bs, ratio, tt, holds)
+		lines = append(lines, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", label(rw), as, bs, ratio, tt, holds))
 	}
 	for _, cr := range ceilingRows {
 		known[cr.limitKey] = true
 	}
 	for _, key := range keys {
 		if !known[key] {
-			fmt.Fprintf(w, "| %s | (no table row; see the JSON results) | | | | |\n", key)
+			lines = append(lines, fmt.Sprintf("| %s | (no table row; see the JSON results) | | | | |", key))
 		}
 	}
-	fmt.Fprintf(w, "\nValues are medians over up to %d rounds (errors, NOOP failures and peak memory: the maximum). ratio = %s / %s.\n", rounds, b, a)
+	// Only limit results (BENCH_SCENARIOS=limit): no servers' table.
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "| scenario | %s | %s | ratio | target | holds? |\n", a, strings.ToUpper(b[:1])+b[1:])
+		fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+		for _, l := range lines {
+			fmt.Fprintln(w, l)
+		}
+		fmt.Fprintf(w, "\nValues are medians over up to %d rounds (errors, NOOP failures and peak memory: the maximum). ratio = %s / %s.\n", rounds, b, a)
+	}
 
 	var ceilings []ceilingRow
 	for _, cr := range ceilingRows {
