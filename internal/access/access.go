@@ -138,7 +138,8 @@ func within(p, dir string) bool {
 //
 // Unless exact, a name matches in any case: letters are compared by Unicode
 // simple case folding, so "*.exe" matches "EVIL.EXE", "evil.Exe" and
-// "evil.exe". A range in a class should then have letters of one case at
+// "evil.exe"; and a name matches with its trailing dots and spaces removed
+// too ("evil.exe." and "evil.exe " match "*.exe"). A range in a class should then have letters of one case at
 // both ends ("[a-z]" matches every letter in either case).
 type Patterns struct {
 	globs []string // folded unless exact
@@ -171,7 +172,17 @@ func (ps Patterns) Match(name string) bool {
 	}
 	if !ps.exact {
 		name = fold(name)
+		// Windows drops trailing dots and spaces from names, so a client
+		// could store "evil.exe." past "*.exe" and have it become evil.exe
+		// on the next copy: match the trimmed name too.
+		if t := strings.TrimRight(name, ". "); t != name && t != "" && ps.match(t) {
+			return true
+		}
 	}
+	return ps.match(name)
+}
+
+func (ps Patterns) match(name string) bool {
 	for _, g := range ps.globs {
 		if ok, _ := path.Match(g, name); ok {
 			return true

@@ -191,8 +191,10 @@ func mustPatterns(t *testing.T, caseSensitive bool, globs ...string) Patterns {
 }
 
 func TestPatterns(t *testing.T) {
-	exact := mustPatterns(t, true, "*.secret", ".ht*", "core")
+	exact := mustPatterns(t, true, "*.secret", ".ht*", "core", "...")
 	for name, want := range map[string]bool{
+		"core.": false, // exact patterns match exactly
+		"...": true, "..": false,
 		"a.secret": true, ".secret": true, "a.secret.txt": false, "A.SECRET": false,
 		".htaccess": true, "x.htaccess": false, "core": true, "core.1": false, "": false, "CORE": false,
 	} {
@@ -221,6 +223,8 @@ func TestPatternsIgnoreCase(t *testing.T) {
 		"B1.TXT": true, "b1.txt": true, "D1.txt": false, "\u0130\u0131.txt": false, "a\u0130.txt": true,
 		"*x": true, "*X": true, "ax": false,
 		"kelvin": true, "Kelvin": true, "\u212aelvin": true, "lelvin": false,
+		// Windows drops trailing dots and spaces: these become evil.exe there.
+		"evil.exe.": true, "EVIL.EXE. .": true, "evil.exe ": true, "evil.ex.e": false, "evil.exe.txt.": false,
 	} {
 		if got := ps.Match(name); got != want {
 			t.Errorf("Match(%q) = %v, want %v", name, got, want)
@@ -431,8 +435,9 @@ func FuzzPatterns(f *testing.F) {
 			t.Fatalf("%q matches %q exactly but not ignoring case", glob, name)
 		}
 		if !strings.ContainsAny(glob, "*?[\\") && utf8.ValidString(glob) && utf8.ValidString(name) {
-			if got != strings.EqualFold(glob, name) {
-				t.Fatalf("literal %q Match(%q) = %v ignoring case, EqualFold says %v", glob, name, got, !got)
+			trimmed := strings.TrimRight(name, ". ")
+			if w := strings.EqualFold(glob, name) || trimmed != "" && strings.EqualFold(glob, trimmed); got != w {
+				t.Fatalf("literal %q Match(%q) = %v ignoring case, EqualFold (of the name or its trimmed form) says %v", glob, name, got, w)
 			}
 			if exact.Match(name) != (glob == name) {
 				t.Fatalf("literal %q Match(%q) = %v case-sensitively", glob, name, !(glob == name))

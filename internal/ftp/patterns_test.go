@@ -28,7 +28,7 @@ func testPatternsIgnoreCase(t *testing.T, be backend) {
 	ts.put(t, "plain.txt", []byte("plain"))
 	c := dial(t, ts.addr)
 	c.login("alice", "secret")
-	for _, line := range []string{"STOR EVIL.EXE", "STOR evil.Exe", "APPE Other.eXe"} {
+	for _, line := range []string{"STOR EVIL.EXE", "STOR evil.Exe", "APPE Other.eXe", "STOR evil.exe.", "STOR Evil.exe. "} {
 		hardEPSVPort(c)
 		c.send(line)
 		if code, text := c.read(); code != 553 {
