@@ -40,10 +40,10 @@ type Config struct {
 	// BackendTimeout bounds each command's storage, authentication and ban calls.
 	BackendTimeout Duration `toml:"backend_timeout" flag:"backend-timeout" help:"time a command's storage, user-store and ban calls may take before the command fails with 451"`
 	// ShutdownGrace is how long running transfers may go on after SIGTERM.
-	ShutdownGrace Duration `toml:"shutdown_grace" flag:"shutdown-grace" help:"time running transfers get to finish on shutdown (SIGTERM, SIGINT) before they are aborted"`
+	ShutdownGrace Duration `toml:"shutdown_grace" flag:"shutdown-grace" help:"time running transfers get to finish on shutdown (SIGTERM, SIGINT) before they are aborted; 0 aborts them at once"`
 	// DrainTimeout is how long the old process of a binary upgrade lets
 	// its running transfers finish.
-	DrainTimeout Duration `toml:"drain_timeout" flag:"drain-timeout" help:"time the old process of a binary upgrade (ferry upgrade, SIGUSR2) lets running transfers finish before it aborts them and exits"`
+	DrainTimeout Duration `toml:"drain_timeout" flag:"drain-timeout" help:"time the old process of a binary upgrade (ferry upgrade, SIGUSR2) lets running transfers finish before it aborts them and exits; 0 aborts them at once"`
 	// UpgradeTimeout bounds the start of the new binary in an upgrade.
 	UpgradeTimeout Duration `toml:"upgrade_timeout" flag:"upgrade-timeout" help:"time the new binary of an upgrade has to say it is ready; after it, it is killed and the old process keeps serving"`
 

@@ -313,6 +313,8 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.AnonymousUploadDir = "incoming/new" },
 		func(c *Config) { c.HiddenPattern = []string{".*", "*.[ch]"} },
 		func(c *Config) { c.BanThreshold, c.MaxSessions = 0, 0 },
+		// 0: abort running transfers at once.
+		func(c *Config) { c.ShutdownGrace, c.DrainTimeout = Duration{}, Duration{} },
 	}
 	for i, mod := range good {
 		c := Defaults()
@@ -346,6 +348,8 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.LoginTimeout = Duration{} }, "login_timeout", "positive"},
 		{func(c *Config) { c.IdleTimeout = Duration{-time.Second} }, "idle_timeout", "positive"},
 		{func(c *Config) { c.DataTimeout = Duration{} }, "data_timeout", "positive"},
+		{func(c *Config) { c.ShutdownGrace = Duration{-time.Second} }, "shutdown_grace", "negative"},
+		{func(c *Config) { c.DrainTimeout = Duration{-time.Second} }, "drain_timeout", "negative"},
 		{func(c *Config) { c.MaxLineBytes = 511 }, "max_line_bytes", "between 512 and 65536"},
 		{func(c *Config) { c.MaxLineBytes = 65537 }, "max_line_bytes", "between 512 and 65536"},
 		{func(c *Config) { c.MaxSessions = -1 }, "max_sessions", "negative"},

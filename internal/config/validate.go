@@ -98,7 +98,14 @@ func (c *Config) problems() []*Problem {
 				add(f.key, "%d is negative", v.Int())
 			}
 		case kindDuration:
-			if d := v.Interface().(Duration); d.Duration <= 0 && f.key != "acme_renew_before" {
+			d := v.Interface().(Duration)
+			switch {
+			case f.key == "acme_renew_before":
+			case zeroDurationOK[f.key]:
+				if d.Duration < 0 {
+					add(f.key, "%s is negative", d)
+				}
+			case d.Duration <= 0:
 				add(f.key, "%s is not a positive duration", d)
 			}
 		}
@@ -533,3 +540,7 @@ func sameListener(a, b string) bool {
 	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ha == hb || wild(ha) || wild(hb)
 }
+
+// zeroDurationOK names the durations for which 0 means "at once" rather
+// than a mistake: a shutdown or drain that aborts transfers immediately.
+var zeroDurationOK = map[string]bool{"shutdown_grace": true, "drain_timeout": true}

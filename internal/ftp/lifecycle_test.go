@@ -183,22 +183,26 @@ func TestLifecycleShutdownLetsTransfersFinish(t *testing.T) {
 
 // TestLifecycleShutdownGraceEnds: a transfer still running when the grace
 // period ends is aborted: 426, then 421, and no 226 for an ABOR the client
-// never sent.
+// never sent. A grace of 0 aborts at once.
 func TestLifecycleShutdownGraceEnds(t *testing.T) {
-	// local only: a 64 MiB sparse file keeps the download in flight.
-	ts := startServer(t, func(st *Site, _ *Server) { st.ShutdownGrace = 200 * time.Millisecond })
-	lifeBigFile(t, filepath.Join(ts.home, "big.bin"))
-	c := loggedIn(t, ts)
-	c.cmd("TYPE I", 200)
-	c.pasv() // never read
-	c.cmd("RETR big.bin", 150)
+	for _, grace := range []time.Duration{200 * time.Millisecond, 0} {
+		t.Run(grace.String(), func(t *testing.T) {
+			// local only: a 64 MiB sparse file keeps the download in flight.
+			ts := startServer(t, func(st *Site, _ *Server) { st.ShutdownGrace = grace })
+			lifeBigFile(t, filepath.Join(ts.home, "big.bin"))
+			c := loggedIn(t, ts)
+			c.cmd("TYPE I", 200)
+			c.pasv() // never read
+			c.cmd("RETR big.bin", 150)
 
-	done := lifeShutdown(ts.srv)
-	c.expect(426)
-	c.expect(421)
-	lifeClosed(t, c)
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
+			done := lifeShutdown(ts.srv)
+			c.expect(426)
+			c.expect(421)
+			lifeClosed(t, c)
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		})
 	}
 }
 
