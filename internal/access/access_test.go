@@ -194,7 +194,7 @@ func TestPatterns(t *testing.T) {
 	exact := mustPatterns(t, true, "*.secret", ".ht*", "core", "...")
 	for name, want := range map[string]bool{
 		"core.": false, // exact patterns match exactly
-		"...": true, "..": false,
+		"...":   true, "..": false,
 		"a.secret": true, ".secret": true, "a.secret.txt": false, "A.SECRET": false,
 		".htaccess": true, "x.htaccess": false, "core": true, "core.1": false, "": false, "CORE": false,
 	} {
