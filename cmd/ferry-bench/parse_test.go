@@ -199,4 +199,16 @@ func TestReportTargets(t *testing.T) {
 	if strings.Contains(out, "| ratio |") || !strings.Contains(out, "| retr MB/s vs limit-sendfile | 1760 | — | — | — | — | ≥0.95× | n/a |") {
 		t.Errorf("report of limit results alone:\n%s", out)
 	}
+
+	// A CPU time below the tick is 0: no ratio to it is judged.
+	os.WriteFile(f, []byte(`{"scenario":"retr","key":"retr","server":"vsftpd","ok":true,"metrics":{"mb_per_s":1,"server_cpu_s_per_gib":0}}
+{"scenario":"retr","key":"retr","server":"ferry","ok":true,"metrics":{"mb_per_s":1,"server_cpu_s_per_gib":0.3}}
+`), 0o644)
+	b.Reset()
+	if err := printReport(&b, []string{f}, "vsftpd", "ferry", "limit"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "| retr server CPU s/GiB | 0.00 | 0.30 | — | ≤1.0× | n/a |"; !strings.Contains(b.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, b.String())
+	}
 }

@@ -102,7 +102,8 @@ func judge(t target, av, bv float64, bs string) (text, holds string) {
 	switch {
 	case math.IsNaN(bv) && strings.Contains(bs, "FAILED"):
 		holds = "**no** (failed)"
-	case math.IsNaN(bv) || (math.IsNaN(av) && strings.Contains(t.text, "×")):
+	case math.IsNaN(bv) || (!(av > 0) && strings.Contains(t.text, "×")):
+		// A ratio to nothing, or to 0 (CPU below the 10 ms tick).
 		holds = "n/a"
 	case t.holds(av, bv):
 		holds = "yes"
