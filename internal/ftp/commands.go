@@ -84,6 +84,7 @@ const (
 	statNotDir          // it must exist and not be a directory
 	statDir             // it must be a directory
 	statMaybe           // look it up; a missing entry leaves r.info nil
+	statUpload          // statMaybe; before a whole upload (no REST) with the backend's look-up for that (storage.StatUpload)
 )
 
 // request is one command as the dispatcher hands it to the handler.
@@ -91,7 +92,7 @@ type request struct {
 	verb string      // the command verb, upper case
 	arg  string      // the raw argument
 	path vpath.Path  // the resolved path, for rows with a path rule
-	info fs.FileInfo // the path's entry, for rows with a stat rule (nil: missing, statMaybe only)
+	info fs.FileInfo // the path's entry, for rows with a stat rule (nil: missing, statMaybe and statUpload only)
 	// looked says the dispatcher looked the path up for a stat rule, so
 	// info is what the storage held a moment ago.
 	looked bool
@@ -138,7 +139,7 @@ func init() {
 
 		// Service commands.
 		"RETR": {handler: (*session).cmdRETR, argument: true, data: true, path: pathArg, verb: access.Download, stat: statFile, help: "RETR <path>"},
-		"STOR": {handler: (*session).cmdSTOR, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statMaybe, newName: true, help: "STOR <path>"},
+		"STOR": {handler: (*session).cmdSTOR, argument: true, data: true, path: pathArg, verb: access.Upload, stat: statUpload, newName: true, help: "STOR <path>"},
 		"STOU": {handler: (*session).cmdSTOU, data: true, path: pathUnique, verb: access.Upload, newName: true, help: "STOU [<name>]"},
 		"APPE": {handler: (*session).cmdAPPE, argument: true, data: true, needs: storage.CapWriteAt, path: pathArg, verb: access.Upload, stat: statMaybe, newName: true, help: "APPE <path>"},
 		"ALLO": {handler: (*session).cmdALLO, argument: true, help: "ALLO <bytes>"},
@@ -400,9 +401,14 @@ func (s *session) target(c *command, r *request) error {
 	if stat == statNone {
 		return nil
 	}
-	fi, err := s.fs.Stat(s.ctx(), p)
+	var fi fs.FileInfo
+	if stat == statUpload && s.rest == 0 { // REST makes it an in-place upload
+		fi, err = storage.StatUpload(s.ctx(), s.fs, p)
+	} else {
+		fi, err = s.fs.Stat(s.ctx(), p)
+	}
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && stat == statMaybe:
+	case errors.Is(err, fs.ErrNotExist) && (stat == statMaybe || stat == statUpload):
 		r.looked = true
 		return nil
 	case err != nil:

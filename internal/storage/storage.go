@@ -120,6 +120,33 @@ type SpaceReporter interface {
 	Free(ctx context.Context) (int64, error)
 }
 
+// UploadStater is an optional FS capability: StatUpload is Stat of a name
+// that a whole upload (STOR) is about to write, for a backend whose cheaper
+// look-up may miss a directory that another writer made a few seconds ago
+// (the upload then puts a file beside it, as when the directory comes while
+// the upload's data arrives). Every other command's look-up is Stat.
+type UploadStater interface {
+	StatUpload(ctx context.Context, name vpath.Path) (fs.FileInfo, error)
+}
+
+// StatUpload looks name up before a whole upload: with the UploadStater of
+// fsys or of the FS under its wrappers (Unwrap() FS, whose Stat passes
+// through), or else with fsys.Stat.
+func StatUpload(ctx context.Context, fsys FS, name vpath.Path) (fs.FileInfo, error) {
+	v := any(fsys)
+	for v != nil {
+		switch w := v.(type) {
+		case UploadStater:
+			return w.StatUpload(ctx, name)
+		case interface{ Unwrap() FS }:
+			v = w.Unwrap()
+		default:
+			v = nil
+		}
+	}
+	return fsys.Stat(ctx, name)
+}
+
 // NoReplaceRenamer is an optional FS capability: RenameNoReplace renames
 // like Rename, but fails with fs.ErrExist, atomically, when to exists. The
 // engine renames with it for users who may not overwrite.
