@@ -56,11 +56,19 @@ func s3Opener(t testing.TB) storage.Opener {
 // default transport).
 func s3OpenerVia(t testing.TB, tr http.RoundTripper) storage.Opener {
 	t.Helper()
+	return s3OpenerWith(t, func(c *s3store.Config) { c.Transport = tr })
+}
+
+// s3OpenerWith is s3Opener with its config changed by mod.
+func s3OpenerWith(t testing.TB, mod func(*s3store.Config)) storage.Opener {
+	t.Helper()
 	s := s3env.Shared(t)
-	b, err := s3store.New(t.Context(), s3store.Config{
+	c := s3store.Config{
 		Bucket: s.NewBucket(t), Endpoint: s.Endpoint, Region: s.Region, PathStyle: true,
-		AccessKey: s.AccessKey, SecretKey: s.SecretKey, Transport: tr,
-	})
+		AccessKey: s.AccessKey, SecretKey: s.SecretKey,
+	}
+	mod(&c)
+	b, err := s3store.New(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -169,6 +169,12 @@ func (f *FS) lookup(ctx context.Context, key string, deep bool) (entry, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return entry{}, err
 	}
+	return f.probeName(ctx, key)
+}
+
+// probeName is the listing of a deep look-up of a name that is no object.
+func (f *FS) probeName(ctx context.Context, key string) (entry, error) {
+	prefix := key + "/"
 	objs, more, err := f.probeMore(ctx, key, lookupKeys)
 	if err != nil {
 		return entry{}, err
@@ -189,6 +195,34 @@ func (f *FS) lookup(ctx context.Context, key string, deep bool) (entry, error) {
 	return entry{dir: true, hasMarker: aws.ToString(objs[0].Key) == prefix}, nil
 }
 
+// lookupUpload is the deep look-up of a name that a whole upload is about
+// to write (dirs.go): in a directory whose subdirectories are listed, a
+// HEAD of the name and of its marker at once; elsewhere a HEAD, then, for
+// a new name, the listing of the name, or of the directory's
+// subdirectories when it has become busy.
+func (f *FS) lookupUpload(ctx context.Context, key string) (entry, error) {
+	i := strings.LastIndexByte(key, '/')
+	dir, name := key[:i+1], key[i+1:]
+	if isDir, ok := f.b.dirs.known(dir, name); ok && !isDir {
+		return f.lookup(ctx, key, false)
+	}
+	h, err := f.head(ctx, key)
+	switch {
+	case err == nil:
+		return entry{head: h}, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return entry{}, err
+	}
+	if list, gen := f.b.dirs.miss(dir); list {
+		subdirs, ok, err := f.listSubdirs(ctx, dir)
+		f.b.dirs.done(dir, gen, subdirs, ok)
+		if err == nil && ok && !subdirs[name] {
+			return entry{}, nil
+		}
+	}
+	return f.probeName(ctx, key)
+}
+
 // markerOf returns the HEAD of e's directory marker (nil when it has
 // none, or it went meanwhile).
 func (f *FS) markerOf(ctx context.Context, key string, e entry) (*s3.HeadObjectOutput, error) {
@@ -203,6 +237,17 @@ func (f *FS) markerOf(ctx context.Context, key string, e entry) (*s3.HeadObjectO
 }
 
 func (f *FS) Stat(ctx context.Context, p vpath.Path) (fs.FileInfo, error) {
+	return f.stat(ctx, p, false)
+}
+
+// StatUpload is the look-up before a whole upload (storage.UploadStater):
+// a directory without a marker that another writer made in the last few
+// seconds may be missed (dirs.go).
+func (f *FS) StatUpload(ctx context.Context, p vpath.Path) (fs.FileInfo, error) {
+	return f.stat(ctx, p, true)
+}
+
+func (f *FS) stat(ctx context.Context, p vpath.Path, upload bool) (fs.FileInfo, error) {
 	if p.IsRoot() {
 		return &info{name: ".", dir: true, mtime: dirTime}, nil
 	}
@@ -210,7 +255,12 @@ func (f *FS) Stat(ctx context.Context, p vpath.Path) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := f.lookup(ctx, key, true)
+	var e entry
+	if upload {
+		e, err = f.lookupUpload(ctx, key)
+	} else {
+		e, err = f.lookup(ctx, key, true)
+	}
 	switch {
 	case err != nil:
 		return nil, err
@@ -342,6 +392,7 @@ func (f *FS) Mkdir(ctx context.Context, p vpath.Path, _ fs.FileMode) error {
 	}
 	cctx, cancel := f.b.call(ctx)
 	defer cancel()
+	defer f.b.dirs.reset() // after the PUT: a listing that began before it is void
 	_, err = f.b.client.PutObject(cctx, &s3.PutObjectInput{
 		Bucket: &f.b.bucket, Key: &marker, Body: strings.NewReader(""),
 		ContentType: aws.String("application/x-directory"),

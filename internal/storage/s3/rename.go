@@ -44,6 +44,10 @@ func (f *FS) rename(ctx context.Context, from, to vpath.Path, noReplace bool) er
 	if from.IsRoot() || to.IsRoot() {
 		return fs.ErrPermission
 	}
+	// A directory rename makes directories as it goes: lists of them made
+	// before or during it are void.
+	f.b.dirs.reset()
+	defer f.b.dirs.reset()
 	fk, err := f.key(from)
 	if err != nil {
 		return err

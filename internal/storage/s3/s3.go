@@ -104,6 +104,10 @@ type Config struct {
 	// recorded for listings): it saves one GET per listing, but a listing
 	// then shows MFMT's times only where Stat does (MDTM, MLST).
 	ListLastModified bool
+	// Clock is the time the backend reads for how fresh its lists of busy
+	// directories' subdirectories are (dirs.go); default time.Now. Tests
+	// set it.
+	Clock func() time.Time
 	// MaxAttempts bounds the SDK's retries of throttling, 5xx and
 	// connection errors (standard retryer with backoff); default 3.
 	MaxAttempts int
@@ -144,6 +148,8 @@ type Backend struct {
 	pool    *Pool
 	lastMod bool // Config.ListLastModified
 	orphan  time.Duration
+
+	dirs dirCache // subdirectories of busy directories (dirs.go)
 
 	mu        sync.Mutex
 	exclusive map[string]bool // keys of running exclusive uploads, guarded by mu
@@ -189,6 +195,9 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = retry.DefaultMaxAttempts
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -252,6 +261,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		lastMod:   c.ListLastModified,
 		orphan:    c.OrphanAge,
 		exclusive: map[string]bool{},
+		dirs:      dirCache{now: c.Clock},
 	}, nil
 }
 
@@ -382,6 +392,9 @@ func (b *Backend) MakeHome(ctx context.Context, location string) error {
 	})
 	if err = b.wrap("PutObject", root, err); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
+	}
+	if err == nil {
+		b.dirs.reset() // a new directory in the homes' directory
 	}
 	return nil
 }
