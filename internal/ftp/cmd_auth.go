@@ -221,7 +221,10 @@ func (s *session) admitUser(u *users.User) bool {
 // files (storage.ErrProtected) fails the login with 530.
 func (s *session) startSession(u *users.User, anon bool) bool {
 	var err error
-	if hm, ok := s.site.Storage.(storage.HomeMaker); ok {
+	// The anonymous tree is made and checked once, when publicFS first
+	// opens it: every anonymous session then shares that open root, so
+	// checking its path again at each login would check nothing served.
+	if hm, ok := s.site.Storage.(storage.HomeMaker); ok && !anon {
 		err = hm.MakeHome(s.ctx(), u.Home)
 	}
 	var rules access.Rules

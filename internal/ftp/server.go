@@ -448,12 +448,18 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return ap
 }
 
-// publicFS returns the site's anonymous tree, opened once and shared by
-// every anonymous session: one descriptor instead of one per session.
+// publicFS returns the site's anonymous tree, made (storage.HomeMaker),
+// opened once and shared by every anonymous session: one descriptor and
+// one check of the root instead of one per session.
 func (st *Site) publicFS(ctx context.Context) (storage.FS, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.anonFS == nil {
+		if hm, ok := st.Storage.(storage.HomeMaker); ok {
+			if err := hm.MakeHome(ctx, st.AnonymousRoot); err != nil {
+				return nil, err
+			}
+		}
 		fsys, err := st.Storage.Open(ctx, st.AnonymousRoot)
 		if err != nil {
 			return nil, err
