@@ -76,13 +76,13 @@ func (s *session) openPassive(mode string) (*passive, error) {
 	var ln *net.TCPListener
 	var err error
 	if lo == 0 {
-		ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		ln, err = listenData(netip.AddrPortFrom(ip, 0))
 	} else {
 		n := hi - lo + 1
 		start := rand.IntN(n)
 		for i := 0; i < n; i++ {
 			port := lo + (start+i)%n
-			ln, err = net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))))
+			ln, err = listenData(netip.AddrPortFrom(ip, uint16(port)))
 			if err == nil {
 				break
 			}
@@ -103,6 +103,23 @@ func (s *session) openPassive(mode string) (*passive, error) {
 	})
 	s.pasv = p
 	return p, nil
+}
+
+// dataListen and dataDial make data connections without TCP keepalive:
+// the data timeout bounds every wait on them already, and Go's default
+// keepalive costs four setsockopt calls per connection.
+var (
+	dataListen = net.ListenConfig{KeepAlive: -1}
+	dataDial   = net.Dialer{KeepAlive: -1}
+)
+
+// listenData opens a passive listener on addr.
+func listenData(addr netip.AddrPort) (*net.TCPListener, error) {
+	ln, err := dataListen.Listen(context.Background(), "tcp", addr.String())
+	if err != nil {
+		return nil, err
+	}
+	return ln.(*net.TCPListener), nil
 }
 
 // listening reports a passive listener and what its reply advertised.
@@ -194,7 +211,8 @@ func (d *dataSpec) open(ctx context.Context) (net.Conn, error) {
 			c = tc
 		}
 	} else {
-		dl := net.Dialer{Timeout: d.timeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(d.local, 0))}
+		dl := dataDial
+		dl.Timeout, dl.LocalAddr = d.timeout, net.TCPAddrFromAddrPort(netip.AddrPortFrom(d.local, 0))
 		var err error
 		c, err = dl.DialContext(ctx, "tcp", d.active.String())
 		if err != nil {

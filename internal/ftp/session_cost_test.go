@@ -2,8 +2,12 @@ package ftp
 
 import (
 	"context"
+	"net"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/ferryftp/ferry/internal/storage/local"
@@ -65,5 +69,61 @@ func TestAnonymousProtectedRoot(t *testing.T) {
 		c.cmd("USER anonymous", 331)
 		c.cmd("PASS guest@", 530)
 		c.cmd("PWD", 530)
+	}
+}
+
+// keepAlive reads SO_KEEPALIVE of the socket under c.
+func keepAlive(t testing.TB, c net.Conn) int {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := -1
+	rc.Control(func(fd uintptr) { v, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestDataConnNoKeepalive: passive and active data connections have no TCP
+// keepalive (the data timeout bounds them); the control connection keeps
+// Go's.
+func TestDataConnNoKeepalive(t *testing.T) {
+	var mu sync.Mutex
+	got := map[ConnKind][]int{}
+	ts := startServer(t, func(_ *Site, srv *Server) {
+		srv.WrapConn = func(kind ConnKind, c net.Conn) net.Conn {
+			v := keepAlive(t, c)
+			mu.Lock()
+			got[kind] = append(got[kind], v)
+			mu.Unlock()
+			return c
+		}
+	})
+	os.WriteFile(filepath.Join(ts.home, "f"), []byte("data"), 0o644)
+	c := loggedIn(t, ts)
+	if b := c.retr("f"); string(b) != "data" {
+		t.Fatalf("EPSV RETR: %q", b)
+	}
+	ln := c.activeListener()
+	c.cmd("EPRT |1|127.0.0.1|"+strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)+"|", 200)
+	c.cmd("RETR f", 150)
+	if b := readAll(t, accept(t, ln)); string(b) != "data" {
+		t.Fatalf("EPRT RETR: %q", b)
+	}
+	c.expect(226)
+	mu.Lock()
+	defer mu.Unlock()
+	for kind, want := range map[ConnKind]int{ControlConn: 1, PassiveConn: 0, ActiveConn: 0} {
+		if len(got[kind]) == 0 {
+			t.Errorf("kind %v: no connection seen", kind)
+		}
+		for _, v := range got[kind] {
+			if v != want {
+				t.Errorf("kind %v: SO_KEEPALIVE %d, want %d", kind, v, want)
+			}
+		}
 	}
 }
