@@ -51,7 +51,7 @@ func (s *session) cmdRETR(r *request) error {
 		if ascii {
 			src = wire.NewASCIIReader(src)
 		}
-		return copyOut(ctx, c, src, timeout, lim, progress)
+		return copyOut(ctx, c, src, size, timeout, lim, progress)
 	}, func(err error) error { f.Close(); return err })
 	s.xfer.size = size
 	return nil

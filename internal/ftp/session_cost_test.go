@@ -1,14 +1,19 @@
 package ftp
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferryftp/ferry/internal/storage/local"
 )
@@ -125,5 +130,143 @@ func TestDataConnNoKeepalive(t *testing.T) {
 				t.Errorf("kind %v: SO_KEEPALIVE %d, want %d", kind, v, want)
 			}
 		}
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection; rcvbuf, when
+// positive, fixes the client end's receive buffer and the server end's
+// send buffer (which turns off their autotuning).
+func tcpPair(t *testing.T, rcvbuf int) (server *net.TCPConn, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+		}
+	}
+	client, err = d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sc.Close() })
+	server = sc.(*net.TCPConn)
+	if rcvbuf > 0 {
+		server.SetWriteBuffer(rcvbuf)
+	}
+	return server, client
+}
+
+// openAt writes data to a file and opens it at offset, as storage's Open
+// does for REST.
+func openAt(t *testing.T, data []byte, offset int64) *os.File {
+	t.Helper()
+	name := filepath.Join(t.TempDir(), "f")
+	writeFile(t, name, data)
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestCopyOutSmallFile: a file of at most chunk bytes goes by the poller's
+// sendfile (through a wrapper: its Write), a larger one by the blocking
+// sendfile (the wrapper is told its bytes); both send every byte from the
+// file's offset, and the count and progress agree.
+func TestCopyOutSmallFile(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		n                 int
+		offset            int64
+		size              int64 // as copyOut is told
+		wrap, viaSendFile bool
+	}{
+		{"4KiB", 4096, 0, 4096, false, false},
+		{"4KiB REST", 4096, 1000, 3096, false, false},
+		{"empty", 0, 0, 0, false, false},
+		{"chunk", chunk, 0, chunk, false, false},
+		{"grew past its size", 3 * chunk, 0, 4096, false, false},
+		{"large", chunk + 1, 0, chunk + 1, false, true},
+		{"unknown size", 4096, 0, -1, false, true},
+		{"4KiB wrapped", 4096, 0, 4096, true, false},
+		{"4KiB REST wrapped", 4096, 1000, 3096, true, false},
+		{"large wrapped", chunk + 1, 0, chunk + 1, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := allBytes(tc.n)
+			src := openAt(t, data, tc.offset)
+			sc, cc := tcpPair(t, 0)
+			var c net.Conn = sc
+			var written, sent, read atomic.Int64
+			if tc.wrap {
+				c = &countConn{Conn: sc, read: &read, written: &written, sentFile: &sent}
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(cc)
+				got <- b
+			}()
+			var progress atomic.Int64
+			n, err := copyOut(t.Context(), c, src, tc.size, 5*time.Second, nil, &progress)
+			sc.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := data[tc.offset:]
+			if b := <-got; !bytes.Equal(b, want) {
+				t.Fatalf("client got %d bytes, want %d", len(b), len(want))
+			}
+			if n != int64(len(want)) || progress.Load() != n {
+				t.Fatalf("copyOut: %d bytes, progress %d, want %d", n, progress.Load(), len(want))
+			}
+			if !tc.wrap {
+				return
+			}
+			if tc.viaSendFile && (sent.Load() != n || written.Load() != 0) {
+				t.Errorf("wrapper: %d written, %d by sendfile; want all %d by sendfile", written.Load(), sent.Load(), n)
+			}
+			if !tc.viaSendFile && (written.Load() != n || sent.Load() != 0) {
+				t.Errorf("wrapper: %d written, %d by sendfile; want all %d written", written.Load(), sent.Load(), n)
+			}
+		})
+	}
+}
+
+// TestCopyOutSmallFileStall: a small file that a client does not read is
+// cut at the data timeout like a large one, by the write deadline.
+func TestCopyOutSmallFileStall(t *testing.T) {
+	for _, wrap := range []bool{false, true} {
+		t.Run("wrapped="+strconv.FormatBool(wrap), func(t *testing.T) {
+			src := openAt(t, allBytes(chunk), 0)
+			// 4 KiB buffers each way hold far less than the file.
+			sc, _ := tcpPair(t, 4096)
+			var c net.Conn = sc
+			if wrap {
+				var a, b, d atomic.Int64
+				c = &countConn{Conn: sc, read: &a, written: &b, sentFile: &d}
+			}
+			var progress atomic.Int64
+			n, err := copyOut(t.Context(), c, src, chunk, 200*time.Millisecond, nil, &progress)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("copyOut to a client that does not read: %d bytes, %v; want a deadline error", n, err)
+			}
+			if n >= chunk {
+				t.Fatalf("copyOut sent all %d bytes to a client that does not read", n)
+			}
+		})
 	}
 }

@@ -306,9 +306,12 @@ const chunk = 256 << 10
 // copyOut sends src to c, refreshing the write deadline as data moves and
 // waiting on the rate limits. An *os.File source reaches a plain TCP
 // connection through sendfile, also under wrappers that allow it (see
-// internal/sockopt), which are told the bytes sent beneath them.
-func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Duration, lim rate.Limits, progress *atomic.Int64) (int64, error) {
-	if tc := sockopt.TCP(c); tc != nil && len(lim) == 0 {
+// internal/sockopt), which are told the bytes sent beneath them. size is
+// what src holds when known, -1 otherwise: a file of at most chunk bytes
+// goes by the poller's sendfile below, two system calls where the
+// blocking one (sockopt.SendFile) takes nine to set up and tear down.
+func copyOut(ctx context.Context, c net.Conn, src io.Reader, size int64, timeout time.Duration, lim rate.Limits, progress *atomic.Int64) (int64, error) {
+	if tc := sockopt.TCP(c); tc != nil && len(lim) == 0 && (size < 0 || size > chunk) {
 		if f, ok := src.(*os.File); ok {
 			return sockopt.SendFile(ctx, tc, f, timeout, func(n int64) {
 				progress.Add(n)
@@ -321,7 +324,7 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, timeout time.Durati
 	if len(lim) > 0 {
 		step = 32 << 10
 	}
-	// A file (rate-limited here) reaches a plain TCP connection through
+	// A file (rate-limited or small here) reaches a plain TCP connection through
 	// its ReadFrom, which hands a limited *os.File to sendfile. Anything
 	// else (an object store's body, TYPE A) is copied below in writes of
 	// a whole step: ReadFrom would copy it 32 KiB at a time, which took a
