@@ -278,9 +278,9 @@ func (l *logObserver) Observe(e Event) {
 		l.log.Warn("log events dropped: observer queue full", "dropped", d-l.seen)
 		l.seen = d
 	}
-	log := l.log.With("session", e.Session, "remote", e.Remote.String())
 	level, msg := slog.LevelInfo, ""
-	var attrs []slog.Attr
+	var buf [12]slog.Attr // more than any event adds: no allocation
+	attrs := buf[:0]
 	add := func(a ...slog.Attr) { attrs = append(attrs, a...) }
 	switch e.Kind {
 	case KindConnect:
@@ -421,9 +421,12 @@ func (l *logObserver) Observe(e Event) {
 		return
 	}
 	ctx := context.Background()
-	if !log.Enabled(ctx, level) {
+	if !l.log.Enabled(ctx, level) {
 		return
 	}
+	// The session's keys only now: Logger.With formats them, a cost that
+	// every event paid when most (the commands) are not logged.
+	log := l.log.With("session", e.Session, "remote", e.Remote.String())
 	r := slog.NewRecord(e.Time, level, msg, 0)
 	r.AddAttrs(attrs...)
 	log.Handler().Handle(ctx, r)

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -268,5 +271,25 @@ func TestCopyOutSmallFileStall(t *testing.T) {
 				t.Fatalf("copyOut sent all %d bytes to a client that does not read", n)
 			}
 		})
+	}
+}
+
+// TestLogObserverSkipsCheaply: an event below the log level (a command at
+// the default info level) costs the log observer no allocation; one that
+// is logged still carries the session's keys.
+func TestLogObserverSkipsCheaply(t *testing.T) {
+	var buf bytes.Buffer
+	l := &logObserver{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})), sub: &Subscription{}}
+	e := Event{Kind: KindCommand, Session: "7", Remote: netip.MustParseAddrPort("192.0.2.1:4242"), Cmd: "SIZE", Arg: "small.bin", Code: 213}
+	if n := testing.AllocsPerRun(100, func() { l.Observe(e) }); n != 0 {
+		t.Errorf("a command event below the log level: %v allocations, want 0", n)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("a debug event was logged at info: %q", buf.String())
+	}
+	e.Kind, e.Result = KindDisconnect, ""
+	l.Observe(e)
+	if s := buf.String(); !strings.Contains(s, "msg=disconnect session=7 remote=192.0.2.1:4242") {
+		t.Errorf("disconnect line: %q", s)
 	}
 }
