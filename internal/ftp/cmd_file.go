@@ -135,17 +135,24 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	}
 	// A whole upload is hashed as it is received, for a backend that
 	// stores the digests with the file (HASH then answers without
-	// reading it).
+	// reading it): in TYPE A below the decoder, as it is written (hw);
+	// in TYPE I in a goroutine beside the receive (hp, made when the
+	// transfer runs and ended by its cleanup, in the same goroutine).
+	ascii := s.typ == wire.TypeASCII
 	var hw *hashWriter
+	var hp *hashPipe
+	var hashes []int
 	setter, _ := up.(storage.HashSetter)
 	if !inPlace && setter != nil && storage.HashStoreOf(s.fs) != nil {
-		hw = newHashWriter(up, s.uploadHashes())
+		hashes = s.uploadHashes()
+		if ascii {
+			hw = newHashWriter(up, hashes)
+		}
 	}
 	note := "Ok to send data."
 	if unique {
 		note = "FILE: " + p.Base()
 	}
-	ascii := s.typ == wire.TypeASCII
 	timeout := s.site.DataTimeout
 	lim := rate.Of(s.site.up, s.rates.up)
 	log, raw := s.log, s.raw
@@ -166,7 +173,10 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 			dec = wire.NewASCIIDecoder(dst)
 			dst = dec
 		}
-		n, err := copyIn(ctx, dst, c, timeout, progress)
+		if hashes != nil && !ascii {
+			hp = newHashPipe(hashes)
+		}
+		n, err := copyIn(ctx, dst, c, timeout, progress, hp)
 		if err == nil && dec != nil {
 			err = dec.Close()
 		}
@@ -185,9 +195,15 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		full := errors.Is(err, storage.ErrQuota) || errors.Is(err, storage.ErrNoSpace)
 		ctx, cancel := s.backendCtx(base)
 		defer cancel()
+		if hp != nil && err != nil {
+			hp.end(true)
+		}
 		if err == nil || inPlace && !full {
-			if err == nil && hw != nil {
+			switch {
+			case err == nil && hw != nil:
 				setter.SetHashes(hw.sums())
+			case err == nil && hp != nil:
+				setter.SetHashes(hp.sums())
 			}
 			if cerr := up.Commit(ctx); cerr != nil {
 				log.Warn("upload commit failed", "path", p.String(), "err", cerr)

@@ -373,14 +373,26 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, size int64, timeout
 }
 
 // copyIn receives from c into dst until the client closes the connection.
-func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duration, progress *atomic.Int64) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
+// With hp, it receives into hp's buffers and hands each to hp as it writes
+// it to dst, so the data is hashed in hp's goroutine meanwhile: only for a
+// binary upload, whose bytes on the wire are the bytes of the file.
+func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duration, progress *atomic.Int64, hp *hashPipe) (int64, error) {
+	var bp *[]byte
+	if hp == nil {
+		bp = bufPool.Get().(*[]byte)
+		defer bufPool.Put(bp)
+	}
 	var total int64
 	for {
+		if hp != nil {
+			bp = hp.buffer()
+		}
+		buf := *bp
 		c.SetReadDeadline(time.Now().Add(timeout))
 		n, rerr := c.Read(buf)
+		if hp != nil {
+			hp.hash(bp, n) // still ours to read until the next buffer
+		}
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return total, fromStorage(err)
