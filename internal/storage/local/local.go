@@ -89,9 +89,11 @@ func (f *FS) ReadDir(_ context.Context, p vpath.Path) (storage.DirIter, error) {
 		d.Close()
 		return nil, storage.ErrNotDir
 	}
-	return &dirIter{f: d, dir: name, fsys: f}, nil
+	return newDirIter(d, name, f), nil
 }
 
+// dirIter lists with (*os.File).Readdir, where dirent_linux.go's
+// getdents64 iterator is not built.
 type dirIter struct {
 	f    *os.File
 	dir  string
