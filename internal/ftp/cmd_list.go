@@ -41,11 +41,15 @@ type lister struct {
 	fsys   storage.FS
 	format listFormat
 	facts  wire.Facts
-	perm   func(p vpath.Path, isDir bool) string
+	perm   func(b []byte, p vpath.Path, isDir bool) []byte
 	hidden func(name string) bool
 	empty  bool // a drop box: the directory's entries are not shown
 	now    time.Time
 	buf    []byte
+	// perms interns the perm facts: a listing has only a few distinct
+	// ones, and an entry then costs no string of its own.
+	perms   map[string]string
+	scratch []byte
 }
 
 func (s *session) newLister(format listFormat) *lister {
@@ -53,7 +57,7 @@ func (s *session) newLister(format listFormat) *lister {
 		fsys:   s.fs,
 		format: format,
 		facts:  s.facts,
-		perm:   s.permFact,
+		perm:   s.appendPerm,
 		hidden: s.hiddenName,
 		now:    time.Now(),
 	}
@@ -63,11 +67,13 @@ func (s *session) newLister(format listFormat) *lister {
 // lines are skipped, and other control characters are shown as '?'
 // (escape.Listing), so a name found on disk cannot drive the terminal of
 // whoever lists it. Neither can be created through Ferry.
-// self is the entry's own path (for the perm fact).
-func (l *lister) entry(fi fs.FileInfo, self vpath.Path, name, mlsType string) {
+// The entry's own path (for the perm fact) is self, or self's child name
+// when child is set, built only when the perm fact is wanted.
+func (l *lister) entry(fi fs.FileInfo, self vpath.Path, child bool, name, mlsType string) {
 	if strings.ContainsAny(name, "\r\n\x00") {
 		return
 	}
+	raw := name
 	name = escape.Listing(name)
 	switch l.format {
 	case formatNLST:
@@ -84,9 +90,15 @@ func (l *lister) entry(fi fs.FileInfo, self vpath.Path, name, mlsType string) {
 				mlsType = "dir"
 			}
 		}
-		e := wire.Entry{
-			Name: name, Info: fi, Type: mlsType,
-			Perm: l.perm(self, fi.IsDir()), Unique: uniqueFact(fi),
+		e := wire.Entry{Name: name, Info: fi, Type: mlsType}
+		if l.facts&wire.FactPerm != 0 {
+			if child {
+				self = self.Child(raw)
+			}
+			e.Perm = l.permString(self, fi.IsDir())
+		}
+		if l.facts&wire.FactUnique != 0 {
+			e.Unique = uniqueFact(fi)
 		}
 		if l.facts&(wire.FactUnixOwner|wire.FactUnixGroup) != 0 {
 			e.Owner, e.Group = ownerFacts(fi)
@@ -94,6 +106,20 @@ func (l *lister) entry(fi fs.FileInfo, self vpath.Path, name, mlsType string) {
 		l.buf = wire.AppendFacts(l.buf, e, l.facts)
 	}
 	l.buf = append(l.buf, '\r', '\n')
+}
+
+// permString is the perm fact of p, interned.
+func (l *lister) permString(p vpath.Path, isDir bool) string {
+	l.scratch = l.perm(l.scratch[:0], p, isDir)
+	if s, ok := l.perms[string(l.scratch)]; ok {
+		return s
+	}
+	if l.perms == nil {
+		l.perms = map[string]string{}
+	}
+	s := string(l.scratch)
+	l.perms[s] = s
+	return s
 }
 
 type renamedInfo struct {
@@ -114,12 +140,12 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 		if l.format == formatNLST {
 			name = p.String()
 		}
-		l.entry(fi, p, name, "")
+		l.entry(fi, p, false, name, "")
 		_, err := w.Write(l.buf)
 		return err
 	}
 	if l.format == formatMLSD {
-		l.entry(fi, p, ".", "cdir")
+		l.entry(fi, p, false, ".", "cdir")
 	}
 	if l.empty {
 		_, err := w.Write(l.buf)
@@ -137,7 +163,7 @@ func (l *lister) write(ctx context.Context, w io.Writer, p vpath.Path) error {
 			if l.hidden(name) {
 				continue
 			}
-			l.entry(e, p.Child(name), name, "")
+			l.entry(e, p, true, name, "")
 		}
 		if len(l.buf) > 0 {
 			if _, werr := w.Write(l.buf); werr != nil {
@@ -270,7 +296,11 @@ func (s *session) statPath(r *request) error {
 
 // permFact renders the RFC 3659 §7.5.5 perm fact from the access rules.
 func (s *session) permFact(p vpath.Path, isDir bool) string {
-	var b []byte
+	return string(s.appendPerm(nil, p, isDir))
+}
+
+// appendPerm appends the perm fact of p to b.
+func (s *session) appendPerm(b []byte, p vpath.Path, isDir bool) []byte {
 	if isDir {
 		if s.allow(verbUpload, p.Child("x")) == nil {
 			b = append(b, 'c')
@@ -289,7 +319,7 @@ func (s *session) permFact(p vpath.Path, isDir bool) string {
 		if s.allow(verbDelete, p.Child("x")) == nil {
 			b = append(b, 'p')
 		}
-		return string(b)
+		return b
 	}
 	if s.allow(verbAppend, p) == nil {
 		b = append(b, 'a')
@@ -306,13 +336,16 @@ func (s *session) permFact(p vpath.Path, isDir bool) string {
 	if s.allow(verbOverwrite, p) == nil {
 		b = append(b, 'w')
 	}
-	return string(b)
+	return b
 }
 
 // uniqueFact identifies a file by device and inode where the OS tells them.
 func uniqueFact(fi fs.FileInfo) string {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return strconv.FormatUint(uint64(st.Dev), 16) + "g" + strconv.FormatUint(st.Ino, 16)
+		var b [33]byte // one allocation, not three
+		u := strconv.AppendUint(b[:0], uint64(st.Dev), 16)
+		u = append(u, 'g')
+		return string(strconv.AppendUint(u, st.Ino, 16))
 	}
 	return ""
 }
