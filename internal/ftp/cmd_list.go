@@ -197,7 +197,7 @@ func (s *session) list(r *request, format listFormat) error {
 	ascii := "ASCII"
 	s.startTransfer(verb, p.String(), "list", "Here comes the directory listing ("+ascii+" mode).", func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
 		cw := &countingWriter{progress: progress, c: c, timeout: timeout}
-		bw := bufio.NewWriterSize(cw, 32<<10)
+		bw := bufio.NewWriterSize(cw, 64<<10) // fewer, larger writes to the data connection
 		err := l.write(ctx, bw, p)
 		if err == nil {
 			err = bw.Flush()
