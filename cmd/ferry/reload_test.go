@@ -35,7 +35,7 @@ func TestRestartOnly(t *testing.T) {
 	if err == nil {
 		t.Fatal("restart-only changes accepted")
 	}
-	for _, want := range []string{"reload refused, nothing changed", `data: "/srv/ferry" → "/srv/other"`, "[storage]", "[database]", "auth_hash_memory: 268435456 → 1048576", `log_format: "text" → "json"`} {
+	for _, want := range []string{"reload refused, nothing changed", `data: "/srv/ferry" → "/srv/other"`, "[storage]", "[database]", "auth_hash_memory: 0 → 1048576", `log_format: "text" → "json"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("refusal lacks %q: %v", want, err)
 		}

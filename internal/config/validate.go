@@ -29,7 +29,8 @@ import (
 //     ".." elements (fs.ValidPath);
 //   - banner holds no CR, LF or NUL (it is sent on one reply line);
 //   - max_line_bytes is between 512 and 65536;
-//   - auth_hash_memory is at least 1 MiB (1048576 bytes);
+//   - auth_hash_memory is 0 (the default, from the processor count) or at
+//     least 1 MiB (1048576 bytes);
 //   - every entry of ban_allow, tls_reuse_exempt and diagnose_public_networks
 //     is a CIDR prefix or a bare IP address (meaning /32 or /128);
 //   - with acme_domains: each is a DNS name; tls_cert and tls_key are empty;
@@ -145,8 +146,8 @@ func (c *Config) problems() []*Problem {
 	if n := c.MaxLineBytes; n < 512 || n > 65536 {
 		add("max_line_bytes", "%d is not between 512 and 65536", n)
 	}
-	if n := c.AuthHashMemory; n < 1<<20 {
-		add("auth_hash_memory", "%d is less than 1048576 bytes (1 MiB)", n)
+	if n := c.AuthHashMemory; n != 0 && n < 1<<20 {
+		add("auth_hash_memory", "%d is neither 0 nor at least 1048576 bytes (1 MiB)", n)
 	}
 	for _, s := range c.BanAllow {
 		_, err := parsePrefix(s)

@@ -5,13 +5,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 )
 
-// DefaultHashMemory is the default budget of a Verifier (the auth_hash_memory
-// setting): 256 MiB, thirteen checks of a new hash (19 MiB each) at once.
-const DefaultHashMemory = 256 << 20
+// maxDefaultHashMemory caps the default budget of a Verifier: 256 MiB,
+// thirteen checks of a new hash (19 MiB each) at once.
+const maxDefaultHashMemory = 256 << 20
+
+// DefaultHashMemory returns the default budget of a Verifier (the
+// auth_hash_memory setting when it is 0): one check of a new hash per
+// processor Go runs on (GOMAXPROCS), at most 256 MiB.
+func DefaultHashMemory() int64 { return hashMemoryFor(runtime.GOMAXPROCS(0)) }
+
+// hashMemoryFor is DefaultHashMemory for procs processors. A check is
+// computation alone (one lane), so more checks at once than processors
+// make no login faster, only hold their memory longer: each extra one
+// waits for a processor while holding its 19 MiB, on top of the S3 part
+// buffers of the uploads in progress (issue 10).
+func hashMemoryFor(procs int) int64 {
+	return min(int64(max(procs, 1))*(int64(hashParams.memory)<<10), maxDefaultHashMemory)
+}
 
 // ErrBusy is returned (wrapped, with the context's error) by a Verifier when
 // the context ended while the check waited for its share of the memory
@@ -44,16 +59,16 @@ type waiter struct {
 }
 
 // NewVerifier returns a Verifier whose checks together hold at most budget
-// bytes; budget <= 0 means DefaultHashMemory.
+// bytes; budget <= 0 means DefaultHashMemory().
 func NewVerifier(budget int64) *Verifier {
 	if budget <= 0 {
-		budget = DefaultHashMemory
+		budget = DefaultHashMemory()
 	}
 	return &Verifier{budget: budget}
 }
 
 // defaultVerifier serves stores opened without a Verifier of their own.
-var defaultVerifier = sync.OnceValue(func() *Verifier { return NewVerifier(DefaultHashMemory) })
+var defaultVerifier = sync.OnceValue(func() *Verifier { return NewVerifier(0) })
 
 // DefaultVerifier returns the process's Verifier with the default budget,
 // shared by every store that is not given one.

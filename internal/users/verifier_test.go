@@ -243,3 +243,38 @@ func TestLoginEveryPathWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultHashMemory: the default budget is one check of a new hash
+// (19 MiB) per processor, never below one check nor above 256 MiB, and is
+// what a Verifier given no budget gets.
+func TestDefaultHashMemory(t *testing.T) {
+	const check = 19456 << 10 // hashParams.memory, in bytes
+	for _, tc := range []struct {
+		procs int
+		want  int64
+	}{
+		{0, check},
+		{1, check},
+		{2, 2 * check},
+		{4, 4 * check},
+		{13, 13 * check},
+		{14, 256 << 20}, // 14 checks would be 266 MiB
+		{64, 256 << 20},
+	} {
+		if got := hashMemoryFor(tc.procs); got != tc.want {
+			t.Errorf("hashMemoryFor(%d) = %d, want %d", tc.procs, got, tc.want)
+		}
+	}
+	want := hashMemoryFor(runtime.GOMAXPROCS(0))
+	if got := DefaultHashMemory(); got != want {
+		t.Errorf("DefaultHashMemory() = %d, want %d", got, want)
+	}
+	for _, b := range []int64{0, -1} {
+		if got := NewVerifier(b).Budget(); got != want {
+			t.Errorf("NewVerifier(%d).Budget() = %d, want %d", b, got, want)
+		}
+	}
+	if got := DefaultVerifier().Budget(); got != want {
+		t.Errorf("DefaultVerifier().Budget() = %d, want %d", got, want)
+	}
+}
