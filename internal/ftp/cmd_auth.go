@@ -105,13 +105,45 @@ func (s *session) loginRequest(name, password string) users.LoginRequest {
 	return req
 }
 
-// loginCtx is the context of an authentication call: the session's, ending
+// loginCtx is the context of an authentication call: the command's, ending
 // at the login deadline.
 func (s *session) loginCtx() (context.Context, context.CancelFunc) {
 	if s.loginBy.IsZero() {
 		return context.WithCancel(s.ctx())
 	}
 	return context.WithDeadline(s.ctx(), s.loginBy)
+}
+
+// renewBackendCtx gives the rest of the running command a backend
+// deadline counted from now, and returns the function that puts the old
+// one back.
+func (s *session) renewBackendCtx() func() {
+	if s.cmdLong == nil {
+		return func() {}
+	}
+	old := s.cmdCtx
+	ctx, stop := s.backendCtx(s.cmdLong)
+	s.cmdMu.Lock()
+	s.cmdCtx = ctx
+	s.cmdMu.Unlock()
+	return func() {
+		s.cmdMu.Lock()
+		s.cmdCtx = old
+		s.cmdMu.Unlock()
+		stop()
+	}
+}
+
+// passCtx is the context of a password check: the command's without the
+// backend deadline, ending at the login deadline. A check may wait for its
+// share of the hash memory budget (auth_hash_memory) behind a burst of
+// logins, which the login deadline bounds; the store's queries have the
+// database's own timeouts.
+func (s *session) passCtx() (context.Context, context.CancelFunc) {
+	if s.loginBy.IsZero() {
+		return s.loginCtx()
+	}
+	return context.WithDeadline(s.longCtx(), s.loginBy)
 }
 
 // certNames reports whether the control connection's verified client
@@ -145,9 +177,12 @@ func (s *session) cmdPASS(r *request) error {
 		s.welcome(230, "Anonymous access granted, restrictions apply.")
 		return nil
 	}
-	ctx, cancel := s.loginCtx()
+	ctx, cancel := s.passCtx()
 	u, err := s.site.Auth.Authenticate(ctx, s.loginRequest(name, arg))
 	cancel()
+	// The check may have waited past the command's backend deadline: the
+	// calls after it (ban score, the home's storage) get theirs from now.
+	defer s.renewBackendCtx()()
 	if err != nil {
 		if errors.Is(err, users.ErrBusy) {
 			// The password checks in progress hold the memory budget

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ferryftp/ferry/internal/ban"
+	"github.com/ferryftp/ferry/internal/storage"
+	"github.com/ferryftp/ferry/internal/storage/local"
 	"github.com/ferryftp/ferry/internal/users"
 	"github.com/ferryftp/ferry/internal/users/sqlstore"
 )
@@ -204,6 +206,57 @@ func TestLoginBusy(t *testing.T) {
 	if _, banned := d.Banned(t.Context(), netip.MustParseAddr("127.0.0.1")); banned {
 		t.Error("a busy login was scored")
 	}
+}
+
+// queuedAuth is a store whose password check, once it gets to run, logs
+// alice in (home: the harness's) and refuses anyone else, and reports
+// ErrBusy when its context has already ended: a check that had to wait for
+// its share of the memory budget. It records when the check returned.
+type queuedAuth struct {
+	users.Authenticator
+	mu   sync.Mutex
+	done time.Time // guarded by mu
+}
+
+func (a *queuedAuth) Authenticate(ctx context.Context, req users.LoginRequest) (*users.User, error) {
+	u, err := a.Authenticator.Authenticate(ctx, req)
+	if ctx.Err() != nil {
+		u, err = nil, fmt.Errorf("%w: %w", users.ErrBusy, ctx.Err())
+	}
+	a.mu.Lock()
+	a.done = time.Now()
+	a.mu.Unlock()
+	return u, err
+}
+
+// TestLoginWaitsPastBackendDeadline: a password check waits for its turn
+// until the login deadline, not the backend deadline, which a burst of
+// logins behind auth_hash_memory outlasts (issue 10: a quarter of 100
+// simultaneous logins got 421 at backend_timeout); and the calls after the
+// check (the home's storage) get a backend deadline counted from the end
+// of the check, not from PASS. Here every backend deadline passes at once.
+func TestLoginWaitsPastBackendDeadline(t *testing.T) {
+	var auth *queuedAuth
+	ts := startServer(t, func(c *Site, _ *Server) {
+		c.BackendTimeout = time.Nanosecond
+		c.LoginTimeout = time.Minute
+		auth = &queuedAuth{Authenticator: c.Auth}
+		c.Auth = auth
+		c.Storage = storage.OpenerFunc(func(ctx context.Context, location string) (storage.FS, error) {
+			auth.mu.Lock()
+			done := auth.done
+			auth.mu.Unlock()
+			if dl, ok := ctx.Deadline(); !ok || !dl.After(done) {
+				return nil, fmt.Errorf("the home is opened under the deadline of PASS (%v), which ended before the check did (%v)", dl, done)
+			}
+			return (&local.Opener{}).Open(context.WithoutCancel(ctx), location)
+		})
+	})
+	c := dial(t, ts.addr)
+	c.cmd("USER alice", 331)
+	c.cmd("PASS wrong", 530)
+	c.cmd("USER alice", 331)
+	c.cmd("PASS secret", 230)
 }
 
 // TestLoginStoreDown: every store failure during USER/PASS ends in 421

@@ -102,7 +102,8 @@ type Settings struct {
 	MaxLineBytes int
 	// BackendTimeout bounds every storage, authentication and ban call of
 	// a command; 0 means no deadline. A transfer's data is not bounded by
-	// it (DataTimeout bounds a stall).
+	// it (DataTimeout bounds a stall), nor a password check, which may wait
+	// for its turn until the login deadline (LoginTimeout).
 	BackendTimeout time.Duration
 	// ShutdownGrace is how long Server.Shutdown lets running transfers
 	// finish before it aborts them; 0 aborts them at once.
