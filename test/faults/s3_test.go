@@ -244,28 +244,60 @@ const (
 // the part-buffer budget is small. Uploads wait for buffers instead of
 // growing the server: its peak RSS (VmHWM) stays below the budget plus
 // 128 MiB, and every object arrives whole. The password checks of the 40
-// logins have their own budget (auth_hash_memory, 256 MiB by default,
-// 19 MiB a check): it is set to one check at a time here, so that the
-// peak measures the uploads.
+// logins have their own budget (auth_hash_memory, 19 MiB a check): it is
+// set to one check at a time here, and the logins come one after another
+// as the clients connect, so that the peak measures the uploads.
 func TestFaultS3UploadMemory(t *testing.T) {
+	s3UploadMemory(t, false, "--auth-hash-memory", strconv.Itoa(24<<20))
+}
+
+// TestFaultS3UploadMemoryBurst is TestFaultS3UploadMemory with every
+// client sending PASS at the same moment and the default auth_hash_memory
+// of a server on two processors (one check per processor, 38 MiB): the
+// checks of the burst run while the first clients' uploads already hold
+// the part buffers, and the peak still stays below the budget plus
+// 128 MiB. With the old default (256 MiB, thirteen checks at once) it
+// did not.
+func TestFaultS3UploadMemoryBurst(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "2")
+	s3UploadMemory(t, true)
+}
+
+// s3UploadMemory runs s3UploadClients uploads at once under a budget of
+// s3BudgetMiB, the server started with extra flags; with burst, all the
+// clients send PASS together once all have had 331 to USER.
+func s3UploadMemory(t *testing.T, burst bool, extra ...string) {
 	b := newS3Bucket(t)
 	data := filepath.Join(t.TempDir(), "data")
 	addUser(t, data, "alice", "secret")
-	srv := startFerry(t, data, append(b.args, "--s3-buffer-budget", strconv.Itoa(s3BudgetMiB<<20),
-		"--s3-part-size", "5242880", "--max-sessions-per-ip", "0", "--data-timeout", "2m", "--auth-hash-memory", strconv.Itoa(24<<20))...)
+	args := append(b.args, "--s3-buffer-budget", strconv.Itoa(s3BudgetMiB<<20),
+		"--s3-part-size", "5242880", "--max-sessions-per-ip", "0", "--data-timeout", "2m", "--login-timeout", "2m")
+	srv := startFerry(t, data, append(args, extra...)...)
 	pid := srv.cmd.Process.Pid
 	base := procStatusKiB(t, pid, "VmRSS")
 
 	chunk := randomBytes(t, 1<<20)
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
+	start := make(chan struct{})
 	errs := make(chan error, s3UploadClients)
 	for i := range s3UploadClients {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- uploadRaw(srv.Addr, "alice", "secret", fmt.Sprintf("m-%02d.bin", i), chunk, s3UploadMB)
+			// Each client arrives once: at its PASS, or when it
+			// failed before.
+			var once sync.Once
+			defer once.Do(ready.Done)
+			var beforePass func()
+			if burst {
+				beforePass = func() { once.Do(ready.Done); <-start }
+			}
+			errs <- uploadRaw(srv.Addr, "alice", "secret", fmt.Sprintf("m-%02d.bin", i), chunk, s3UploadMB, beforePass)
 		}()
 	}
+	ready.Wait()
+	close(start)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -302,8 +334,9 @@ func TestFaultS3UploadMemory(t *testing.T) {
 }
 
 // uploadRaw logs in and uploads mib copies of chunk as name, as fast as
-// the server takes them; safe to run in many goroutines.
-func uploadRaw(addr, user, pass, name string, chunk []byte, mib int) error {
+// the server takes them; safe to run in many goroutines. A beforePass
+// that is not nil is called between USER and PASS.
+func uploadRaw(addr, user, pass, name string, chunk []byte, mib int, beforePass func()) error {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return err
@@ -326,10 +359,16 @@ func uploadRaw(addr, user, pass, name string, chunk []byte, mib int) error {
 	if _, err := step("", 220); err != nil {
 		return err
 	}
+	if _, err := step("USER "+user, 331); err != nil {
+		return err
+	}
+	if beforePass != nil {
+		beforePass()
+	}
 	for _, s := range []struct {
 		line string
 		code int
-	}{{"USER " + user, 331}, {"PASS " + pass, 230}, {"TYPE I", 200}} {
+	}{{"PASS " + pass, 230}, {"TYPE I", 200}} {
 		if _, err := step(s.line, s.code); err != nil {
 			return err
 		}
