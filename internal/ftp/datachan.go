@@ -107,10 +107,17 @@ func (s *session) openPassive(mode string) (*passive, error) {
 
 // dataListen and dataDial make data connections without TCP keepalive:
 // the data timeout bounds every wait on them already, and Go's default
-// keepalive costs four setsockopt calls per connection.
+// keepalive costs four setsockopt calls per connection. Passive listeners
+// are plain TCP, not Go's default MPTCP: an MPTCP listener is two kernel
+// sockets to create, bind and close, for every transfer, and FTP clients
+// dial data connections with plain TCP.
 var (
-	dataListen = net.ListenConfig{KeepAlive: -1}
-	dataDial   = net.Dialer{KeepAlive: -1}
+	dataListen = func() net.ListenConfig {
+		lc := net.ListenConfig{KeepAlive: -1}
+		lc.SetMultipathTCP(false)
+		return lc
+	}()
+	dataDial = net.Dialer{KeepAlive: -1}
 )
 
 // listenData opens a passive listener on addr.

@@ -95,13 +95,31 @@ func keepAlive(t testing.TB, c net.Conn) int {
 	return v
 }
 
-// TestDataConnNoKeepalive: passive and active data connections have no TCP
-// keepalive (the data timeout bounds them); the control connection keeps
-// Go's.
-func TestDataConnNoKeepalive(t *testing.T) {
+// TestDataConnSockets: passive and active data connections have no TCP
+// keepalive (the data timeout bounds them), and passive listeners are
+// plain TCP, not MPTCP; the control connection keeps Go's keepalive.
+func TestDataConnSockets(t *testing.T) {
 	var mu sync.Mutex
 	got := map[ConnKind][]int{}
+	var protos []int
 	ts := startServer(t, func(_ *Site, srv *Server) {
+		srv.WrapListener = func(kind ConnKind, ln net.Listener) net.Listener {
+			if kind == PassiveConn {
+				rc, err := ln.(*net.TCPListener).SyscallConn()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var p int
+				rc.Control(func(fd uintptr) { p, err = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_PROTOCOL) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				protos = append(protos, p)
+				mu.Unlock()
+			}
+			return ln
+		}
 		srv.WrapConn = func(kind ConnKind, c net.Conn) net.Conn {
 			v := keepAlive(t, c)
 			mu.Lock()
@@ -124,6 +142,14 @@ func TestDataConnNoKeepalive(t *testing.T) {
 	c.expect(226)
 	mu.Lock()
 	defer mu.Unlock()
+	if len(protos) == 0 {
+		t.Error("no passive listener seen")
+	}
+	for _, p := range protos {
+		if p != syscall.IPPROTO_TCP {
+			t.Errorf("passive listener: protocol %d, want TCP (%d)", p, syscall.IPPROTO_TCP)
+		}
+	}
 	for kind, want := range map[ConnKind]int{ControlConn: 1, PassiveConn: 0, ActiveConn: 0} {
 		if len(got[kind]) == 0 {
 			t.Errorf("kind %v: no connection seen", kind)
