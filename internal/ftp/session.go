@@ -91,14 +91,23 @@ type session struct {
 	sctx    context.Context
 	sCancel context.CancelFunc
 	// cmdCtx is the running command's context (sctx with the backend
-	// deadline); nil between commands. The reader cancels it when it reads
-	// ABOR or QUIT ahead, or loses the connection (see goAhead).
+	// deadline); nil between commands, and made by the command's first
+	// ctx or longCtx call: most commands (TYPE, EPSV, QUIT...) make no
+	// backend call, and two contexts and a timer per command were a
+	// fifth of a short session's allocations. The reader cancels it when
+	// it reads ABOR or QUIT ahead, or loses the connection (see goAhead).
 	cmdCtx context.Context
 	// cmdLong is cmdCtx without the deadline, for work whose length is the
 	// client's (a STAT listing it reads slowly).
-	cmdLong   context.Context
-	cmdMu     sync.Mutex
-	cmdCancel context.CancelFunc // guarded by cmdMu
+	cmdLong context.Context
+	cmdStop context.CancelFunc // cmdCtx's
+	inCmd   bool               // a command runs: ctx makes cmdCtx
+	cmdMu   sync.Mutex
+	// cmdCancel cancels cmdLong and so cmdCtx; cmdInterrupted says the
+	// reader has interrupted the running command, so that a context made
+	// after that starts cancelled. Both guarded by cmdMu.
+	cmdCancel      context.CancelFunc
+	cmdInterrupted bool
 
 	xfer     *transfer // the running transfer, or nil
 	deadline time.Time // login or idle deadline
@@ -315,6 +324,7 @@ func (s *session) goAhead(line string, err error) bool {
 // Called by the reader goroutine.
 func (s *session) interrupt() {
 	s.cmdMu.Lock()
+	s.cmdInterrupted = true
 	if s.cmdCancel != nil {
 		s.cmdCancel()
 	}
@@ -333,6 +343,7 @@ func (s *session) backendCtx(parent context.Context) (context.Context, context.C
 // ctx is the context of the running command's backend calls; between
 // commands, the session's.
 func (s *session) ctx() context.Context {
+	s.makeCmdCtx()
 	if s.cmdCtx != nil {
 		return s.cmdCtx
 	}
@@ -342,10 +353,27 @@ func (s *session) ctx() context.Context {
 // longCtx is ctx without the backend deadline: for a command's work whose
 // length the client decides (it ends with ABOR, QUIT and the session).
 func (s *session) longCtx() context.Context {
+	s.makeCmdCtx()
 	if s.cmdLong != nil {
 		return s.cmdLong
 	}
 	return s.sctx
+}
+
+// makeCmdCtx makes the running command's contexts, once; cancelled at
+// once when the reader has interrupted the command already.
+func (s *session) makeCmdCtx() {
+	if !s.inCmd || s.cmdCtx != nil {
+		return
+	}
+	long, cancel := context.WithCancel(s.sctx)
+	ctx, stop := s.backendCtx(long)
+	s.cmdMu.Lock()
+	s.cmdLong, s.cmdCtx, s.cmdStop, s.cmdCancel = long, ctx, stop, cancel
+	if s.cmdInterrupted {
+		cancel()
+	}
+	s.cmdMu.Unlock()
 }
 
 // handleLine dispatches a line or queues it behind the running transfer.
@@ -381,17 +409,19 @@ func (s *session) dispatch(line string) {
 	} else {
 		s.deadline = s.loginBy // commands never extend the login timeout
 	}
-	long, cancel := context.WithCancel(s.sctx)
-	ctx, stop := s.backendCtx(long)
 	s.cmdMu.Lock()
-	s.cmdLong, s.cmdCtx, s.cmdCancel = long, ctx, cancel
+	s.inCmd, s.cmdInterrupted = true, false
 	s.cmdMu.Unlock()
 	defer func() {
 		s.cmdMu.Lock()
-		s.cmdLong, s.cmdCtx, s.cmdCancel = nil, nil, nil
+		stop, cancel := s.cmdStop, s.cmdCancel
+		s.cmdLong, s.cmdCtx, s.cmdStop, s.cmdCancel = nil, nil, nil, nil
+		s.inCmd = false
 		s.cmdMu.Unlock()
-		stop()
-		cancel()
+		if cancel != nil {
+			stop()
+			cancel()
+		}
 	}()
 	verb, arg := wire.Split(line)
 	s.lastCode = 0

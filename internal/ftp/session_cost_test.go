@@ -1,9 +1,11 @@
 package ftp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -318,4 +320,123 @@ func TestLogObserverSkipsCheaply(t *testing.T) {
 	if s := buf.String(); !strings.Contains(s, "msg=disconnect session=7 remote=192.0.2.1:4242") {
 		t.Errorf("disconnect line: %q", s)
 	}
+}
+
+// TestCommandContextLazy: a command's context is made at its first use and
+// kept for the command; between commands the session's serves; and a
+// command the reader interrupted (ABOR or QUIT read ahead) before it made
+// its context gets one already cancelled, so its backend call still ends.
+func TestCommandContextLazy(t *testing.T) {
+	s := &session{site: &Site{}}
+	s.sctx, s.sCancel = context.WithCancel(t.Context())
+	defer s.sCancel()
+	if s.ctx() != s.sctx || s.longCtx() != s.sctx {
+		t.Fatal("between commands: not the session's context")
+	}
+	s.inCmd = true
+	c1 := s.ctx()
+	if c1 == s.sctx || s.ctx() != c1 || s.longCtx() == s.sctx {
+		t.Fatal("in a command: no context of its own, or a new one at each call")
+	}
+	s.interrupt()
+	if c1.Err() == nil {
+		t.Fatal("interrupt did not cancel the command's context")
+	}
+	s.cmdCtx, s.cmdLong, s.cmdCancel, s.cmdStop = nil, nil, nil, nil
+	s.cmdInterrupted = false
+	s.interrupt() // before the command made its context
+	if s.longCtx().Err() == nil || s.ctx().Err() == nil {
+		t.Fatal("a context made after the interrupt is not cancelled")
+	}
+}
+
+// BenchmarkSession runs the sessions scenario of cmd/ferry-bench in
+// process, one session at a time: connect, anonymous login, TYPE I, SIZE,
+// EPSV, RETR of a 4 KiB file, QUIT. Its allocations are the server's and
+// this minimal client's together.
+func BenchmarkSession(b *testing.B) {
+	ts := startServer(b, func(_ *Site, srv *Server) {
+		srv.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	os.MkdirAll(ts.site.AnonymousRoot, 0o755)
+	writeFile(b, filepath.Join(ts.site.AnonymousRoot, "small.bin"), allBytes(4096))
+	buf := make([]byte, 64<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := benchSession(ts.addr, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchSession(addr string, buf []byte) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	expect := func(code string) (string, error) {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			if len(line) >= 4 && line[:3] == code && line[3] == ' ' {
+				return line, nil
+			}
+			if len(line) < 4 || line[3] != '-' && line[:3] != code {
+				return "", fmt.Errorf("want %s, got %q", code, line)
+			}
+		}
+	}
+	cmd := func(line, code string) (string, error) {
+		if _, err := io.WriteString(c, line+"\r\n"); err != nil {
+			return "", err
+		}
+		return expect(code)
+	}
+	if _, err := expect("220"); err != nil {
+		return err
+	}
+	for _, s := range [][2]string{{"USER anonymous", "331"}, {"PASS bench@", "230"}, {"TYPE I", "200"}, {"SIZE small.bin", "213"}} {
+		if _, err := cmd(s[0], s[1]); err != nil {
+			return err
+		}
+	}
+	text, err := cmd("EPSV", "229")
+	if err != nil {
+		return err
+	}
+	i, j := strings.Index(text, "(|||"), strings.Index(text, "|)")
+	if i < 0 || j < i {
+		return fmt.Errorf("EPSV: %q", text)
+	}
+	d, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", text[i+4:j]))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if _, err := cmd("RETR small.bin", "150"); err != nil {
+		return err
+	}
+	n := 0
+	for {
+		k, err := d.Read(buf)
+		n += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if n != 4096 {
+		return fmt.Errorf("RETR: %d bytes", n)
+	}
+	if _, err := expect("226"); err != nil {
+		return err
+	}
+	_, err = cmd("QUIT", "221")
+	return err
 }
