@@ -130,9 +130,11 @@ func (f *FS) Create(ctx context.Context, p vpath.Path, o storage.CreateOptions) 
 		case o.Found != nil && o.Found.IsDir():
 			return nil, storage.ErrIsDir
 		case o.Found != nil:
-			e.head = &s3.HeadObjectOutput{}
+			// A key below the directory's prefix: it exists.
+			e.head, parent = &s3.HeadObjectOutput{}, true
+		default:
+			parent, perr = f.dirExists(ctx, f.parentDir(p))
 		}
-		parent, perr = f.dirExists(ctx, f.parentDir(p))
 	} else {
 		both(func() { e, lerr = f.lookup(ctx, key, false) }, func() { parent, perr = f.dirExists(ctx, f.parentDir(p)) })
 	}
