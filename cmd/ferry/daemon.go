@@ -206,7 +206,7 @@ func (d *daemon) start(ctx context.Context, inh *inheritance) error {
 	quotas := sqlquota.New(database, d.node, sqlquota.Options{Chunk: chunk, Log: d.log})
 	// One Verifier for the whole server: its budget bounds the memory of
 	// every password check at once.
-	d.store = sqlstore.New(database, sqlstore.Options{Verifier: users.NewVerifier(cfg.AuthHashMemory)})
+	d.store = sqlstore.New(database, sqlstore.Options{Verifier: users.NewVerifier(hashMemory(cfg))})
 	if len(cfg.ACMEDomains) > 0 {
 		// The self-signed certificate serves until the first order
 		// succeeds.
@@ -656,4 +656,15 @@ func (l *liveDefender) Record(ctx context.Context, ip netip.Addr, e int) (bool, 
 		return d.Record(ctx, ip, e)
 	}
 	return false, nil
+}
+
+// hashMemory is the budget of the server's password checks: the
+// auth_hash_memory setting, whose default (0) on S3 is at most two checks,
+// since there the checks of a login burst come on top of the uploads' part
+// buffers (docs/storage.md, "Outages and memory").
+func hashMemory(cfg config.Config) int64 {
+	if cfg.AuthHashMemory == 0 && cfg.Storage.Backend == "s3" {
+		return users.DefaultHashMemoryBeside()
+	}
+	return cfg.AuthHashMemory
 }

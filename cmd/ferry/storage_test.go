@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferryftp/ferry/internal/config"
+	"github.com/ferryftp/ferry/internal/users"
 )
 
 // TestServeRefusesUnsafeAnonymousRoot: an anonymous root that exposes the
@@ -51,3 +52,20 @@ func TestProtectedPaths(t *testing.T) {
 type cancelOnWrite context.CancelFunc
 
 func (c cancelOnWrite) Write(p []byte) (int, error) { c(); return len(p), nil }
+
+// TestHashMemory: on S3 the default budget of password checks is at most
+// two checks; a set value and the default on local disk pass through.
+func TestHashMemory(t *testing.T) {
+	cfg := config.Defaults()
+	if got, want := hashMemory(cfg), int64(0); got != want {
+		t.Errorf("local default: %d, want %d (the Verifier's own default)", got, want)
+	}
+	cfg.Storage.Backend = "s3"
+	if got, want := hashMemory(cfg), users.DefaultHashMemoryBeside(); got != want || got > 2*19456<<10 {
+		t.Errorf("S3 default: %d, want %d (at most two checks)", got, want)
+	}
+	cfg.AuthHashMemory = 100 << 20
+	if got := hashMemory(cfg); got != 100<<20 {
+		t.Errorf("S3, set to 100 MiB: %d", got)
+	}
+}

@@ -55,7 +55,7 @@ type Config struct {
 	// once, server-wide (an argon2id check holds its memory cost, 19 MiB
 	// for new hashes); further logins wait for their turn until the login
 	// deadline. 0 is users.DefaultHashMemory: one check per processor.
-	AuthHashMemory int64 `toml:"auth_hash_memory" flag:"auth-hash-memory" help:"bytes that concurrent password checks may hold together (19 MiB each for new hashes); further logins wait, and get 421 at the login deadline; 0: one check per processor (GOMAXPROCS), at most 268435456; else at least 1048576"`
+	AuthHashMemory int64 `toml:"auth_hash_memory" flag:"auth-hash-memory" help:"bytes that concurrent password checks may hold together (19 MiB each for new hashes); further logins wait, and get 421 at the login deadline; 0: one check per processor (GOMAXPROCS), at most 268435456, and on S3 at most two; else at least 1048576"`
 
 	BanThreshold int      `toml:"ban_threshold" flag:"ban-threshold" help:"score (failed logins, protocol errors) within ban_window that bans an IP; 0 disables bans"`
 	BanWindow    Duration `toml:"ban_window" flag:"ban-window" help:"window over which the ban score is counted"`

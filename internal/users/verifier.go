@@ -19,6 +19,13 @@ const maxDefaultHashMemory = 256 << 20
 // processor Go runs on (GOMAXPROCS), at most 256 MiB.
 func DefaultHashMemory() int64 { return hashMemoryFor(runtime.GOMAXPROCS(0)) }
 
+// DefaultHashMemoryBeside is DefaultHashMemory for a server whose uploads
+// hold large buffers of their own (S3 parts, up to s3_buffer_budget): at
+// most two checks at once, whatever the number of processors, so that the
+// memory of a burst of logins on top of the buffers stays within the
+// budget's margin (issue 10: budget + 128 MiB) on any machine.
+func DefaultHashMemoryBeside() int64 { return hashMemoryFor(min(runtime.GOMAXPROCS(0), 2)) }
+
 // hashMemoryFor is DefaultHashMemory for procs processors. A check is
 // computation alone (one lane), so more checks at once than processors
 // make no login faster, only hold their memory longer: each extra one

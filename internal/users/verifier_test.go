@@ -269,6 +269,15 @@ func TestDefaultHashMemory(t *testing.T) {
 	if got := DefaultHashMemory(); got != want {
 		t.Errorf("DefaultHashMemory() = %d, want %d", got, want)
 	}
+	// Beside S3's part buffers: two checks at most, on any machine.
+	for _, procs := range []int{1, 2, 3, 16} {
+		old := runtime.GOMAXPROCS(procs)
+		got := DefaultHashMemoryBeside()
+		runtime.GOMAXPROCS(old)
+		if w := int64(min(procs, 2)) * check; got != w {
+			t.Errorf("GOMAXPROCS %d: DefaultHashMemoryBeside() = %d, want %d", procs, got, w)
+		}
+	}
 	for _, b := range []int64{0, -1} {
 		if got := NewVerifier(b).Budget(); got != want {
 			t.Errorf("NewVerifier(%d).Budget() = %d, want %d", b, got, want)
