@@ -8,7 +8,17 @@ const timeLayout = "20060102150405"
 // AppendTime appends t in UTC as YYYYMMDDHHMMSS, the form of MDTM replies and
 // the modify fact (RFC 3659 §2.3, §3.1, §7.5.3).
 func AppendTime(buf []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(buf, timeLayout)
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(buf, timeLayout)
+	}
+	h, mi, s := t.Clock()
+	// By hand: AppendFormat parses the layout on every call, a fifth of an
+	// MLSD's user CPU.
+	return append(buf, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10),
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), byte('0'+d/10), byte('0'+d%10),
+		byte('0'+h/10), byte('0'+h%10), byte('0'+mi/10), byte('0'+mi%10), byte('0'+s/10), byte('0'+s%10))
 }
 
 // ParseTime parses a time-val (RFC 3659 §2.3): exactly 14 digits

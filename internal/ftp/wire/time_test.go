@@ -15,12 +15,30 @@ func TestAppendTime(t *testing.T) {
 		{time.Date(2026, 1, 1, 0, 30, 0, 999999999, cet), "20251231233000"},
 		{time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), "19700101000000"},
 		{time.Date(999, 12, 31, 23, 59, 59, 0, time.UTC), "09991231235959"},
+		{time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), "99991231235959"},
+		{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), "100000101000000"},
+		{time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), "-0001" + "0101000000"},
 	}
 	for _, tt := range tests {
 		if got := string(AppendTime(nil, tt.t)); got != tt.want {
 			t.Errorf("AppendTime(%v) = %q, want %q", tt.t, got, tt.want)
 		}
 	}
+}
+
+// FuzzAppendTime checks the hand-written digits against time.Format.
+func FuzzAppendTime(f *testing.F) {
+	f.Add(int64(0), int64(0))
+	f.Add(int64(1767268800), int64(999999999))
+	f.Add(int64(253402300799), int64(0))  // 9999-12-31 23:59:59
+	f.Add(int64(-62135596800), int64(0))  // 0001-01-01
+	f.Add(int64(-62167219200), int64(-1)) // before year 0
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec)
+		if got, want := string(AppendTime([]byte("x"), tm)), "x"+tm.UTC().Format(timeLayout); got != want {
+			t.Fatalf("AppendTime(%v) = %q, want %q", tm, got, want)
+		}
+	})
 }
 
 func TestParseTime(t *testing.T) {
