@@ -141,7 +141,8 @@ type Backend struct {
 	bucket  string
 	base    string // "P/" or ""
 	part    int64
-	conc    int // parts of one upload in flight at most
+	conc    int  // parts of one upload in flight at most
+	crc     bool // parts carry the CRC32 Ferry computed (not Config.ChecksumWhenRequired)
 	timeout time.Duration
 	journal Journal
 	log     *slog.Logger
@@ -236,9 +237,10 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	} else {
-		// The CRC32 each upload carries guards its bytes; hashing them
-		// again with SHA-256 for the signature (what the SDK does over
-		// plain HTTP) costs a third of the upload speed.
+		// The CRC32 each part carries (upload.write computes it) guards
+		// its bytes; hashing them again with SHA-256 for the signature
+		// (what the SDK does over plain HTTP) costs a third of the
+		// upload speed.
 		o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
 	}
 	base := strings.Trim(c.Prefix, "/")
@@ -254,6 +256,7 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		base:      base,
 		part:      c.PartSize,
 		conc:      c.UploadConcurrency,
+		crc:       !c.ChecksumWhenRequired,
 		timeout:   c.CallTimeout,
 		journal:   c.Journal,
 		log:       c.Logger,

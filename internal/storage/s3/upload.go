@@ -3,8 +3,11 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"sync"
@@ -95,6 +98,7 @@ type upload struct {
 	begun   bool // keep and zeros are in place
 
 	buf   []byte // the part being filled, from the pool
+	crc   uint32 // CRC32 of buf so far, while Backend.crc
 	id    string // multipart upload ID, once started
 	parts []types.CompletedPart
 	num   int32 // the last part number used
@@ -270,6 +274,11 @@ func (u *upload) write(p []byte) (int, error) {
 			u.buf = b
 		}
 		n := copy(u.buf[len(u.buf):cap(u.buf)], p)
+		if u.b.crc {
+			// Taken from the bytes just received, still in the cache:
+			// the SDK would read the whole part again for it.
+			u.crc = crc32.Update(u.crc, crc32.IEEETable, p[:n])
+		}
 		u.buf = u.buf[:len(u.buf)+n]
 		p = p[n:]
 		total += n
@@ -312,6 +321,11 @@ func (u *upload) send() error {
 	}
 	buf := u.buf
 	u.buf = nil
+	var sum *string
+	if u.b.crc {
+		sum = aws.String(crcHeader(u.crc))
+		u.crc = 0
+	}
 	u.num++
 	num := u.num
 	// The parts in flight fill in their entries under mu meanwhile.
@@ -333,21 +347,27 @@ func (u *upload) send() error {
 		out, err := u.b.client.UploadPart(cctx, &s3.UploadPartInput{
 			Bucket: &u.b.bucket, Key: &u.key, UploadId: &u.id, PartNumber: aws.Int32(num),
 			Body: bytes.NewReader(buf), ContentLength: aws.Int64(int64(len(buf))),
+			ChecksumCRC32: sum,
 		})
 		if err != nil {
 			u.fail(u.b.wrap("UploadPart", u.key, err))
 			return
 		}
+		// Only the ETag: the upload was created without a checksum
+		// algorithm, and S3 then refuses part checksums in the
+		// completion (InvalidPart); the part's CRC32 was checked when
+		// it arrived.
 		u.mu.Lock()
 		u.parts[idx].ETag = out.ETag
-		u.parts[idx].ChecksumCRC32 = out.ChecksumCRC32
-		u.parts[idx].ChecksumCRC32C = out.ChecksumCRC32C
-		u.parts[idx].ChecksumCRC64NVME = out.ChecksumCRC64NVME
-		u.parts[idx].ChecksumSHA1 = out.ChecksumSHA1
-		u.parts[idx].ChecksumSHA256 = out.ChecksumSHA256
 		u.mu.Unlock()
 	}()
 	return nil
+}
+
+// crcHeader is a CRC32 as x-amz-checksum-crc32 carries it: the
+// big-endian bytes in base64.
+func crcHeader(c uint32) string {
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, c))
 }
 
 // end releases what the upload holds.
