@@ -114,3 +114,36 @@ func TestPartChecksums(t *testing.T) {
 	noUploads(t, srv.Client(), bucket)
 	t.Log(fmt.Sprint("the corrupted upload failed: ", werr))
 }
+
+// putRecorder records the x-amz-checksum-crc32 header of each PutObject.
+type putRecorder struct {
+	mu      sync.Mutex
+	headers []string
+}
+
+func (p *putRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	if awsmiddleware.GetOperationName(r.Context()) == "PutObject" {
+		p.mu.Lock()
+		p.headers = append(p.headers, r.Header.Get("X-Amz-Checksum-Crc32"))
+		p.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestPutChecksum: a small upload's PutObject carries its CRC32 too.
+func TestPutChecksum(t *testing.T) {
+	rec := &putRecorder{}
+	b, _, _ := backend(t, func(c *s3store.Config) { c.Transport = rec })
+	fsys := openFS(t, b, "public")
+	data := randBytes(1000)
+	rec.mu.Lock()
+	rec.headers = nil
+	rec.mu.Unlock()
+	write(t, fsys, "small", storage.CreateOptions{}, data)
+	same(t, "small", read(t, fsys, "small"), data)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.headers) != 1 || rec.headers[0] != crcOf(data) {
+		t.Errorf("PutObject x-amz-checksum-crc32 headers %q, want [%q]", rec.headers, crcOf(data))
+	}
+}

@@ -237,6 +237,9 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	} else {
+		// Set, not left to the zero value, which computes no checksum:
+		// a PutObject carries the CRC32 the SDK computes of its body.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenSupported
 		// The CRC32 each part carries (upload.write computes it) guards
 		// its bytes; hashing them again with SHA-256 for the signature
 		// (what the SDK does over plain HTTP) costs a third of the
