@@ -47,10 +47,25 @@ func orFTP(s string) string {
 
 func appendListTime(buf []byte, t, now time.Time) []byte {
 	t, now = t.UTC(), now.UTC()
-	if t.After(now.Add(-recentWindow)) && !t.After(now.Add(time.Hour)) {
-		return t.AppendFormat(buf, "Jan _2 15:04")
+	recent := t.After(now.Add(-recentWindow)) && !t.After(now.Add(time.Hour))
+	y, mo, d := t.Date()
+	if !recent && (y < 0 || y > 9999) {
+		return t.AppendFormat(buf, "Jan _2  2006")
 	}
-	return t.AppendFormat(buf, "Jan _2  2006")
+	// By hand, as AppendTime: AppendFormat parses its layout on every call.
+	const months = "JanFebMarAprMayJunJulAugSepOctNovDec"
+	m := int(mo-1) * 3
+	buf = append(buf, months[m:m+3]...)
+	buf = append(buf, ' ', ' ')
+	if d >= 10 {
+		buf[len(buf)-1] = byte('0' + d/10)
+	}
+	buf = append(buf, byte('0'+d%10), ' ')
+	if recent {
+		h, mi, _ := t.Clock()
+		return append(buf, byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10))
+	}
+	return append(buf, ' ', byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10))
 }
 
 // appendModeString appends the 10-character ls mode of m.

@@ -102,3 +102,26 @@ func TestAppendListLineAllocs(t *testing.T) {
 		t.Errorf("AppendListLine allocates %v times, want 0", n)
 	}
 }
+
+// FuzzListDate checks the hand-written LIST date against time.Format.
+func FuzzListDate(f *testing.F) {
+	now := time.Date(2026, 6, 15, 12, 0, 0, 0, time.UTC).Unix()
+	f.Add(now, now)
+	f.Add(now-86400*30, now)
+	f.Add(now-86400*200, now)
+	f.Add(now+1800, now)
+	f.Add(now+7200, now)
+	f.Add(int64(253402300799), now) // 9999-12-31
+	f.Add(int64(253402300800), now) // 10000-01-01
+	f.Add(int64(-62167219201), now) // year -1
+	f.Fuzz(func(t *testing.T, sec, nowSec int64) {
+		tm, n := time.Unix(sec, 0), time.Unix(nowSec, 0)
+		layout := "Jan _2  2006"
+		if tm.After(n.Add(-recentWindow)) && !tm.After(n.Add(time.Hour)) {
+			layout = "Jan _2 15:04"
+		}
+		if got, want := string(appendListTime([]byte("x"), tm, n)), "x"+tm.UTC().Format(layout); got != want {
+			t.Fatalf("appendListTime(%v, %v) = %q, want %q", tm, n, got, want)
+		}
+	})
+}
