@@ -25,7 +25,13 @@ const (
 )
 
 const (
-	readBufSize   = 4096
+	// readBufSize is small because every idle session keeps its buffer
+	// (its reader waits in Read on it): control lines are short, and a
+	// long one only takes a few more reads.
+	readBufSize = 256
+	// keepLineCap is the largest line buffer kept between lines; a
+	// longer line's buffer is dropped once the line is returned.
+	keepLineCap   = 256
 	maxEmptyReads = 100 // as bufio: a reader returning 0, nil this often is broken
 )
 
@@ -55,12 +61,8 @@ func NewReader(r io.Reader, max int) *Reader {
 	if max < 1 {
 		panic("wire: NewReader: max must be positive")
 	}
-	return &Reader{
-		rd:   r,
-		max:  max,
-		buf:  make([]byte, readBufSize),
-		line: make([]byte, 0, min(max+1, 512)),
-	}
+	// The line buffer grows with the first line (up to max+1 bytes).
+	return &Reader{rd: r, max: max, buf: make([]byte, readBufSize)}
 }
 
 // ReadLine returns the next line without its terminator. CRLF and a bare LF
@@ -80,7 +82,8 @@ func NewReader(r io.Reader, max int) *Reader {
 // pending (the partial line is dropped). Other read errors are returned as is,
 // once; the partial line is kept, so a call after a timeout resumes it.
 //
-// Apart from the returned string, ReadLine does not allocate.
+// Apart from the returned string, ReadLine allocates only to grow its line
+// buffer, which it keeps for lines of up to keepLineCap bytes.
 func (r *Reader) ReadLine() (string, error) {
 	for {
 		if r.start == r.end {
@@ -230,11 +233,15 @@ func (r *Reader) endLine() (string, error) {
 		l = l[:n-1]
 	}
 	r.resetLine()
-	if tooLong || len(l) > r.max {
-		return "", ErrLineTooLong
+	line, err := "", error(nil)
+	switch {
+	case tooLong || len(l) > r.max:
+		err = ErrLineTooLong
+	case len(l) > 0:
+		line = string(l)
 	}
-	if len(l) == 0 {
-		return "", nil
+	if cap(r.line) > keepLineCap {
+		r.line = nil // an idle session keeps no long line's buffer
 	}
-	return string(l), nil
+	return line, err
 }

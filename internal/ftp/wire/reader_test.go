@@ -243,3 +243,21 @@ func TestReadLineAllocs(t *testing.T) {
 		t.Errorf("ReadLine allocs per line pair = %v, want at most 1 (the returned string)", allocs)
 	}
 }
+
+// TestReaderIdleFootprint checks what a Reader keeps while it waits for the
+// next line, as every idle session's does: a small read buffer, and no long
+// line's buffer once the line is returned.
+func TestReaderIdleFootprint(t *testing.T) {
+	long := strings.Repeat("x", 3000)
+	r := NewReader(strings.NewReader("NOOP\r\nSTOR "+long+"\r\nNOOP\r\nSTOR "+long+strings.Repeat("y", 2000)+"\r\nNOOP\r\n"), 4096)
+	want := []string{"NOOP", "STOR " + long, "NOOP", "", "NOOP"}
+	for i, w := range want {
+		line, err := r.ReadLine()
+		if line != w || (i == 3) != (err == ErrLineTooLong) {
+			t.Fatalf("line %d: got (%.20q…, %v), want %.20q…", i, line, err, w)
+		}
+		if len(r.buf) > 256 || cap(r.line) > keepLineCap {
+			t.Fatalf("after line %d: read buffer %d bytes, line buffer %d: want at most 256 and %d", i, len(r.buf), cap(r.line), keepLineCap)
+		}
+	}
+}
