@@ -223,9 +223,32 @@ func isTemporary(err error) bool {
 	return errors.As(err, &se) && se.Temporary()
 }
 
-// handle runs one control connection after the admission checks.
+// handle runs one control connection after the admission checks; once
+// the session is greeted, another goroutine runs it (see serve).
 func (srv *Server) handle(c net.Conn, implicit bool) {
-	defer srv.wg.Done()
+	s := srv.open(c)
+	if s == nil {
+		srv.wg.Done()
+		return
+	}
+	s.serve(implicit)
+}
+
+// closed forgets an ended session.
+func (srv *Server) closed(s *session) {
+	srv.mu.Lock()
+	delete(srv.sessions, s)
+	srv.mu.Unlock()
+	// Sent once the session no longer counts, so whoever reads the
+	// event sees the server's state after it.
+	s.emit(Event{Kind: KindDisconnect, Duration: time.Since(s.started)})
+	srv.release(s.remote.Addr())
+	srv.wg.Done()
+}
+
+// open makes the session of a new connection, or refuses the connection
+// (banned address, limits) and returns nil.
+func (srv *Server) open(c net.Conn) *session {
 	if srv.WrapConn != nil {
 		c = srv.WrapConn(ControlConn, c)
 	}
@@ -246,7 +269,7 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			fmt.Fprintf(c, "421 Too many failures from your address; try again later.\r\n")
 			c.Close()
-			return
+			return nil
 		}
 	}
 	if msg := srv.admit(site, remote.Addr()); msg != "" {
@@ -254,25 +277,15 @@ func (srv *Server) handle(c net.Conn, implicit bool) {
 		c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		fmt.Fprintf(c, "421 %s\r\n", msg)
 		c.Close()
-		return
+		return nil
 	}
-	defer srv.release(remote.Addr())
 	sockopt.OOBInline(c)
 
 	s := newSession(srv, site, c, id, log)
 	srv.mu.Lock()
 	srv.sessions[s] = struct{}{}
 	srv.mu.Unlock()
-	start := time.Now()
-	defer func() {
-		srv.mu.Lock()
-		delete(srv.sessions, s)
-		srv.mu.Unlock()
-		// Sent once the session no longer counts, so whoever reads
-		// the event sees the server's state after it.
-		s.emit(Event{Kind: KindDisconnect, Duration: time.Since(start)})
-	}()
-	s.serve(implicit)
+	return s
 }
 
 // admit counts a new connection against the global and per-IP limits and

@@ -115,6 +115,14 @@ type session struct {
 	closing  bool
 	draining bool // shutting down once the running transfer ends
 	reading  bool // the reader goroutine runs
+
+	// The waiter (see serve).
+	timer     *time.Timer      // the login or idle deadline
+	woke      int              // what woke the waiter: wokeLine...
+	wokeLine  lineMsg          // with wokeLine
+	wokeEvent xferEvent        // with wokeTransfer
+	jobDone   chan *freshPanic // a job's end, and its panic
+	over      bool             // the session ends: set by a job
 }
 
 type lineMsg struct {
@@ -134,6 +142,7 @@ func newSession(srv *Server, site *Site, c net.Conn, id string, log *slog.Logger
 		local:   addrPort(c.LocalAddr()),
 		lines:   make(chan lineMsg),
 		resume:  make(chan net.Conn, 1),
+		jobDone: make(chan *freshPanic),
 		facts:   wire.DefaultFacts,
 		started: time.Now(),
 	}
@@ -142,14 +151,293 @@ func newSession(srv *Server, site *Site, c net.Conn, id string, log *slog.Logger
 	return s
 }
 
-// serve runs the session until the client quits, a timeout, or shutdown.
+// serve starts the session on the goroutine that accepted it and hands it
+// to a waiter goroutine (wait) that runs it until the client quits, a
+// timeout, or shutdown; the session is then over (finish).
+//
+// The waiter only waits: a goroutine's stack grows to fit its deepest call
+// (a login, a TLS handshake, a listing) and never shrinks back to the
+// smallest size once it has grown (a GC halves a stack only while a quarter
+// of it is free, less the 800 bytes kept for nosplit calls), and an idle
+// session's goroutines are most of what it costs. So the waiter starts on a
+// fresh stack once the greeting is out, and runs everything it wakes for (a
+// line, a transfer event, the timer, shutdown) as a job on another fresh
+// goroutine (runJob) while it waits for that: it allocates nothing and
+// calls nothing deep until the session is over.
 func (s *session) serve(implicit bool) {
+	handed := false
 	defer func() {
-		if p := recover(); p != nil {
-			s.log.Error("session panic", "panic", p, "stack", string(debug.Stack()))
+		if !handed {
+			s.finish(recover(), nil)
 		}
-		s.cleanup()
 	}()
+	if !s.greet(implicit) {
+		return
+	}
+	s.deadline = s.loginBy
+	s.reading = true
+	go s.readLoop(s.conn)
+	s.timer = time.NewTimer(time.Until(s.deadline))
+	if !s.beforeWait() {
+		return
+	}
+	handed = true
+	go s.wait()
+}
+
+// wait is the session's waiter goroutine (see serve).
+func (s *session) wait() {
+	var p *freshPanic
+	for !s.over {
+		if s.xfer == nil && !s.draining {
+			s.waitIdle()
+		} else {
+			var events <-chan xferEvent
+			if s.xfer != nil {
+				events = s.xfer.events
+			}
+			shutdown := s.srv.done
+			if s.draining {
+				shutdown = nil
+			}
+			s.waitBusy(events, shutdown)
+		}
+		if p = s.runJob(); p != nil {
+			break
+		}
+	}
+	var v any
+	var stack []byte
+	if p != nil {
+		v, stack = p.value, p.stack
+	}
+	s.finish(v, stack)
+}
+
+// What woke the waiter, for the job.
+const (
+	wokeLine = iota + 1
+	wokeLinesClosed
+	wokeTransfer
+	wokeTimer
+	wokeShutdown
+	wokeGraceOver
+)
+
+// waitIdle waits while no transfer runs and the server is not draining.
+// The end of the shutdown grace needs no case of its own here: it comes
+// after the start of the shutdown, which ends an idle session. Each case
+// is a record (a sudog) that a waiting session keeps.
+func (s *session) waitIdle() {
+	select {
+	case m, ok := <-s.lines:
+		s.woke, s.wokeLine = wokeLine, m
+		if !ok {
+			s.woke = wokeLinesClosed
+		}
+	case <-s.timer.C:
+		s.woke = wokeTimer
+	case <-s.srv.done:
+		s.woke = wokeShutdown
+	}
+}
+
+// waitBusy is waitIdle while a transfer runs (its events) or the session
+// drains (then the end of the grace, not the start of the shutdown).
+func (s *session) waitBusy(events <-chan xferEvent, shutdown <-chan struct{}) {
+	select {
+	case m, ok := <-s.lines:
+		s.woke, s.wokeLine = wokeLine, m
+		if !ok {
+			s.woke = wokeLinesClosed
+		}
+	case ev := <-events:
+		s.woke, s.wokeEvent = wokeTransfer, ev
+	case <-s.timer.C:
+		s.woke = wokeTimer
+	case <-shutdown:
+		s.woke = wokeShutdown
+	case <-s.srv.base.Done():
+		s.woke = wokeGraceOver
+	}
+}
+
+// freshJobs hands a session to the goroutine just started for its job: a
+// go statement with an argument would allocate on the waiter's stack, and
+// a rare allocation goes deep (sweeping), which would grow it.
+var freshJobs = make(chan *session)
+
+// runJob runs job on a fresh goroutine and waits for it; the waiter is
+// blocked meanwhile, so the job owns the session's state. It returns the
+// job's panic, if any.
+func (s *session) runJob() *freshPanic {
+	go jobWorker()
+	freshJobs <- s
+	return <-s.jobDone
+}
+
+func jobWorker() {
+	s := <-freshJobs
+	defer func() {
+		var fp *freshPanic
+		if p := recover(); p != nil {
+			fp = &freshPanic{p, debug.Stack()}
+		}
+		s.jobDone <- fp
+	}()
+	s.job()
+}
+
+// freshPanic is a job's panic, with the stack it happened on.
+type freshPanic struct {
+	value any
+	stack []byte
+}
+
+// job is what the session does between two waits: what it woke for, then
+// the queued commands, until the next wait or the end (s.over).
+func (s *session) job() {
+	s.over = !s.onWake() || !s.beforeWait()
+}
+
+// onWake handles what woke the waiter; false means the session ends.
+func (s *session) onWake() bool {
+	switch s.woke {
+	case wokeLine:
+		m := s.wokeLine
+		s.wokeLine = lineMsg{}
+		return s.onLine(&m)
+	case wokeTransfer:
+		ev := s.wokeEvent
+		s.wokeEvent = xferEvent{}
+		s.transferEvent(ev)
+		return true
+	case wokeTimer:
+		return s.onTimer()
+	case wokeShutdown:
+		return s.onShutdown()
+	case wokeGraceOver:
+		return s.onGraceOver()
+	}
+	return false // wokeLinesClosed
+}
+
+// beforeWait runs the commands queued behind a transfer that may run now
+// and sets the timer to the deadline; false means the session ends.
+func (s *session) beforeWait() bool {
+	for {
+		if s.closing {
+			return false
+		}
+		turned, ok := s.turn()
+		if !turned {
+			break
+		}
+		if !ok {
+			return false
+		}
+	}
+	s.timer.Reset(time.Until(s.deadline))
+	return true
+}
+
+// finish ends the session, on every path: after a panic (p, with its
+// stack, or the current one), it logs it.
+func (s *session) finish(p any, stack []byte) {
+	if p != nil {
+		if stack == nil {
+			stack = debug.Stack()
+		}
+		s.log.Error("session panic", "panic", p, "stack", string(stack))
+	}
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.cleanup()
+	s.srv.closed(s)
+}
+
+// turn is the part of the loop that needs no wait: the next queued command,
+// or the end of a drained session. turned reports whether it did either.
+func (s *session) turn() (turned, ok bool) {
+	s.publishState()
+	if len(s.queue) > 0 && (s.xfer == nil || s.xfer.opened && midTransfer(s.queue[0])) {
+		line := s.queue[0]
+		s.queue = s.queue[1:]
+		s.dispatch(line)
+		return true, true
+	}
+	if s.draining && s.xfer == nil {
+		s.reply(421, s.srv.closingText())
+		return true, false
+	}
+	return false, false
+}
+
+// onGraceOver ends the session at the end of the shutdown grace period.
+func (s *session) onGraceOver() bool {
+	s.abortTransfer(false)
+	s.reply(421, s.srv.closingText())
+	return false
+}
+
+// onLine handles a line from the reader, or its error.
+func (s *session) onLine(m *lineMsg) bool {
+	if m.err != nil {
+		if errors.Is(m.err, wire.ErrLineTooLong) {
+			s.reply(500, "Command line too long.")
+			s.record(EventProtocolError)
+			s.resume <- nil
+			return true
+		}
+		if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, io.ErrUnexpectedEOF) && !errors.Is(m.err, net.ErrClosed) {
+			s.log.Debug("control read failed", "err", m.err)
+		}
+		s.abortTransfer(false)
+		return false
+	}
+	s.handleLine(m.line)
+	if !s.closing {
+		s.resume <- s.resumeWith
+		s.resumeWith = nil
+	}
+	return true
+}
+
+// onTimer handles the login or idle deadline.
+func (s *session) onTimer() bool {
+	if s.xfer != nil {
+		// Data keeps the control connection alive: no idle
+		// timeout while a transfer runs.
+		s.deadline = time.Now().Add(s.site.IdleTimeout)
+	} else if !time.Now().Before(s.deadline) {
+		if s.user == nil {
+			s.reply(421, "Login timeout; closing control connection.")
+		} else {
+			s.reply(421, "Idle timeout; closing control connection.")
+		}
+		s.log.Info("timeout", "logged_in", s.user != nil)
+		return false
+	}
+	return true
+}
+
+// onShutdown handles the start of the server's shutdown.
+func (s *session) onShutdown() bool {
+	if s.xfer == nil {
+		s.reply(421, s.srv.closingText())
+		return false
+	}
+	// The running transfer may finish within the grace period; its reply
+	// then comes before the 421.
+	s.draining = true
+	s.log.Info("shutdown: waiting for the running transfer", "cmd", s.xfer.verb)
+	return true
+}
+
+// greet starts the session: the implicit TLS handshake, if any, and the
+// 220 greeting; false means the session ends.
+func (s *session) greet(implicit bool) bool {
 	s.emit(Event{Kind: KindConnect, Result: "ok", Local: s.local, ImplicitTLS: implicit})
 	// The login deadline counts from connect, the implicit TLS handshake
 	// included.
@@ -159,7 +447,7 @@ func (s *session) serve(implicit bool) {
 		tc.SetDeadline(s.loginBy)
 		if err := tc.Handshake(); err != nil {
 			s.emit(Event{Kind: KindTLS, Conn: "implicit", Result: "failed", Err: err})
-			return
+			return false
 		}
 		tc.SetDeadline(time.Time{})
 		// The login deadline starts again with the completed handshake,
@@ -170,87 +458,7 @@ func (s *session) serve(implicit bool) {
 		s.logTLS("control", tc.ConnectionState(), "")
 	}
 	s.reply(220, s.site.Banner)
-	s.deadline = s.loginBy
-	s.reading = true
-	go s.readLoop(s.conn)
-	timer := time.NewTimer(time.Until(s.deadline))
-	defer timer.Stop()
-	for !s.closing {
-		s.publishState()
-		if len(s.queue) > 0 && (s.xfer == nil || s.xfer.opened && midTransfer(s.queue[0])) {
-			line := s.queue[0]
-			s.queue = s.queue[1:]
-			s.dispatch(line)
-			continue
-		}
-		if s.draining && s.xfer == nil {
-			s.reply(421, s.srv.closingText())
-			return
-		}
-		var xferEvents <-chan xferEvent
-		if s.xfer != nil {
-			xferEvents = s.xfer.events
-		}
-		shutdown := s.srv.done
-		if s.draining {
-			shutdown = nil
-		}
-		select {
-		case m, ok := <-s.lines:
-			if !ok {
-				return
-			}
-			if m.err != nil {
-				if errors.Is(m.err, wire.ErrLineTooLong) {
-					s.reply(500, "Command line too long.")
-					s.record(EventProtocolError)
-					s.resume <- nil
-					continue
-				}
-				if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, io.ErrUnexpectedEOF) && !errors.Is(m.err, net.ErrClosed) {
-					s.log.Debug("control read failed", "err", m.err)
-				}
-				s.abortTransfer(false)
-				return
-			}
-			s.handleLine(m.line)
-			if !s.closing {
-				s.resume <- s.resumeWith
-				s.resumeWith = nil
-			}
-		case ev := <-xferEvents:
-			s.transferEvent(ev)
-		case <-timer.C:
-			if s.xfer != nil {
-				// Data keeps the control connection alive: no idle
-				// timeout while a transfer runs.
-				s.deadline = time.Now().Add(s.site.IdleTimeout)
-			} else if !time.Now().Before(s.deadline) {
-				if s.user == nil {
-					s.reply(421, "Login timeout; closing control connection.")
-				} else {
-					s.reply(421, "Idle timeout; closing control connection.")
-				}
-				s.log.Info("timeout", "logged_in", s.user != nil)
-				return
-			}
-		case <-shutdown:
-			if s.xfer == nil {
-				s.reply(421, s.srv.closingText())
-				return
-			}
-			// The running transfer may finish within the grace
-			// period; its reply then comes before the 421.
-			s.draining = true
-			s.log.Info("shutdown: waiting for the running transfer", "cmd", s.xfer.verb)
-		case <-s.srv.base.Done():
-			// The grace period is over.
-			s.abortTransfer(false)
-			s.reply(421, s.srv.closingText())
-			return
-		}
-		timer.Reset(time.Until(s.deadline))
-	}
+	return true
 }
 
 // quitWait is how long a QUIT read ahead lets the running command go on
@@ -266,9 +474,14 @@ const quitWait = time.Second
 // AUTH and CCC nothing is read ahead: the session swaps the connection first.
 func (s *session) readLoop(c net.Conn) {
 	defer close(s.lines)
-	r := wire.NewReader(c, s.site.MaxLineBytes)
+	// r is made in the loop, which puts it on the heap: in this frame it
+	// would keep an idle session's reader from the smallest stack.
+	var r *wire.Reader
 	pending := false // a line was handed over and its go-ahead has not come
 	for {
+		if r == nil {
+			r = wire.NewReader(c, s.site.MaxLineBytes)
+		}
 		line, err := r.ReadLine()
 		if pending && !s.goAhead(line, err) {
 			return
@@ -290,8 +503,7 @@ func (s *session) readLoop(c net.Conn) {
 			// AUTH TLS: bytes the client sent in plaintext after AUTH
 			// are discarded with the old reader (RFC 4217 §13 warns of
 			// command injection across the TLS boundary).
-			c = next
-			r = wire.NewReader(c, s.site.MaxLineBytes)
+			c, r = next, nil
 		}
 	}
 }
