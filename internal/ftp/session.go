@@ -87,15 +87,20 @@ type session struct {
 
 	// sctx is the session's context: derived from the server's base, so
 	// the end of the shutdown grace cancels it; cancelled by QUIT and when
-	// the session ends. Transfers run under it.
+	// the session ends. Transfers run under it. Commands run under
+	// contexts of the server's base instead: a child of sctx would leave
+	// sctx a map of its children (and a channel), kept by every idle
+	// session; sctx is cancelled only between commands (and by QUIT, as
+	// it ends).
 	sctx    context.Context
 	sCancel context.CancelFunc
-	// cmdCtx is the running command's context (sctx with the backend
-	// deadline); nil between commands, and made by the command's first
-	// ctx or longCtx call: most commands (TYPE, EPSV, QUIT...) make no
-	// backend call, and two contexts and a timer per command were a
-	// fifth of a short session's allocations. The reader cancels it when
-	// it reads ABOR or QUIT ahead, or loses the connection (see goAhead).
+	// cmdCtx is the running command's context (the server's base with
+	// the backend deadline); nil between commands, and made by the
+	// command's first ctx or longCtx call: most commands (TYPE, EPSV,
+	// QUIT...) make no backend call, and two contexts and a timer per
+	// command were a fifth of a short session's allocations. The reader
+	// cancels it when it reads ABOR or QUIT ahead, or loses the connection
+	// (see goAhead).
 	cmdCtx context.Context
 	// cmdLong is cmdCtx without the deadline, for work whose length is the
 	// client's (a STAT listing it reads slowly).
@@ -578,7 +583,7 @@ func (s *session) makeCmdCtx() {
 	if !s.inCmd || s.cmdCtx != nil {
 		return
 	}
-	long, cancel := context.WithCancel(s.sctx)
+	long, cancel := context.WithCancel(s.srv.base) // not sctx: see there
 	ctx, stop := s.backendCtx(long)
 	s.cmdMu.Lock()
 	s.cmdLong, s.cmdCtx, s.cmdStop, s.cmdCancel = long, ctx, stop, cancel

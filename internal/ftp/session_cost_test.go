@@ -327,7 +327,9 @@ func TestLogObserverSkipsCheaply(t *testing.T) {
 // command the reader interrupted (ABOR or QUIT read ahead) before it made
 // its context gets one already cancelled, so its backend call still ends.
 func TestCommandContextLazy(t *testing.T) {
-	s := &session{site: &Site{}}
+	srv := &Server{}
+	srv.init()
+	s := &session{srv: srv, site: &Site{}}
 	s.sctx, s.sCancel = context.WithCancel(t.Context())
 	defer s.sCancel()
 	if s.ctx() != s.sctx || s.longCtx() != s.sctx {
