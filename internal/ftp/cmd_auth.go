@@ -76,7 +76,7 @@ func (s *session) certUser(name string) (*users.User, error) {
 	u, err := users.CertLogin(ctx, look, req)
 	if err != nil {
 		if !errors.Is(err, users.ErrAuth) {
-			s.log.Error("user store failed", "user", name, "err", err)
+			s.logger().Error("user store failed", "user", name, "err", err)
 			return nil, err
 		}
 		return nil, nil
@@ -195,7 +195,7 @@ func (s *session) cmdPASS(r *request) error {
 		}
 		if !errors.Is(err, users.ErrAuth) {
 			// The store is down: not the client's fault, so no score.
-			s.log.Error("user store failed", "user", name, "err", err)
+			s.logger().Error("user store failed", "user", name, "err", err)
 			s.storeFailed()
 			return nil
 		}
@@ -273,7 +273,7 @@ func (s *session) startSession(u *users.User, anon bool) bool {
 		fsys, err = s.site.Storage.Open(s.ctx(), u.Home)
 	}
 	if errors.Is(err, storage.ErrProtected) {
-		s.log.Error("login refused: the home exposes the server's own files; change the user's home", "user", u.Name, "err", err)
+		s.logger().Error("login refused: the home exposes the server's own files; change the user's home", "user", u.Name, "err", err)
 		s.reply(530, "Login refused: home directory not available.")
 		return false
 	}

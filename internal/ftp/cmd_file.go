@@ -155,7 +155,7 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	}
 	timeout := s.site.DataTimeout
 	lim := rate.Of(s.site.up, s.rates.up)
-	log, raw := s.log, s.raw
+	log, raw := s.logger(), s.raw
 	// The upload ends after this command has returned, and its context
 	// with it: the commit gets a deadline of its own when it starts, and
 	// is cancelled neither by ABOR (a cut in-place upload keeps what

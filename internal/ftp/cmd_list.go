@@ -288,7 +288,7 @@ func (s *session) statPath(r *request) error {
 		return err
 	case !s.closing:
 		// Part of the listing is out: the reply can only end.
-		s.log.Warn("STAT listing cut short", "path", p.String(), "err", err)
+		s.logger().Warn("STAT listing cut short", "path", p.String(), "err", err)
 		out.end("End of status (listing incomplete)")
 	}
 	return nil

@@ -53,7 +53,7 @@ func (s *session) replyFor(err error, op string) (int, string) {
 	case errors.Is(err, storage.ErrBadName):
 		return 553, "File name not allowed by this storage."
 	case errors.Is(err, storage.ErrPartial):
-		s.log.Warn("storage operation stopped partway", "op", op, "err", err)
+		s.logger().Warn("storage operation stopped partway", "op", op, "err", err)
 		return 451, "Stopped partway: repeat the rename to finish it."
 	case errors.Is(err, fs.ErrNotExist):
 		return 550, "No such file or directory."
@@ -83,18 +83,18 @@ func (s *session) replyFor(err error, op string) (int, string) {
 		// ABOR, QUIT, a lost connection or the end of the shutdown grace.
 		return 451, "Requested action aborted."
 	case errors.Is(err, context.DeadlineExceeded):
-		s.log.Warn("backend call timed out", "op", op)
+		s.logger().Warn("backend call timed out", "op", op)
 		return 451, "Requested action aborted: storage did not answer in time."
 	case isNetErr(err):
 		// Outside the data connection (transferReply takes its errors
 		// first) a network error is the storage's: an object store that
 		// cannot be reached.
 		ref := errorRef()
-		s.log.Error("storage unavailable", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
+		s.logger().Error("storage unavailable", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
 		return 451, "Storage unavailable; try again later (ref " + ref + ")."
 	}
 	ref := errorRef()
-	s.log.Error("internal error", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
+	s.logger().Error("internal error", slog.String("op", op), slog.String("ref", ref), slog.Any("err", err))
 	return 451, "Local error in processing (ref " + ref + ")."
 }
 

@@ -254,7 +254,6 @@ func (srv *Server) open(c net.Conn) *session {
 	}
 	remote := addrPort(c.RemoteAddr())
 	id := fmt.Sprintf("%x", srv.nextID.Add(1))
-	log := srv.Logger.With("session", id, "remote", remote.String())
 
 	site := srv.siteFor(c)
 	if srv.Defender != nil {
@@ -281,7 +280,7 @@ func (srv *Server) open(c net.Conn) *session {
 	}
 	sockopt.OOBInline(c)
 
-	s := newSession(srv, site, c, id, log)
+	s := newSession(srv, site, c, id)
 	srv.mu.Lock()
 	srv.sessions[s] = struct{}{}
 	srv.mu.Unlock()

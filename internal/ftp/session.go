@@ -36,7 +36,7 @@ type session struct {
 	conn   net.Conn // the control connection; a *tls.Conn after AUTH TLS
 	raw    net.Conn // the TCP connection under conn
 	id     string
-	log    *slog.Logger
+	log    atomic.Pointer[slog.Logger] // made at first use: see logger
 	remote netip.AddrPort
 	local  netip.AddrPort
 	out    []byte // reply scratch buffer
@@ -135,14 +135,13 @@ type lineMsg struct {
 	err  error
 }
 
-func newSession(srv *Server, site *Site, c net.Conn, id string, log *slog.Logger) *session {
+func newSession(srv *Server, site *Site, c net.Conn, id string) *session {
 	s := &session{
 		srv:     srv,
 		site:    site,
 		conn:    c,
 		raw:     c,
 		id:      id,
-		log:     log,
 		remote:  addrPort(c.RemoteAddr()),
 		local:   addrPort(c.LocalAddr()),
 		lines:   make(chan lineMsg),
@@ -353,7 +352,7 @@ func (s *session) finish(p any, stack []byte) {
 		if stack == nil {
 			stack = debug.Stack()
 		}
-		s.log.Error("session panic", "panic", p, "stack", string(stack))
+		s.logger().Error("session panic", "panic", p, "stack", string(stack))
 	}
 	if s.timer != nil {
 		s.timer.Stop()
@@ -396,7 +395,7 @@ func (s *session) onLine(m *lineMsg) bool {
 			return true
 		}
 		if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, io.ErrUnexpectedEOF) && !errors.Is(m.err, net.ErrClosed) {
-			s.log.Debug("control read failed", "err", m.err)
+			s.logger().Debug("control read failed", "err", m.err)
 		}
 		s.abortTransfer(false)
 		return false
@@ -421,7 +420,7 @@ func (s *session) onTimer() bool {
 		} else {
 			s.reply(421, "Idle timeout; closing control connection.")
 		}
-		s.log.Info("timeout", "logged_in", s.user != nil)
+		s.logger().Info("timeout", "logged_in", s.user != nil)
 		return false
 	}
 	return true
@@ -436,7 +435,7 @@ func (s *session) onShutdown() bool {
 	// The running transfer may finish within the grace period; its reply
 	// then comes before the 421.
 	s.draining = true
-	s.log.Info("shutdown: waiting for the running transfer", "cmd", s.xfer.verb)
+	s.logger().Info("shutdown: waiting for the running transfer", "cmd", s.xfer.verb)
 	return true
 }
 
@@ -812,7 +811,7 @@ func (s *session) record(e int) error {
 	defer cancel()
 	banned, err := s.srv.Defender.Record(ctx, s.remote.Addr(), e)
 	if err != nil {
-		s.log.Error("ban store failed", "err", err)
+		s.logger().Error("ban store failed", "err", err)
 	}
 	if banned {
 		reason := "failed logins"
@@ -854,6 +853,17 @@ func (s *session) logout() {
 		c.Close() // the anonymous tree is shared, see publicFS
 	}
 	s.user, s.fs, s.anon, s.method, s.anonID = nil, nil, false, "", ""
+}
+
+// logger is the session's logger, with its keys. It is made at the first
+// use: most sessions log nothing, and the keys cost a copy of the handler
+// each, which an idle session would keep.
+func (s *session) logger() *slog.Logger {
+	if l := s.log.Load(); l != nil {
+		return l
+	}
+	s.log.CompareAndSwap(nil, s.srv.Logger.With("session", s.id, "remote", s.remote.String()))
+	return s.log.Load()
 }
 
 // controlTLSRequired reports whether the policy demands TLS on the control
