@@ -116,6 +116,11 @@ func loadEach(n, workers int, f func(i int) error) error {
 // loadLogin connects n anonymous sessions to addr, rotating the source
 // address over 127.0.0.1-4 so that no address runs short of ephemeral ports.
 func loadLogin(addr string, n int, deadline time.Time) ([]*loadConn, error) {
+	return loadLoginAs(addr, n, deadline, "anonymous", "load@test")
+}
+
+// loadLoginAs is loadLogin as the user name with password pass.
+func loadLoginAs(addr string, n int, deadline time.Time, name, pass string) ([]*loadConn, error) {
 	conns := make([]*loadConn, n)
 	locals := make([]net.Dialer, 4)
 	for i := range locals {
@@ -132,7 +137,7 @@ func loadLogin(addr string, n int, deadline time.Time) ([]*loadConn, error) {
 		if err := lc.expect(220); err != nil {
 			return err
 		}
-		if _, err := io.WriteString(c, "USER anonymous\r\nPASS load@test\r\n"); err != nil {
+		if _, err := io.WriteString(c, "USER "+name+"\r\nPASS "+pass+"\r\n"); err != nil {
 			return err
 		}
 		if err := lc.expect(331); err != nil {
@@ -307,11 +312,16 @@ func TestLoadClientProcess(t *testing.T) {
 	if spec == "" {
 		return
 	}
-	addr, count, _ := strings.Cut(spec, ",")
-	n, _ := strconv.Atoi(count)
+	// addr,n or addr,n,user,password
+	f := strings.Split(spec, ",")
+	addr, name, pass := f[0], "anonymous", "load@test"
+	n, _ := strconv.Atoi(f[1])
+	if len(f) == 4 {
+		name, pass = f[2], f[3]
+	}
 	out := func(s string) { fmt.Fprintln(os.Stdout, s) }
 	loadRaiseNOFILE(t, n, 1)
-	conns, err := loadLogin(addr, n, time.Now().Add(5*time.Minute))
+	conns, err := loadLoginAs(addr, n, time.Now().Add(5*time.Minute), name, pass)
 	defer loadClose(conns)
 	if err != nil {
 		out("ERR login: " + err.Error())
