@@ -38,9 +38,17 @@ func readIdleMem() idleMem {
 	return idleMem{s[0].Value.Uint64(), s[1].Value.Uint64(), runtime.NumGoroutine()}
 }
 
-// settledIdleMem collects garbage until the figures stop falling: each GC
-// shrinks a goroutine's stack by half at most, if it uses a quarter of it.
-func settledIdleMem() idleMem {
+// settledIdleMem waits for the job workers to end (workerIdle after the
+// last job; they are the server's, not the sessions'), then collects
+// garbage until the figures stop falling: each GC shrinks a goroutine's
+// stack by half at most, if it uses a quarter of it.
+func settledIdleMem(t *testing.T) idleMem {
+	t.Helper()
+	for limit := time.Now().Add(time.Minute); idleWorkers.Load() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(limit) {
+			t.Fatalf("%d job workers still waiting after a minute", idleWorkers.Load())
+		}
+	}
 	runtime.GC()
 	m := readIdleMem()
 	for range 4 {
@@ -179,12 +187,12 @@ func TestIdleSessionMemory(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			base := settledIdleMem()
+			base := settledIdleMem(t)
 			lc := startLoadClients(t, ctx, ts.addr, n, tc.user, tc.pass)
 			if got := ts.srv.Sessions(); got != n {
 				t.Fatalf("server holds %d sessions, want %d", got, n)
 			}
-			held := settledIdleMem()
+			held := settledIdleMem(t)
 			per := func(a, b uint64) float64 { return (float64(a) - float64(b)) / float64(n) }
 			stacks, objects := per(held.stacks, base.stacks), per(held.objects, base.objects)
 			goroutines := float64(held.goroutines-base.goroutines) / float64(n)

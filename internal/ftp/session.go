@@ -165,7 +165,7 @@ func newSession(srv *Server, site *Site, c net.Conn, id string) *session {
 // of it is free, less the 800 bytes kept for nosplit calls), and an idle
 // session's goroutines are most of what it costs. So the waiter starts on a
 // fresh stack once the greeting is out, and runs everything it wakes for (a
-// line, a transfer event, the timer, shutdown) as a job on another fresh
+// line, a transfer event, the timer, shutdown) as a job on a worker
 // goroutine (runJob) while it waits for that: it allocates nothing and
 // calls nothing deep until the session is over.
 func (s *session) serve(implicit bool) {
@@ -266,30 +266,79 @@ func (s *session) waitBusy(events <-chan xferEvent, shutdown <-chan struct{}) {
 	}
 }
 
-// freshJobs hands a session to the goroutine just started for its job: a
-// go statement with an argument would allocate on the waiter's stack, and
-// a rare allocation goes deep (sweeping), which would grow it.
-var freshJobs = make(chan *session)
+// Jobs run on worker goroutines that keep their stacks from job to job: a
+// job on a new goroutine grew its stack from 2 KiB, copy by copy, every
+// time (a stack copy walks every frame), which cost more than the rest of
+// a short session. A worker waits workerIdle for its next job, then ends,
+// and at most maxIdleWorkers wait at once; so an idle server keeps none,
+// and a busy one a few, whatever its sessions. jobs hands a session to a
+// worker: a go statement with an argument would allocate on the waiter's
+// stack, and a rare allocation goes deep (sweeping), which would grow it.
+var (
+	jobs        = make(chan *session)
+	idleWorkers atomic.Int32
+)
 
-// runJob runs job on a fresh goroutine and waits for it; the waiter is
+const (
+	workerIdle     = 250 * time.Millisecond
+	maxIdleWorkers = 64
+)
+
+// runJob runs job on a worker goroutine and waits for it; the waiter is
 // blocked meanwhile, so the job owns the session's state. It returns the
 // job's panic, if any.
 func (s *session) runJob() *freshPanic {
-	go jobWorker()
-	freshJobs <- s
+	select {
+	case jobs <- s: // a worker was waiting
+	default:
+		go jobWorker()
+		jobs <- s
+	}
 	return <-s.jobDone
 }
 
 func jobWorker() {
-	s := <-freshJobs
+	var running *session
 	defer func() {
-		var fp *freshPanic
+		if running != nil {
+			running.jobDone <- nil // runtime.Goexit in a job
+		}
+	}()
+	var idle *time.Timer
+	s := <-jobs
+	for {
+		running = s
+		p := s.safeJob()
+		running = nil
+		s.jobDone <- p
+		if idleWorkers.Add(1) > maxIdleWorkers {
+			idleWorkers.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case s = <-jobs:
+			idleWorkers.Add(-1)
+		case <-idle.C:
+			idleWorkers.Add(-1)
+			return
+		}
+	}
+}
+
+// safeJob runs the session's job and returns its panic, if any.
+func (s *session) safeJob() (fp *freshPanic) {
+	defer func() {
 		if p := recover(); p != nil {
 			fp = &freshPanic{p, debug.Stack()}
 		}
-		s.jobDone <- fp
 	}()
 	s.job()
+	return nil
 }
 
 // freshPanic is a job's panic, with the stack it happened on.
