@@ -190,6 +190,10 @@ func (s *Server) Restart() error {
 	}
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
+	// A test binary killed by its timeout must not leave the engine
+	// running (it would hold the test's ports, files and inherited
+	// descriptors).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start versitygw: %w", err)
 	}
