@@ -255,3 +255,61 @@ func TestCopyInHashPipe(t *testing.T) {
 		p.end(true)
 	})
 }
+
+// countHash counts the non-empty writes it is given.
+type countHash struct {
+	hash.Hash
+	writes int
+}
+
+func (h *countHash) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		h.writes++
+	}
+	return h.Hash.Write(p)
+}
+
+// TestCopyInHashPipeSmallReads: reads of one TLS record each (16 KiB) are
+// written to the file one by one, but gathered into buffers of at least
+// seven eighths of their size for the hasher, not handed over one by one.
+func TestCopyInHashPipeSmallReads(t *testing.T) {
+	data := hashData(3*hashPipeBufSize + 1000)
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	go func() {
+		defer cli.Close()
+		for rest := data; len(rest) > 0; {
+			n := min(len(rest), 16<<10)
+			if _, err := cli.Write(rest[:n]); err != nil {
+				return
+			}
+			rest = rest[n:]
+		}
+	}()
+	h := &countHash{Hash: sha256.New()}
+	p := newHashPipeOf([]string{"SHA-256"}, []hash.Hash{h})
+	var got countWriter
+	var progress atomic.Int64
+	n, err := copyIn(context.Background(), &got, srv, 10*time.Second, &progress, p)
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("copyIn: %d bytes, %v; want %d", n, err, len(data))
+	}
+	sha := sha256.Sum256(data)
+	if sum := p.sums()["SHA-256"]; !bytes.Equal(sum, sha[:]) {
+		t.Errorf("SHA-256 %x, want %x", sum, sha)
+	}
+	if want := (len(data)+16<<10)/(16<<10) - 1; got.writes < want {
+		t.Errorf("%d writes to the file, want one per read (%d)", got.writes, want)
+	}
+	if most := len(data)/(hashPipeBufSize*7/8) + 1; h.writes > most {
+		t.Errorf("the hasher was handed %d buffers, want at most %d", h.writes, most)
+	}
+}
+
+// countWriter counts its writes.
+type countWriter struct{ writes int }
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return len(p), nil
+}

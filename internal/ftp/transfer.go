@@ -372,33 +372,45 @@ func copyOut(ctx context.Context, c net.Conn, src io.Reader, size int64, timeout
 	}
 }
 
-// copyIn receives from c into dst until the client closes the connection.
-// With hp, it receives into hp's buffers and hands each to hp as it writes
-// it to dst, so the data is hashed in hp's goroutine meanwhile: only for a
-// binary upload, whose bytes on the wire are the bytes of the file.
+// copyIn receives from c into dst until the client closes the connection,
+// writing what each read brings at once. With hp, it receives into hp's
+// buffers, each one until less than an eighth of it is left (a TLS read
+// brings one 16 KiB record), and then hands it to hp, whose goroutine
+// hashes it meanwhile: only for a binary upload, whose bytes on the wire
+// are the bytes of the file.
 func copyIn(ctx context.Context, dst io.Writer, c net.Conn, timeout time.Duration, progress *atomic.Int64, hp *hashPipe) (int64, error) {
 	var bp *[]byte
+	off := 0 // with hp: the bytes received into *bp
 	if hp == nil {
 		bp = bufPool.Get().(*[]byte)
 		defer bufPool.Put(bp)
+	} else {
+		defer func() {
+			if bp != nil {
+				hp.hash(bp, off)
+			}
+		}()
 	}
 	var total int64
 	for {
-		if hp != nil {
-			bp = hp.buffer()
+		if hp != nil && (bp == nil || len(*bp)-off < len(*bp)/8) {
+			if bp != nil {
+				hp.hash(bp, off) // still ours to read until the next buffer
+			}
+			bp, off = hp.buffer(), 0
 		}
-		buf := *bp
+		buf := (*bp)[off:]
 		c.SetReadDeadline(time.Now().Add(timeout))
 		n, rerr := c.Read(buf)
-		if hp != nil {
-			hp.hash(bp, n) // still ours to read until the next buffer
-		}
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return total, fromStorage(err)
 			}
 			total += int64(n)
 			progress.Add(int64(n))
+		}
+		if hp != nil {
+			off += n
 		}
 		if rerr == io.EOF {
 			return total, nil
