@@ -96,6 +96,14 @@ ulimit -n 65536 2>/dev/null || {
 	log "could not raise the open-file limit to 65536; it is $(ulimit -n) (Ferry needs about 2 per idle session)"
 }
 
+# vgw_version prints versitygw's module version: a `go install`ed binary
+# reports "git" to --version, the build info has the release.
+vgw_version() {
+	local v
+	v=$(go version -m "$VGW" 2>/dev/null | awk '$1 == "mod" { print $3; exit }')
+	echo "${v:-?}"
+}
+
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/ferry-bench-run.XXXXXX)}
 mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/ferry-bench-work.XXXXXX)
@@ -449,7 +457,7 @@ labels=($SERVERS)
 	if [[ -n $S3_SCENARIOS ]]; then
 		printf '\n### On S3: Ferry on versitygw against a plain S3 client (bench/s3ceiling)\n\n'
 		printf 'versitygw %s, posix backend in %s; Ferry with the default s3_part_size and s3_buffer_budget.\n\n' \
-			"$("$VGW" --version 2>/dev/null | head -1 || echo '?')" "$S3_DATA"
+			"$(vgw_version)" "$S3_DATA"
 		"$BENCH" -report "$RESULTS" -a s3-direct -b ferry-s3
 	fi
 	printf '\nLoad average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
