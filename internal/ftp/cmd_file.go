@@ -137,7 +137,8 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	// stores the digests with the file (HASH then answers without
 	// reading it): in TYPE A below the decoder, as it is written (hw);
 	// in TYPE I in a goroutine beside the receive (hp, made when the
-	// transfer runs and ended by its cleanup, in the same goroutine).
+	// transfer runs and ended by its cleanup, in the same goroutine), or
+	// inline (hw) when the server's pipes are all in use.
 	ascii := s.typ == wire.TypeASCII
 	var hw *hashWriter
 	var hp *hashPipe
@@ -163,6 +164,12 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 	// fixed for the session's life, so the transfer goroutine may call it).
 	base := context.WithoutCancel(s.sctx)
 	s.startTransfer(verb, p.String(), "upload", note, func(ctx context.Context, c net.Conn, progress *atomic.Int64) (int64, error) {
+		if hashes != nil && !ascii {
+			// Beside the receive when a pipe is free, else inline.
+			if hp = newHashPipe(hashes); hp == nil {
+				hw = newHashWriter(up, hashes)
+			}
+		}
 		var dst io.Writer = up
 		if hw != nil {
 			dst = hw
@@ -172,9 +179,6 @@ func (s *session) store(r *request, appendMode, unique bool) error {
 		if ascii {
 			dec = wire.NewASCIIDecoder(dst)
 			dst = dec
-		}
-		if hashes != nil && !ascii {
-			hp = newHashPipe(hashes)
 		}
 		n, err := copyIn(ctx, dst, c, timeout, progress, hp)
 		if err == nil && dec != nil {

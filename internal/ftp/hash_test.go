@@ -470,6 +470,40 @@ func (f *blockFile) Close() error {
 
 // TestHashAbort: a digest read on demand runs in the transfer slot. ABOR
 // ends it (426 for HASH, then 226), commands sent meanwhile are answered
+
+// TestHashStoredWithoutPipe: while every hash pipe of the server is in use,
+// a binary upload hashes inline and still stores its digests (the file is
+// not read again for HASH). Not parallel: parallel tests run only after
+// this one, so the slots it fills stay filled.
+func TestHashStoredWithoutPipe(t *testing.T) {
+	opener, opens := counting(t, backend{name: "local"})
+	ts := startServer(t, func(st *Site, _ *Server) { st.Storage = opener })
+	held := 0
+	for len(hashPipeSlots) < cap(hashPipeSlots) {
+		hashPipeSlots <- struct{}{}
+		held++
+	}
+	t.Cleanup(func() {
+		for range held {
+			<-hashPipeSlots
+		}
+	})
+	c := dial(t, ts.addr)
+	c.login("alice", "secret")
+	c.cmd("TYPE I", 200)
+	data := hashData((hashPipeBufs+1)*hashPipeBufSize + 12345)
+	c.stor("STOR", "f", data)
+	if got, want := c.cmd("HASH f", 213), wantHASH("SHA-256", sha256.New, data, 0, int64(len(data))-1, "f"); got != want {
+		t.Errorf("HASH f: %q, want %q", got, want)
+	}
+	if n := opens("f"); n != 0 {
+		t.Errorf("f was opened %d times: its digest was not stored", n)
+	}
+	if len(hashPipeSlots) != cap(hashPipeSlots) {
+		t.Errorf("%d of %d pipe slots held after the upload", len(hashPipeSlots), cap(hashPipeSlots))
+	}
+}
+
 // after it, QUIT ends it too, and the per-user limit counts it until then.
 func TestHashAbort(t *testing.T) {
 	bfs := blockFS{reading: make(chan struct{}, 1), release: make(chan struct{})}

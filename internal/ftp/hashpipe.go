@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"hash"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -21,6 +22,13 @@ const (
 // hashBufPool holds the pipes' buffers, so an idle server owns none.
 var hashBufPool = sync.Pool{New: func() any { b := make([]byte, hashPipeBufSize); return &b }}
 
+// hashPipeSlots bounds the pipes of the whole server, and so their
+// buffers (hashPipeBufs MiB each): a pipe only helps while a processor is
+// idle, so a pipe per processor is all that can run beside the receives;
+// further uploads hash inline, as they did before pipes, instead of each
+// holding 3 MiB (100 uploads at once would hold 300 MiB).
+var hashPipeSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
 // hashPipe computes digests of data handed to it in its buffers.
 type hashPipe struct {
 	names []string
@@ -30,16 +38,29 @@ type hashPipe struct {
 	done  chan struct{}
 	stop  atomic.Bool // an abandoned pipe skips its queued buffers
 	ended bool
+	slots chan struct{} // holds one of these slots, given back by end
 }
 
-// newHashPipe hashes by the given algorithms (indexes in hashAlgos).
-func newHashPipe(algos []int) *hashPipe {
+// newHashPipe hashes by the given algorithms (indexes in hashAlgos). It
+// returns nil when the server's pipes are all in use: the caller hashes
+// inline then.
+func newHashPipe(algos []int) *hashPipe { return newHashPipeIn(hashPipeSlots, algos) }
+
+// newHashPipeIn is newHashPipe with the slots of slots.
+func newHashPipeIn(slots chan struct{}, algos []int) *hashPipe {
+	select {
+	case slots <- struct{}{}:
+	default:
+		return nil
+	}
 	names := make([]string, len(algos))
 	hs := make([]hash.Hash, len(algos))
 	for i, a := range algos {
 		names[i], hs[i] = hashAlgos[a].name, hashAlgos[a].new()
 	}
-	return newHashPipeOf(names, hs)
+	p := newHashPipeOf(names, hs)
+	p.slots = slots
+	return p
 }
 
 // newHashPipeOf starts a pipe feeding hs, whose digests sums names by
@@ -96,6 +117,9 @@ func (p *hashPipe) end(abandon bool) {
 	<-p.done
 	for range hashPipeBufs {
 		hashBufPool.Put(<-p.free)
+	}
+	if p.slots != nil {
+		<-p.slots
 	}
 }
 

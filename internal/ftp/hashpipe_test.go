@@ -313,3 +313,31 @@ func (w *countWriter) Write(p []byte) (int, error) {
 	w.writes++
 	return len(p), nil
 }
+
+// TestHashPipeSlots: pipes beyond the server's slots are not made (the
+// upload hashes inline), and a pipe's end gives its slot back, once.
+func TestHashPipeSlots(t *testing.T) {
+	slots := make(chan struct{}, 2)
+	a, b := newHashPipeIn(slots, []int{0}), newHashPipeIn(slots, []int{0})
+	if a == nil || b == nil {
+		t.Fatal("a pipe was refused while slots were free")
+	}
+	if p := newHashPipeIn(slots, []int{0}); p != nil {
+		p.end(true)
+		t.Fatal("a third pipe was made with two slots")
+	}
+	a.end(true)
+	a.end(true) // idempotent: the slot is given back once
+	if len(slots) != 1 {
+		t.Fatalf("%d slots held after one of two pipes ended, want 1", len(slots))
+	}
+	c := newHashPipeIn(slots, []int{0})
+	if c == nil {
+		t.Fatal("no pipe after one ended")
+	}
+	b.sums()
+	c.sums()
+	if len(slots) != 0 {
+		t.Errorf("%d slots held after every pipe ended", len(slots))
+	}
+}
