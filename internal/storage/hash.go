@@ -59,18 +59,8 @@ type HashSetter interface {
 // HashStoreOf returns the HashStore of fsys, or of the FS under its
 // wrappers (Unwrap() FS), or nil when there is none.
 func HashStoreOf(fsys FS) HashStore {
-	v := any(fsys)
-	for v != nil {
-		switch w := v.(type) {
-		case HashStore:
-			return w
-		case interface{ Unwrap() FS }:
-			v = w.Unwrap()
-		default:
-			v = nil
-		}
-	}
-	return nil
+	hs, _ := capabilityOf[HashStore](fsys)
+	return hs
 }
 
 // StoredHash asks HashStoreOf(fsys) for a stored digest of name; a backend

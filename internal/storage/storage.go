@@ -133,18 +133,27 @@ type UploadStater interface {
 // fsys or of the FS under its wrappers (Unwrap() FS, whose Stat passes
 // through), or else with fsys.Stat.
 func StatUpload(ctx context.Context, fsys FS, name vpath.Path) (fs.FileInfo, error) {
-	v := any(fsys)
-	for v != nil {
-		switch w := v.(type) {
-		case UploadStater:
-			return w.StatUpload(ctx, name)
-		case interface{ Unwrap() FS }:
-			v = w.Unwrap()
-		default:
-			v = nil
-		}
+	if us, ok := capabilityOf[UploadStater](fsys); ok {
+		return us.StatUpload(ctx, name)
 	}
 	return fsys.Stat(ctx, name)
+}
+
+// capabilityOf returns v as a T, or the first FS under v's wrappers
+// (Unwrap() FS) that is one.
+func capabilityOf[T any](v any) (T, bool) {
+	for v != nil {
+		if c, ok := v.(T); ok {
+			return c, true
+		}
+		w, ok := v.(interface{ Unwrap() FS })
+		if !ok {
+			break
+		}
+		v = w.Unwrap()
+	}
+	var zero T
+	return zero, false
 }
 
 // NoReplaceRenamer is an optional FS capability: RenameNoReplace renames
