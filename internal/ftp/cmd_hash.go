@@ -325,35 +325,49 @@ func (s *session) uploadHashes() []int {
 	return []int{algoSHA256, algoCRC32, s.hash.algo}
 }
 
+// digests are running hashes of an upload by several algorithms.
+type digests struct {
+	names []string
+	hs    []hash.Hash
+}
+
+// newDigests starts hashes of the given algorithms (indexes in hashAlgos).
+func newDigests(algos []int) digests {
+	d := digests{names: make([]string, len(algos)), hs: make([]hash.Hash, len(algos))}
+	for i, a := range algos {
+		d.names[i], d.hs[i] = hashAlgos[a].name, hashAlgos[a].new()
+	}
+	return d
+}
+
+func (d digests) write(p []byte) {
+	for _, h := range d.hs {
+		h.Write(p)
+	}
+}
+
+// sums returns the digests by algorithm name.
+func (d digests) sums() map[string][]byte {
+	out := make(map[string][]byte, len(d.hs))
+	for i, h := range d.hs {
+		out[d.names[i]] = h.Sum(nil)
+	}
+	return out
+}
+
 // hashWriter writes to w and feeds what w took to the digests.
 type hashWriter struct {
-	w     io.Writer
-	algos []int
-	hs    []hash.Hash
+	w io.Writer
+	digests
 }
 
 // newHashWriter hashes what goes to w by the given algorithms.
 func newHashWriter(w io.Writer, algos []int) *hashWriter {
-	hw := &hashWriter{w: w, algos: algos}
-	for _, a := range algos {
-		hw.hs = append(hw.hs, hashAlgos[a].new())
-	}
-	return hw
+	return &hashWriter{w: w, digests: newDigests(algos)}
 }
 
 func (hw *hashWriter) Write(p []byte) (int, error) {
 	n, err := hw.w.Write(p)
-	for _, h := range hw.hs {
-		h.Write(p[:n])
-	}
+	hw.write(p[:n])
 	return n, err
-}
-
-// sums returns the digests by algorithm name.
-func (hw *hashWriter) sums() map[string][]byte {
-	out := make(map[string][]byte, len(hw.hs))
-	for i, h := range hw.hs {
-		out[hashAlgos[hw.algos[i]].name] = h.Sum(nil)
-	}
-	return out
 }

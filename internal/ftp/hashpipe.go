@@ -31,8 +31,7 @@ var hashPipeSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
 // hashPipe computes digests of data handed to it in its buffers.
 type hashPipe struct {
-	names []string
-	hs    []hash.Hash
+	digests
 	full  chan *[]byte // buffers to hash, in order; closed by end
 	free  chan *[]byte // buffers to receive into
 	done  chan struct{}
@@ -53,12 +52,8 @@ func newHashPipeIn(slots chan struct{}, algos []int) *hashPipe {
 	default:
 		return nil
 	}
-	names := make([]string, len(algos))
-	hs := make([]hash.Hash, len(algos))
-	for i, a := range algos {
-		names[i], hs[i] = hashAlgos[a].name, hashAlgos[a].new()
-	}
-	p := newHashPipeOf(names, hs)
+	d := newDigests(algos)
+	p := newHashPipeOf(d.names, d.hs)
 	p.slots = slots
 	return p
 }
@@ -67,11 +62,10 @@ func newHashPipeIn(slots chan struct{}, algos []int) *hashPipe {
 // the names at the same index.
 func newHashPipeOf(names []string, hs []hash.Hash) *hashPipe {
 	p := &hashPipe{
-		names: names,
-		hs:    hs,
-		full:  make(chan *[]byte, hashPipeBufs),
-		free:  make(chan *[]byte, hashPipeBufs),
-		done:  make(chan struct{}),
+		digests: digests{names: names, hs: hs},
+		full:    make(chan *[]byte, hashPipeBufs),
+		free:    make(chan *[]byte, hashPipeBufs),
+		done:    make(chan struct{}),
 	}
 	for range hashPipeBufs {
 		p.free <- hashBufPool.Get().(*[]byte)
@@ -84,9 +78,7 @@ func (p *hashPipe) run() {
 	defer close(p.done)
 	for b := range p.full {
 		if !p.stop.Load() {
-			for _, h := range p.hs {
-				h.Write(*b)
-			}
+			p.write(*b)
 		}
 		*b = (*b)[:cap(*b)]
 		p.free <- b
@@ -127,9 +119,5 @@ func (p *hashPipe) end(abandon bool) {
 // it, by algorithm name.
 func (p *hashPipe) sums() map[string][]byte {
 	p.end(false)
-	out := make(map[string][]byte, len(p.hs))
-	for i, h := range p.hs {
-		out[p.names[i]] = h.Sum(nil)
-	}
-	return out
+	return p.digests.sums()
 }
