@@ -14,9 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/ferryftp/ferry/internal/storage"
-	"github.com/ferryftp/ferry/internal/storage/local"
 )
 
 // idleMemSessions is how many sessions TestIdleSessionMemory holds: enough
@@ -172,18 +169,7 @@ func TestIdleSessionMemory(t *testing.T) {
 			ts := startServer(t, func(c *Site, s *Server) {
 				c.MaxSessions, c.MaxSessionsPerIP = 0, 0
 				s.Logger = slog.New(slog.DiscardHandler)
-				public := c.AnonymousRoot
-				shared, err := local.Open(public)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { shared.Close() })
-				c.Storage = storage.OpenerFunc(func(_ context.Context, root string) (storage.FS, error) {
-					if root == public {
-						return loadSharedFS{shared}, nil
-					}
-					return local.Open(root)
-				})
+				shareAnonymousRoot(t, c)
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()

@@ -209,18 +209,7 @@ func TestLoadManySessions(t *testing.T) {
 		c.LoginTimeout = 10 * time.Minute
 		c.IdleTimeout = 10 * time.Minute
 		s.Logger = slog.New(slog.DiscardHandler)
-		public := c.AnonymousRoot
-		shared, err := local.Open(public)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { shared.Close() })
-		c.Storage = storage.OpenerFunc(func(_ context.Context, root string) (storage.FS, error) {
-			if root == public {
-				return loadSharedFS{shared}, nil
-			}
-			return local.Open(root)
-		})
+		shareAnonymousRoot(t, c)
 	})
 	runtime.GC()
 	baseG, baseFD := runtime.NumGoroutine(), loadOpenFDs(t)
@@ -379,4 +368,22 @@ func TestLoadSessionStorageReleased(t *testing.T) {
 	if n < 5000 {
 		t.Errorf("held only %d sessions, not 5000: RLIMIT_NOFILE could not be raised", n)
 	}
+}
+
+// shareAnonymousRoot makes the site's anonymous sessions share one os.Root
+// of DATA/public, so that a test holding many of them keeps one descriptor
+// per session in the server's process.
+func shareAnonymousRoot(t testing.TB, c *Site) {
+	public := c.AnonymousRoot
+	shared, err := local.Open(public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shared.Close() })
+	c.Storage = storage.OpenerFunc(func(_ context.Context, root string) (storage.FS, error) {
+		if root == public {
+			return loadSharedFS{shared}, nil
+		}
+		return local.Open(root)
+	})
 }
