@@ -227,10 +227,6 @@ func (s *session) cmdCLNT(r *request) error {
 		return reply(501, "CLNT needs a client name: printable UTF-8, at most 128 bytes.")
 	}
 	s.client = name
-	// Published before the reply, so that whoever has read the 200 sees
-	// the name in SessionSnapshots (the usual publish comes after the
-	// command).
-	s.publishState()
 	s.emit(Event{Kind: KindClient, Client: name})
 	s.reply(200, "Noted.")
 	return nil

@@ -743,6 +743,9 @@ func (s *session) reply(code int, text string) {
 		return
 	}
 	s.lastCode = code
+	// Whoever has read a reply sees its command's effect in
+	// SessionSnapshots (a name from CLNT, a login, a new directory).
+	s.publishState()
 	s.out = wire.AppendReply(s.out[:0], code, text)
 	s.write(s.out)
 	if cap(s.out) > 4096 {
