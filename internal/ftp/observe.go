@@ -230,8 +230,8 @@ type sessionState struct {
 }
 
 // publishState stores a new snapshot when the session's visible state
-// changed; the session goroutine calls it before it waits for the next
-// line or transfer event.
+// changed; the session calls it before each reply and before it waits for
+// the next line or transfer event.
 func (s *session) publishState() {
 	st := sessionState{user: s.userName, client: s.client, loggedIn: s.user != nil, tls: s.tlsOn, xfer: s.xfer}
 	if st.loggedIn {
