@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParsePassiveReplies(t *testing.T) {
@@ -98,6 +99,24 @@ func TestProcTree(t *testing.T) {
 	}
 	if treeCPU(1) < 0 {
 		t.Error("negative CPU")
+	}
+	// A busy loop of 50 ms is seen by the exact count.
+	r0 := treeRuntime(pid)
+	for t0 := time.Now(); time.Since(t0) < 50*time.Millisecond; {
+	}
+	if d := treeRuntime(pid) - r0; r0 < 0 || d < 0.04 {
+		t.Errorf("treeRuntime: %v, then %v more after a 50 ms busy loop", r0, d)
+	}
+}
+
+func TestParseSchedstat(t *testing.T) {
+	if v, err := parseSchedstat([]byte("331494954 212076 46\n")); err != nil || v != 331494954 {
+		t.Errorf("parseSchedstat = %d, %v", v, err)
+	}
+	for _, bad := range []string{"", "1 2", "x 2 3", "1 2 3 4"} {
+		if _, err := parseSchedstat([]byte(bad)); err == nil {
+			t.Errorf("parseSchedstat(%q): no error", bad)
+		}
 	}
 }
 
