@@ -37,8 +37,8 @@ func TestLimitScenarios(t *testing.T) {
 		scenario string
 		metrics  []string
 	}{
-		{"limit-sendfile", []string{"sender_cpu_s", "sender_cpu_s_per_gib"}},
-		{"limit-tls", nil},
+		{"limit-sendfile", []string{"sender_cpu_s", "sender_cpu_s_per_gib", "mb_per_s_nodelay", "mb_per_s_nagle"}},
+		{"limit-tls", []string{"mb_per_s_nodelay", "mb_per_s_nagle"}},
 		{"limit-recv", []string{"mb_per_s_read-write", "mb_per_s_splice", "cpu_s_per_gib_read-write", "cpu_s_per_gib_splice"}},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
@@ -61,6 +61,11 @@ func TestLimitScenarios(t *testing.T) {
 			for _, name := range append([]string{"cpu_s", "cpu_s_per_gib"}, tc.metrics...) {
 				if v, ok := r.Metrics[name]; !ok || v < 0 {
 					t.Errorf("%s = %v (present: %v), want ≥ 0", name, v, ok)
+				}
+			}
+			if tc.scenario != "limit-recv" {
+				if m := r.Info["sender"]; m != "nodelay" && m != "nagle" {
+					t.Errorf("info.sender = %v", m)
 				}
 			}
 			switch tc.scenario {
