@@ -7,7 +7,7 @@
 # Ferry …) for BENCH_ROUNDS rounds, and prints a markdown table of medians and
 # Ferry/vsftpd ratios against the targets. In each round the limit scenarios
 # measure the machine's own ceilings beside them (a bare sendfile sender, a Go
-# TLS sender, a bare receiver; no server), and a second table puts both
+# TLS sender, a bare receiver, SHA-256 on one core; no server), and a second table puts both
 # servers against those. See docs/benchmarks.md.
 #
 # Environment (defaults in brackets):
@@ -19,8 +19,8 @@
 #   BENCH_SESSIONS_SECONDS [10] duration of one sessions run
 #   BENCH_IDLE_N ["1000 10000"] idle sessions held (two values)
 #   BENCH_SCENARIOS ["retr stor ftps-retr ftps-stor limit list sessions idle"];
-#                               limit is the three ceilings limit-sendfile,
-#                               limit-tls and limit-recv of ferry-bench, on
+#                               limit is the four ceilings limit-sendfile,
+#                               limit-tls, limit-recv and limit-sha256 of ferry-bench, on
 #                               the retr file, run once a round with the label
 #                               limit. The S3 scenarios s3-retr s3-stor s3-list
 #                               s3-small run only when named (see "S3" below)
@@ -388,11 +388,12 @@ run_s3() { # round scenario
 	tail -n 1 "$OUT/bench.log" >&2
 }
 
-# run_limits runs the three ceilings of ferry-bench (no server): sendfile and
-# TLS sending of the retr file, receiving SIZE_MB into the upload directory.
+# run_limits runs the four ceilings of ferry-bench (no server): sendfile and
+# TLS sending of the retr file, receiving SIZE_MB into the upload directory,
+# SHA-256 of SIZE_MB (what an upload hashed as it arrives can reach).
 run_limits() { # round
 	local k
-	for k in limit-sendfile limit-tls limit-recv; do
+	for k in limit-sendfile limit-tls limit-recv limit-sha256; do
 		timeout -k 10 "$xfer_limit" "$BENCH" -label limit -round "$1" -key "$k" -scenario "$k" -file "$PUB/$BIG" \
 			-size "${SIZE_MB}MiB" -dir "$PUB/upload" -tls-cert "$WORK/cert.pem" -tls-key "$WORK/key.pem" \
 			-timeout 300s >>"$RESULTS" 2>>"$OUT/bench.log" || true

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -430,4 +431,26 @@ func recvOnce(o *options, buf []byte, splice bool) (int64, float64, float64, err
 		return 0, 0, 0, fmt.Errorf("sent %d, received %d bytes, want %d", sent, g.n, o.Size)
 	}
 	return g.n, g.done.Sub(t0).Seconds(), cpu, nil
+}
+
+// runLimitSHA256 is the ceiling of an upload that is hashed while it is
+// received, as Ferry stores a binary upload's SHA-256: SHA-256 of -size
+// bytes from memory, in 1 MiB writes, in one goroutine. A stream's
+// SHA-256 is sequential, so no upload that computes it can go faster
+// than this, however many cores the rest of its work finds.
+func runLimitSHA256(o *options, r *result) error {
+	r.Addr = loopback
+	r.Desc = humanBytes(o.Size) + ", SHA-256"
+	buf := make([]byte, xferBuf)
+	fillRandom(buf)
+	h := sha256.New()
+	cpu0 := clientCPU()
+	t0 := time.Now()
+	if _, err := writeN(h, buf, o.Size); err != nil {
+		return err // a hash.Hash never fails a write
+	}
+	h.Sum(nil)
+	el := time.Since(t0).Seconds()
+	recordRate(r, o.Size, el, clientCPU()-cpu0)
+	return nil
 }

@@ -40,6 +40,7 @@ func TestLimitScenarios(t *testing.T) {
 		{"limit-sendfile", []string{"sender_cpu_s", "sender_cpu_s_per_gib", "mb_per_s_nodelay", "mb_per_s_nagle"}},
 		{"limit-tls", []string{"mb_per_s_nodelay", "mb_per_s_nagle"}},
 		{"limit-recv", []string{"mb_per_s_read-write", "mb_per_s_splice", "cpu_s_per_gib_read-write", "cpu_s_per_gib_splice"}},
+		{"limit-sha256", nil},
 	} {
 		t.Run(tc.scenario, func(t *testing.T) {
 			r := runScenario(&o, tc.scenario)
@@ -63,7 +64,7 @@ func TestLimitScenarios(t *testing.T) {
 					t.Errorf("%s = %v (present: %v), want ≥ 0", name, v, ok)
 				}
 			}
-			if tc.scenario != "limit-recv" {
+			if tc.scenario == "limit-sendfile" || tc.scenario == "limit-tls" {
 				if m := r.Info["sender"]; m != "nodelay" && m != "nagle" {
 					t.Errorf("info.sender = %v", m)
 				}

@@ -25,12 +25,16 @@
 // ceilings on loopback (limits.go): limit-sendfile and limit-tls send the
 // local -file to a client reading like retr's, plainly with sendfile(2) or
 // through Go's TLS 1.3; limit-recv receives -size bytes from a client
-// writing like stor's into a file in -dir.
+// writing like stor's into a file in -dir; limit-sha256 hashes -size bytes
+// from memory with SHA-256 on one thread, the most that an upload hashed
+// while it is received can reach.
 // Several scenarios may be given, comma separated.
 //
 // With -pid, the server's process tree is measured from /proc: CPU from
 // /proc/PID/stat (utime+stime of every live process, plus cutime+cstime for
-// reaped descendants), memory as summed PSS from /proc/PID/smaps_rollup.
+// reaped descendants), for a transfer from the exact runtime of every thread
+// (/proc/PID/task/TID/schedstat), memory as summed PSS from
+// /proc/PID/smaps_rollup.
 package main
 
 import (
@@ -57,7 +61,7 @@ func run(args []string) int {
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:2121", "server control address host:port")
 	fs.StringVar(&o.User, "user", "anonymous", "login name")
 	fs.StringVar(&o.Pass, "pass", "ferry-bench@", "password")
-	fs.StringVar(&scenario, "scenario", "", "retr|stor|ftps-retr|ftps-stor|list|sessions|idle|smallstor|limit-sendfile|limit-tls|limit-recv, comma separated")
+	fs.StringVar(&scenario, "scenario", "", "retr|stor|ftps-retr|ftps-stor|list|sessions|idle|smallstor|limit-sendfile|limit-tls|limit-recv|limit-sha256, comma separated")
 	fs.StringVar(&o.Key, "key", "", "result key for -report (default: derived from scenario and parameters)")
 	fs.StringVar(&o.Label, "label", "", "server label recorded in results (e.g. vsftpd, ferry)")
 	fs.IntVar(&o.Round, "round", 0, "round number recorded in results")
@@ -194,6 +198,8 @@ func runScenario(o *options, scenario string) result {
 		err = runLimitTLS(o, &r)
 	case "limit-recv":
 		err = runLimitRecv(o, &r)
+	case "limit-sha256":
+		err = runLimitSHA256(o, &r)
 	default:
 		err = fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -247,7 +253,7 @@ func humanLine(r result) string {
 		f("server_cpu_s_per_gib", "server %.2f CPU-s/GiB")
 		f("client_cpu_s", "client %.2f CPU-s")
 		f("final_reply_s", "226 after %.2fs")
-	case "limit-sendfile", "limit-tls", "limit-recv":
+	case "limit-sendfile", "limit-tls", "limit-recv", "limit-sha256":
 		f("mb_per_s", "%.1f MB/s")
 		f("seconds", "(%.2fs)")
 		f("sender_cpu_s_per_gib", "sender %.2f CPU-s/GiB")

@@ -90,6 +90,7 @@ var ceilingRows = []ceilingRow{
 	{row{key: "retr", metric: "mb_per_s", label: "retr MB/s", format: "%.0f", target: ratioAtLeast(0.95)}, "limit-sendfile", "mb_per_s", "limit-sendfile"},
 	{row{key: "retr", metric: "server_cpu_s_per_gib", label: "retr server CPU s/GiB", format: "%.2f"}, "limit-sendfile", "sender_cpu_s_per_gib", "limit-sendfile's sender thread"},
 	{row{key: "stor", metric: "mb_per_s", label: "stor MB/s", format: "%.0f"}, "limit-recv", "mb_per_s", "limit-recv"},
+	{row{key: "stor", metric: "mb_per_s", label: "stor MB/s", format: "%.0f"}, "limit-sha256", "mb_per_s", "limit-sha256 (Ferry hashes every upload byte)"},
 	{row{key: "ftps-retr", metric: "mb_per_s", label: "ftps-retr MB/s", format: "%.0f", target: ratioAtLeast(0.90)}, "limit-tls", "mb_per_s", "limit-tls"},
 }
 
