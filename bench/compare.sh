@@ -35,7 +35,8 @@
 #
 # S3: the s3-* scenarios compare Ferry on S3 (label ferry-s3) with a plain S3
 # client straight to the same versitygw (label s3-direct, bench/s3ceiling):
-# retr and stor of the BENCH_SIZE_MB file, MLSD of a BENCH_LIST_N-object
+# retr (and, as its ceiling, a bare relay of the GetObject to a loopback
+# client) and stor of the BENCH_SIZE_MB file, MLSD of a BENCH_LIST_N-object
 # prefix against ListObjectsV2 of it, BENCH_S3_SMALL_N uploads of 4 KiB over
 # 4 sessions against as many PutObjects over 4 goroutines. They print a
 # second table. versitygw comes from $FERRY_TOOLS or ~/.cache/ferry-tools.
@@ -363,6 +364,7 @@ run_s3() { # round scenario
 	s3-retr)
 		run ferry-s3 "$r" s3-retr "$xfer_limit" "${anon[@]}" -scenario retr -file "$BIG" -timeout 300s
 		timeout -k 10 "$xfer_limit" "${direct[@]}" -mode get -key "public/$BIG" >>"$RESULTS" 2>>"$OUT/bench.log" || true
+		timeout -k 10 "$xfer_limit" "${direct[@]}" -mode relay -key "public/$BIG" >>"$RESULTS" 2>>"$OUT/bench.log" || true
 		;;
 	s3-stor)
 		run ferry-s3 "$r" s3-stor "$xfer_limit" "${named[@]}" -scenario stor -upload ferry-bench-upload.bin \
@@ -459,7 +461,7 @@ labels=($SERVERS)
 		printf '\n### On S3: Ferry on versitygw against a plain S3 client (bench/s3ceiling)\n\n'
 		printf 'versitygw %s, posix backend in %s; Ferry with the default s3_part_size and s3_buffer_budget.\n\n' \
 			"$(vgw_version)" "$S3_DATA"
-		"$BENCH" -report "$RESULTS" -a s3-direct -b ferry-s3
+		"$BENCH" -report "$RESULTS" -a s3-direct -b ferry-s3 -limit s3-direct
 	fi
 	printf '\nLoad average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/report.md"

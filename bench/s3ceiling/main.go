@@ -4,6 +4,7 @@
 // format (label s3-direct by default), and a human line on stderr.
 //
 //	s3ceiling -endpoint http://127.0.0.1:7070 -bucket B -mode get -key public/big.bin
+//	s3ceiling ... -mode relay -key public/big.bin
 //	s3ceiling ... -mode put -size 1GiB -parts 8MiB,16MiB,64MiB -conc 1,4,8
 //	s3ceiling ... -mode list -prefix public/dir-10000/ -reps 5
 //	s3ceiling ... -mode small -n 10000 -c 4 -object-size 4096
@@ -11,7 +12,9 @@
 //	s3ceiling ... -mode fill-big -key public/big.bin -size 1GiB      (test data, no result)
 //	s3ceiling ... -mode mkbucket                                     (creates -bucket, no result)
 //
-// Modes: get (one GetObject stream; MB/s = 10^6 bytes/s), put (multipart
+// Modes: get (one GetObject stream; MB/s = 10^6 bytes/s), relay (the same
+// stream passed on to a loopback client: the ceiling of any server in
+// between; see relay), put (multipart
 // PutObject of -size from memory with every part size × concurrency given;
 // the best is the result, all are in info), list (ListObjectsV2 of the
 // prefix with delimiter "/", 1,000 keys a page, as Ferry lists a
@@ -21,6 +24,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -31,6 +35,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -40,6 +45,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -78,13 +84,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ak := fs.String("access-key", os.Getenv("AWS_ACCESS_KEY_ID"), "access key ID")
 	sk := fs.String("secret-key", os.Getenv("AWS_SECRET_ACCESS_KEY"), "secret key")
 	pathStyle := fs.Bool("path-style", true, "path-style addressing")
-	mode := fs.String("mode", "", "get|put|list|small|fill|fill-big|mkbucket")
+	mode := fs.String("mode", "", "get|relay|put|list|small|fill|fill-big|mkbucket")
 	label := fs.String("label", "s3-direct", "server label of the results")
 	rkey := fs.String("result-key", "", "result key (default s3-MODE, with get as s3-retr, put as s3-stor)")
 	round := fs.Int("round", 0, "round recorded in the results")
 	var o options
 	fs.StringVar(&o.bucket, "bucket", "", "bucket")
-	fs.StringVar(&o.key, "key", "ferry-bench/big.bin", "get, fill-big: object key; put: key to upload to (deleted after)")
+	fs.StringVar(&o.key, "key", "ferry-bench/big.bin", "get, relay, fill-big: object key; put: key to upload to (deleted after)")
 	fs.StringVar(&o.prefix, "prefix", "ferry-bench/dir/", "list, fill: key prefix; small: prefix of the objects (deleted after)")
 	size := fs.String("size", "64MiB", "put, fill-big: object size")
 	objSize := fs.String("object-size", "4KiB", "small: size of each object")
@@ -132,11 +138,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	r := result{Scenario: "s3-" + *mode, Key: *rkey, Server: *label, Round: *round, Addr: *endpoint,
 		Time: time.Now().UTC().Format(time.RFC3339), Metrics: map[string]float64{}, Info: map[string]any{}}
 	if r.Key == "" {
-		r.Key = map[string]string{"get": "s3-retr", "put": "s3-stor", "list": "s3-list", "small": "s3-small"}[*mode]
+		r.Key = map[string]string{"get": "s3-retr", "relay": "s3-relay", "put": "s3-stor", "list": "s3-list", "small": "s3-small"}[*mode]
 	}
 	switch *mode {
 	case "get":
 		err = get(ctx, c, &o, &r)
+	case "relay":
+		var raw *rawGetter
+		if u, perr := url.Parse(*endpoint); perr == nil && u.Scheme == "http" && *pathStyle {
+			raw = &rawGetter{endpoint: u, region: *region, creds: opts.Credentials}
+		}
+		err = relay(ctx, c, &o, &r, raw)
 	case "put":
 		err = put(ctx, c, &o, &r)
 	case "list":
@@ -417,4 +429,147 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// relay is the ceiling of a server that passes an object on to a client:
+// one GetObject stream copied to a loopback TCP connection, whose other end
+// reads it in 1 MiB reads as ferry-bench's retr client does, all in this
+// process. Two relays are tried and the faster counts: the SDK's body
+// copied in 256 KiB writes, as Ferry copies it, and, on a plain-HTTP
+// endpoint, a signed GET on a connection of its own whose body the kernel
+// moves to the client with splice(2), never through user memory.
+func relay(ctx context.Context, c *s3.Client, o *options, r *result, raw *rawGetter) error {
+	modes := []string{"copy"}
+	if raw != nil {
+		modes = append(modes, "splice")
+	}
+	var best float64
+	for _, mode := range modes {
+		n, el, err := relayOnce(ctx, c, o, raw, mode == "splice")
+		if err != nil {
+			return fmt.Errorf("%s: %w", mode, err)
+		}
+		rate := float64(n) / el / 1e6
+		r.Metrics["mb_per_s_"+mode] = rate
+		if rate > best {
+			best = rate
+			r.Metrics["bytes"], r.Metrics["seconds"], r.Metrics["mb_per_s"] = float64(n), el, rate
+			r.Info["relay"] = mode
+			r.Desc = humanBytes(n) + ", one GetObject relayed"
+		}
+	}
+	return nil
+}
+
+// relayOnce relays the object once and returns the bytes the client end
+// read and the seconds from the request to the client's end of file.
+func relayOnce(ctx context.Context, c *s3.Client, o *options, raw *rawGetter, splice bool) (int64, float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer ln.Close()
+	type got struct {
+		n   int64
+		err error
+	}
+	done := make(chan got, 1)
+	go func() {
+		cc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			done <- got{0, err}
+			return
+		}
+		defer cc.Close()
+		cc.SetDeadline(time.Now().Add(5 * time.Minute))
+		n, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{cc}, make([]byte, 1<<20))
+		done <- got{n, err}
+	}()
+	sc, err := ln.Accept()
+	if err != nil {
+		return 0, 0, err
+	}
+	srv := sc.(*net.TCPConn)
+	defer srv.Close()
+	srv.SetDeadline(time.Now().Add(5 * time.Minute))
+	t0 := time.Now()
+	if splice {
+		err = raw.spliceTo(ctx, srv, o.bucket, o.key)
+	} else {
+		var out *s3.GetObjectOutput
+		out, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: &o.key})
+		if err == nil {
+			_, err = io.CopyBuffer(struct{ io.Writer }{srv}, struct{ io.Reader }{out.Body}, make([]byte, 256<<10))
+			out.Body.Close()
+		}
+	}
+	if err == nil {
+		err = srv.CloseWrite()
+	}
+	if err != nil {
+		srv.Close()
+		<-done
+		return 0, 0, err
+	}
+	g := <-done
+	return g.n, time.Since(t0).Seconds(), g.err
+}
+
+// rawGetter sends signed GETs by hand, for the splice relay.
+type rawGetter struct {
+	endpoint *url.URL // http, path-style
+	region   string
+	creds    aws.CredentialsProvider
+}
+
+// emptySHA256 is the payload hash of a request without a body.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// spliceTo GETs bucket/key on a connection of its own (Connection: close)
+// and moves the body to dst: the bytes the header read buffered, then the
+// rest through TCPConn.ReadFrom, which splices from a TCP source.
+func (g *rawGetter) spliceTo(ctx context.Context, dst *net.TCPConn, bucket, key string) error {
+	u := *g.endpoint
+	u.Path = "/" + bucket + "/" + key
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Close = true
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	cr, err := g.creds.Retrieve(ctx)
+	if err != nil {
+		return err
+	}
+	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+	if err := signer.SignHTTP(ctx, cr, req, emptySHA256, "s3", g.region, time.Now()); err != nil {
+		return err
+	}
+	conn, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Minute))
+	if err := req.Write(conn); err != nil {
+		return err
+	}
+	br := bufio.NewReaderSize(conn, 4096)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || resp.ContentLength < 0 || len(resp.TransferEncoding) > 0 {
+		return fmt.Errorf("GET %s: %s, length %d, transfer encoding %q", key, resp.Status, resp.ContentLength, resp.TransferEncoding)
+	}
+	head, _ := br.Peek(br.Buffered())
+	if _, err := dst.Write(head); err != nil {
+		return err
+	}
+	rest := resp.ContentLength - int64(len(head))
+	n, err := dst.ReadFrom(io.LimitReader(conn, rest))
+	if err == nil && n != rest {
+		err = fmt.Errorf("GET %s: %d of %d body bytes", key, n+int64(len(head)), resp.ContentLength)
+	}
+	return err
 }

@@ -40,6 +40,7 @@ func TestModes(t *testing.T) {
 		want   float64
 	}{
 		{[]string{"-mode", "get", "-key", "public/big.bin"}, "s3-retr", "bytes", 6 << 20},
+		{[]string{"-mode", "relay", "-key", "public/big.bin"}, "s3-relay", "bytes", 6 << 20},
 		{[]string{"-mode", "put", "-size", "11MiB", "-parts", "5MiB,8MiB", "-conc", "1,2"}, "s3-stor", "bytes", 11 << 20},
 		{[]string{"-mode", "list", "-prefix", "public/dir-50/", "-reps", "2"}, "s3-list", "entries", 50},
 		{[]string{"-mode", "small", "-n", "30", "-c", "3", "-object-size", "1KiB"}, "s3-small", "files", 30},
@@ -50,6 +51,13 @@ func TestModes(t *testing.T) {
 		}
 		if !strings.Contains(human, tc.key) {
 			t.Errorf("%q: human line %q", tc.args, human)
+		}
+	}
+	// Both relays ran and moved every byte (a short splice is an error).
+	r, _ := call("-mode", "relay", "-key", "public/big.bin")
+	for _, m := range []string{"mb_per_s_copy", "mb_per_s_splice"} {
+		if !(r.Metrics[m] > 0) {
+			t.Errorf("relay: %s = %v", m, r.Metrics[m])
 		}
 	}
 	var out, errb bytes.Buffer

@@ -162,6 +162,7 @@ func TestReportTargets(t *testing.T) {
 {"scenario":"stor","key":"stor","server":"vsftpd","ok":true,"desc":"1 GiB, plain","metrics":{"mb_per_s":1000,"server_cpu_s_per_gib":0.6}}
 {"scenario":"stor","key":"stor","server":"ferry","ok":true,"desc":"1 GiB, plain","metrics":{"mb_per_s":1150,"server_cpu_s_per_gib":0.5}}
 {"scenario":"limit-recv","key":"limit-recv","server":"limit","ok":true,"desc":"1 GiB, to a file","metrics":{"mb_per_s":2000}}
+{"scenario":"limit-sha256","key":"limit-sha256","server":"limit","ok":true,"desc":"1 GiB, SHA-256","metrics":{"mb_per_s":1100}}
 {"scenario":"ftps-retr","key":"ftps-retr","server":"vsftpd","ok":true,"desc":"1 GiB, TLS","metrics":{"mb_per_s":600}}
 {"scenario":"ftps-retr","key":"ftps-retr","server":"ferry","ok":true,"desc":"1 GiB, TLS","metrics":{"mb_per_s":880}}
 {"scenario":"limit-tls","key":"limit-tls","server":"limit","ok":false,"error":"x","desc":"1 GiB, TLS","metrics":{}}
@@ -192,6 +193,7 @@ func TestReportTargets(t *testing.T) {
 		"| retr MB/s (1 GiB, plain) vs limit-sendfile | 1760 | 1600 | 0.91× | 1700 | 0.97× | ≥0.95× | yes |",
 		"| retr server CPU s/GiB (1 GiB, plain) vs limit-sendfile's sender thread | 0.40 | 0.60 | 1.50× | 0.50 | 1.25× | — |  |",
 		"| stor MB/s (1 GiB, plain) vs limit-recv | 2000 | 1000 | 0.50× | 1150 | 0.57× | — |  |",
+		"| stor MB/s (1 GiB, plain) vs limit-sha256 (Ferry hashes every upload byte) | 1100 | 1000 | 0.91× | 1150 | 1.05× | — |  |",
 		"| ftps-retr MB/s (1 GiB, TLS) vs limit-tls | 1000 (1/2 failed) | 600 | 0.60× | 880 | 0.88× | ≥0.9× | **no** |",
 	} {
 		if !strings.Contains(out, want) {
@@ -200,6 +202,30 @@ func TestReportTargets(t *testing.T) {
 	}
 	if strings.Contains(out, "no table row") {
 		t.Errorf("limit results listed as unknown keys:\n%s", out)
+	}
+
+	// The S3 report: s3ceiling's relay is the ceiling of Ferry's S3 retr
+	// (compare.sh gives -limit s3-direct).
+	s3 := `{"scenario":"retr","key":"s3-retr","server":"ferry-s3","ok":true,"desc":"1 GiB, plain","metrics":{"mb_per_s":1500}}
+{"scenario":"s3-get","key":"s3-retr","server":"s3-direct","ok":true,"desc":"1 GiB, one GetObject","metrics":{"mb_per_s":2500}}
+{"scenario":"s3-relay","key":"s3-relay","server":"s3-direct","ok":true,"desc":"1 GiB, one GetObject relayed","metrics":{"mb_per_s":1600}}
+`
+	s3f := filepath.Join(t.TempDir(), "s3.jsonl")
+	os.WriteFile(s3f, []byte(s3), 0o644)
+	var sb strings.Builder
+	if err := printReport(&sb, []string{s3f}, "s3-direct", "ferry-s3", "s3-direct"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| S3 retr MB/s (1 GiB, one GetObject) | 2500 | 1500 | 0.60× | ≥0.8× | **no** |",
+		"| S3 retr MB/s (1 GiB, one GetObject) vs s3ceiling's relay | 1600 | 2500 | 1.56× | 1500 | 0.94× | — |  |",
+	} {
+		if !strings.Contains(sb.String(), want) {
+			t.Errorf("S3 report lacks %q:\n%s", want, sb.String())
+		}
+	}
+	if strings.Contains(sb.String(), "no table row") {
+		t.Errorf("s3-relay listed as an unknown key:\n%s", sb.String())
 	}
 
 	// Limit results alone (BENCH_SCENARIOS=limit): the ceilings, no servers' table.

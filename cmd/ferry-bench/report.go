@@ -92,6 +92,9 @@ var ceilingRows = []ceilingRow{
 	{row{key: "stor", metric: "mb_per_s", label: "stor MB/s", format: "%.0f"}, "limit-recv", "mb_per_s", "limit-recv"},
 	{row{key: "stor", metric: "mb_per_s", label: "stor MB/s", format: "%.0f"}, "limit-sha256", "mb_per_s", "limit-sha256 (Ferry hashes every upload byte)"},
 	{row{key: "ftps-retr", metric: "mb_per_s", label: "ftps-retr MB/s", format: "%.0f", target: ratioAtLeast(0.90)}, "limit-tls", "mb_per_s", "limit-tls"},
+	// On S3 (the report with -limit s3-direct): a bare relay of one
+	// GetObject to a loopback client, what any server in between can reach.
+	{row{key: "s3-retr", metric: "mb_per_s", label: "S3 retr MB/s", format: "%.0f"}, "s3-relay", "mb_per_s", "s3ceiling's relay"},
 }
 
 // judge returns a row's target text and whether it holds for a and b (a
