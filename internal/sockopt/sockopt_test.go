@@ -1,10 +1,14 @@
 package sockopt
 
 import (
+	"bytes"
 	"crypto/tls"
+	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // pair returns the two ends of a loopback TCP connection.
@@ -71,5 +75,40 @@ func TestCoalesce(t *testing.T) {
 				t.Error("after restore: TCP_NODELAY off")
 			}
 		})
+	}
+}
+
+// TestSendFileUncorks: SendFile sends every byte of the file and leaves the
+// socket uncorked, so that what is written after it is not held back.
+func TestSendFileUncorks(t *testing.T) {
+	s, c := pair(t)
+	data := make([]byte, 3<<20+17)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "sendfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	f.Seek(0, io.SeekStart)
+	got := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(c); got <- b }()
+	n, err := SendFile(t.Context(), s, f, 5*time.Second, nil)
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("SendFile = %d, %v; want %d bytes", n, err, len(data))
+	}
+	rc, _ := s.SyscallConn()
+	var cork int
+	rc.Control(func(fd uintptr) { cork, err = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK) })
+	if err != nil || cork != 0 {
+		t.Errorf("TCP_CORK after SendFile = %d, %v; want 0", cork, err)
+	}
+	s.Close()
+	if b := <-got; !bytes.Equal(b, data) {
+		t.Fatalf("client got %d bytes, want %d", len(b), len(data))
 	}
 }
