@@ -311,10 +311,14 @@ const chunk = 256 << 10
 // goes by the poller's sendfile below, two system calls where the
 // blocking one (sockopt.SendFile) takes nine to set up and tear down.
 func copyOut(ctx context.Context, c net.Conn, src io.Reader, size int64, timeout time.Duration, lim rate.Limits, progress *atomic.Int64) (int64, error) {
-	// Full segments while the data flows; the tail leaves at once when
-	// the copy ends.
-	defer sockopt.Coalesce(c)()
-	if tc := sockopt.TCP(c); tc != nil && len(lim) == 0 && (size < 0 || size > chunk) {
+	// A bulk download sends full segments while the data flows, and the
+	// tail at once when the copy ends; one of at most a chunk has too
+	// little to coalesce to be worth the two system calls.
+	bulk := size < 0 || size > chunk
+	if bulk {
+		defer sockopt.Coalesce(c)()
+	}
+	if tc := sockopt.TCP(c); tc != nil && len(lim) == 0 && bulk {
 		if f, ok := src.(*os.File); ok {
 			return sockopt.SendFile(ctx, tc, f, timeout, func(n int64) {
 				progress.Add(n)
