@@ -92,13 +92,14 @@ func treeCPU(root int) float64 {
 // plus the cutime+cstime ticks of descendants that exited. utime and stime
 // are sampled at the timer tick (4 ms at CONFIG_HZ=250), so a transfer of
 // 0.4 s is a hundred samples of whichever thread was on the CPU then;
-// schedstat is exact. It returns -1 where schedstat is missing.
+// schedstat is exact. It returns -1 where schedstat is missing (a kernel
+// without CONFIG_SCHED_INFO) or unreadable.
 func treeRuntime(root int) float64 {
 	var ns, ticks int64
 	for _, pid := range processTree(root) {
 		st, err := readStat(pid)
 		if err != nil {
-			continue
+			continue // the process exited
 		}
 		ticks += st.cutime + st.cstime
 		dir := "/proc/" + strconv.Itoa(pid) + "/task"
@@ -106,16 +107,23 @@ func treeRuntime(root int) float64 {
 		if err != nil {
 			continue
 		}
+		read := 0
 		for _, t := range tasks {
 			b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
 			if err != nil {
-				continue // the thread exited
+				continue // the thread exited, or there is no schedstat
 			}
 			v, err := parseSchedstat(b)
 			if err != nil {
 				return -1
 			}
 			ns += v
+			read++
+		}
+		if read == 0 && len(tasks) > 0 {
+			if _, err := os.Stat(dir); err == nil {
+				return -1 // the process lives: its threads have no schedstat
+			}
 		}
 	}
 	return float64(ns)/1e9 + float64(ticks)/clockTicks
